@@ -1,0 +1,316 @@
+//! The headless command line (clap): `info`, `import`, `bench`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::backend::{self, DeviceChoice};
+use crate::bench::{self, BenchOptions};
+use crate::model::config::SPATIAL_MULTIPLE;
+use crate::model::summary::{ModelSummary, count_params, summarize};
+use crate::model::{
+    ChannelPlan, Checkpoint, Head, ImportOptions, ModelConfig, Variant, import_pytorch,
+    load_checkpoint, save_checkpoint,
+};
+use crate::report::{self, giga, megabytes, thousands};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "raagr2-lab",
+    version,
+    about = "RAAGR2-Net pruning lab: model tools for brain-tumour segmentation"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Model summary: parameters, MACs, size on disk and non-zero fraction, per block or layer.
+    Info(InfoArgs),
+    /// Convert a PyTorch state_dict (safetensors, reference key names) into a checkpoint.
+    Import(ImportArgs),
+    /// Time eval forward and one training step on the CPU backends and wgpu.
+    Bench(BenchArgs),
+}
+
+/// Which model: a checkpoint, or a fresh one of a variant, width and head.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A raagr2-lab checkpoint (.safetensors with config); omit to describe a fresh model.
+    pub checkpoint: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Variant::Base)]
+    pub variant: Variant,
+    /// Width multiplier of the full 32..512 encoder (0.25 gives 8..128).
+    #[arg(long, default_value_t = 1.0, conflicts_with = "widths")]
+    pub width: f64,
+    /// The five encoder widths, e.g. 8,16,32,64,128.
+    #[arg(long, value_delimiter = ',', num_args = 5)]
+    pub widths: Option<Vec<usize>>,
+    #[arg(long, value_enum, default_value_t = Head::Regions3)]
+    pub head: Head,
+}
+
+impl ModelArgs {
+    /// The config and weights this selects (fresh random weights without a checkpoint).
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        if let Some(path) = &self.checkpoint {
+            return Ok(load_checkpoint(path)?);
+        }
+        let config = ModelConfig::new(
+            self.variant,
+            self.head,
+            plan_from_args(self.width, &self.widths)?,
+        );
+        config.validate()?;
+        let model = config.init(&backend::cpu_device());
+        Ok(Checkpoint::from_model(&config, &model))
+    }
+}
+
+fn plan_from_args(width: f64, widths: &Option<Vec<usize>>) -> Result<ChannelPlan> {
+    if let Some(w) = widths {
+        if w.contains(&0) {
+            bail!("--widths: every encoder width must be at least 1, got {w:?}");
+        }
+        return Ok(ChannelPlan::from_encoder_widths([
+            w[0], w[1], w[2], w[3], w[4],
+        ]));
+    }
+    if !(width.is_finite() && width > 0.0 && width <= 4.0) {
+        bail!("--width must be a multiplier in (0, 4], got {width}");
+    }
+    Ok(ChannelPlan::with_width_multiplier(width))
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Input height and width for the MAC count (multiples of 16).
+    #[arg(long, default_value_t = 192)]
+    pub size: usize,
+    /// One row per convolution and batch norm instead of per block.
+    #[arg(long)]
+    pub layers: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// PyTorch state_dict saved with safetensors (e.g. `save_file(model.state_dict(), path)`).
+    pub input: PathBuf,
+    /// Where to write the checkpoint.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Variant; inferred from the key names when omitted.
+    #[arg(long, value_enum)]
+    pub variant: Option<Variant>,
+    /// Output head; inferred from final_conv's shape when omitted.
+    #[arg(long, value_enum)]
+    pub head: Option<Head>,
+    /// Width multiplier; all widths are inferred from the shapes when neither this nor --widths is given.
+    #[arg(long, conflicts_with = "widths")]
+    pub width: Option<f64>,
+    #[arg(long, value_delimiter = ',', num_args = 5)]
+    pub widths: Option<Vec<usize>>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Input height and width (multiples of 16).
+    #[arg(long, default_value_t = 192)]
+    pub size: usize,
+    /// Timed runs per measurement (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Batch size of the timed training step; 0 skips training.
+    #[arg(long, default_value_t = 2)]
+    pub train_batch: usize,
+    /// Backends to time; `all` = flex, ndarray and gpu.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub backends: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info(args) => info(args),
+        Command::Import(args) => import(args),
+        Command::Bench(args) => bench_command(args),
+    }
+}
+
+fn check_size(size: usize) -> Result<()> {
+    if size == 0 || size % SPATIAL_MULTIPLE != 0 {
+        bail!("--size must be a positive multiple of {SPATIAL_MULTIPLE}, got {size}");
+    }
+    Ok(())
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn info(args: InfoArgs) -> Result<()> {
+    check_size(args.size)?;
+    let checkpoint = args.model.checkpoint()?;
+    let model = checkpoint.build(&backend::cpu_device())?;
+    let mut summary = summarize(&checkpoint.config, &model, args.size, args.size)?;
+    if let Some(path) = &args.model.checkpoint {
+        summary.bytes_on_disk = std::fs::metadata(path)
+            .with_context(|| path.display().to_string())?
+            .len();
+    }
+    if args.json {
+        return print_json(&summary);
+    }
+    print!("{}", render_summary(&summary, args.layers));
+    Ok(())
+}
+
+/// The `info` table: one row per block (or per layer), then the totals.
+pub fn render_summary(summary: &ModelSummary, per_layer: bool) -> String {
+    let share = |macs: u64| format!("{:.1}%", 100.0 * macs as f64 / summary.macs.max(1) as f64);
+    let nz =
+        |nonzero: usize, params: usize| format!("{:.3}", nonzero as f64 / params.max(1) as f64);
+    let rows: Vec<Vec<String>> = if per_layer {
+        summary
+            .layers
+            .iter()
+            .map(|l| {
+                vec![
+                    l.name.clone(),
+                    format!("{} {:?}", l.kind, l.shape),
+                    thousands(l.params as u64),
+                    giga(l.macs),
+                    share(l.macs),
+                    nz(l.nonzero, l.params),
+                ]
+            })
+            .collect()
+    } else {
+        summary
+            .blocks
+            .iter()
+            .map(|b| {
+                vec![
+                    b.name.clone(),
+                    thousands(b.params as u64),
+                    giga(b.macs),
+                    share(b.macs),
+                    nz(b.nonzero, b.params),
+                ]
+            })
+            .collect()
+    };
+    let mut out = format!(
+        "model: {}\ninput: {}x{}x{}x{} (MACs count convolutions only)\n\n",
+        summary.model, summary.input[0], summary.input[1], summary.input[2], summary.input[3]
+    );
+    let headers: &[&str] = if per_layer {
+        &["layer", "shape", "params", "MACs", "MAC share", "non-zero"]
+    } else {
+        &["block", "params", "MACs", "MAC share", "non-zero"]
+    };
+    out.push_str(&report::table(headers, &rows));
+    out.push_str(&format!(
+        "\ntotal: {} params, {} MACs, {} on disk, non-zero fraction {:.4}\n",
+        thousands(summary.params as u64),
+        giga(summary.macs),
+        megabytes(summary.bytes_on_disk),
+        summary.nonzero_fraction
+    ));
+    out
+}
+
+#[derive(Serialize)]
+struct ImportReport<'a> {
+    input: &'a PathBuf,
+    output: &'a PathBuf,
+    config: &'a ModelConfig,
+    params: usize,
+    tensors: usize,
+}
+
+fn import(args: ImportArgs) -> Result<()> {
+    let plan = match (&args.widths, args.width) {
+        (None, None) => None,
+        (widths, width) => Some(plan_from_args(width.unwrap_or(1.0), widths)?),
+    };
+    let options = ImportOptions {
+        variant: args.variant,
+        head: args.head,
+        plan,
+    };
+    let checkpoint = import_pytorch(&args.input, &options)?;
+    save_checkpoint(&args.output, &checkpoint)?;
+    let model = checkpoint.build(&backend::cpu_device())?;
+    let report = ImportReport {
+        input: &args.input,
+        output: &args.output,
+        config: &checkpoint.config,
+        params: count_params(&model),
+        tensors: checkpoint.weights.len(),
+    };
+    if args.json {
+        return print_json(&report);
+    }
+    println!(
+        "imported {} -> {}\nmodel: {}\n{} tensors, {} params",
+        args.input.display(),
+        args.output.display(),
+        checkpoint.config.describe(),
+        report.tensors,
+        thousands(report.params as u64)
+    );
+    Ok(())
+}
+
+fn parse_backends(names: &[String]) -> Result<Vec<DeviceChoice>> {
+    let mut out = Vec::new();
+    for name in names {
+        match name.as_str() {
+            "all" => out.extend([DeviceChoice::Flex, DeviceChoice::Ndarray, DeviceChoice::Gpu]),
+            "cpu" | "flex" => out.push(DeviceChoice::Flex),
+            "ndarray" => out.push(DeviceChoice::Ndarray),
+            "gpu" | "wgpu" => out.push(DeviceChoice::Gpu),
+            other => bail!("unknown backend {other:?}: use flex, ndarray, gpu or all"),
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+fn bench_command(args: BenchArgs) -> Result<()> {
+    check_size(args.size)?;
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let checkpoint = args.model.checkpoint()?;
+    let options = BenchOptions {
+        config: checkpoint.config.clone(),
+        height: args.size,
+        width: args.size,
+        runs: args.runs,
+        train_batch: args.train_batch,
+        backends: parse_backends(&args.backends)?,
+    };
+    let report = bench::run_bench(&options, |step| eprintln!("bench: {step}"));
+    if args.json {
+        return print_json(&report);
+    }
+    print!("{}", bench::render(&report));
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! raagr2-lab: an interactive pruning lab for RAAGR2-Net brain-tumour segmentation.
+
+pub mod backend;
+pub mod bench;
+pub mod cli;
+pub mod model;
+pub mod report;
+pub mod train;

@@ -1,0 +1,312 @@
+//! Checkpoint files: the project's own (safetensors weights + model config JSON in its metadata)
+//! and PyTorch state_dicts saved as safetensors, with the config given or inferred from shapes.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use super::ModelError;
+use super::config::{ChannelPlan, DecoderPlan, EncoderPlan, Head, ModelConfig, Variant};
+use super::net::Raagr2Net;
+use super::weights::{HostTensor, WeightMap, export_weights, import_weights};
+
+/// Metadata key holding the model config JSON inside our checkpoints.
+pub const CONFIG_METADATA_KEY: &str = "raagr2.config";
+/// Metadata key naming the file format and its version.
+pub const FORMAT_METADATA_KEY: &str = "format";
+pub const FORMAT_NAME: &str = "raagr2-lab-checkpoint/1";
+
+/// A model's config together with its weights, as stored on disk.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub config: ModelConfig,
+    pub weights: WeightMap,
+}
+
+impl Checkpoint {
+    pub fn from_model(config: &ModelConfig, model: &Raagr2Net) -> Checkpoint {
+        Checkpoint {
+            config: config.clone(),
+            weights: export_weights(model),
+        }
+    }
+
+    /// Builds the model on `device` and loads the weights, checking every key and shape.
+    pub fn build(&self, device: &Device) -> Result<Raagr2Net, ModelError> {
+        self.config.validate()?;
+        import_weights(self.config.init(device), &self.weights, device)
+    }
+
+    /// The checkpoint as safetensors bytes (what [`save_checkpoint`] writes).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        let bytes: Vec<(&String, Vec<u8>, &Vec<usize>)> = self
+            .weights
+            .iter()
+            .map(|(k, t)| {
+                (
+                    k,
+                    t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    &t.shape,
+                )
+            })
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(k, data, shape)| {
+                let view = TensorView::new(Dtype::F32, shape.to_vec(), data)
+                    .map_err(|e| ModelError::Format(format!("tensor {k}: {e}")))?;
+                Ok(((*k).clone(), view))
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let metadata = HashMap::from([
+            (CONFIG_METADATA_KEY.to_string(), self.config.to_json()),
+            (FORMAT_METADATA_KEY.to_string(), FORMAT_NAME.to_string()),
+        ]);
+        safetensors::serialize(views, Some(metadata))
+            .map_err(|e| ModelError::Format(format!("serialising safetensors: {e}")))
+    }
+}
+
+/// Writes a checkpoint atomically: a temporary file beside the target, then a rename, so an
+/// interrupted save never leaves a half-written checkpoint in place of a good one.
+pub fn save_checkpoint(path: &Path, checkpoint: &Checkpoint) -> Result<(), ModelError> {
+    let bytes = checkpoint.to_bytes()?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary sibling of `path`, syncs it, then renames it over `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    let io = |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = temp_sibling(path);
+    let result = (|| {
+        use std::io::Write;
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Loads one of our checkpoints (weights + config). A PyTorch file without our config metadata
+/// is refused with a hint to use `import`.
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelError> {
+    let bytes = read_file(path)?;
+    let (weights, metadata) = parse_safetensors(path, &bytes)?;
+    let Some(json) = metadata.get(CONFIG_METADATA_KEY) else {
+        return Err(ModelError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: "no model config in its metadata: this is not a raagr2-lab checkpoint \
+                     (for a PyTorch state_dict, use `raagr2-lab import`)"
+                .into(),
+        });
+    };
+    let config = ModelConfig::from_json(json).map_err(|e| ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(Checkpoint { config, weights })
+}
+
+/// What the user fixed on the command line when importing; the rest is inferred from shapes.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub variant: Option<Variant>,
+    pub head: Option<Head>,
+    pub plan: Option<ChannelPlan>,
+}
+
+/// Reads a PyTorch state_dict saved as safetensors and turns it into a checkpoint, checking
+/// every key and shape against the model the config describes.
+pub fn import_pytorch(path: &Path, options: &ImportOptions) -> Result<Checkpoint, ModelError> {
+    let bytes = read_file(path)?;
+    let (weights, _) = parse_safetensors(path, &bytes)?;
+    let in_file = |e: ModelError| ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let variant = match options.variant {
+        Some(v) => v,
+        None => infer_variant(&weights).map_err(in_file)?,
+    };
+    let head = match options.head {
+        Some(h) => h,
+        None => infer_head(&weights).map_err(in_file)?,
+    };
+    let plan = match &options.plan {
+        Some(p) => p.clone(),
+        None => infer_plan(&weights, variant).map_err(in_file)?,
+    };
+    let config = ModelConfig::new(variant, head, plan);
+    config.validate().map_err(in_file)?;
+    let checkpoint = Checkpoint { config, weights };
+    // Building on the CPU proves every key and shape before anything is written.
+    checkpoint
+        .build(&crate::backend::cpu_device())
+        .map_err(in_file)?;
+    Ok(checkpoint)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
+    fs::read(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// All tensors of a safetensors file converted to f32, and its metadata.
+fn parse_safetensors(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(WeightMap, HashMap<String, String>), ModelError> {
+    let bad = |reason: String| ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let tensors = SafeTensors::deserialize(bytes)
+        .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
+    let mut weights = WeightMap::new();
+    for (name, view) in tensors.tensors() {
+        let values = to_f32(view.dtype(), view.data()).ok_or_else(|| {
+            bad(format!(
+                "tensor {name} has dtype {:?}; expected a float type",
+                view.dtype()
+            ))
+        })?;
+        weights.insert(name, HostTensor::new(view.shape().to_vec(), values));
+    }
+    Ok((weights, metadata))
+}
+
+fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    let values = match dtype {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        _ => return None,
+    };
+    Some(values)
+}
+
+/// Which encoder a state_dict holds, from the key names of its first level.
+pub fn infer_variant(weights: &WeightMap) -> Result<Variant, ModelError> {
+    if weights.contains_key("enc1.conv1_1.0.weight") {
+        Ok(Variant::Base)
+    } else if weights.contains_key("enc1.dw_near.weight") {
+        Ok(Variant::PairedShared)
+    } else if weights.contains_key("enc1.dw.weight") {
+        Ok(Variant::DepthwiseShared)
+    } else {
+        Err(ModelError::InvalidConfig(
+            "cannot tell the variant: none of enc1.conv1_1.0.weight, enc1.dw.weight, \
+             enc1.dw_near.weight is present (give --variant)"
+                .into(),
+        ))
+    }
+}
+
+fn infer_head(weights: &WeightMap) -> Result<Head, ModelError> {
+    let shape = &dim_of(weights, "final_conv.weight", 4)?;
+    Head::from_classes(shape[0]).ok_or_else(|| {
+        ModelError::InvalidConfig(format!(
+            "final_conv.weight has {} output channels; supported heads have 3 or 5",
+            shape[0]
+        ))
+    })
+}
+
+fn dim_of(weights: &WeightMap, key: &str, rank: usize) -> Result<Vec<usize>, ModelError> {
+    match weights.get(key) {
+        Some(t) if t.shape.len() == rank => Ok(t.shape.clone()),
+        Some(t) => Err(ModelError::ShapeMismatch {
+            key: key.into(),
+            found: t.shape.clone(),
+            expected: vec![0; rank],
+        }),
+        None => Err(ModelError::MissingKey {
+            key: key.into(),
+            expected: vec![],
+        }),
+    }
+}
+
+/// Reads every group width off the weight shapes (output channels of the defining conv).
+pub fn infer_plan(weights: &WeightMap, variant: Variant) -> Result<ChannelPlan, ModelError> {
+    let out_of = |key: &str| dim_of(weights, key, 4).map(|s| s[0]);
+    let mut encoders = Vec::with_capacity(5);
+    let mut in_width = super::config::INPUT_CHANNELS;
+    for level in 1..=5 {
+        let p = format!("enc{level}");
+        let (branches, dw_mult) = if variant == Variant::Base {
+            let grouped = [
+                out_of(&format!("{p}.conv1_1.0.weight"))?,
+                out_of(&format!("{p}.conv2_1.0.weight"))?,
+            ];
+            let branches = [
+                out_of(&format!("{p}.conv1_1.1.weight"))?,
+                out_of(&format!("{p}.conv2_1.1.weight"))?,
+                out_of(&format!("{p}.conv3_1.0.weight"))?,
+                out_of(&format!("{p}.conv4_1.0.weight"))?,
+            ];
+            (branches, grouped.map(|g| (g / in_width).max(1)))
+        } else {
+            let mut branches = [0; 4];
+            for (i, b) in branches.iter_mut().enumerate() {
+                *b = out_of(&format!("{p}.branches.{i}.pw.0.weight"))?;
+            }
+            (branches, [1, 1])
+        };
+        let out = out_of(&format!("{p}.final_conv.0.weight"))?;
+        encoders.push(EncoderPlan {
+            branches,
+            out,
+            dw_mult,
+        });
+        in_width = out;
+    }
+    let mut decoders = Vec::with_capacity(4);
+    for level in 2..=5 {
+        decoders.push(DecoderPlan {
+            up: out_of(&format!("up{level}.up.1.weight"))?,
+            att: out_of(&format!("att{level}.W_g.0.weight"))?,
+            rec: out_of(&format!("dec{level}.conv1x1.weight"))?,
+        });
+    }
+    Ok(ChannelPlan { encoders, decoders })
+}

@@ -1,0 +1,266 @@
+//! Decoder level: UpConv, attention gate and RRCNN block (R2U-Net recurrent residual unit).
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Dropout, DropoutConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+use super::config::DecoderPlan;
+use super::layers::{ConvBn, LayerSite, LayerVisitor, VisitLayers, conv, key, norm};
+
+/// Bilinear x2 upsample (align_corners = true) -> 3x3 conv -> BN -> ReLU.
+/// PyTorch: `up{k}.up.1` (conv; index 0 is the Upsample), `up{k}.up.2` (BN).
+#[derive(Module, Debug)]
+pub struct UpConv {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+impl UpConv {
+    pub fn new(in_width: usize, out: usize, device: &Device) -> Self {
+        UpConv {
+            conv: conv([in_width, out], 3, 1, 1, true, device),
+            bn: norm(out, device),
+        }
+    }
+
+    /// `[B, in, H, W] -> [B, out, 2H, 2W]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(self.bn.forward(self.conv.forward(upsample2x(x))))
+    }
+}
+
+impl VisitLayers for UpConv {
+    fn visit_layers(&mut self, prefix: &str, site: LayerSite, v: &mut dyn LayerVisitor) {
+        v.conv(&key(prefix, "up.1"), &mut self.conv, site);
+        v.norm(&key(prefix, "up.2"), &mut self.bn, site);
+    }
+}
+
+/// Bilinear x2 upsample with align_corners = true: `[B, C, H, W] -> [B, C, 2H, 2W]`.
+///
+/// Inference uses burn's interpolate kernel. On autodiff devices the same linear map is applied
+/// as two matrix products, because burn's CubeCL (wgpu) backends have no bilinear-interpolate
+/// backward; the matmul form differentiates on every backend and gives the same values.
+pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    if !x.device().is_autodiff() {
+        let options = InterpolateOptions::new(InterpolateMode::Bilinear)
+            .with_align_corners(true)
+            .with_output_size([2 * h, 2 * w]);
+        return interpolate(x, options);
+    }
+    let device = x.device();
+    let along_w = x
+        .reshape([b * c * h, w])
+        .matmul(interpolation_matrix(w, &device));
+    let along_w = along_w.reshape([b, c, h, 2 * w]).swap_dims(2, 3);
+    let along_h = along_w
+        .reshape([b * c * 2 * w, h])
+        .matmul(interpolation_matrix(h, &device));
+    along_h.reshape([b, c, 2 * w, 2 * h]).swap_dims(2, 3)
+}
+
+/// `[n, 2n]` matrix M with `out = in @ M` the 1-D linear x2 upsample (align_corners = true):
+/// output j samples source position `j * (n - 1) / (2n - 1)`.
+fn interpolation_matrix(n: usize, device: &Device) -> Tensor<2> {
+    let out = 2 * n;
+    let mut m = vec![0.0f32; n * out];
+    for j in 0..out {
+        let src = if n == 1 {
+            0.0
+        } else {
+            j as f64 * (n - 1) as f64 / (out - 1) as f64
+        };
+        let lo = (src.floor() as usize).min(n - 1);
+        let hi = (lo + 1).min(n - 1);
+        let frac = (src - lo as f64) as f32;
+        m[lo * out + j] += 1.0 - frac;
+        m[hi * out + j] += frac;
+    }
+    Tensor::from_data(TensorData::new(m, [n, out]), device)
+}
+
+/// Attention gate (Oktay 2018): psi = sigmoid(BN(conv(ReLU(W_g g + W_x s)))), one gate value per
+/// skip channel; returns s * psi. PyTorch: `att{k}.W_g`, `att{k}.W_x`, `att{k}.psi`.
+#[derive(Module, Debug)]
+pub struct AttentionGate {
+    pub w_g: ConvBn,
+    pub w_x: ConvBn,
+    pub psi: ConvBn,
+}
+
+impl AttentionGate {
+    pub fn new(gate_width: usize, skip_width: usize, inter: usize, device: &Device) -> Self {
+        AttentionGate {
+            w_g: ConvBn::new([gate_width, inter], 1, 1, true, device),
+            w_x: ConvBn::new([skip_width, inter], 1, 1, true, device),
+            psi: ConvBn::new([inter, skip_width], 1, 1, true, device),
+        }
+    }
+
+    /// g: `[B, G, H, W]`, skip: `[B, C, H, W]` -> gated skip `[B, C, H, W]`
+    pub fn forward(&self, g: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
+        let joint = relu(self.w_g.forward_linear(g) + self.w_x.forward_linear(skip.clone()));
+        let psi = sigmoid(self.psi.forward_linear(joint));
+        skip * psi
+    }
+}
+
+impl VisitLayers for AttentionGate {
+    fn visit_layers(&mut self, prefix: &str, site: LayerSite, v: &mut dyn LayerVisitor) {
+        self.w_g.visit_layers(&key(prefix, "W_g"), site, v);
+        self.w_x.visit_layers(&key(prefix, "W_x"), site, v);
+        self.psi.visit_layers(&key(prefix, "psi"), site, v);
+    }
+}
+
+/// The conv unit f of a recurrent block: depthwise 3x3 -> 1x1 -> BN -> ReLU.
+/// PyTorch: `recblock{j}.conv.conv.{0,1,2}`.
+#[derive(Module, Debug)]
+pub struct RecurrentUnit {
+    pub depthwise: Conv2d,
+    pub pointwise: Conv2d,
+    pub bn: BatchNorm,
+}
+
+/// Recurrence steps of the recurrent block (t = 2: f runs three times).
+const RECURRENCE_T: usize = 2;
+
+impl RecurrentUnit {
+    pub fn new(width: usize, device: &Device) -> Self {
+        RecurrentUnit {
+            depthwise: conv([width, width], 3, 1, width, true, device),
+            pointwise: conv([width, width], 1, 1, 1, true, device),
+            bn: norm(width, device),
+        }
+    }
+
+    fn f(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(
+            self.bn
+                .forward(self.pointwise.forward(self.depthwise.forward(x))),
+        )
+    }
+
+    /// y = f(x); then t times y = f(x + y). `[B, C, H, W] -> [B, C, H, W]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut y = self.f(x.clone());
+        for _ in 0..RECURRENCE_T {
+            y = self.f(x.clone() + y);
+        }
+        y
+    }
+
+    fn visit_named(&mut self, prefix: &str, site: LayerSite, v: &mut dyn LayerVisitor) {
+        let site = site.times(RECURRENCE_T + 1);
+        v.conv(&key(prefix, "conv.conv.0"), &mut self.depthwise, site);
+        v.conv(&key(prefix, "conv.conv.1"), &mut self.pointwise, site);
+        v.norm(&key(prefix, "conv.conv.2"), &mut self.bn, site);
+    }
+}
+
+/// RRCNN block: x0 = 1x1 conv(in -> out); output x0 + R2(R1(dropout(x0))).
+/// PyTorch: `dec{k}.conv1x1`, `dec{k}.recblock1`, `dec{k}.recblock2`.
+#[derive(Module, Debug)]
+pub struct Rrcnn {
+    pub conv1x1: Conv2d,
+    pub rec1: RecurrentUnit,
+    pub rec2: RecurrentUnit,
+    pub dropout: Dropout,
+}
+
+impl Rrcnn {
+    pub fn new(in_width: usize, out: usize, dropout: f64, device: &Device) -> Self {
+        Rrcnn {
+            conv1x1: conv([in_width, out], 1, 1, 1, true, device),
+            rec1: RecurrentUnit::new(out, device),
+            rec2: RecurrentUnit::new(out, device),
+            dropout: DropoutConfig::new(dropout).init(),
+        }
+    }
+
+    /// `[B, in, H, W] -> [B, out, H, W]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x0 = self.conv1x1.forward(x);
+        let r = self
+            .rec2
+            .forward(self.rec1.forward(self.dropout.forward(x0.clone())));
+        x0 + r
+    }
+}
+
+impl VisitLayers for Rrcnn {
+    fn visit_layers(&mut self, prefix: &str, site: LayerSite, v: &mut dyn LayerVisitor) {
+        v.conv(&key(prefix, "conv1x1"), &mut self.conv1x1, site);
+        self.rec1.visit_named(&key(prefix, "recblock1"), site, v);
+        self.rec2.visit_named(&key(prefix, "recblock2"), site, v);
+    }
+}
+
+/// One decoder level: g = UpConv(deep); gated = Att(g, skip); RRCNN(concat[gated, g]).
+#[derive(Module, Debug)]
+pub struct DecoderLevel {
+    pub up: UpConv,
+    pub att: AttentionGate,
+    pub rrcnn: Rrcnn,
+}
+
+impl DecoderLevel {
+    pub fn new(
+        deep_width: usize,
+        skip_width: usize,
+        plan: &DecoderPlan,
+        dropout: f64,
+        device: &Device,
+    ) -> Self {
+        DecoderLevel {
+            up: UpConv::new(deep_width, plan.up, device),
+            att: AttentionGate::new(plan.up, skip_width, plan.att, device),
+            rrcnn: Rrcnn::new(skip_width + plan.up, plan.rec, dropout, device),
+        }
+    }
+
+    /// deep: `[B, D, H/2, W/2]`, skip: `[B, C, H, W]` -> `[B, rec, H, W]`
+    pub fn forward(&self, deep: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
+        let g = self.up.forward(deep);
+        let gated = self.att.forward(g.clone(), skip);
+        self.rrcnn.forward(Tensor::cat(vec![gated, g], 1))
+    }
+
+    /// Visits with the PyTorch level number `k` (2..=5).
+    pub fn visit(&mut self, k: usize, site: LayerSite, v: &mut dyn LayerVisitor) {
+        self.up.visit_layers(&format!("up{k}"), site, v);
+        self.att.visit_layers(&format!("att{k}"), site, v);
+        self.rrcnn.visit_layers(&format!("dec{k}"), site, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn matmul_upsample_matches_the_interpolate_kernel() {
+        let device = crate::backend::cpu_device();
+        let x = Tensor::<4>::random([2, 3, 5, 4], Distribution::Normal(0.0, 1.0), &device);
+        let kernel = upsample2x(x.clone())
+            .into_data()
+            .try_to_vec_as::<f32>()
+            .unwrap();
+        let x_ad = Tensor::<4>::from_data(x.into_data(), &device.clone().autodiff());
+        let up = upsample2x(x_ad);
+        assert_eq!(up.dims(), [2, 3, 10, 8]);
+        let matmul = up.into_data().try_to_vec_as::<f32>().unwrap();
+        let diff = kernel
+            .iter()
+            .zip(&matmul)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "max difference {diff}");
+    }
+}

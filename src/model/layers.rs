@@ -1,0 +1,113 @@
+//! Building blocks shared by the encoder and decoder, and the named-layer visitor that maps them to
+//! PyTorch key names (for weight I/O, pruning and per-layer metrics).
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// Where a layer sits and how often it runs per forward pass, for MAC counting.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerSite {
+    /// Spatial downsampling factor of the layer's output relative to the input (1, 2, 4, 8, 16).
+    pub scale: usize,
+    /// How many times the layer's kernel is applied per forward (recurrent units: 3; shared
+    /// depthwise kernels: once per dilation that uses them).
+    pub uses: usize,
+}
+
+impl LayerSite {
+    pub fn at(scale: usize) -> LayerSite {
+        LayerSite { scale, uses: 1 }
+    }
+
+    pub fn times(self, uses: usize) -> LayerSite {
+        LayerSite { uses, ..self }
+    }
+}
+
+/// Receives every convolution and batch norm of a model with its PyTorch key prefix.
+pub trait LayerVisitor {
+    fn conv(&mut self, name: &str, conv: &mut Conv2d, site: LayerSite);
+    fn norm(&mut self, name: &str, norm: &mut BatchNorm, site: LayerSite);
+}
+
+/// Modules whose layers can be walked by name.
+pub trait VisitLayers {
+    fn visit_layers(&mut self, prefix: &str, site: LayerSite, visitor: &mut dyn LayerVisitor);
+}
+
+/// Joins a key prefix and a child name the way PyTorch's state_dict does.
+pub fn key(prefix: &str, child: &str) -> String {
+    if prefix.is_empty() {
+        child.to_string()
+    } else {
+        format!("{prefix}.{child}")
+    }
+}
+
+/// A 3x3 or 1x1 convolution with "same" padding for its dilation.
+pub fn conv(
+    channels: [usize; 2],
+    kernel: usize,
+    dilation: usize,
+    groups: usize,
+    bias: bool,
+    device: &Device,
+) -> Conv2d {
+    let pad = dilation * (kernel - 1) / 2;
+    Conv2dConfig::new(channels, [kernel, kernel])
+        .with_dilation([dilation, dilation])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_groups(groups)
+        .with_bias(bias)
+        .init(device)
+}
+
+/// PyTorch's BatchNorm2d defaults (eps 1e-5, momentum 0.1).
+pub fn norm(channels: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(channels)
+        .with_epsilon(1e-5)
+        .with_momentum(0.1)
+        .init(device)
+}
+
+/// conv -> BN -> ReLU, stored as PyTorch's `nn.Sequential(conv, bn, relu)` (keys `.0`, `.1`).
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+impl ConvBn {
+    pub fn new(
+        channels: [usize; 2],
+        kernel: usize,
+        dilation: usize,
+        bias: bool,
+        device: &Device,
+    ) -> ConvBn {
+        ConvBn {
+            conv: conv(channels, kernel, dilation, 1, bias, device),
+            bn: norm(channels[1], device),
+        }
+    }
+
+    /// `[B, in, H, W] -> [B, out, H, W]`, without the activation.
+    pub fn forward_linear(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
+    }
+
+    /// `[B, in, H, W] -> [B, out, H, W]`, ReLU applied.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(self.forward_linear(x))
+    }
+}
+
+impl VisitLayers for ConvBn {
+    fn visit_layers(&mut self, prefix: &str, site: LayerSite, visitor: &mut dyn LayerVisitor) {
+        visitor.conv(&key(prefix, "0"), &mut self.conv, site);
+        visitor.norm(&key(prefix, "1"), &mut self.bn, site);
+    }
+}

@@ -1,0 +1,91 @@
+//! RAAGR2-Net (the dissertation's DLU-Net): five ReASPP3 encoder levels, four attention/RRCNN
+//! decoder levels and a 1x1 sigmoid head, built from a [`ModelConfig`].
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+
+use super::config::{ModelConfig, SPATIAL_MULTIPLE};
+use super::decoder::DecoderLevel;
+use super::encoder::Encoder;
+use super::layers::{LayerSite, LayerVisitor, VisitLayers, conv};
+
+#[derive(Module, Debug)]
+pub struct Raagr2Net {
+    pub encoders: Vec<Encoder>,
+    /// `decoders[i]` is PyTorch level i + 2 and takes its skip from `encoders[i]`.
+    pub decoders: Vec<DecoderLevel>,
+    pub head: Conv2d,
+    pub pool: MaxPool2d,
+}
+
+impl ModelConfig {
+    /// Builds the network with fresh (PyTorch-default style) weights on `device`.
+    /// The config must be valid (see [`ModelConfig::validate`]).
+    pub fn init(&self, device: &Device) -> Raagr2Net {
+        let plan = &self.plan;
+        let encoders = plan
+            .encoders
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Encoder::new(plan.encoder_in(i), e, self.variant, device))
+            .collect();
+        let decoders = plan
+            .decoders
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let skip = plan.encoders[i].out;
+                DecoderLevel::new(plan.decoder_deep_in(i), skip, d, self.dropout, device)
+            })
+            .collect();
+        let last = plan.decoders[0].rec;
+        Raagr2Net {
+            encoders,
+            decoders,
+            head: conv([last, self.head.classes()], 1, 1, 1, true, device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+        }
+    }
+}
+
+impl Raagr2Net {
+    /// `[B, 4, H, W]` (H, W multiples of 16) -> per-channel probabilities `[B, classes, H, W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        sigmoid(self.forward_logits(x))
+    }
+
+    /// `[B, 4, H, W] -> [B, classes, H, W]` before the sigmoid (training uses these for BCE).
+    pub fn forward_logits(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = x.dims();
+        debug_assert!(h % SPATIAL_MULTIPLE == 0 && w % SPATIAL_MULTIPLE == 0);
+        let mut skips: Vec<Tensor<4>> = Vec::with_capacity(self.encoders.len());
+        let mut feature = x;
+        for (i, encoder) in self.encoders.iter().enumerate() {
+            if i > 0 {
+                feature = self.pool.forward(feature);
+            }
+            feature = encoder.forward(feature);
+            skips.push(feature.clone());
+        }
+        let mut deep = skips.pop().expect("five encoder levels");
+        for (i, level) in self.decoders.iter().enumerate().rev() {
+            deep = level.forward(deep, skips[i].clone());
+        }
+        self.head.forward(deep)
+    }
+}
+
+impl VisitLayers for Raagr2Net {
+    fn visit_layers(&mut self, _prefix: &str, _site: LayerSite, v: &mut dyn LayerVisitor) {
+        for (i, encoder) in self.encoders.iter_mut().enumerate() {
+            encoder.visit_layers(&format!("enc{}", i + 1), LayerSite::at(1 << i), v);
+        }
+        for (i, level) in self.decoders.iter_mut().enumerate().rev() {
+            level.visit(i + 2, LayerSite::at(1 << i), v);
+        }
+        v.conv("final_conv", &mut self.head, LayerSite::at(1));
+    }
+}

@@ -1,0 +1,222 @@
+//! Weights as a plain map from PyTorch key names to f32 tensors, moved in and out of a model.
+//! This map is the common currency of checkpoints, PyTorch import and pruning.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use burn::module::{Param, RunningState};
+use burn::nn::BatchNorm;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+
+use super::ModelError;
+use super::layers::{LayerSite, LayerVisitor, VisitLayers, key};
+use super::net::Raagr2Net;
+
+/// A host-side f32 tensor: row-major values and their shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+impl HostTensor {
+    pub fn new(shape: Vec<usize>, values: Vec<f32>) -> HostTensor {
+        debug_assert_eq!(shape.iter().product::<usize>(), values.len());
+        HostTensor { shape, values }
+    }
+
+    fn from_tensor<const D: usize>(tensor: Tensor<D>) -> HostTensor {
+        let shape = tensor.dims().to_vec();
+        let values = tensor
+            .into_data()
+            .try_to_vec_as::<f32>()
+            .expect("model tensors are float");
+        HostTensor { shape, values }
+    }
+
+    fn to_tensor<const D: usize>(&self, device: &Device) -> Tensor<D> {
+        Tensor::from_data(
+            TensorData::new(self.values.clone(), self.shape.clone()),
+            device,
+        )
+    }
+}
+
+/// PyTorch-named weights and buffers (`enc1.conv1_1.0.weight`, `...running_var`, ...).
+pub type WeightMap = BTreeMap<String, HostTensor>;
+
+/// Keys PyTorch writes that carry no weights (BatchNorm's step counter).
+pub fn is_ignored_key(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+}
+
+/// Every weight and buffer of `model`, by PyTorch key name.
+pub fn export_weights(model: &Raagr2Net) -> WeightMap {
+    let mut exporter = Exporter::default();
+    model
+        .clone()
+        .visit_layers("", LayerSite::at(1), &mut exporter);
+    exporter.weights
+}
+
+/// The model's expected key names and shapes, without reading any values.
+pub fn expected_shapes(model: &Raagr2Net) -> BTreeMap<String, Vec<usize>> {
+    let mut lister = ShapeLister::default();
+    model
+        .clone()
+        .visit_layers("", LayerSite::at(1), &mut lister);
+    lister.shapes
+}
+
+/// Replaces every weight and buffer of `model` with the ones in `weights`. Every key the model
+/// needs must be present with exactly its shape and finite values, and no other keys may be
+/// present (PyTorch's `num_batches_tracked` is ignored).
+pub fn import_weights(
+    model: Raagr2Net,
+    weights: &WeightMap,
+    device: &Device,
+) -> Result<Raagr2Net, ModelError> {
+    let mut model = model;
+    let mut importer = Importer {
+        weights,
+        device,
+        used: BTreeSet::new(),
+        error: None,
+    };
+    model.visit_layers("", LayerSite::at(1), &mut importer);
+    if let Some(error) = importer.error {
+        return Err(error);
+    }
+    let unexpected: Vec<String> = weights
+        .keys()
+        .filter(|k| !importer.used.contains(*k) && !is_ignored_key(k))
+        .cloned()
+        .collect();
+    if !unexpected.is_empty() {
+        return Err(ModelError::UnexpectedKeys(unexpected));
+    }
+    Ok(model)
+}
+
+#[derive(Default)]
+struct Exporter {
+    weights: WeightMap,
+}
+
+impl LayerVisitor for Exporter {
+    fn conv(&mut self, name: &str, conv: &mut Conv2d, _site: LayerSite) {
+        let w = HostTensor::from_tensor(conv.weight.val());
+        self.weights.insert(key(name, "weight"), w);
+        if let Some(bias) = &conv.bias {
+            self.weights
+                .insert(key(name, "bias"), HostTensor::from_tensor(bias.val()));
+        }
+    }
+
+    fn norm(&mut self, name: &str, norm: &mut BatchNorm, _site: LayerSite) {
+        let entries = [
+            ("weight", norm.gamma.val()),
+            ("bias", norm.beta.val()),
+            ("running_mean", norm.running_mean.value()),
+            ("running_var", norm.running_var.value()),
+        ];
+        for (child, tensor) in entries {
+            self.weights
+                .insert(key(name, child), HostTensor::from_tensor(tensor));
+        }
+    }
+}
+
+#[derive(Default)]
+struct ShapeLister {
+    shapes: BTreeMap<String, Vec<usize>>,
+}
+
+impl LayerVisitor for ShapeLister {
+    fn conv(&mut self, name: &str, conv: &mut Conv2d, _site: LayerSite) {
+        self.shapes
+            .insert(key(name, "weight"), conv.weight.dims().to_vec());
+        if let Some(bias) = &conv.bias {
+            self.shapes.insert(key(name, "bias"), bias.dims().to_vec());
+        }
+    }
+
+    fn norm(&mut self, name: &str, norm: &mut BatchNorm, _site: LayerSite) {
+        let dims = norm.gamma.dims().to_vec();
+        for child in ["weight", "bias", "running_mean", "running_var"] {
+            self.shapes.insert(key(name, child), dims.clone());
+        }
+    }
+}
+
+struct Importer<'a> {
+    weights: &'a WeightMap,
+    device: &'a Device,
+    used: BTreeSet<String>,
+    error: Option<ModelError>,
+}
+
+impl Importer<'_> {
+    /// The tensor stored under `name`, checked against the shape the model expects.
+    fn take<const D: usize>(&mut self, name: String, expected: &[usize]) -> Option<Tensor<D>> {
+        if self.error.is_some() {
+            return None;
+        }
+        let Some(found) = self.weights.get(&name) else {
+            self.error = Some(ModelError::MissingKey {
+                key: name,
+                expected: expected.to_vec(),
+            });
+            return None;
+        };
+        if found.shape != expected {
+            self.error = Some(ModelError::ShapeMismatch {
+                key: name,
+                found: found.shape.clone(),
+                expected: expected.to_vec(),
+            });
+            return None;
+        }
+        if let Some(bad) = found.values.iter().find(|v| !v.is_finite()) {
+            self.error = Some(ModelError::NonFinite {
+                key: name,
+                value: *bad,
+            });
+            return None;
+        }
+        let tensor = found.to_tensor(self.device);
+        self.used.insert(name);
+        Some(tensor)
+    }
+}
+
+impl LayerVisitor for Importer<'_> {
+    fn conv(&mut self, name: &str, conv: &mut Conv2d, _site: LayerSite) {
+        let dims = conv.weight.dims();
+        if let Some(w) = self.take::<4>(key(name, "weight"), &dims) {
+            conv.weight = Param::from_tensor(w);
+        }
+        if let Some(bias) = conv.bias.as_mut() {
+            let dims = bias.dims();
+            if let Some(b) = self.take::<1>(key(name, "bias"), &dims) {
+                *bias = Param::from_tensor(b);
+            }
+        }
+    }
+
+    fn norm(&mut self, name: &str, norm: &mut BatchNorm, _site: LayerSite) {
+        let dims = norm.gamma.dims();
+        if let Some(t) = self.take::<1>(key(name, "weight"), &dims) {
+            norm.gamma = Param::from_tensor(t);
+        }
+        if let Some(t) = self.take::<1>(key(name, "bias"), &dims) {
+            norm.beta = Param::from_tensor(t);
+        }
+        if let Some(t) = self.take::<1>(key(name, "running_mean"), &dims) {
+            norm.running_mean = RunningState::new(t);
+        }
+        if let Some(t) = self.take::<1>(key(name, "running_var"), &dims) {
+            norm.running_var = RunningState::new(t);
+        }
+    }
+}

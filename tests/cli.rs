@@ -1,0 +1,145 @@
+//! The command line as users run it: JSON output matches the table, import works end to end,
+//! bad input exits non-zero naming the file.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn info_json_and_table_agree() {
+    let json_out = run(&[
+        "info",
+        "--width",
+        "0.25",
+        "--head",
+        "reference5",
+        "--size",
+        "64",
+        "--json",
+    ]);
+    assert!(json_out.status.success(), "{}", stderr(&json_out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&json_out)).unwrap();
+    assert_eq!(summary["params"], 569_429);
+    let macs = summary["macs"].as_u64().unwrap();
+    assert!(macs > 0);
+    let block_params: u64 = summary["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["params"].as_u64().unwrap())
+        .sum();
+    assert_eq!(block_params, 569_429);
+
+    let table = run(&[
+        "info",
+        "--width",
+        "0.25",
+        "--head",
+        "reference5",
+        "--size",
+        "64",
+    ]);
+    assert!(table.status.success());
+    let text = stdout(&table);
+    assert!(text.contains("569,429 params"), "{text}");
+    assert!(
+        text.contains(&format!("{:.1} M MACs", macs as f64 / 1e6)),
+        "{text}"
+    );
+}
+
+#[test]
+fn import_then_info_on_the_checkpoint() {
+    let dir = common::scratch_dir("cli-import");
+    let out_path = dir.join("w8.safetensors");
+    let fixture = common::fixture("dlunet_w8.safetensors");
+    let imported = run(&[
+        "import",
+        fixture.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&imported)).unwrap();
+    assert_eq!(report["params"], 569_429);
+    assert_eq!(report["config"]["head"], "reference5");
+
+    let info = run(&["info", out_path.to_str().unwrap(), "--json"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&info)).unwrap();
+    assert_eq!(summary["params"], 569_429);
+    let on_disk = std::fs::metadata(&out_path).unwrap().len();
+    assert_eq!(summary["bytes_on_disk"].as_u64().unwrap(), on_disk);
+}
+
+#[test]
+fn bad_inputs_exit_non_zero_and_name_the_problem() {
+    let missing = run(&["info", "no/such/model.safetensors"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("no/such/model.safetensors"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let json = common::fixture("dlunet_w8.json");
+    let not_safetensors = run(&[
+        "import",
+        json.to_str().unwrap(),
+        "-o",
+        "/tmp/never-written.safetensors",
+    ]);
+    assert!(!not_safetensors.status.success());
+    assert!(
+        stderr(&not_safetensors).contains("dlunet_w8.json"),
+        "{}",
+        stderr(&not_safetensors)
+    );
+    assert!(!std::path::Path::new("/tmp/never-written.safetensors").exists());
+
+    let bad_size = run(&["info", "--size", "100"]);
+    assert!(!bad_size.status.success());
+    assert!(stderr(&bad_size).contains("multiple of 16"));
+
+    let bad_width = run(&["info", "--width", "-1"]);
+    assert!(!bad_width.status.success());
+}
+
+#[test]
+fn bench_json_reports_a_forward_timing() {
+    let out = run(&[
+        "bench",
+        "--width",
+        "0.0625",
+        "--size",
+        "32",
+        "--runs",
+        "1",
+        "--train-batch",
+        "1",
+        "--backends",
+        "flex",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let first = &report["results"][0];
+    assert!(first["forward"]["median_secs"].as_f64().unwrap() > 0.0);
+    assert!(first["train_step"]["median_secs"].as_f64().unwrap() > 0.0);
+}

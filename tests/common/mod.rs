@@ -1,0 +1,46 @@
+//! Helpers shared by the integration tests: fixture paths and reading the reference I/O.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use safetensors::SafeTensors;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A float32 tensor from a safetensors file: (shape, values).
+pub fn read_tensor(path: &PathBuf, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).expect("fixture readable");
+    let tensors = SafeTensors::deserialize(&bytes).expect("fixture is safetensors");
+    let view = tensors.tensor(name).expect("tensor present");
+    let values = view
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (view.shape().to_vec(), values)
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// A fresh scratch directory under the target dir, unique per call (tests run in parallel).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
