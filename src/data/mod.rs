@@ -1,0 +1,27 @@
+//! MRI data: NIfTI volumes, BraTS case folders and label conventions (no UI, no model here).
+
+pub mod brats;
+pub mod nifti_io;
+
+use std::path::PathBuf;
+
+pub use brats::{BratsCase, LabelConvention, Modality, load_case};
+pub use nifti_io::{Volume, read_volume, write_label_map};
+
+/// Everything that can go wrong reading or writing MRI data; always names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{}: file not found", .0.display())]
+    Missing(PathBuf),
+    #[error("{}: {problem}", path.display())]
+    BadFile { path: PathBuf, problem: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {problem}", folder.display())]
+    BadCase { folder: PathBuf, problem: String },
+    #[error("{0}")]
+    Invalid(String),
+}
