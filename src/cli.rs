@@ -1,4 +1,4 @@
-//! The headless command line (clap): `info`, `import`, `bench`.
+//! The headless command line (clap): `info`, `import`, `bench`, `synth`.
 
 use std::path::PathBuf;
 
@@ -35,6 +35,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Time eval forward and one training step on the CPU backends and wgpu.
     Bench(BenchArgs),
+    /// Write synthetic BraTS-like cases (real .nii.gz files in the BraTS 2019-2021 layout).
+    Synth(SynthArgs),
 }
 
 /// Which model: a checkpoint, or a fresh one of a variant, width and head.
@@ -48,7 +50,7 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = 1.0, conflicts_with = "widths")]
     pub width: f64,
     /// The five encoder widths, e.g. 8,16,32,64,128.
-    #[arg(long, value_delimiter = ',', num_args = 5)]
+    #[arg(long, value_delimiter = ',')]
     pub widths: Option<Vec<usize>>,
     #[arg(long, value_enum, default_value_t = Head::Regions3)]
     pub head: Head,
@@ -73,6 +75,12 @@ impl ModelArgs {
 
 fn plan_from_args(width: f64, widths: &Option<Vec<usize>>) -> Result<ChannelPlan> {
     if let Some(w) = widths {
+        if w.len() != 5 {
+            bail!(
+                "--widths needs five comma-separated encoder widths, got {}",
+                w.len()
+            );
+        }
         if w.contains(&0) {
             bail!("--widths: every encoder width must be at least 1, got {w:?}");
         }
@@ -117,7 +125,7 @@ pub struct ImportArgs {
     /// Width multiplier; all widths are inferred from the shapes when neither this nor --widths is given.
     #[arg(long, conflicts_with = "widths")]
     pub width: Option<f64>,
-    #[arg(long, value_delimiter = ',', num_args = 5)]
+    #[arg(long, value_delimiter = ',')]
     pub widths: Option<Vec<usize>>,
     #[arg(long)]
     pub json: bool,
@@ -143,12 +151,95 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// Folder to write the case folders into.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Number of cases.
+    #[arg(short = 'n', long, default_value_t = 4)]
+    pub count: usize,
+    /// Seed of the first case; case i uses seed + i.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Grid x,y,z (default 128,128,80: BraTS's field of view at 1.875 mm).
+    #[arg(long, value_delimiter = ',')]
+    pub dims: Option<Vec<usize>>,
+    /// Voxel size in mm.
+    #[arg(long, default_value_t = 1.875)]
+    pub spacing: f32,
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(args) => info(args),
         Command::Import(args) => import(args),
         Command::Bench(args) => bench_command(args),
+        Command::Synth(args) => synth(args),
     }
+}
+
+#[derive(Serialize)]
+struct SynthReport {
+    cases: Vec<PathBuf>,
+    dims: [usize; 3],
+    spacing_mm: f32,
+    elapsed_secs: f64,
+}
+
+fn synth(args: SynthArgs) -> Result<()> {
+    use crate::data::synth::{SynthOptions, generate_case, write_case};
+    let dims = match &args.dims {
+        Some(d) if d.len() == 3 && d.iter().all(|&n| (8..=1024).contains(&n)) => [d[0], d[1], d[2]],
+        Some(d) => bail!("--dims needs three sizes x,y,z, each in 8..=1024, got {d:?}"),
+        None => SynthOptions::default().dims,
+    };
+    if !(args.spacing.is_finite() && args.spacing > 0.0) {
+        bail!(
+            "--spacing must be a positive number of mm, got {}",
+            args.spacing
+        );
+    }
+    let options = SynthOptions {
+        dims,
+        spacing_mm: args.spacing,
+    };
+    let start = std::time::Instant::now();
+    let mut cases = Vec::with_capacity(args.count);
+    for i in 0..args.count {
+        let seed = args.seed + i as u64;
+        let id = format!("Synth_{seed:04}");
+        cases.push(write_case(
+            &args.output,
+            &id,
+            &generate_case(seed, &options),
+        )?);
+        if !args.json {
+            eprintln!("synth: wrote {}", cases[i].display());
+        }
+    }
+    let report = SynthReport {
+        cases,
+        dims,
+        spacing_mm: args.spacing,
+        elapsed_secs: start.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        return print_json(&report);
+    }
+    println!(
+        "wrote {} synthetic case(s) of {}x{}x{} at {} mm to {} in {:.2} s",
+        report.cases.len(),
+        dims[0],
+        dims[1],
+        dims[2],
+        args.spacing,
+        args.output.display(),
+        report.elapsed_secs
+    );
+    Ok(())
 }
 
 fn check_size(size: usize) -> Result<()> {

@@ -119,6 +119,52 @@ fn bad_inputs_exit_non_zero_and_name_the_problem() {
 
     let bad_width = run(&["info", "--width", "-1"]);
     assert!(!bad_width.status.success());
+
+    let four_widths = run(&["info", "--widths", "8,16,32,64"]);
+    assert!(!four_widths.status.success());
+    assert!(
+        stderr(&four_widths).contains("five"),
+        "{}",
+        stderr(&four_widths)
+    );
+}
+
+#[test]
+fn explicit_widths_and_synth_cases_work_from_the_command_line() {
+    let out = run(&[
+        "info",
+        "--widths",
+        "8,16,32,64,128",
+        "--head",
+        "reference5",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["params"], 569_429);
+
+    let dir = common::scratch_dir("cli-synth");
+    let out = run(&[
+        "synth",
+        "-o",
+        dir.to_str().unwrap(),
+        "-n",
+        "2",
+        "--dims",
+        "32,32,16",
+        "--spacing",
+        "7.5",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["cases"].as_array().unwrap().len(), 2);
+    let case = raagr2_lab::data::load_case(&dir.join("Synth_0001"), None).unwrap();
+    assert_eq!(case.modalities[3].dims, [32, 32, 16]);
+
+    let bad = run(&["synth", "-o", dir.to_str().unwrap(), "--dims", "0,1,2"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--dims"), "{}", stderr(&bad));
 }
 
 #[test]

@@ -122,7 +122,12 @@ pub fn detect_case(folder: &Path) -> Result<(String, LabelConvention), DataError
 }
 
 /// The file of one modality (index 0..4) or the seg (index 4), .nii.gz preferred over .nii.
-fn case_file(folder: &Path, id: &str, convention: LabelConvention, index: usize) -> Option<PathBuf> {
+fn case_file(
+    folder: &Path,
+    id: &str,
+    convention: LabelConvention,
+    index: usize,
+) -> Option<PathBuf> {
     let (suffixes, sep) = convention.naming();
     ["nii.gz", "nii"]
         .iter()
@@ -132,7 +137,10 @@ fn case_file(folder: &Path, id: &str, convention: LabelConvention, index: usize)
 
 /// Loads a BraTS case folder. The convention comes from the file naming unless `convention`
 /// overrides it. All modalities (and the seg, if any) must share one grid.
-pub fn load_case(folder: &Path, convention: Option<LabelConvention>) -> Result<BratsCase, DataError> {
+pub fn load_case(
+    folder: &Path,
+    convention: Option<LabelConvention>,
+) -> Result<BratsCase, DataError> {
     if !folder.is_dir() {
         return Err(DataError::Missing(folder.to_path_buf()));
     }
@@ -153,7 +161,9 @@ pub fn load_case(folder: &Path, convention: Option<LabelConvention>) -> Result<B
         };
         volumes.push(read_volume(&path)?);
     }
-    let seg = case_file(folder, &id, file_convention, 4).map(|p| read_volume(&p)).transpose()?;
+    let seg = case_file(folder, &id, file_convention, 4)
+        .map(|p| read_volume(&p))
+        .transpose()?;
     let reference = &volumes[0];
     for volume in volumes.iter().chain(seg.iter()) {
         if volume.dims != reference.dims {
@@ -180,5 +190,7 @@ pub fn load_case(folder: &Path, convention: Option<LabelConvention>) -> Result<B
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

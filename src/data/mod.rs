@@ -2,11 +2,13 @@
 
 pub mod brats;
 pub mod nifti_io;
+pub mod preprocess;
+pub mod synth;
 
 use std::path::PathBuf;
 
 pub use brats::{BratsCase, LabelConvention, Modality, load_case};
-pub use nifti_io::{Volume, read_volume, write_label_map};
+pub use nifti_io::{Volume, read_volume, write_label_map, write_volume};
 
 /// Everything that can go wrong reading or writing MRI data; always names the file.
 #[derive(Debug, thiserror::Error)]

@@ -36,7 +36,12 @@ impl Volume {
         let h = &self.header;
         if h.sform_code > 0 {
             let row = |r: [f32; 4]| r.map(f64::from);
-            [row(h.srow_x), row(h.srow_y), row(h.srow_z), [0.0, 0.0, 0.0, 1.0]]
+            [
+                row(h.srow_x),
+                row(h.srow_y),
+                row(h.srow_z),
+                [0.0, 0.0, 0.0, 1.0],
+            ]
         } else {
             let s = self.spacing_mm.map(f64::from);
             [
@@ -70,16 +75,22 @@ pub fn read_volume(path: &Path) -> Result<Volume, DataError> {
         .into_ndarray::<f32>()
         .map_err(|e| bad(describe_nifti_error(&e)))?;
     if array.len() != dims.iter().product::<usize>() {
-        return Err(bad(format!("holds {} voxels, its header says {:?}", array.len(), dims)));
+        return Err(bad(format!(
+            "holds {} voxels, its header says {:?}",
+            array.len(),
+            dims
+        )));
     }
-    let array = array
-        .into_shape_with_order(dims.to_vec())
-        .map_err(|e| bad(format!("unexpected layout: {e}")))?;
-    // Reverse the axes so logical (row-major) iteration runs x fastest.
+    // Reverse the axes ([x, y, z(, 1..)] -> [(1.., )z, y, x]) so logical row-major iteration runs
+    // x fastest, whatever the array's memory order.
     let data: Vec<f32> = array.reversed_axes().iter().copied().collect();
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         let count = data.iter().filter(|v| !v.is_finite()).count();
-        let (x, y, z) = (i % dims[0], (i / dims[0]) % dims[1], i / (dims[0] * dims[1]));
+        let (x, y, z) = (
+            i % dims[0],
+            (i / dims[0]) % dims[1],
+            i / (dims[0] * dims[1]),
+        );
         return Err(bad(format!(
             "{count} voxel(s) are NaN or infinite, the first at (x={x}, y={y}, z={z})"
         )));
@@ -101,7 +112,9 @@ fn spatial_dims(header: &NiftiHeader) -> Result<[usize; 3], String> {
     }
     let sizes: Vec<usize> = header.dim[1..=rank].iter().map(|&d| d as usize).collect();
     if rank < 3 || sizes[..3].iter().any(|&d| d <= 1) {
-        return Err(format!("is {rank}-D with sizes {sizes:?}; a 3-D volume is needed"));
+        return Err(format!(
+            "is {rank}-D with sizes {sizes:?}; a 3-D volume is needed"
+        ));
     }
     if sizes[3..].iter().any(|&d| d > 1) {
         return Err(format!(
@@ -115,7 +128,7 @@ fn describe_nifti_error(error: &nifti::NiftiError) -> String {
     use nifti::NiftiError as E;
     match error {
         E::InvalidFormat => "not a NIfTI file (bad header magic)".into(),
-        E::IncorrectVolumeSize(..) | E::UnexpectedEof | E::Io(_) => {
+        E::BadVolumeSize | E::NoVolumeData | E::IncompatibleLength(..) | E::Io(_) => {
             format!("truncated or unreadable NIfTI data ({error})")
         }
         other => format!("cannot read as NIfTI ({other})"),
@@ -125,36 +138,28 @@ fn describe_nifti_error(error: &nifti::NiftiError) -> String {
 /// Writes a label map with the geometry (affine, spacing, orientation) of `reference`,
 /// atomically: a temporary file in the same folder, then a rename.
 pub fn write_label_map(path: &Path, labels: &[u8], reference: &Volume) -> Result<(), DataError> {
-    let array = ndarray::Array3::from_shape_vec(
-        (reference.dims[2], reference.dims[1], reference.dims[0]),
-        labels.to_vec(),
-    )
-    .map_err(|e| DataError::Invalid(format!("label map does not match the volume: {e}")))?
-    .reversed_axes();
-    write_array_atomically(path, &array, &reference.header)
+    write_volume(path, reference.dims, labels, &reference.header)
 }
 
-/// Writes a float volume (e.g. a synthetic modality) with the given header's geometry.
-pub fn write_f32_volume(
+/// Writes a 3-D volume (values x fastest) with the given header's geometry, atomically.
+/// The datatype follows `A` (u8, i16, f32, ...); scaling is reset to identity.
+pub fn write_volume<A>(
     path: &Path,
     dims: [usize; 3],
-    data: &[f32],
-    header: &NiftiHeader,
-) -> Result<(), DataError> {
-    let array = ndarray::Array3::from_shape_vec((dims[2], dims[1], dims[0]), data.to_vec())
-        .map_err(|e| DataError::Invalid(format!("volume data does not match {dims:?}: {e}")))?
-        .reversed_axes();
-    write_array_atomically(path, &array, header)
-}
-
-fn write_array_atomically<A>(
-    path: &Path,
-    array: &ndarray::Array3<A>,
+    data: &[A],
     header: &NiftiHeader,
 ) -> Result<(), DataError>
 where
-    A: nifti::DataElement + bytemuck::Pod,
+    A: nifti::DataElement + bytemuck::Pod + Clone,
 {
+    let array = ndarray::Array3::from_shape_vec((dims[2], dims[1], dims[0]), data.to_vec())
+        .map_err(|e| {
+            DataError::Invalid(format!(
+                "{}: data does not match {dims:?}: {e}",
+                path.display()
+            ))
+        })?
+        .reversed_axes();
     let io = |e: std::io::Error| DataError::Io {
         path: path.to_path_buf(),
         source: e,
@@ -162,17 +167,10 @@ where
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let gz = name.ends_with(".gz");
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp.{}",
-        name.trim_end_matches(".gz").trim_end_matches(".nii"),
-        std::process::id(),
-        if gz { "nii.gz" } else { "nii" }
-    ));
+    let tmp = temp_sibling(path);
     let written = nifti::writer::WriterOptions::new(&tmp)
         .reference_header(header)
-        .write_nifti(array);
+        .write_nifti(&array);
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(DataError::BadFile {
@@ -181,4 +179,16 @@ where
         });
     }
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// `.name.<pid>.tmp.nii[.gz]` beside `path`: the writer picks compression from the extension.
+fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let gz = name.ends_with(".gz");
+    let stem = name.trim_end_matches(".gz").trim_end_matches(".nii");
+    let ext = if gz { "nii.gz" } else { "nii" };
+    path.with_file_name(format!(".{stem}.{}.tmp.{ext}", std::process::id()))
 }

@@ -1,0 +1,206 @@
+//! Preprocessing as the reference did it: per-modality z-score over brain voxels, axial slices
+//! centre-cropped (or zero-padded) to the network's size, slice selection and a patient-level
+//! train/val/test split.
+
+use super::brats::LabelConvention;
+use super::synth::SplitMix64;
+
+/// Z-scores the non-zero (brain) voxels of one modality; background stays 0. A volume with no
+/// brain voxels, or a constant one, is returned unchanged rather than divided by zero.
+pub fn zscore_brain(values: &[f32]) -> Vec<f32> {
+    let brain: Vec<f64> = values
+        .iter()
+        .filter(|v| **v != 0.0)
+        .map(|v| *v as f64)
+        .collect();
+    if brain.len() < 2 {
+        return values.to_vec();
+    }
+    let mean = brain.iter().sum::<f64>() / brain.len() as f64;
+    let var = brain.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / brain.len() as f64;
+    let std = var.sqrt();
+    if std < 1e-12 {
+        return values.to_vec();
+    }
+    values
+        .iter()
+        .map(|v| {
+            if *v == 0.0 {
+                0.0
+            } else {
+                ((*v as f64 - mean) / std) as f32
+            }
+        })
+        .collect()
+}
+
+/// The axial slice `z` of a volume (x fastest, dims `[nx, ny, nz]`), centre-cropped or
+/// zero-padded to `size` x `size`; returned row-major as `[y][x]`.
+pub fn axial_slice(values: &[f32], dims: [usize; 3], z: usize, size: usize) -> Vec<f32> {
+    let [nx, ny, _] = dims;
+    let mut out = vec![0.0; size * size];
+    // Offsets of the crop window in the source (positive) or of the source in the window.
+    let (sx, dx) = centre_offsets(nx, size);
+    let (sy, dy) = centre_offsets(ny, size);
+    let w = nx.min(size);
+    let h = ny.min(size);
+    for row in 0..h {
+        let src = (sy + row) * nx + sx + z * nx * ny;
+        let dst = (dy + row) * size + dx;
+        out[dst..dst + w].copy_from_slice(&values[src..src + w]);
+    }
+    out
+}
+
+/// (start in source, start in destination) for centring `n` source pixels in `size`.
+fn centre_offsets(n: usize, size: usize) -> (usize, usize) {
+    if n >= size {
+        ((n - size) / 2, 0)
+    } else {
+        (0, (size - n) / 2)
+    }
+}
+
+/// WT, TC and ET masks (1.0 / 0.0) of a label slice under `convention`.
+pub fn region_targets(labels: &[f32], convention: LabelConvention) -> [Vec<f32>; 3] {
+    let regions: Vec<u8> = labels
+        .iter()
+        .map(|l| convention.region_of(*l as u8))
+        .collect();
+    let mask = |f: fn(u8) -> bool| regions.iter().map(|r| f(*r) as u8 as f32).collect();
+    [
+        mask(|r| r != 0),
+        mask(|r| r == 1 || r == 3),
+        mask(|r| r == 3),
+    ]
+}
+
+/// Slices to train on: every slice with tumour, plus `tumour_free_share` of the tumour-free
+/// slices that contain brain (seeded choice), in ascending order.
+pub fn select_slices(
+    labels: &[f32],
+    brain: &[f32],
+    dims: [usize; 3],
+    tumour_free_share: f32,
+    seed: u64,
+) -> Vec<usize> {
+    let per_slice = dims[0] * dims[1];
+    let mut rng = SplitMix64::new(seed);
+    (0..dims[2])
+        .filter(|&z| {
+            let range = z * per_slice..(z + 1) * per_slice;
+            let tumour = labels[range.clone()].iter().any(|l| *l != 0.0);
+            let has_brain = brain[range].iter().any(|v| *v != 0.0);
+            tumour || (has_brain && rng.uniform() < tumour_free_share)
+        })
+        .collect()
+}
+
+/// Patient ids split into train / validation / test sets; one patient's slices never span sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientSplit {
+    pub train: Vec<String>,
+    pub val: Vec<String>,
+    pub test: Vec<String>,
+}
+
+/// Shuffles patients with `seed` and splits them; validation and test get at least one patient
+/// each when there are three or more.
+pub fn split_patients(
+    ids: &[String],
+    val_fraction: f32,
+    test_fraction: f32,
+    seed: u64,
+) -> PatientSplit {
+    let mut shuffled: Vec<String> = ids.to_vec();
+    shuffled.sort();
+    let mut rng = SplitMix64::new(seed);
+    for i in (1..shuffled.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        shuffled.swap(i, j);
+    }
+    let n = shuffled.len();
+    let at_least_one = |f: f32| {
+        if n >= 3 {
+            ((n as f32 * f).round() as usize).max(1)
+        } else {
+            0
+        }
+    };
+    let n_test = at_least_one(test_fraction);
+    let n_val = at_least_one(val_fraction);
+    let test = shuffled[..n_test].to_vec();
+    let val = shuffled[n_test..n_test + n_val].to_vec();
+    let train = shuffled[n_test + n_val..].to_vec();
+    PatientSplit { train, val, test }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zscore_uses_brain_voxels_only() {
+        let v = [0.0, 2.0, 4.0, 0.0, 6.0];
+        let z = zscore_brain(&v);
+        assert_eq!(z[0], 0.0);
+        assert_eq!(z[3], 0.0);
+        let brain = [z[1], z[2], z[4]];
+        let mean: f32 = brain.iter().sum::<f32>() / 3.0;
+        let var: f32 = brain.iter().map(|b| (b - mean) * (b - mean)).sum::<f32>() / 3.0;
+        assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5);
+        assert_eq!(
+            zscore_brain(&[0.0, 5.0, 5.0]),
+            vec![0.0, 5.0, 5.0],
+            "constant stays"
+        );
+    }
+
+    #[test]
+    fn slices_are_centre_cropped_and_padded() {
+        // 4x2x1 volume, values = x + 10 y.
+        let v: Vec<f32> = (0..8).map(|i| ((i % 4) + 10 * (i / 4)) as f32).collect();
+        let cropped = axial_slice(&v, [4, 2, 1], 0, 2);
+        assert_eq!(cropped, vec![1.0, 2.0, 11.0, 12.0]);
+        let padded = axial_slice(&v, [4, 2, 1], 0, 4);
+        assert_eq!(&padded[0..4], &[0.0; 4]);
+        assert_eq!(&padded[4..8], &[0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(&padded[8..12], &[10.0, 11.0, 12.0, 13.0]);
+    }
+
+    #[test]
+    fn region_targets_follow_the_convention() {
+        let labels = [0.0, 1.0, 2.0, 3.0, 4.0];
+        let [wt, tc, et] = region_targets(&labels, LabelConvention::Brats2021);
+        assert_eq!(wt, vec![0.0, 1.0, 1.0, 0.0, 1.0]);
+        assert_eq!(tc, vec![0.0, 1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(et, vec![0.0, 0.0, 0.0, 0.0, 1.0]);
+        let [wt, _, et] = region_targets(&labels, LabelConvention::Brats2023);
+        assert_eq!(wt, vec![0.0, 1.0, 1.0, 1.0, 0.0]);
+        assert_eq!(et, vec![0.0, 0.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn split_is_by_patient_disjoint_and_seeded() {
+        let ids: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+        let a = split_patients(&ids, 0.2, 0.2, 1);
+        assert_eq!(a, split_patients(&ids, 0.2, 0.2, 1));
+        assert_eq!((a.train.len(), a.val.len(), a.test.len()), (6, 2, 2));
+        let mut all: Vec<&String> = a.train.iter().chain(&a.val).chain(&a.test).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 10);
+    }
+
+    #[test]
+    fn every_tumour_slice_is_selected() {
+        let dims = [2, 1, 4];
+        let labels = [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 2.0];
+        let brain = [1.0; 8];
+        assert_eq!(select_slices(&labels, &brain, dims, 0.0, 3), vec![1, 3]);
+        assert_eq!(
+            select_slices(&labels, &brain, dims, 1.0, 3),
+            vec![0, 1, 2, 3]
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! Reading NIfTI and BraTS folders: every datatype, scaling, both namings, and each bad input
+//! with an error that names the file and the problem.
+
+mod common;
+
+use std::path::Path;
+
+use ndarray::{Array3, Array4};
+use nifti::writer::WriterOptions;
+use raagr2_lab::data::synth::{SynthOptions, generate_case, synthetic_header, write_case};
+use raagr2_lab::data::{LabelConvention, load_case, read_volume};
+
+fn grid() -> Array3<f64> {
+    Array3::from_shape_fn((6, 5, 4), |(x, y, z)| (x + 10 * y + 100 * z) as f64)
+}
+
+fn write<A: nifti::DataElement + bytemuck::Pod>(path: &Path, data: &Array3<A>) {
+    let header = synthetic_header([6, 5, 4], 1.5);
+    WriterOptions::new(path)
+        .reference_header(&header)
+        .write_nifti(data)
+        .unwrap();
+}
+
+#[test]
+fn every_datatype_loads_with_values_in_x_fastest_order() {
+    let dir = common::scratch_dir("datatypes");
+    let expected: Vec<f32> = (0..4)
+        .flat_map(|z| (0..5).flat_map(move |y| (0..6).map(move |x| (x + 10 * y + 100 * z) as f32)))
+        .collect();
+    let g = grid();
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        (
+            "u8.nii",
+            Box::new(|p: &Path| write(p, &g.mapv(|v| (v as u32 % 256) as u8))),
+        ),
+        (
+            "i16.nii.gz",
+            Box::new(|p: &Path| write(p, &g.mapv(|v| v as i16))),
+        ),
+        (
+            "i32.nii",
+            Box::new(|p: &Path| write(p, &g.mapv(|v| v as i32))),
+        ),
+        (
+            "f32.nii.gz",
+            Box::new(|p: &Path| write(p, &g.mapv(|v| v as f32))),
+        ),
+        ("f64.nii", Box::new(|p: &Path| write(p, &g))),
+    ];
+    for (name, writer) in cases {
+        let path = dir.join(name);
+        writer(&path);
+        let volume = read_volume(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(volume.dims, [6, 5, 4], "{name}");
+        assert_eq!(volume.spacing_mm, [1.5; 3], "{name}");
+        let want: Vec<f32> = if name.starts_with("u8") {
+            expected.iter().map(|v| (*v as u32 % 256) as f32).collect()
+        } else {
+            expected.clone()
+        };
+        assert_eq!(volume.data, want, "{name}");
+        assert_eq!(volume.affine()[0][3], -4.5, "{name}: affine kept");
+    }
+}
+
+#[test]
+fn scaling_slope_and_intercept_are_applied() {
+    let dir = common::scratch_dir("scaling");
+    let path = dir.join("scaled.nii");
+    write(&path, &grid().mapv(|v| v as i16));
+    // Patch scl_slope (offset 112) and scl_inter (offset 116) of the uncompressed header.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[112..116].copy_from_slice(&2.0f32.to_le_bytes());
+    bytes[116..120].copy_from_slice(&(-3.0f32).to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let volume = read_volume(&path).unwrap();
+    assert_eq!(volume.data[1], 2.0 * 1.0 - 3.0);
+    assert_eq!(volume.data[6], 2.0 * 10.0 - 3.0);
+}
+
+fn error_of(path: &Path) -> String {
+    read_volume(path).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_volumes_are_refused_naming_file_and_problem() {
+    let dir = common::scratch_dir("bad-volumes");
+
+    let missing = dir.join("absent.nii.gz");
+    let e = error_of(&missing);
+    assert!(
+        e.contains("absent.nii.gz") && e.contains("not found"),
+        "{e}"
+    );
+
+    let text = dir.join("notes.nii");
+    std::fs::write(
+        &text,
+        "this is not an MRI volume, just some text long enough to fill a header. ".repeat(10),
+    )
+    .unwrap();
+    let e = error_of(&text);
+    assert!(e.contains("notes.nii") && e.contains("not a NIfTI"), "{e}");
+
+    let full = dir.join("full.nii.gz");
+    write(&full, &grid().mapv(|v| v as f32));
+    let bytes = std::fs::read(&full).unwrap();
+    let cut = dir.join("cut.nii.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = error_of(&cut);
+    assert!(e.contains("cut.nii.gz") && e.contains("truncated"), "{e}");
+
+    let four_d = dir.join("four_d.nii");
+    let header = synthetic_header([6, 5, 4], 1.0);
+    WriterOptions::new(&four_d)
+        .reference_header(&header)
+        .write_nifti(&Array4::<f32>::zeros((6, 5, 4, 2)))
+        .unwrap();
+    let e = error_of(&four_d);
+    assert!(
+        e.contains("four_d.nii") && e.contains("4-D") && e.contains("only 3-D"),
+        "{e}"
+    );
+
+    let flat = dir.join("flat.nii");
+    write(&flat, &Array3::<f32>::zeros((6, 5, 1)));
+    let e = error_of(&flat);
+    assert!(
+        e.contains("flat.nii") && e.contains("3-D volume is needed"),
+        "{e}"
+    );
+
+    let nan = dir.join("nan.nii.gz");
+    let mut values = grid().mapv(|v| v as f32);
+    values[[2, 1, 3]] = f32::NAN;
+    values[[0, 0, 0]] = f32::INFINITY;
+    write(&nan, &values);
+    let e = error_of(&nan);
+    assert!(
+        e.contains("nan.nii.gz") && e.contains("2 voxel(s) are NaN or infinite"),
+        "{e}"
+    );
+    assert!(e.contains("(x=0, y=0, z=0)"), "{e}");
+}
+
+fn small_case(dir: &Path, id: &str) -> std::path::PathBuf {
+    let options = SynthOptions {
+        dims: [32, 32, 16],
+        spacing_mm: 7.5,
+    };
+    write_case(dir, id, &generate_case(5, &options)).unwrap()
+}
+
+#[test]
+fn brats_folders_load_in_both_namings() {
+    let dir = common::scratch_dir("brats");
+    let folder = small_case(&dir, "BraTS20_Training_001");
+    let case = load_case(&folder, None).unwrap();
+    assert_eq!(case.id, "BraTS20_Training_001");
+    assert_eq!(case.convention, LabelConvention::Brats2021);
+    assert_eq!(case.modalities[0].dims, [32, 32, 16]);
+    let seg = case.seg.as_ref().expect("seg present");
+    assert!(seg.data.iter().any(|&l| l == 4.0), "ET labelled 4");
+
+    // Rename to the 2023 layout: <id>-{t1n,t1c,t2w,t2f,seg}.nii.gz.
+    let new = dir.join("BraTS-GLI-00001-000");
+    std::fs::create_dir_all(&new).unwrap();
+    for (old, renamed) in [
+        ("t1", "t1n"),
+        ("t1ce", "t1c"),
+        ("t2", "t2w"),
+        ("flair", "t2f"),
+        ("seg", "seg"),
+    ] {
+        std::fs::copy(
+            folder.join(format!("BraTS20_Training_001_{old}.nii.gz")),
+            new.join(format!("BraTS-GLI-00001-000-{renamed}.nii.gz")),
+        )
+        .unwrap();
+    }
+    let case = load_case(&new, None).unwrap();
+    assert_eq!(case.id, "BraTS-GLI-00001-000");
+    assert_eq!(case.convention, LabelConvention::Brats2023);
+    assert_eq!(case.convention.region_of(3), 3, "ET is 3 from 2023 on");
+    assert_eq!(
+        case.convention.region_of(4),
+        0,
+        "4 is resection cavity, not tumour"
+    );
+    let overridden = load_case(&new, Some(LabelConvention::Brats2021)).unwrap();
+    assert_eq!(overridden.convention, LabelConvention::Brats2021);
+}
+
+#[test]
+fn bad_case_folders_are_refused_naming_the_problem() {
+    let dir = common::scratch_dir("bad-cases");
+    let folder = small_case(&dir, "case1");
+    std::fs::remove_file(folder.join("case1_t1ce.nii.gz")).unwrap();
+    let e = load_case(&folder, None).unwrap_err().to_string();
+    assert!(
+        e.contains("case1") && e.contains("missing the T1ce modality"),
+        "{e}"
+    );
+
+    let other = small_case(&dir, "case2");
+    let odd = SynthOptions {
+        dims: [32, 30, 16],
+        spacing_mm: 7.5,
+    };
+    let resized = generate_case(1, &odd);
+    let header = synthetic_header(odd.dims, odd.spacing_mm);
+    let t2: Vec<i16> = resized.modalities[2].iter().map(|v| *v as i16).collect();
+    raagr2_lab::data::write_volume(&other.join("case2_t2.nii.gz"), odd.dims, &t2, &header).unwrap();
+    let e = load_case(&other, None).unwrap_err().to_string();
+    assert!(
+        e.contains("case2_t2.nii.gz") && e.contains("[32, 30, 16]") && e.contains("one grid"),
+        "{e}"
+    );
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = load_case(&empty, None).unwrap_err().to_string();
+    assert!(
+        e.contains("empty") && e.contains("no BraTS FLAIR file"),
+        "{e}"
+    );
+}
