@@ -243,7 +243,7 @@ fn synth(args: SynthArgs) -> Result<()> {
 }
 
 fn check_size(size: usize) -> Result<()> {
-    if size == 0 || size % SPATIAL_MULTIPLE != 0 {
+    if size == 0 || !size.is_multiple_of(SPATIAL_MULTIPLE) {
         bail!("--size must be a positive multiple of {SPATIAL_MULTIPLE}, got {size}");
     }
     Ok(())

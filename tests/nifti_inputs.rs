@@ -29,7 +29,8 @@ fn every_datatype_loads_with_values_in_x_fastest_order() {
         .flat_map(|z| (0..5).flat_map(move |y| (0..6).map(move |x| (x + 10 * y + 100 * z) as f32)))
         .collect();
     let g = grid();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Writer<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Writer)> = vec![
         (
             "u8.nii",
             Box::new(|p: &Path| write(p, &g.mapv(|v| (v as u32 % 256) as u8))),
@@ -161,7 +162,7 @@ fn brats_folders_load_in_both_namings() {
     assert_eq!(case.convention, LabelConvention::Brats2021);
     assert_eq!(case.modalities[0].dims, [32, 32, 16]);
     let seg = case.seg.as_ref().expect("seg present");
-    assert!(seg.data.iter().any(|&l| l == 4.0), "ET labelled 4");
+    assert!(seg.data.contains(&4.0), "ET labelled 4");
 
     // Rename to the 2023 layout: <id>-{t1n,t1c,t2w,t2f,seg}.nii.gz.
     let new = dir.join("BraTS-GLI-00001-000");

@@ -381,6 +381,6 @@ mod tests {
         // ET brightest on T1ce; oedema brighter than ET on FLAIR.
         assert!(mean(1, 4) > mean(1, 2) * 1.5);
         assert!(mean(3, 2) > mean(3, 4));
-        assert!(case.labels.iter().any(|&l| l == 2));
+        assert!(case.labels.contains(&2));
     }
 }
