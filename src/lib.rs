@@ -4,6 +4,7 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod train;
