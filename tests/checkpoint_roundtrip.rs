@@ -111,7 +111,7 @@ fn truncated_checkpoint_is_refused_and_the_good_one_survives_a_failed_save() {
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
         .collect();
     assert!(
         leftovers.is_empty(),

@@ -144,8 +144,8 @@ pub fn load_case(
     if !folder.is_dir() {
         return Err(DataError::Missing(folder.to_path_buf()));
     }
-    let (id, detected) = detect_case(folder)?;
-    let file_convention = detected;
+    // The naming found on disk decides which files to open; `convention` only relabels.
+    let (id, file_convention) = detect_case(folder)?;
     let mut volumes = Vec::with_capacity(4);
     for (i, modality) in Modality::ALL.iter().enumerate() {
         let Some(path) = case_file(folder, &id, file_convention, i) else {
@@ -183,7 +183,7 @@ pub fn load_case(
     Ok(BratsCase {
         id,
         folder: folder.to_path_buf(),
-        convention: convention.unwrap_or(detected),
+        convention: convention.unwrap_or(file_convention),
         modalities,
         seg,
     })

@@ -31,7 +31,9 @@ impl Volume {
         x + self.dims[0] * (y + self.dims[1] * z)
     }
 
-    /// The voxel-to-world affine (sform when set, else qform-less pixdim scaling), row-major 4x4.
+    /// The voxel-to-world affine, row-major 4x4: the sform when its code is set, else plain pixdim
+    /// scaling (a qform-only file's rotation is not applied yet; writing reuses the whole header,
+    /// so predictions still carry the source qform).
     pub fn affine(&self) -> [[f64; 4]; 4] {
         let h = &self.header;
         if h.sform_code > 0 {
@@ -164,10 +166,8 @@ where
         path: path.to_path_buf(),
         source: e,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = temp_sibling(path);
+    crate::atomic::ensure_parent(path).map_err(io)?;
+    let tmp = crate::atomic::temp_sibling(path);
     let written = nifti::writer::WriterOptions::new(&tmp)
         .reference_header(header)
         .write_nifti(&array);
@@ -178,17 +178,5 @@ where
             problem: format!("cannot write NIfTI: {e}"),
         });
     }
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
-/// `.name.<pid>.tmp.nii[.gz]` beside `path`: the writer picks compression from the extension.
-fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let gz = name.ends_with(".gz");
-    let stem = name.trim_end_matches(".gz").trim_end_matches(".nii");
-    let ext = if gz { "nii.gz" } else { "nii" };
-    path.with_file_name(format!(".{stem}.{}.tmp.{ext}", std::process::id()))
+    crate::atomic::commit(&tmp, path).map_err(io)
 }

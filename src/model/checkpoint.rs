@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::*;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -77,35 +77,12 @@ pub fn save_checkpoint(path: &Path, checkpoint: &Checkpoint) -> Result<(), Model
     write_atomically(path, &bytes)
 }
 
-/// Writes `bytes` to a temporary sibling of `path`, syncs it, then renames it over `path`.
+/// Writes `bytes` to `path` atomically (see [`crate::atomic`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let io = |source| ModelError::Io {
+    crate::atomic::write_bytes(path, bytes).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = temp_sibling(path);
-    let result = (|| {
-        use std::io::Write;
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io)
-}
-
-fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    })
 }
 
 /// Loads one of our checkpoints (weights + config). A PyTorch file without our config metadata
