@@ -8,13 +8,16 @@ use burn::tensor::Distribution;
 use serde::Serialize;
 
 use crate::backend::{self, DeviceChoice};
-use crate::model::ModelConfig;
+use crate::model::{ModelConfig, Raagr2Net};
 use crate::report;
 use crate::train::train_step;
 
 /// PyTorch 2.15, CPU, 2 threads, eval forward of one 4x192x192 slice at full width
 /// (reference README): about 1.4 s.
 pub const PYTORCH_FORWARD_192_SECS: f64 = 1.4;
+/// Parameters of the full-width base model the PyTorch figures were measured on (5 outputs; the
+/// 3-output head differs by a few hundred).
+const FULL_WIDTH_BASE_PARAMS: usize = 8_911_301;
 /// PyTorch, one Adam step at batch 8, 192x192, full width: 41-50 s (midpoint).
 pub const PYTORCH_TRAIN_STEP_B8_SECS: f64 = 45.5;
 
@@ -123,20 +126,31 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
 /// output back to the host makes each timing include the device's work.
 fn time_forward(options: &BenchOptions, device: &Device) -> Timing {
     let model = options.config.init(device);
-    let x = Tensor::<4>::random(
-        [1, 4, options.height, options.width],
-        Distribution::Normal(0.0, 1.0),
-        device,
-    );
-    let mut samples = Vec::with_capacity(options.runs);
-    for run in 0..=options.runs {
-        let start = Instant::now();
-        let _ = model.forward(x.clone()).into_data();
-        if run > 0 {
-            samples.push(start.elapsed().as_secs_f64());
+    let [timing] = compare_forward(&[&model], options.height, options.runs, device);
+    timing
+}
+
+/// Eval-forward latency of several models on one `1 x 4 x size x size` input, measured in one
+/// run with the models interleaved (so machine load affects them alike): a warm-up each, then
+/// `runs` timed rounds.
+pub fn compare_forward<const N: usize>(
+    models: &[&Raagr2Net; N],
+    size: usize,
+    runs: usize,
+    device: &Device,
+) -> [Timing; N] {
+    let x = Tensor::<4>::random([1, 4, size, size], Distribution::Normal(0.0, 1.0), device);
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(runs));
+    for run in 0..=runs {
+        for (model, s) in models.iter().zip(samples.iter_mut()) {
+            let start = Instant::now();
+            let _ = model.forward(x.clone()).into_data();
+            if run > 0 {
+                s.push(start.elapsed().as_secs_f64());
+            }
         }
     }
-    Timing::from_samples(samples)
+    samples.map(Timing::from_samples)
 }
 
 /// Forward, loss, backward and Adam update on a random batch, warm-up first.
@@ -144,15 +158,21 @@ fn time_train_step(options: &BenchOptions, device: &Device) -> Timing {
     let device = device.clone().autodiff();
     let mut model = options.config.init(&device);
     let mut optimizer = AdamConfig::new().init();
-    let classes = options.config.head.classes();
     let b = options.train_batch;
     let (h, w) = (options.height, options.width);
     let x = Tensor::<4>::random([b, 4, h, w], Distribution::Normal(0.0, 1.0), &device);
-    let y = Tensor::<4>::random([b, classes, h, w], Distribution::Bernoulli(0.2), &device);
+    let y = Tensor::<4>::random([b, 3, h, w], Distribution::Bernoulli(0.2), &device);
     let mut samples = Vec::with_capacity(options.runs);
     for run in 0..=options.runs {
         let start = Instant::now();
-        let (next, _loss) = train_step(model, &mut optimizer, 1e-4, x.clone(), y.clone());
+        let (next, _loss) = train_step(
+            options.config.head,
+            model,
+            &mut optimizer,
+            1e-4,
+            x.clone(),
+            y.clone(),
+        );
         model = next;
         if run > 0 {
             samples.push(start.elapsed().as_secs_f64());
@@ -178,7 +198,9 @@ pub fn render(report: &BenchReport) -> String {
         let ratio = r
             .forward
             .as_ref()
+            // PyTorch's figure is for the full-width base model at 192x192 only.
             .filter(|_| report.input[2] == 192 && report.input[3] == 192)
+            .filter(|_| report.params.abs_diff(FULL_WIDTH_BASE_PARAMS) < 1_000)
             .map(|t| format!("{:.2}x", t.median_secs / report.pytorch_forward_192_secs))
             .unwrap_or_else(|| "-".into());
         rows.push(vec![

@@ -189,3 +189,89 @@ fn bench_json_reports_a_forward_timing() {
     assert!(first["forward"]["median_secs"].as_f64().unwrap() > 0.0);
     assert!(first["train_step"]["median_secs"].as_f64().unwrap() > 0.0);
 }
+
+/// Runs a command that must fail; returns its stderr.
+fn failure(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    stderr(&out)
+}
+
+#[test]
+fn pipeline_commands_refuse_bad_input_naming_the_problem() {
+    let dir = common::scratch_dir("cli-bad-pipeline");
+    let missing = dir.join("no-such-folder");
+    let out = dir.join("m.safetensors");
+    let (missing, out) = (missing.to_str().unwrap(), out.to_str().unwrap());
+
+    let e = failure(&["train", "--data", missing, "-o", out]);
+    assert!(
+        e.contains("no-such-folder") && e.contains("not found"),
+        "{e}"
+    );
+    let e = failure(&["predict", missing, "-o", out]);
+    assert!(e.contains("no-such-folder"), "{e}");
+    let e = failure(&[
+        "train",
+        "--synthetic",
+        "3",
+        "--val-fraction",
+        "0.6",
+        "--test-fraction",
+        "0.5",
+        "-o",
+        out,
+    ]);
+    assert!(e.contains("--val-fraction"), "{e}");
+    let e = failure(&["train", "--synthetic", "1", "-o", out]);
+    assert!(e.contains("at least 2 cases"), "{e}");
+    let e = failure(&["train", "--synthetic", "2", "--crop", "100", "-o", out]);
+    assert!(e.contains("--crop"), "{e}");
+    let e = failure(&["eval", "--threshold", "1.5"]);
+    assert!(e.contains("--threshold"), "{e}");
+
+    // A file that is not a checkpoint, given as the model.
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    let e = failure(&["eval", junk.to_str().unwrap(), "--synthetic", "1"]);
+    assert!(e.contains("junk.safetensors"), "{e}");
+    // Resuming from a checkpoint that holds no training state.
+    let plain = dir.join("plain.safetensors");
+    let mut untrained = raagr2_lab::defaults::default_checkpoint();
+    untrained.metadata.clear();
+    raagr2_lab::model::save_checkpoint(&plain, &untrained).unwrap();
+    let e = failure(&[
+        "train",
+        "--synthetic",
+        "2",
+        "--resume",
+        plain.to_str().unwrap(),
+        "-o",
+        out,
+    ]);
+    assert!(e.contains("no training state"), "{e}");
+    // Resuming on data that lacks the recorded split's patients.
+    let e = failure(&[
+        "train",
+        "--synthetic",
+        "2",
+        "--resume",
+        "assets/default_model.safetensors",
+        "-o",
+        out,
+    ]);
+    assert!(e.contains("recorded split") && e.contains("Synth_"), "{e}");
+}
+
+#[test]
+fn eval_with_no_arguments_scores_the_default_model_on_held_out_cases() {
+    let out = run(&["eval", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let cases = report["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), raagr2_lab::defaults::HELD_OUT_CASES);
+    assert_eq!(cases[0]["case_id"], "Synth_10000");
+    // The shipped model was trained; it must segment the whole tumour on unseen cases.
+    let wt = report["mean"]["dice"]["WT"].as_f64().unwrap();
+    assert!(wt > 0.7, "default model's held-out WT Dice {wt}");
+}

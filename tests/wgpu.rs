@@ -79,8 +79,14 @@ fn forward_and_training_step_on_wgpu(gpu: Device) -> Result<String, String> {
         let target = Tensor::<4>::from_data(TensorData::new(y.clone(), [b, 3, h, w]), &device);
         let mut losses = Vec::new();
         for _ in 0..STEPS {
-            let (next, loss) =
-                train_step(model, &mut optimizer, 1e-2, input.clone(), target.clone());
+            let (next, loss) = train_step(
+                checkpoint.config.head,
+                model,
+                &mut optimizer,
+                1e-2,
+                input.clone(),
+                target.clone(),
+            );
             model = next;
             losses.push(loss);
         }

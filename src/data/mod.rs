@@ -1,6 +1,7 @@
 //! MRI data: NIfTI volumes, BraTS case folders and label conventions (no UI, no model here).
 
 pub mod brats;
+pub mod dataset;
 pub mod nifti_io;
 pub mod preprocess;
 pub mod synth;

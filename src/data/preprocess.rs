@@ -37,19 +37,38 @@ pub fn zscore_brain(values: &[f32]) -> Vec<f32> {
 /// The axial slice `z` of a volume (x fastest, dims `[nx, ny, nz]`), centre-cropped or
 /// zero-padded to `size` x `size`; returned row-major as `[y][x]`.
 pub fn axial_slice(values: &[f32], dims: [usize; 3], z: usize, size: usize) -> Vec<f32> {
-    let [nx, ny, _] = dims;
     let mut out = vec![0.0; size * size];
+    let plane = z * dims[0] * dims[1];
+    for (src, dst, w) in row_runs(dims, size) {
+        out[dst..dst + w].copy_from_slice(&values[plane + src..plane + src + w]);
+    }
+    out
+}
+
+/// The inverse of [`axial_slice`]: writes a `size` x `size` slice back into axial slice `z` of a
+/// volume of `dims` (the padded margin is dropped; a cropped-away margin is left untouched).
+pub fn paste_axial_slice<T: Copy>(
+    volume: &mut [T],
+    dims: [usize; 3],
+    z: usize,
+    size: usize,
+    slice: &[T],
+) {
+    let plane = z * dims[0] * dims[1];
+    for (src, dst, w) in row_runs(dims, size) {
+        volume[plane + src..plane + src + w].copy_from_slice(&slice[dst..dst + w]);
+    }
+}
+
+/// The rows an axial slice shares with its centred `size` x `size` square: (start within the
+/// volume's slice plane, start within the square, run length).
+fn row_runs(dims: [usize; 3], size: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let [nx, ny, _] = dims;
     // Offsets of the crop window in the source (positive) or of the source in the window.
     let (sx, dx) = centre_offsets(nx, size);
     let (sy, dy) = centre_offsets(ny, size);
     let w = nx.min(size);
-    let h = ny.min(size);
-    for row in 0..h {
-        let src = (sy + row) * nx + sx + z * nx * ny;
-        let dst = (dy + row) * size + dx;
-        out[dst..dst + w].copy_from_slice(&values[src..src + w]);
-    }
-    out
+    (0..ny.min(size)).map(move |row| ((sy + row) * nx + sx, (dy + row) * size + dx, w))
 }
 
 /// (start in source, start in destination) for centring `n` source pixels in `size`.
@@ -166,6 +185,17 @@ mod tests {
         assert_eq!(&padded[0..4], &[0.0; 4]);
         assert_eq!(&padded[4..8], &[0.0, 1.0, 2.0, 3.0]);
         assert_eq!(&padded[8..12], &[10.0, 11.0, 12.0, 13.0]);
+    }
+
+    #[test]
+    fn pasting_inverts_padding() {
+        let v: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let dims = [4, 3, 2];
+        let mut back = vec![-1.0; 24];
+        for z in 0..2 {
+            paste_axial_slice(&mut back, dims, z, 16, &axial_slice(&v, dims, z, 16));
+        }
+        assert_eq!(back, v);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Checkpoint files: the project's own (safetensors weights + model config JSON in its metadata)
 //! and PyTorch state_dicts saved as safetensors, with the config given or inferred from shapes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::Path;
 
@@ -24,6 +24,8 @@ pub const FORMAT_NAME: &str = "raagr2-lab-checkpoint/1";
 pub struct Checkpoint {
     pub config: ModelConfig,
     pub weights: WeightMap,
+    /// Further metadata entries kept with the weights (e.g. training state), by key.
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Checkpoint {
@@ -31,6 +33,7 @@ impl Checkpoint {
         Checkpoint {
             config: config.clone(),
             weights: export_weights(model),
+            metadata: BTreeMap::new(),
         }
     }
 
@@ -61,10 +64,9 @@ impl Checkpoint {
                 Ok(((*k).clone(), view))
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
-        let metadata = HashMap::from([
-            (CONFIG_METADATA_KEY.to_string(), self.config.to_json()),
-            (FORMAT_METADATA_KEY.to_string(), FORMAT_NAME.to_string()),
-        ]);
+        let mut metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
+        metadata.insert(CONFIG_METADATA_KEY.to_string(), self.config.to_json());
+        metadata.insert(FORMAT_METADATA_KEY.to_string(), FORMAT_NAME.to_string());
         safetensors::serialize(views, Some(metadata))
             .map_err(|e| ModelError::Format(format!("serialising safetensors: {e}")))
     }
@@ -89,7 +91,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
 /// is refused with a hint to use `import`.
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelError> {
     let bytes = read_file(path)?;
-    let (weights, metadata) = parse_safetensors(path, &bytes)?;
+    checkpoint_from_bytes(path, &bytes)
+}
+
+/// Parses checkpoint bytes (e.g. an embedded asset); `path` only names the source in errors.
+pub fn checkpoint_from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, ModelError> {
+    let (weights, metadata) = parse_safetensors(path, bytes)?;
     let Some(json) = metadata.get(CONFIG_METADATA_KEY) else {
         return Err(ModelError::Checkpoint {
             path: path.to_path_buf(),
@@ -102,7 +109,15 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelError> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    Ok(Checkpoint { config, weights })
+    let metadata = metadata
+        .into_iter()
+        .filter(|(k, _)| k != CONFIG_METADATA_KEY && k != FORMAT_METADATA_KEY)
+        .collect();
+    Ok(Checkpoint {
+        config,
+        weights,
+        metadata,
+    })
 }
 
 /// What the user fixed on the command line when importing; the rest is inferred from shapes.
@@ -136,7 +151,11 @@ pub fn import_pytorch(path: &Path, options: &ImportOptions) -> Result<Checkpoint
     };
     let config = ModelConfig::new(variant, head, plan);
     config.validate().map_err(in_file)?;
-    let checkpoint = Checkpoint { config, weights };
+    let checkpoint = Checkpoint {
+        config,
+        weights,
+        metadata: BTreeMap::new(),
+    };
     // Building on the CPU proves every key and shape before anything is written.
     checkpoint
         .build(&crate::backend::cpu_device())

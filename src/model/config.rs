@@ -194,6 +194,26 @@ impl ChannelPlan {
         groups
     }
 
+    /// This plan with every group's width replaced, `widths` in [`Self::groups`] order.
+    pub fn with_group_widths(&self, widths: &[usize]) -> ChannelPlan {
+        assert_eq!(widths.len(), self.groups().len(), "one width per group");
+        let mut plan = self.clone();
+        let mut next = widths.iter().copied();
+        let mut take = || next.next().expect("length checked above");
+        for e in plan.encoders.iter_mut() {
+            for b in e.branches.iter_mut() {
+                *b = take();
+            }
+            e.out = take();
+        }
+        for d in plan.decoders.iter_mut().rev() {
+            d.up = take();
+            d.att = take();
+            d.rec = take();
+        }
+        plan
+    }
+
     fn validate(&self) -> Result<(), ModelError> {
         if self.encoders.len() != 5 || self.decoders.len() != 4 {
             return Err(ModelError::InvalidConfig(format!(

@@ -1,26 +1,106 @@
-//! Training: the reference loss and one optimisation step (the full loop comes with the data
-//! pipeline).
+//! Training: the reference loss, one optimisation step, and the full loop with schedules,
+//! checkpoints, resume and cancel.
 
+pub mod fit;
 pub mod loss;
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
-use crate::model::Raagr2Net;
+use burn::nn::BatchNorm;
+use burn::nn::conv::Conv2d;
 
+use crate::model::layers::{LayerSite, LayerVisitor, VisitLayers};
+use crate::model::{Head, ModelError, Raagr2Net};
+
+pub use fit::{
+    CheckpointPaths, EpochRecord, PlateauOptions, StopReason, TrainEvent, TrainOptions,
+    TrainOutcome, TrainState, fit,
+};
 pub use loss::bce_dice_loss;
 
-/// One Adam step on a batch: `inputs` `[B, 4, H, W]`, `targets` `[B, classes, H, W]`, both on
+/// Everything that can stop a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("training data: {0}")]
+    Data(String),
+    #[error("training options: {0}")]
+    Options(String),
+    #[error("cannot resume: {0}")]
+    Resume(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// `[B, 4, H, W]` -> WT, TC, ET logits `[B, 3, H, W]`, whatever the head's channel layout.
+pub fn region_logits(model: &Raagr2Net, head: Head, x: Tensor<4>) -> Tensor<4> {
+    let logits = model.forward_logits(x);
+    match head {
+        Head::Regions3 => logits,
+        Head::Reference5 => {
+            let device = logits.device();
+            let channels = head.region_channels().map(|c| c as i64);
+            logits.select(1, Tensor::<1, Int>::from_data(channels, &device))
+        }
+    }
+}
+
+/// One Adam step on a batch: `inputs` `[B, 4, H, W]`, WT/TC/ET `targets` `[B, 3, H, W]`, both on
 /// an autodiff device. Returns the updated model and the batch loss.
 pub fn train_step(
+    head: Head,
     model: Raagr2Net,
     optimizer: &mut ModuleOptimizer,
     learning_rate: f64,
     inputs: Tensor<4>,
     targets: Tensor<4>,
 ) -> (Raagr2Net, f32) {
-    let loss = bce_dice_loss(model.forward_logits(inputs), targets);
+    train_step_with_slimming(head, model, optimizer, learning_rate, inputs, targets, 0.0)
+}
+
+/// [`train_step`] with network slimming's sparsity term `slimming_l1 * sum |gamma|` over every
+/// batch norm added to the loss (Liu et al. 2017), which drives unimportant channels' gammas
+/// towards zero so BN-gamma pruning can remove them. The returned loss excludes the term.
+pub fn train_step_with_slimming(
+    head: Head,
+    model: Raagr2Net,
+    optimizer: &mut ModuleOptimizer,
+    learning_rate: f64,
+    inputs: Tensor<4>,
+    targets: Tensor<4>,
+    slimming_l1: f64,
+) -> (Raagr2Net, f32) {
+    let loss = bce_dice_loss(region_logits(&model, head, inputs), targets);
     let loss_value = loss.clone().into_scalar::<f32>();
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let total = if slimming_l1 > 0.0 {
+        loss + gamma_l1(&model).mul_scalar(slimming_l1)
+    } else {
+        loss
+    };
+    let grads = GradientsParams::from_grads(total.backward(), &model);
     (optimizer.step(learning_rate, model, grads), loss_value)
+}
+
+/// `sum |gamma|` over every batch norm of the model, `[1]`, differentiable.
+pub fn gamma_l1(model: &Raagr2Net) -> Tensor<1> {
+    let mut collector = GammaL1(None);
+    // The clone shares the parameters (same ids), so gradients reach the model's own gammas.
+    model
+        .clone()
+        .visit_layers("", LayerSite::at(1), &mut collector);
+    collector.0.expect("the model has batch norms")
+}
+
+struct GammaL1(Option<Tensor<1>>);
+
+impl LayerVisitor for GammaL1 {
+    fn conv(&mut self, _name: &str, _conv: &mut Conv2d, _site: LayerSite) {}
+
+    fn norm(&mut self, _name: &str, norm: &mut BatchNorm, _site: LayerSite) {
+        let term = norm.gamma.val().abs().sum();
+        self.0 = Some(match self.0.take() {
+            Some(sum) => sum + term,
+            None => term,
+        });
+    }
 }

@@ -1,0 +1,666 @@
+//! The data pipeline commands: `train`, `eval` and `predict`, with their data sources
+//! (BraTS folders or synthetic cases generated in memory).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::{ModelArgs, print_json};
+use crate::backend::{self, DeviceChoice};
+use crate::data::LabelConvention;
+use crate::data::dataset::{
+    PreparedCase, SliceDataset, SliceSelection, load_cases, synthetic_case,
+};
+use crate::data::preprocess::split_patients;
+use crate::data::{load_case, write_label_map};
+use crate::inference::{InferenceOptions, evaluate_cases, labels_from_regions, predict_regions};
+use crate::metrics::{CaseMetrics, HD95_REGIONS, Region, evaluate_case, mean_metrics};
+use crate::model::{Checkpoint, load_checkpoint};
+use crate::report;
+use crate::train::{
+    CheckpointPaths, PlateauOptions, StopReason, TrainEvent, TrainOptions, TrainState, fit,
+};
+
+/// Where cases come from: a BraTS folder or synthetic cases made in memory.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// A BraTS case folder, or a folder of case folders.
+    #[arg(long, conflicts_with = "synthetic")]
+    pub data: Option<PathBuf>,
+    /// Use N synthetic cases generated in memory (seeds --synthetic-seed .. + N - 1).
+    #[arg(long)]
+    pub synthetic: Option<usize>,
+    /// Seed of the first synthetic case.
+    #[arg(long, default_value_t = 0)]
+    pub synthetic_seed: u64,
+    /// Label convention; by default inferred from the file naming.
+    #[arg(long, value_enum)]
+    pub labels: Option<LabelConvention>,
+}
+
+impl DataArgs {
+    /// Loads the cases, reporting each one to `on_case`.
+    pub fn load(&self, mut on_case: impl FnMut(&str)) -> Result<Vec<PreparedCase>> {
+        match (&self.data, self.synthetic) {
+            (Some(root), _) => Ok(load_cases(root, self.labels, on_case)?),
+            (None, Some(0)) => bail!("--synthetic needs at least one case"),
+            (None, Some(n)) => Ok((0..n as u64)
+                .map(|i| {
+                    let case = synthetic_case(self.synthetic_seed + i);
+                    on_case(&case.id);
+                    case
+                })
+                .collect()),
+            (None, None) => bail!("give --data <folder> or --synthetic <count>"),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The architecture of a fresh model, or a checkpoint whose weights training starts from.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Where the best model (by validation Dice) goes; the last epoch goes beside it as
+    /// `<name>.last.safetensors`.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Continue from a `.last.safetensors` checkpoint: weights, epoch, learning rate, split.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// ReduceLROnPlateau: epochs without improvement before the rate is cut.
+    #[arg(long, default_value_t = 5)]
+    pub lr_patience: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_factor: f64,
+    #[arg(long, default_value_t = 1e-5)]
+    pub min_lr: f64,
+    /// Early stopping: epochs without improvement before training stops.
+    #[arg(long, default_value_t = 10)]
+    pub early_stop: usize,
+    /// Side of the square axial crop the network trains on (multiple of 16).
+    #[arg(long, default_value_t = 192)]
+    pub crop: usize,
+    /// Share of tumour-free brain slices kept besides all tumour slices.
+    #[arg(long, default_value_t = 0.1)]
+    pub tumour_free_share: f32,
+    /// Share of patients held out for validation (drives the schedule and "best").
+    #[arg(long, default_value_t = 0.2)]
+    pub val_fraction: f32,
+    /// Share of patients held out for testing (`eval --split test`).
+    #[arg(long, default_value_t = 0.0)]
+    pub test_fraction: f32,
+    /// Seeds the split, slice choice, batch order and fresh weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop each epoch after this many batches (quick runs).
+    #[arg(long)]
+    pub max_batches: Option<usize>,
+    /// Network slimming: L1 weight on every BN gamma (e.g. 1e-4), before BN-gamma pruning.
+    #[arg(long, default_value_t = 0.0)]
+    pub slimming_l1: f64,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+    /// Print the training history as JSON at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct TrainReport<'a> {
+    best: &'a Path,
+    last: &'a Path,
+    device: &'a str,
+    stop: StopReason,
+    train_slices: usize,
+    val_slices: usize,
+    state: &'a TrainState,
+}
+
+pub fn train(args: TrainArgs) -> Result<()> {
+    check_train_args(&args)?;
+    let resumed = args
+        .resume
+        .as_ref()
+        .map(|p| -> Result<(Checkpoint, TrainState)> {
+            let checkpoint = load_checkpoint(p)?;
+            let state = TrainState::from_checkpoint(&checkpoint)?
+                .with_context(|| format!("{}: holds no training state to resume", p.display()))?;
+            Ok((checkpoint, state))
+        })
+        .transpose()?;
+    let cases = args.data.load(|id| eprintln!("train: loading {id}"))?;
+    let mut state = resumed.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
+    if resumed.is_none() {
+        assign_split(&mut state, &cases, &args)?;
+    }
+    let (train_set, val_set) = slice_sets(&cases, &state, &args)?;
+    drop(cases);
+    let (device, device_name) = backend::resolve(args.device).map_err(anyhow::Error::msg)?;
+    let device = device.autodiff();
+    let checkpoint = match resumed {
+        Some((checkpoint, _)) => checkpoint,
+        None => {
+            device.seed(args.seed);
+            args.model.checkpoint_on(&device)?
+        }
+    };
+    let model = checkpoint.build(&device)?;
+    eprintln!(
+        "train: {} on {device_name}; {} training and {} validation slices ({}x{})",
+        checkpoint.config.describe(),
+        train_set.len(),
+        val_set.len(),
+        args.crop,
+        args.crop
+    );
+    let options = train_options(&args);
+    let paths = CheckpointPaths::beside(&args.output);
+    let cancel = install_ctrl_c();
+    let progress = TrainProgress::new();
+    let outcome = fit(
+        &checkpoint.config,
+        model,
+        &train_set,
+        &val_set,
+        &options,
+        state,
+        &paths,
+        &cancel,
+        |event| progress.show(&event),
+    )?;
+    progress.finish();
+    let report = TrainReport {
+        best: &paths.best,
+        last: &paths.last,
+        device: device_name,
+        stop: outcome.stop,
+        train_slices: train_set.len(),
+        val_slices: val_set.len(),
+        state: &outcome.state,
+    };
+    if args.json {
+        return print_json(&report);
+    }
+    print!("{}", render_history(&report));
+    Ok(())
+}
+
+fn check_train_args(args: &TrainArgs) -> Result<()> {
+    super::check_size("--crop", args.crop)?;
+    let fraction_ok = |f: f32| (0.0..1.0).contains(&f);
+    if !fraction_ok(args.val_fraction)
+        || !fraction_ok(args.test_fraction)
+        || args.val_fraction + args.test_fraction >= 1.0
+    {
+        bail!(
+            "--val-fraction and --test-fraction must each be in [0, 1) and leave patients to \
+             train on (got {} and {})",
+            args.val_fraction,
+            args.test_fraction
+        );
+    }
+    if !(0.0..=1.0).contains(&args.tumour_free_share) {
+        bail!(
+            "--tumour-free-share must be in [0, 1], got {}",
+            args.tumour_free_share
+        );
+    }
+    if args.epochs == 0 || args.batch == 0 {
+        bail!("--epochs and --batch must be at least 1");
+    }
+    if !(args.slimming_l1.is_finite() && args.slimming_l1 >= 0.0) {
+        bail!(
+            "--slimming-l1 must be zero or positive, got {}",
+            args.slimming_l1
+        );
+    }
+    if !(args.lr_factor > 0.0 && args.lr_factor < 1.0) {
+        bail!("--lr-factor must be in (0, 1), got {}", args.lr_factor);
+    }
+    Ok(())
+}
+
+/// Splits patients (seeded) and records the split in the training state.
+fn assign_split(state: &mut TrainState, cases: &[PreparedCase], args: &TrainArgs) -> Result<()> {
+    if cases.len() < 2 {
+        bail!(
+            "training needs at least 2 cases (one to train on, one to validate), got {}",
+            cases.len()
+        );
+    }
+    let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+    let mut split = split_patients(&ids, args.val_fraction, args.test_fraction, args.seed);
+    if split.val.is_empty() {
+        // Two patients: split_patients keeps both for training; validation needs one.
+        split.val.push(split.train.pop().expect("two or more ids"));
+    }
+    state.train_ids = split.train;
+    state.val_ids = split.val;
+    state.test_ids = split.test;
+    Ok(())
+}
+
+/// The training and validation slice datasets of the recorded split.
+fn slice_sets(
+    cases: &[PreparedCase],
+    state: &TrainState,
+    args: &TrainArgs,
+) -> Result<(SliceDataset, SliceDataset)> {
+    let pick = |ids: &[String]| -> Result<Vec<PreparedCase>> {
+        ids.iter()
+            .map(|id| {
+                cases
+                    .iter()
+                    .find(|c| &c.id == id)
+                    .cloned()
+                    .with_context(|| format!("case {id} of the recorded split is not in the data"))
+            })
+            .collect()
+    };
+    let selection = SliceSelection {
+        tumour_free_share: args.tumour_free_share,
+        seed: args.seed,
+    };
+    let train = SliceDataset::from_cases(&pick(&state.train_ids)?, args.crop, selection)?;
+    let val = SliceDataset::from_cases(&pick(&state.val_ids)?, args.crop, selection)?;
+    Ok((train, val))
+}
+
+fn train_options(args: &TrainArgs) -> TrainOptions {
+    TrainOptions {
+        epochs: args.epochs,
+        batch_size: args.batch,
+        learning_rate: args.lr,
+        plateau: PlateauOptions {
+            factor: args.lr_factor,
+            patience: args.lr_patience,
+            min_lr: args.min_lr,
+        },
+        early_stop_patience: args.early_stop,
+        seed: args.seed,
+        threshold: 0.5,
+        max_batches_per_epoch: args.max_batches,
+        slimming_l1: args.slimming_l1,
+    }
+}
+
+/// Ctrl-C raises the returned flag (training stops after the current batch); a second Ctrl-C
+/// exits at once.
+pub(crate) fn install_ctrl_c() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    let installed = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupted: stopping after this batch; the last completed epoch's checkpoint \
+             is kept (Ctrl-C again to quit now)"
+        );
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl-C handler not installed ({e})");
+    }
+    flag
+}
+
+/// The terminal progress bar of a training run.
+pub(crate) struct TrainProgress {
+    bar: ProgressBar,
+}
+
+impl TrainProgress {
+    pub(crate) fn new() -> TrainProgress {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise} eta {eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        TrainProgress { bar }
+    }
+
+    pub(crate) fn show(&self, event: &TrainEvent) {
+        match event {
+            TrainEvent::Batch {
+                epoch,
+                batch,
+                batches,
+                loss,
+            } => {
+                self.bar.set_length(*batches as u64);
+                self.bar.set_position(*batch as u64);
+                self.bar.set_prefix(format!("epoch {epoch}"));
+                self.bar.set_message(format!("loss {loss:.4}"));
+            }
+            TrainEvent::Validating { epoch } => {
+                self.bar.set_message(format!("validating epoch {epoch}"));
+            }
+            TrainEvent::Epoch(r) => {
+                let line = format!(
+                    "epoch {:>3}: train loss {:.4}, val loss {:.4}, val Dice WT {:.3} TC {:.3} \
+                     ET {:.3}, lr {:.0e}, {:.1} s",
+                    r.epoch,
+                    r.train_loss,
+                    r.val_loss,
+                    r.val_dice[0],
+                    r.val_dice[1],
+                    r.val_dice[2],
+                    r.learning_rate,
+                    r.elapsed_secs
+                );
+                // A hidden bar (stderr not a terminal) drops println; logs still want the line.
+                if self.bar.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    self.bar.println(line);
+                }
+            }
+            TrainEvent::Saved(path) => self.bar.set_message(format!("saved {}", path.display())),
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn render_history(report: &TrainReport) -> String {
+    let state = report.state;
+    let stop = match report.stop {
+        StopReason::Finished => "all epochs ran",
+        StopReason::EarlyStopped => "early stopping (validation Dice stopped improving)",
+        StopReason::Cancelled => "cancelled (the checkpoints of the last completed epoch are kept)",
+    };
+    format!(
+        "trained on {} ({} training / {} validation slices); stopped: {stop}\n\
+         epochs done: {}, best epoch: {} (mean val Dice {:.4})\nbest: {}\nlast: {}\n",
+        report.device,
+        report.train_slices,
+        report.val_slices,
+        state.epochs_done,
+        state.best_epoch,
+        state.best_score.unwrap_or(f64::NAN),
+        report.best.display(),
+        report.last.display()
+    )
+}
+
+/// Which cases of the data `eval` scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvalSplit {
+    /// Every case given.
+    All,
+    /// Only the test patients recorded by `train --test-fraction`.
+    Test,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A checkpoint; the embedded default model when omitted.
+    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, value_enum, default_value_t = EvalSplit::All)]
+    pub split: EvalSplit,
+    /// Probability threshold per region.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    /// Also write the per-case and mean metrics as JSON to this file.
+    #[arg(long)]
+    pub json_out: Option<PathBuf>,
+    /// Also write one CSV row per case (and the mean) to this file.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+pub struct EvalReport {
+    pub model: String,
+    pub threshold: f32,
+    pub cases: Vec<CaseMetrics>,
+    pub mean: CaseMetrics,
+}
+
+pub fn eval(args: EvalArgs) -> Result<()> {
+    check_threshold(args.threshold)?;
+    let (checkpoint, model_name) = super::defaults::model_or_default(args.model.as_deref())?;
+    let data = super::defaults::data_or_held_out(&args.data);
+    let mut cases = data.load(|id| eprintln!("eval: loading {id}"))?;
+    if args.split == EvalSplit::Test {
+        cases = test_cases(cases, &checkpoint, &model_name)?;
+    }
+    let (device, device_name) = backend::resolve(args.device).map_err(anyhow::Error::msg)?;
+    let model = checkpoint.build(&device)?;
+    let options = InferenceOptions {
+        threshold: args.threshold,
+        ..InferenceOptions::default()
+    };
+    eprintln!(
+        "eval: {model_name} on {device_name}, {} case(s)",
+        cases.len()
+    );
+    let bar = ProgressBar::new(cases.len() as u64);
+    let scored = evaluate_cases(
+        &model,
+        checkpoint.config.head,
+        &cases,
+        options,
+        &device,
+        |_| bar.inc(1),
+    )?;
+    bar.finish_and_clear();
+    let report = EvalReport {
+        model: model_name,
+        threshold: args.threshold,
+        mean: mean_metrics(&scored),
+        cases: scored,
+    };
+    write_eval_files(&report, args.json_out.as_deref(), args.csv.as_deref())?;
+    if args.json {
+        return print_json(&report);
+    }
+    print!("{}", render_eval(&report));
+    Ok(())
+}
+
+fn check_threshold(threshold: f32) -> Result<()> {
+    if !(threshold > 0.0 && threshold < 1.0) {
+        bail!("--threshold must be in (0, 1), got {threshold}");
+    }
+    Ok(())
+}
+
+/// Keeps the cases recorded as test patients in the checkpoint's training state.
+fn test_cases(
+    cases: Vec<PreparedCase>,
+    checkpoint: &Checkpoint,
+    model_name: &str,
+) -> Result<Vec<PreparedCase>> {
+    let state = TrainState::from_checkpoint(checkpoint)?
+        .with_context(|| format!("{model_name}: records no training split (--split test)"))?;
+    if state.test_ids.is_empty() {
+        bail!("{model_name}: was trained without test patients (train --test-fraction)");
+    }
+    let kept: Vec<PreparedCase> = cases
+        .into_iter()
+        .filter(|c| state.test_ids.contains(&c.id))
+        .collect();
+    if kept.is_empty() {
+        bail!(
+            "none of the test patients {:?} is in the data given",
+            state.test_ids
+        );
+    }
+    Ok(kept)
+}
+
+/// Columns of the eval table and CSV: Dice and IoU per region, then HD95.
+fn eval_columns() -> Vec<String> {
+    let mut columns = vec!["case".to_string()];
+    columns.extend(Region::ALL.iter().map(|r| format!("Dice {}", r.name())));
+    columns.extend(Region::ALL.iter().map(|r| format!("IoU {}", r.name())));
+    columns.extend(HD95_REGIONS.iter().map(|r| format!("HD95 {} mm", r.name())));
+    columns
+}
+
+fn eval_row(m: &CaseMetrics) -> Vec<String> {
+    let mut row = vec![m.case_id.clone()];
+    row.extend(Region::ALL.iter().map(|r| format!("{:.4}", m.dice(*r))));
+    row.extend(Region::ALL.iter().map(|r| format!("{:.4}", m.iou(*r))));
+    row.extend(HD95_REGIONS.iter().map(|r| format!("{:.2}", m.hd95(*r))));
+    row
+}
+
+fn render_eval(report: &EvalReport) -> String {
+    let columns = eval_columns();
+    let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let mut rows: Vec<Vec<String>> = report.cases.iter().map(eval_row).collect();
+    rows.push(eval_row(&report.mean));
+    format!(
+        "model: {} (threshold {})\n\n{}",
+        report.model,
+        report.threshold,
+        report::table(&headers, &rows)
+    )
+}
+
+fn write_eval_files(report: &EvalReport, json: Option<&Path>, csv: Option<&Path>) -> Result<()> {
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(report)?;
+        crate::atomic::write_bytes(path, text.as_bytes())
+            .with_context(|| path.display().to_string())?;
+    }
+    if let Some(path) = csv {
+        let mut text = eval_columns().join(",") + "\n";
+        for m in report.cases.iter().chain([&report.mean]) {
+            text += &(eval_row(m).join(",") + "\n");
+        }
+        crate::atomic::write_bytes(path, text.as_bytes())
+            .with_context(|| path.display().to_string())?;
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A BraTS case folder (four modalities; a seg, if present, is used to report Dice).
+    pub case: PathBuf,
+    /// Where to write the label map (.nii.gz or .nii).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// A checkpoint; the embedded default model when omitted.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    /// Label convention of the input and of the written labels; by default from the naming.
+    #[arg(long, value_enum)]
+    pub labels: Option<LabelConvention>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct PredictReport {
+    case: PathBuf,
+    output: PathBuf,
+    model: String,
+    voxels_per_region: Vec<(String, usize)>,
+    metrics: Option<CaseMetrics>,
+    elapsed_secs: f64,
+}
+
+pub fn predict(args: PredictArgs) -> Result<()> {
+    check_threshold(args.threshold)?;
+    let start = std::time::Instant::now();
+    let (checkpoint, model_name) = super::defaults::model_or_default(args.model.as_deref())?;
+    let source = load_case(&args.case, args.labels)?;
+    let case = PreparedCase::from_brats(&source);
+    let (device, _) = backend::resolve(args.device).map_err(anyhow::Error::msg)?;
+    let model = checkpoint.build(&device)?;
+    let options = InferenceOptions {
+        threshold: args.threshold,
+        ..InferenceOptions::default()
+    };
+    let bar = ProgressBar::new(0);
+    let regions = predict_regions(
+        &model,
+        checkpoint.config.head,
+        &case,
+        options,
+        &device,
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    );
+    bar.finish_and_clear();
+    let labels = labels_from_regions(&regions, case.convention);
+    // The label map takes the first modality's header, so it overlays the input exactly.
+    write_label_map(&args.output, &labels, &source.modalities[0])?;
+    let report = PredictReport {
+        case: args.case.clone(),
+        output: args.output.clone(),
+        model: model_name,
+        voxels_per_region: [Region::Ncr, Region::Ed, Region::Et]
+            .iter()
+            .map(|r| {
+                (
+                    r.name().to_string(),
+                    regions.iter().filter(|c| r.contains(**c)).count(),
+                )
+            })
+            .collect(),
+        metrics: case
+            .regions
+            .as_ref()
+            .map(|truth| evaluate_case(&case.id, &regions, truth, case.dims, case.spacing_mm)),
+        elapsed_secs: start.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        return print_json(&report);
+    }
+    println!(
+        "wrote {} ({} labels, {:.2} s)",
+        args.output.display(),
+        match case.convention {
+            LabelConvention::Brats2021 => "0/1/2/4",
+            LabelConvention::Brats2023 => "0/1/2/3",
+        },
+        report.elapsed_secs
+    );
+    if let Some(m) = &report.metrics {
+        println!(
+            "against {}'s seg: Dice WT {:.4} TC {:.4} ET {:.4}",
+            case.id,
+            m.dice(Region::Wt),
+            m.dice(Region::Tc),
+            m.dice(Region::Et)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! Cases ready for the network (z-scored modalities, sub-region codes) and the slice dataset and
+//! batcher that feed burn during training and validation.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use half::f16;
+
+use super::DataError;
+use super::brats::{BratsCase, LabelConvention, load_case};
+use super::preprocess::{axial_slice, select_slices, zscore_brain};
+use super::synth::{SplitMix64, SynthCase, SynthOptions, generate_case};
+
+/// One case after preprocessing: four z-scored modalities (network order, x fastest) and, when
+/// a segmentation exists, sub-region codes (0 background, 1 NCR/NET, 2 ED, 3 ET).
+#[derive(Debug, Clone)]
+pub struct PreparedCase {
+    pub id: String,
+    pub dims: [usize; 3],
+    pub spacing_mm: [f32; 3],
+    pub modalities: [Vec<f32>; 4],
+    pub regions: Option<Vec<u8>>,
+    /// Label convention of the source, used when predictions are written back as labels.
+    pub convention: LabelConvention,
+}
+
+impl PreparedCase {
+    /// Z-scores a loaded BraTS case and maps its labels to sub-region codes.
+    pub fn from_brats(case: &BratsCase) -> PreparedCase {
+        let first = &case.modalities[0];
+        PreparedCase {
+            id: case.id.clone(),
+            dims: first.dims,
+            spacing_mm: first.spacing_mm,
+            modalities: std::array::from_fn(|m| zscore_brain(&case.modalities[m].data)),
+            regions: case.seg.as_ref().map(|seg| {
+                seg.data
+                    .iter()
+                    .map(|l| case.convention.region_of(*l as u8))
+                    .collect()
+            }),
+            convention: case.convention,
+        }
+    }
+
+    /// Z-scores a generated synthetic case (labels in the BraTS 2019-2021 convention).
+    pub fn from_synth(id: &str, case: &SynthCase) -> PreparedCase {
+        let convention = LabelConvention::Brats2021;
+        PreparedCase {
+            id: id.to_string(),
+            dims: case.dims,
+            spacing_mm: [case.spacing_mm; 3],
+            modalities: std::array::from_fn(|m| zscore_brain(&case.modalities[m])),
+            regions: Some(
+                case.labels
+                    .iter()
+                    .map(|l| convention.region_of(*l))
+                    .collect(),
+            ),
+            convention,
+        }
+    }
+
+    /// Loads and prepares the BraTS case folder `folder`.
+    pub fn load(
+        folder: &Path,
+        convention: Option<LabelConvention>,
+    ) -> Result<PreparedCase, DataError> {
+        Ok(PreparedCase::from_brats(&load_case(folder, convention)?))
+    }
+
+    /// The brain mask proxy: voxels where any modality is non-zero.
+    fn brain(&self) -> Vec<f32> {
+        (0..self.modalities[0].len())
+            .map(|i| self.modalities.iter().any(|m| m[i] != 0.0) as u8 as f32)
+            .collect()
+    }
+}
+
+/// The synthetic case `Synth_<seed>` prepared in memory (no files written).
+pub fn synthetic_case(seed: u64) -> PreparedCase {
+    let case = generate_case(seed, &SynthOptions::default());
+    PreparedCase::from_synth(&synthetic_case_id(seed), &case)
+}
+
+/// The id a synthetic case of `seed` gets, in memory and in `synth`'s folders alike.
+pub fn synthetic_case_id(seed: u64) -> String {
+    format!("Synth_{seed:04}")
+}
+
+/// Every BraTS case under `root`: `root` itself when it is a case folder, else its immediate
+/// sub-folders that are case folders, sorted by name. Loads and prepares each one.
+pub fn load_cases(
+    root: &Path,
+    convention: Option<LabelConvention>,
+    mut on_case: impl FnMut(&str),
+) -> Result<Vec<PreparedCase>, DataError> {
+    if !root.is_dir() {
+        return Err(DataError::Missing(root.to_path_buf()));
+    }
+    if super::brats::detect_case(root).is_ok() {
+        return Ok(vec![PreparedCase::load(root, convention)?]);
+    }
+    let mut folders: Vec<_> = std::fs::read_dir(root)
+        .map_err(|source| DataError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && super::brats::detect_case(p).is_ok())
+        .collect();
+    folders.sort();
+    if folders.is_empty() {
+        return Err(DataError::BadCase {
+            folder: root.to_path_buf(),
+            problem: "no BraTS case folders found here or in its sub-folders".into(),
+        });
+    }
+    folders
+        .iter()
+        .map(|f| {
+            on_case(&f.display().to_string());
+            PreparedCase::load(f, convention)
+        })
+        .collect()
+}
+
+/// Axial slices of many cases, cropped to `size` x `size`: inputs `[4, size, size]` stored as
+/// f16 (half the memory; z-scores need no more precision) and sub-region codes `[size, size]`.
+#[derive(Debug, Clone)]
+pub struct SliceDataset {
+    pub size: usize,
+    inputs: Vec<Vec<f16>>,
+    regions: Vec<Vec<u8>>,
+}
+
+/// Which slices a dataset takes from each case.
+#[derive(Debug, Clone, Copy)]
+pub struct SliceSelection {
+    /// Share of tumour-free brain slices kept besides every tumour slice.
+    pub tumour_free_share: f32,
+    pub seed: u64,
+}
+
+impl SliceDataset {
+    /// Slices of `cases` (which must have segmentations) chosen by `selection`.
+    pub fn from_cases(
+        cases: &[PreparedCase],
+        size: usize,
+        selection: SliceSelection,
+    ) -> Result<SliceDataset, DataError> {
+        let mut dataset = SliceDataset {
+            size,
+            inputs: Vec::new(),
+            regions: Vec::new(),
+        };
+        for (i, case) in cases.iter().enumerate() {
+            let Some(regions) = &case.regions else {
+                return Err(DataError::Invalid(format!(
+                    "case {} has no segmentation; training and validation need one",
+                    case.id
+                )));
+            };
+            let labels: Vec<f32> = regions.iter().map(|r| *r as f32).collect();
+            let seed = selection.seed.wrapping_add(i as u64);
+            for z in select_slices(
+                &labels,
+                &case.brain(),
+                case.dims,
+                selection.tumour_free_share,
+                seed,
+            ) {
+                dataset.push_slice(case, &labels, z);
+            }
+        }
+        Ok(dataset)
+    }
+
+    fn push_slice(&mut self, case: &PreparedCase, labels: &[f32], z: usize) {
+        let input = case
+            .modalities
+            .iter()
+            .flat_map(|m| axial_slice(m, case.dims, z, self.size))
+            .map(f16::from_f32)
+            .collect();
+        let regions = axial_slice(labels, case.dims, z, self.size)
+            .into_iter()
+            .map(|v| v as u8)
+            .collect();
+        self.inputs.push(input);
+        self.regions.push(regions);
+    }
+
+    pub fn len(&self) -> usize {
+        self.inputs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty()
+    }
+
+    /// The samples at `indices` as tensors on `device`: inputs `[B, 4, S, S]` and WT/TC/ET
+    /// targets `[B, 3, S, S]` in {0, 1}.
+    pub fn batch(&self, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<4>) {
+        let s = self.size;
+        let b = indices.len();
+        let mut inputs = Vec::with_capacity(b * 4 * s * s);
+        let mut targets = Vec::with_capacity(b * 3 * s * s);
+        for &i in indices {
+            inputs.extend(self.inputs[i].iter().map(|v| v.to_f32()));
+            for region in [
+                crate::metrics::Region::Wt,
+                crate::metrics::Region::Tc,
+                crate::metrics::Region::Et,
+            ] {
+                targets.extend(
+                    self.regions[i]
+                        .iter()
+                        .map(|c| region.contains(*c) as u8 as f32),
+                );
+            }
+        }
+        (
+            Tensor::from_data(TensorData::new(inputs, [b, 4, s, s]), device),
+            Tensor::from_data(TensorData::new(targets, [b, 3, s, s]), device),
+        )
+    }
+}
+
+/// Batches of sample indices for one epoch: shuffled with `seed` when `shuffle`, the last batch
+/// possibly smaller.
+pub fn epoch_batches(len: usize, batch_size: usize, shuffle: bool, seed: u64) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..len).collect();
+    if shuffle {
+        let mut rng = SplitMix64::new(seed);
+        for i in (1..len).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+    }
+    order
+        .chunks(batch_size.max(1))
+        .map(|c| c.to_vec())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_every_sample_once() {
+        let batches = epoch_batches(10, 4, true, 3);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
+        let mut all: Vec<usize> = batches.concat();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(batches, epoch_batches(10, 4, true, 3), "seeded");
+        assert_ne!(batches, epoch_batches(10, 4, true, 4));
+    }
+
+    #[test]
+    fn synthetic_slices_have_tumour_targets_and_normalised_inputs() {
+        let case = PreparedCase::from_synth(
+            "s",
+            &generate_case(
+                5,
+                &SynthOptions {
+                    dims: [32, 32, 16],
+                    spacing_mm: 7.5,
+                },
+            ),
+        );
+        let selection = SliceSelection {
+            tumour_free_share: 0.0,
+            seed: 0,
+        };
+        let data = SliceDataset::from_cases(&[case], 32, selection).unwrap();
+        assert!(!data.is_empty());
+        let device = crate::backend::cpu_device();
+        let (x, y) = data.batch(&[0], &device);
+        assert_eq!(x.dims(), [1, 4, 32, 32]);
+        assert_eq!(y.dims(), [1, 3, 32, 32]);
+        let wt: f32 = y.clone().narrow(1, 0, 1).sum().into_scalar::<f32>();
+        let et: f32 = y.narrow(1, 2, 1).sum().into_scalar::<f32>();
+        assert!(
+            wt > 0.0 && wt >= et,
+            "every selected slice has tumour: {wt} {et}"
+        );
+    }
+}

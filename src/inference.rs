@@ -1,0 +1,200 @@
+//! Whole-volume segmentation with a model: every axial slice, zero-padded to a multiple of 16 (no
+//! crop, so nothing outside the training crop is lost), thresholded per region and combined into
+//! sub-region codes and BraTS labels.
+
+use burn::prelude::*;
+
+use crate::data::dataset::PreparedCase;
+use crate::data::preprocess::{axial_slice, paste_axial_slice};
+use crate::data::{DataError, LabelConvention};
+use crate::metrics::{CaseMetrics, evaluate_case};
+use crate::model::config::SPATIAL_MULTIPLE;
+use crate::model::{Head, Raagr2Net};
+
+/// Settings of a prediction.
+#[derive(Debug, Clone, Copy)]
+pub struct InferenceOptions {
+    /// Probability above which a voxel belongs to a region (the reference used 0.2; default 0.5).
+    pub threshold: f32,
+    /// Slices per forward pass.
+    pub batch: usize,
+}
+
+impl Default for InferenceOptions {
+    fn default() -> Self {
+        InferenceOptions {
+            threshold: 0.5,
+            batch: 8,
+        }
+    }
+}
+
+/// The side of the square the network sees for a grid of `dims`: the larger in-plane size,
+/// rounded up to a multiple of 16.
+pub fn padded_size(dims: [usize; 3]) -> usize {
+    dims[0].max(dims[1]).div_ceil(SPATIAL_MULTIPLE) * SPATIAL_MULTIPLE
+}
+
+/// Sub-region codes (0 bg, 1 NCR, 2 ED, 3 ET) from WT/TC/ET decisions: ET wins, then the rest of
+/// TC is NCR, then the rest of WT is ED (the usual BraTS hierarchy).
+pub fn region_code(wt: bool, tc: bool, et: bool) -> u8 {
+    if et {
+        3
+    } else if tc {
+        1
+    } else if wt {
+        2
+    } else {
+        0
+    }
+}
+
+/// Segments the whole volume of `case`; returns sub-region codes in the case's voxel order.
+/// `on_slices(done, total)` reports progress.
+pub fn predict_regions(
+    model: &Raagr2Net,
+    head: Head,
+    case: &PreparedCase,
+    options: InferenceOptions,
+    device: &Device,
+    mut on_slices: impl FnMut(usize, usize),
+) -> Vec<u8> {
+    let dims = case.dims;
+    let size = padded_size(dims);
+    let mut regions = vec![0u8; dims.iter().product()];
+    // Slices without brain are background by definition; only the others go through the model.
+    let with_brain: Vec<usize> = (0..dims[2]).filter(|&z| has_brain(case, z)).collect();
+    let mut done = 0;
+    for chunk in with_brain.chunks(options.batch.max(1)) {
+        let inputs = slice_batch(case, chunk, size, device);
+        let codes = codes_from_probabilities(model.forward(inputs), head, options.threshold);
+        for (k, &z) in chunk.iter().enumerate() {
+            paste_axial_slice(
+                &mut regions,
+                dims,
+                z,
+                size,
+                &codes[k * size * size..][..size * size],
+            );
+        }
+        done += chunk.len();
+        on_slices(done, with_brain.len());
+    }
+    regions
+}
+
+/// Segments and scores every case (each must have a segmentation); `on_case` is called after
+/// each one.
+pub fn evaluate_cases(
+    model: &Raagr2Net,
+    head: Head,
+    cases: &[PreparedCase],
+    options: InferenceOptions,
+    device: &Device,
+    mut on_case: impl FnMut(&CaseMetrics),
+) -> Result<Vec<CaseMetrics>, DataError> {
+    let mut scored = Vec::with_capacity(cases.len());
+    for case in cases {
+        let Some(truth) = &case.regions else {
+            return Err(DataError::Invalid(format!(
+                "case {} has no segmentation to evaluate against",
+                case.id
+            )));
+        };
+        let predicted = predict_regions(model, head, case, options, device, |_, _| {});
+        let metrics = evaluate_case(&case.id, &predicted, truth, case.dims, case.spacing_mm);
+        on_case(&metrics);
+        scored.push(metrics);
+    }
+    Ok(scored)
+}
+
+/// Sub-region codes of one axial slice `z`, `[size * size]` row-major over the padded square.
+pub fn predict_slice(
+    model: &Raagr2Net,
+    head: Head,
+    case: &PreparedCase,
+    z: usize,
+    threshold: f32,
+    device: &Device,
+) -> Vec<u8> {
+    let size = padded_size(case.dims);
+    let inputs = slice_batch(case, &[z], size, device);
+    codes_from_probabilities(model.forward(inputs), head, threshold)
+}
+
+fn has_brain(case: &PreparedCase, z: usize) -> bool {
+    let per_slice = case.dims[0] * case.dims[1];
+    case.modalities.iter().any(|m| {
+        m[z * per_slice..(z + 1) * per_slice]
+            .iter()
+            .any(|v| *v != 0.0)
+    })
+}
+
+/// Axial slices `zs` of the four modalities as `[B, 4, size, size]`.
+fn slice_batch(case: &PreparedCase, zs: &[usize], size: usize, device: &Device) -> Tensor<4> {
+    let values: Vec<f32> = zs
+        .iter()
+        .flat_map(|&z| {
+            case.modalities
+                .iter()
+                .flat_map(move |m| axial_slice(m, case.dims, z, size))
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [zs.len(), 4, size, size]), device)
+}
+
+/// `[B, classes, S, S]` probabilities -> `[B * S * S]` sub-region codes.
+fn codes_from_probabilities(probabilities: Tensor<4>, head: Head, threshold: f32) -> Vec<u8> {
+    let [b, _, h, w] = probabilities.dims();
+    let plane = h * w;
+    let values: Vec<f32> = probabilities
+        .into_data()
+        .try_to_vec_as::<f32>()
+        .expect("model outputs convert to f32");
+    let classes = head.classes();
+    let [wt, tc, et] = head.region_channels();
+    let mut codes = Vec::with_capacity(b * plane);
+    for i in 0..b {
+        let channel = |c: usize, p: usize| values[(i * classes + c) * plane + p] > threshold;
+        codes.extend(
+            (0..plane).map(|p| region_code(channel(wt, p), channel(tc, p), channel(et, p))),
+        );
+    }
+    codes
+}
+
+/// BraTS label values of sub-region codes under `convention` (2019-2021: 0/1/2/4).
+pub fn labels_from_regions(regions: &[u8], convention: LabelConvention) -> Vec<u8> {
+    regions
+        .iter()
+        .map(|r| if *r == 0 { 0 } else { convention.label_of(*r) })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_brats_hierarchy() {
+        assert_eq!(region_code(true, true, true), 3);
+        assert_eq!(region_code(true, true, false), 1);
+        assert_eq!(region_code(true, false, false), 2);
+        assert_eq!(region_code(false, false, false), 0);
+        // ET without WT still counts as ET (the model's channels are independent sigmoids).
+        assert_eq!(region_code(false, false, true), 3);
+        assert_eq!(
+            labels_from_regions(&[0, 1, 2, 3], LabelConvention::Brats2021),
+            vec![0, 1, 2, 4]
+        );
+    }
+
+    #[test]
+    fn padding_reaches_a_multiple_of_16() {
+        assert_eq!(padded_size([240, 240, 155]), 240);
+        assert_eq!(padded_size([128, 100, 80]), 128);
+        assert_eq!(padded_size([130, 100, 80]), 144);
+    }
+}

@@ -1,0 +1,213 @@
+//! The headless pipeline end to end, as a user runs it: synthetic BraTS folders on disk ->
+//! `train` (loss falls, checkpoints each epoch, resume) -> `eval` (JSON and CSV) -> `predict`
+//! (a NIfTI label map with the source geometry, whose labels score what `predict` reported).
+//! Plus cancelling the training loop after a batch keeps the last completed epoch.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use raagr2_lab::data::dataset::{SliceDataset, SliceSelection, synthetic_case};
+use raagr2_lab::data::read_volume;
+use raagr2_lab::metrics::{Region, evaluate_case};
+use raagr2_lab::model::{Head, ModelConfig, Variant, load_checkpoint};
+use raagr2_lab::train::{CheckpointPaths, StopReason, TrainEvent, TrainOptions, TrainState, fit};
+use serde_json::Value;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn synth_train_eval_predict_round_trip() {
+    let dir = common::scratch_dir("pipeline");
+    let data = dir.join("cases");
+    let model = dir.join("run/model.safetensors");
+    json_of(&run(&["synth", "-o", s(&data), "-n", "3", "--json"]));
+
+    let train_args = [
+        "train",
+        "--data",
+        s(&data),
+        "--width",
+        "0.125",
+        "--crop",
+        "128",
+        "--batch",
+        "4",
+        "--max-batches",
+        "4",
+        "--lr",
+        "3e-3",
+        "--val-fraction",
+        "0.34",
+        "-o",
+        s(&model),
+        "--json",
+    ];
+    let mut first = train_args.to_vec();
+    first.extend(["--epochs", "3"]);
+    let report = json_of(&run(&first));
+    let history = report["state"]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3);
+    let loss = |e: &Value| e["train_loss"].as_f64().unwrap();
+    assert!(
+        loss(&history[2]) < loss(&history[0]),
+        "training loss did not fall: {:?}",
+        history.iter().map(loss).collect::<Vec<_>>()
+    );
+    let last = dir.join("run/model.last.safetensors");
+    assert!(
+        model.exists() && last.exists(),
+        "best and last checkpoints written"
+    );
+
+    // Resume continues the epoch count and keeps the recorded split.
+    let mut resume = train_args.to_vec();
+    resume.extend(["--epochs", "4", "--resume", s(&last)]);
+    let resumed = json_of(&run(&resume));
+    assert_eq!(resumed["state"]["epochs_done"], 4);
+    assert_eq!(resumed["state"]["history"].as_array().unwrap().len(), 4);
+    assert_eq!(resumed["state"]["val_ids"], report["state"]["val_ids"]);
+
+    let (json_file, csv_file) = (dir.join("eval.json"), dir.join("eval.csv"));
+    let eval = json_of(&run(&[
+        "eval",
+        s(&model),
+        "--data",
+        s(&data),
+        "--json-out",
+        s(&json_file),
+        "--csv",
+        s(&csv_file),
+        "--json",
+    ]));
+    let cases = eval["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for case in cases {
+        for region in ["WT", "TC", "ET", "NCR", "ED"] {
+            let d = case["dice"][region].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&d), "{region} Dice {d}");
+        }
+        assert!(case["hd95_mm"]["WT"].as_f64().unwrap() >= 0.0);
+    }
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_file).unwrap()).unwrap();
+    assert_eq!(written["mean"], eval["mean"]);
+    let csv = std::fs::read_to_string(&csv_file).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 + 1, "header, 3 cases, mean");
+
+    let case_dir = data.join("Synth_0000");
+    let output = dir.join("pred/Synth_0000_pred.nii.gz");
+    let predicted = json_of(&run(&[
+        "predict",
+        s(&case_dir),
+        "--model",
+        s(&model),
+        "-o",
+        s(&output),
+        "--json",
+    ]));
+    let source = read_volume(&case_dir.join("Synth_0000_flair.nii.gz")).unwrap();
+    let labels = read_volume(&output).unwrap();
+    assert_eq!(labels.dims, source.dims);
+    assert_eq!(labels.spacing_mm, source.spacing_mm);
+    assert_eq!(labels.affine(), source.affine());
+    assert!(
+        labels.data.iter().all(|l| [0.0, 1.0, 2.0, 4.0].contains(l)),
+        "BraTS 2019-2021 labels only"
+    );
+    // The file's labels, read back and scored against the seg, give predict's own Dice: the
+    // label values carry the regions (4 = ET) correctly.
+    let seg = read_volume(&case_dir.join("Synth_0000_seg.nii.gz")).unwrap();
+    let code = |l: &f32| match *l as u8 {
+        4 => 3,
+        other => other,
+    };
+    let from_file: Vec<u8> = labels.data.iter().map(code).collect();
+    let truth: Vec<u8> = seg.data.iter().map(code).collect();
+    let metrics = evaluate_case("c", &from_file, &truth, seg.dims, seg.spacing_mm);
+    for region in [Region::Wt, Region::Tc, Region::Et] {
+        let reported = predicted["metrics"]["dice"][region.name()]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (metrics.dice(region) - reported).abs() < 1e-12,
+            "{region:?}"
+        );
+        let from_eval = cases[0]["dice"][region.name()].as_f64().unwrap();
+        assert!(
+            (from_eval - reported).abs() < 1e-12,
+            "eval and predict agree"
+        );
+    }
+}
+
+#[test]
+fn cancelling_after_a_batch_keeps_the_last_completed_epoch() {
+    let dir = common::scratch_dir("cancel");
+    let cases = [synthetic_case(1), synthetic_case(2)];
+    let selection = SliceSelection {
+        tumour_free_share: 0.0,
+        seed: 0,
+    };
+    let train = SliceDataset::from_cases(&cases[..1], 64, selection).unwrap();
+    let val = SliceDataset::from_cases(&cases[1..], 64, selection).unwrap();
+    let config = ModelConfig::with_width_multiplier(Variant::Base, Head::Regions3, 0.0625);
+    let device = raagr2_lab::backend::cpu_device().autodiff();
+    let model = config.init(&device);
+    let options = TrainOptions {
+        epochs: 5,
+        batch_size: 2,
+        max_batches_per_epoch: Some(2),
+        ..TrainOptions::default()
+    };
+    let paths = CheckpointPaths::beside(&dir.join("m.safetensors"));
+    let cancel = AtomicBool::new(false);
+    let outcome = fit(
+        &config,
+        model,
+        &train,
+        &val,
+        &options,
+        TrainState::default(),
+        &paths,
+        &cancel,
+        |event| {
+            // As Ctrl-C would: raised during the first batch of epoch 2.
+            if let TrainEvent::Batch { epoch: 2, .. } = event {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(outcome.stop, StopReason::Cancelled);
+    assert_eq!(outcome.state.epochs_done, 1);
+    let kept = load_checkpoint(&paths.last).unwrap();
+    let state = TrainState::from_checkpoint(&kept).unwrap().unwrap();
+    assert_eq!(state.epochs_done, 1, "the last checkpoint is epoch 1's");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
+}

@@ -1,0 +1,376 @@
+//! Structured pruning properties: for random valid per-group ratios, every method and variant
+//! yields an ordinary model that loads, runs and has the parameter count its weights state; the
+//! pruned model computes exactly what the dense model computes with the removed channels cut
+//! off at their consumers; ratio 0 changes nothing; a group pruned to nothing is refused.
+
+mod common;
+
+use burn::prelude::*;
+use raagr2_lab::backend::cpu_device;
+use raagr2_lab::data::synth::SplitMix64;
+use raagr2_lab::model::summary::count_params;
+use raagr2_lab::model::{Checkpoint, Head, ModelConfig, Variant, WeightMap};
+use raagr2_lab::prune::{
+    ChannelGraph, PruneError, Ratios, StructuredMethod, channel_importance, keep_top,
+    prune_structured, remove_channels,
+};
+
+const VARIANTS: [Variant; 3] = [
+    Variant::Base,
+    Variant::DepthwiseShared,
+    Variant::PairedShared,
+];
+const METHODS: [StructuredMethod; 3] = [
+    StructuredMethod::L2,
+    StructuredMethod::BnGamma,
+    StructuredMethod::GroupL2,
+];
+
+/// A trained-looking dense model: random weights and non-trivial BN statistics.
+fn dense(variant: Variant, seed: u64) -> Checkpoint {
+    let config = ModelConfig::with_width_multiplier(variant, Head::Regions3, 0.125);
+    let device = cpu_device();
+    device.seed(seed);
+    let mut checkpoint = Checkpoint::from_model(&config, &config.init(&device));
+    let mut rng = SplitMix64::new(seed);
+    let norms: Vec<String> = checkpoint
+        .weights
+        .keys()
+        .filter_map(|k| k.strip_suffix(".running_var").map(str::to_string))
+        .collect();
+    for norm in norms {
+        for (child, lo, hi) in [
+            ("weight", 0.1f32, 1.5f32),
+            ("bias", -0.2, 0.2),
+            ("running_mean", -0.2, 0.2),
+            ("running_var", 0.5, 2.0),
+        ] {
+            let tensor = checkpoint
+                .weights
+                .get_mut(&format!("{norm}.{child}"))
+                .unwrap();
+            tensor
+                .values
+                .iter_mut()
+                .for_each(|v| *v = rng.range(lo, hi));
+        }
+    }
+    checkpoint
+}
+
+fn forward(config: &ModelConfig, weights: &WeightMap, x: &[f32]) -> Vec<f32> {
+    let device = cpu_device();
+    let checkpoint = Checkpoint {
+        config: config.clone(),
+        weights: weights.clone(),
+        metadata: Default::default(),
+    };
+    let model = checkpoint.build(&device).expect("pruned model loads");
+    let input = Tensor::<4>::from_data(TensorData::new(x.to_vec(), [1, 4, 32, 32]), &device);
+    let out = model.forward(input);
+    assert_eq!(out.dims(), [1, 3, 32, 32]);
+    out.into_data().try_to_vec_as::<f32>().unwrap()
+}
+
+/// Parameters the weights hold (BN running statistics are buffers, not parameters).
+fn params_in(weights: &WeightMap) -> usize {
+    weights
+        .iter()
+        .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
+        .map(|(_, t)| t.values.len())
+        .sum()
+}
+
+/// The dense weights with every consumer's input columns of removed channels set to zero: the
+/// removed channels then reach nothing, which is what removing them must compute.
+fn cut_removed_inputs(config: &ModelConfig, weights: &WeightMap, kept: &[Vec<usize>]) -> WeightMap {
+    let graph = ChannelGraph::of(config);
+    let mut cut = weights.clone();
+    for layer in &graph.layers {
+        let Some(input) = &layer.input else { continue };
+        let keep = graph.kept_indices(input, kept);
+        let w = cut.get_mut(&format!("{}.weight", layer.name)).unwrap();
+        let (n1, inner) = (w.shape[1], w.shape[2..].iter().product::<usize>());
+        for (i, v) in w.values.iter_mut().enumerate() {
+            if !keep.contains(&((i / inner) % n1)) {
+                *v = 0.0;
+            }
+        }
+    }
+    cut
+}
+
+fn random_input(seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..4 * 32 * 32).map(|_| rng.normal()).collect()
+}
+
+#[test]
+fn random_ratios_give_working_models_that_compute_the_cut_dense_model() {
+    let mut rng = SplitMix64::new(42);
+    for variant in VARIANTS {
+        let dense = dense(variant, 3);
+        let graph = ChannelGraph::of(&dense.config);
+        let x = random_input(9);
+        for method in METHODS {
+            let ratios: Vec<f64> = graph
+                .groups
+                .iter()
+                .map(|_| rng.range(0.0, 0.7) as f64)
+                .collect();
+            let importance = channel_importance(method, &graph, &dense.weights).unwrap();
+            let kept: Vec<Vec<usize>> = graph
+                .groups
+                .iter()
+                .zip(&importance)
+                .zip(&ratios)
+                .map(|(((name, _), s), r)| keep_top(name, s, *r).unwrap())
+                .collect();
+            let (config, weights) = remove_channels(&dense.config, &dense.weights, &kept).unwrap();
+            let via_api = prune_structured(
+                &dense.config,
+                &dense.weights,
+                method,
+                &Ratios::PerGroup(ratios),
+            )
+            .unwrap();
+            assert_eq!(
+                via_api.0, config,
+                "{variant:?} {method:?}: same plan either way"
+            );
+
+            let pruned_out = forward(&config, &weights, &x);
+            let cut = cut_removed_inputs(&dense.config, &dense.weights, &kept);
+            let cut_out = forward(&dense.config, &cut, &x);
+            let diff = common::max_abs_diff(&pruned_out, &cut_out);
+            assert!(
+                diff < 1e-4,
+                "{variant:?} {method:?}: pruned vs cut dense differ by {diff}"
+            );
+
+            let model = Checkpoint {
+                config: config.clone(),
+                weights: weights.clone(),
+                metadata: Default::default(),
+            }
+            .build(&cpu_device())
+            .unwrap();
+            assert_eq!(count_params(&model), params_in(&weights));
+            assert!(params_in(&weights) < params_in(&dense.weights));
+            for ((name, width), k) in config.plan.groups().iter().zip(&kept) {
+                assert_eq!(*width, k.len(), "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn ratio_zero_changes_nothing_and_an_emptied_group_is_refused() {
+    let dense = dense(Variant::Base, 5);
+    let x = random_input(1);
+    for method in METHODS {
+        let (config, weights) =
+            prune_structured(&dense.config, &dense.weights, method, &Ratios::Uniform(0.0)).unwrap();
+        assert_eq!(config, dense.config);
+        assert_eq!(
+            forward(&config, &weights, &x),
+            forward(&dense.config, &dense.weights, &x)
+        );
+    }
+    let graph = ChannelGraph::of(&dense.config);
+    let mut ratios = vec![0.3; graph.groups.len()];
+    let att3 = graph.group_index("att3").unwrap();
+    ratios[att3] = 1.0;
+    let err = prune_structured(
+        &dense.config,
+        &dense.weights,
+        StructuredMethod::L2,
+        &Ratios::PerGroup(ratios),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, PruneError::EmptyGroup(ref g) if g == "att3"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("att3"));
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+#[test]
+fn prune_command_reports_what_it_wrote_and_refuses_bad_ratios() {
+    let dir = common::scratch_dir("prune-cli");
+    let dense_path = dir.join("dense.safetensors");
+    raagr2_lab::model::save_checkpoint(&dense_path, &dense(Variant::Base, 8)).unwrap();
+    let (dense_arg, out) = (dense_path.to_str().unwrap(), dir.join("pruned.safetensors"));
+    let out_arg = out.to_str().unwrap();
+    let common_args = [
+        "prune",
+        dense_arg,
+        "-o",
+        out_arg,
+        "--size",
+        "32",
+        "--runs",
+        "1",
+        "--synthetic",
+        "1",
+        "--json",
+    ];
+    let mut args = common_args.to_vec();
+    args.extend([
+        "--method",
+        "group-l2",
+        "--ratio",
+        "0.5",
+        "--group-ratios",
+        "enc5.out=0.25",
+        "--fine-tune-epochs",
+        "1",
+        "--fine-tune-cases",
+        "2",
+        "--fine-tune-batches",
+        "1",
+        "--fine-tune-crop",
+        "64",
+    ]);
+    let done = run(&args);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    let written = raagr2_lab::model::load_checkpoint(&out).unwrap();
+    let model = written.build(&cpu_device()).unwrap();
+    assert_eq!(
+        report["params_after"].as_u64().unwrap() as usize,
+        count_params(&model)
+    );
+    assert!(report["params_after"].as_u64() < report["params_before"].as_u64());
+    assert!(report["macs_after"].as_u64() < report["macs_before"].as_u64());
+    assert!(report["speedup"].as_f64().unwrap() > 0.0);
+    assert!(report["dice_fine_tuned"]["WT"].is_number());
+    let enc5 = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "enc5.out")
+        .unwrap();
+    assert_eq!(
+        (enc5["before"].as_u64(), enc5["after"].as_u64()),
+        (Some(64), Some(48))
+    );
+
+    for (bad, expected) in [
+        ("dec2=1.0", "dec2"),
+        ("nope=0.3", "enc1.branch1"),
+        ("dec2", "name=ratio"),
+    ] {
+        let mut args = common_args.to_vec();
+        args.extend(["--group-ratios", bad]);
+        let failed = run(&args);
+        assert!(!failed.status.success());
+        let e = String::from_utf8_lossy(&failed.stderr);
+        assert!(e.contains(expected), "{bad}: {e}");
+    }
+}
+
+/// Mean of the WT, TC and ET Dice of `checkpoint` over `cases`.
+fn mean_dice(checkpoint: &Checkpoint, cases: &[raagr2_lab::data::dataset::PreparedCase]) -> f64 {
+    use raagr2_lab::inference::{InferenceOptions, evaluate_cases};
+    use raagr2_lab::metrics::{Region, mean_metrics};
+    let device = cpu_device();
+    let model = checkpoint.build(&device).unwrap();
+    let scored = evaluate_cases(
+        &model,
+        checkpoint.config.head,
+        cases,
+        InferenceOptions::default(),
+        &device,
+        |_| {},
+    )
+    .unwrap();
+    let mean = mean_metrics(&scored);
+    [Region::Wt, Region::Tc, Region::Et]
+        .iter()
+        .map(|r| mean.dice(*r))
+        .sum::<f64>()
+        / 3.0
+}
+
+#[test]
+fn fine_tuning_recovers_dice_after_a_prune() {
+    use raagr2_lab::data::dataset::{SliceDataset, SliceSelection, synthetic_case};
+    use raagr2_lab::defaults::{HELD_OUT_FIRST_SEED, default_checkpoint};
+    use raagr2_lab::train::{CheckpointPaths, TrainOptions, TrainState, fit};
+    let dense = default_checkpoint();
+    let (config, weights) = prune_structured(
+        &dense.config,
+        &dense.weights,
+        StructuredMethod::L2,
+        &Ratios::Uniform(PRUNE_RATIO_FOR_RECOVERY),
+    )
+    .unwrap();
+    let pruned = Checkpoint {
+        config,
+        weights,
+        metadata: Default::default(),
+    };
+    let held_out: Vec<_> = (0..2)
+        .map(|i| synthetic_case(HELD_OUT_FIRST_SEED + 50 + i))
+        .collect();
+    let (dense_dice, pruned_dice) = (mean_dice(&dense, &held_out), mean_dice(&pruned, &held_out));
+    assert!(
+        pruned_dice < dense_dice,
+        "pruning costs Dice: {pruned_dice} vs {dense_dice}"
+    );
+
+    let selection = SliceSelection {
+        tumour_free_share: 0.05,
+        seed: 0,
+    };
+    let train_cases: Vec<_> = (0..3).map(synthetic_case).collect();
+    let train = SliceDataset::from_cases(&train_cases, 128, selection).unwrap();
+    let val = SliceDataset::from_cases(&[synthetic_case(3)], 128, selection).unwrap();
+    let device = cpu_device().autodiff();
+    device.seed(7); // dropout draws from it
+    let options = TrainOptions {
+        epochs: 3,
+        learning_rate: 2e-3,
+        max_batches_per_epoch: Some(10),
+        ..TrainOptions::default()
+    };
+    let dir = common::scratch_dir("fine-tune");
+    let paths = CheckpointPaths::beside(&dir.join("tuned.safetensors"));
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let model = pruned.build(&device).unwrap();
+    fit(
+        &pruned.config,
+        model,
+        &train,
+        &val,
+        &options,
+        TrainState::default(),
+        &paths,
+        &cancel,
+        |_| {},
+    )
+    .unwrap();
+    let tuned = raagr2_lab::model::load_checkpoint(&paths.best).unwrap();
+    let tuned_dice = mean_dice(&tuned, &held_out);
+    eprintln!("dense {dense_dice:.4}, pruned {pruned_dice:.4}, fine-tuned {tuned_dice:.4}");
+    assert!(
+        tuned_dice > pruned_dice + 0.02,
+        "fine-tuning should recover Dice: dense {dense_dice:.4}, pruned {pruned_dice:.4}, \
+         fine-tuned {tuned_dice:.4}"
+    );
+}
+
+/// Channels removed from every group of the default model before fine-tuning.
+const PRUNE_RATIO_FOR_RECOVERY: f64 = 0.6;
