@@ -374,3 +374,53 @@ fn fine_tuning_recovers_dice_after_a_prune() {
 
 /// Channels removed from every group of the default model before fine-tuning.
 const PRUNE_RATIO_FOR_RECOVERY: f64 = 0.6;
+
+#[test]
+fn sweep_writes_one_csv_row_per_method_and_ratio() {
+    let dir = common::scratch_dir("sweep-cli");
+    let dense_path = dir.join("dense.safetensors");
+    let dense = dense(Variant::Base, 2);
+    raagr2_lab::model::save_checkpoint(&dense_path, &dense).unwrap();
+    let csv = dir.join("sweep.csv");
+    let base = [
+        "sweep",
+        dense_path.to_str().unwrap(),
+        "-o",
+        csv.to_str().unwrap(),
+        "--size",
+        "32",
+        "--runs",
+        "1",
+        "--synthetic",
+        "1",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--methods", "l2,group-l2", "--ratios", "0,0.5", "--json"]);
+    let done = run(&args);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let points: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    let points = points.as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    let dense_params = params_in(&dense.weights) as u64;
+    assert_eq!(
+        points[0]["params"].as_u64(),
+        Some(dense_params),
+        "ratio 0 keeps all"
+    );
+    assert!(points[1]["params"].as_u64().unwrap() < dense_params);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 5);
+    assert!(text.starts_with("method,ratio,params"));
+
+    for (flag, value) in [("--ratios", "0,1.2"), ("--methods", "l2,magic")] {
+        let mut args = base.to_vec();
+        args.extend([flag, value]);
+        let failed = run(&args);
+        assert!(!failed.status.success());
+        assert!(String::from_utf8_lossy(&failed.stderr).contains(flag));
+    }
+}

@@ -4,6 +4,7 @@
 mod defaults;
 pub mod pipeline;
 pub mod prune_cmd;
+pub mod sweep_cmd;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,8 @@ pub enum Command {
     Predict(pipeline::PredictArgs),
     /// Structured pruning (channels removed) with its measured effect on size, speed and Dice.
     Prune(prune_cmd::PruneArgs),
+    /// Structured pruning over a grid of methods and ratios: a CSV of size, speed and Dice.
+    Sweep(sweep_cmd::SweepArgs),
 }
 
 /// Which model: a checkpoint, or a fresh one of a variant, width and head.
@@ -201,6 +204,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => pipeline::eval(args),
         Command::Predict(args) => pipeline::predict(args),
         Command::Prune(args) => prune_cmd::prune(args),
+        Command::Sweep(args) => sweep_cmd::sweep(args),
     }
 }
 
