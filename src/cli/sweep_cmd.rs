@@ -158,7 +158,7 @@ fn parse_ratio_grid(list: &str) -> Result<Vec<f64>> {
 
 fn row(p: &SweepPoint) -> Vec<String> {
     vec![
-        format!("{:?}", p.method).to_lowercase(),
+        p.method.key().to_string(),
         format!("{}", p.ratio),
         p.params.to_string(),
         p.macs.to_string(),

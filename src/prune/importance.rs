@@ -26,6 +26,15 @@ pub enum StructuredMethod {
 }
 
 impl StructuredMethod {
+    /// The command-line spelling (`l2`, `bn-gamma`, `group-l2`), also used in CSV files.
+    pub fn key(self) -> &'static str {
+        match self {
+            StructuredMethod::L2 => "l2",
+            StructuredMethod::BnGamma => "bn-gamma",
+            StructuredMethod::GroupL2 => "group-l2",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             StructuredMethod::L2 => "filter L2",
