@@ -100,6 +100,8 @@ struct PruneReport {
     dice_fine_tuned: Option<RegionValues>,
     fine_tune_epochs: usize,
     eval_cases: usize,
+    /// Time to rank the channels and slice the weights (what the app's live preview pays).
+    prune_secs: f64,
 }
 
 pub fn prune(args: PruneArgs) -> Result<()> {
@@ -109,7 +111,9 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     }
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
     let ratios = parse_ratios(&dense, args.ratio, args.group_ratios.as_deref())?;
+    let started = std::time::Instant::now();
     let (config, weights) = prune_structured(&dense.config, &dense.weights, args.method, &ratios)?;
+    let prune_secs = started.elapsed().as_secs_f64();
     let pruned = Checkpoint {
         config,
         weights,
@@ -170,6 +174,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         },
         fine_tune_epochs: args.fine_tune_epochs,
         eval_cases: cases.len(),
+        prune_secs,
     };
     if args.json {
         return print_json(&report);
@@ -340,9 +345,10 @@ fn render(r: &PruneReport) -> String {
         }
     }
     format!(
-        "pruned {} with {} -> {}\nDice over {} case(s); speedup / MAC reduction = {:.2}\n\n{}",
+        "pruned {} with {} in {:.1} ms -> {}\nDice over {} case(s); speedup / MAC reduction = {:.2}\n\n{}",
         r.model,
         r.method.name(),
+        r.prune_secs * 1e3,
         r.output.display(),
         r.eval_cases,
         r.speedup / r.mac_reduction,
