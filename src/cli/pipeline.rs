@@ -51,7 +51,7 @@ impl DataArgs {
             (None, Some(0)) => bail!("--synthetic needs at least one case"),
             (None, Some(n)) => Ok((0..n as u64)
                 .map(|i| {
-                    let case = synthetic_case(self.synthetic_seed + i);
+                    let case = synthetic_case(self.synthetic_seed.wrapping_add(i));
                     on_case(&case.id);
                     case
                 })
@@ -219,8 +219,8 @@ fn check_train_args(args: &TrainArgs) -> Result<()> {
             args.tumour_free_share
         );
     }
-    if args.epochs == 0 || args.batch == 0 {
-        bail!("--epochs and --batch must be at least 1");
+    if args.epochs == 0 || args.batch == 0 || args.early_stop == 0 || args.lr_patience == 0 {
+        bail!("--epochs, --batch, --early-stop and --lr-patience must be at least 1");
     }
     if !(args.slimming_l1.is_finite() && args.slimming_l1 >= 0.0) {
         bail!(
@@ -485,7 +485,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-fn check_threshold(threshold: f32) -> Result<()> {
+pub(crate) fn check_threshold(threshold: f32) -> Result<()> {
     if !(threshold > 0.0 && threshold < 1.0) {
         bail!("--threshold must be in (0, 1), got {threshold}");
     }

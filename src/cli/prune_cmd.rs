@@ -106,6 +106,7 @@ struct PruneReport {
 
 pub fn prune(args: PruneArgs) -> Result<()> {
     super::check_size("--size", args.size)?;
+    super::pipeline::check_threshold(args.threshold)?;
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }

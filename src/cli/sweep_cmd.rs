@@ -64,6 +64,7 @@ const CSV_HEADER: &str =
 
 pub fn sweep(args: SweepArgs) -> Result<()> {
     super::check_size("--size", args.size)?;
+    super::pipeline::check_threshold(args.threshold)?;
     let methods = parse_methods(&args.methods)?;
     let ratios = parse_ratio_grid(&args.ratios)?;
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
@@ -75,44 +76,50 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         threshold: args.threshold,
         ..InferenceOptions::default()
     };
-    let mut points = Vec::new();
+    // Prune every point first (milliseconds each), so an impossible ratio is refused before
+    // minutes of timing and evaluation.
+    let mut grid = Vec::new();
     for &method in &methods {
         for &ratio in &ratios {
-            eprintln!("sweep: {} at ratio {ratio}", method.name());
             let (config, weights) = prune_structured(
                 &dense.config,
                 &dense.weights,
                 method,
                 &Ratios::Uniform(ratio),
-            )?;
+            )
+            .map_err(|e| anyhow::anyhow!("{} at ratio {ratio}: {e}", method.key()))?;
             let pruned = Checkpoint {
                 config,
                 weights,
                 metadata: Default::default(),
             };
-            let model = pruned.build(&device)?;
-            let summary = summarize(&pruned.config, &model, args.size, args.size)?;
-            let [dense_time, time] = compare_forward(
-                &[&dense_model, &model],
-                args.size,
-                args.runs.max(1),
-                &device,
-            );
-            let scored =
-                evaluate_cases(&model, pruned.config.head, &cases, options, &device, |_| {})?;
-            let dice = mean_metrics(&scored).dice;
-            points.push(SweepPoint {
-                method,
-                ratio,
-                params: summary.params,
-                macs: summary.macs,
-                latency_ms: time.median_secs * 1e3,
-                dense_latency_ms: dense_time.median_secs * 1e3,
-                dice_wt: dice["WT"],
-                dice_tc: dice["TC"],
-                dice_et: dice["ET"],
-            });
+            grid.push((method, ratio, pruned));
         }
+    }
+    let mut points = Vec::new();
+    for (method, ratio, pruned) in grid {
+        eprintln!("sweep: {} at ratio {ratio}", method.name());
+        let model = pruned.build(&device)?;
+        let summary = summarize(&pruned.config, &model, args.size, args.size)?;
+        let [dense_time, time] = compare_forward(
+            &[&dense_model, &model],
+            args.size,
+            args.runs.max(1),
+            &device,
+        );
+        let scored = evaluate_cases(&model, pruned.config.head, &cases, options, &device, |_| {})?;
+        let dice = mean_metrics(&scored).dice;
+        points.push(SweepPoint {
+            method,
+            ratio,
+            params: summary.params,
+            macs: summary.macs,
+            latency_ms: time.median_secs * 1e3,
+            dense_latency_ms: dense_time.median_secs * 1e3,
+            dice_wt: dice["WT"],
+            dice_tc: dice["TC"],
+            dice_et: dice["ET"],
+        });
     }
     crate::atomic::write_bytes(&args.output, csv(&points).as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.output.display()))?;

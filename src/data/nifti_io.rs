@@ -72,6 +72,11 @@ pub fn read_volume(path: &Path) -> Result<Volume, DataError> {
     let header = object.header().clone();
     let dims = spatial_dims(&header).map_err(bad)?;
     let spacing_mm = [header.pixdim[1], header.pixdim[2], header.pixdim[3]].map(|s| s.abs());
+    if spacing_mm.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(bad(format!(
+            "voxel spacing (pixdim) {spacing_mm:?} mm is not positive and finite"
+        )));
+    }
     let array = object
         .into_volume()
         .into_ndarray::<f32>()

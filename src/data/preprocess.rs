@@ -139,15 +139,17 @@ pub fn split_patients(
         shuffled.swap(i, j);
     }
     let n = shuffled.len();
-    let at_least_one = |f: f32| {
-        if n >= 3 {
+    // A positive fraction gets at least one patient (with three or more); zero gets none.
+    let share = |f: f32| {
+        if n >= 3 && f > 0.0 {
             ((n as f32 * f).round() as usize).max(1)
         } else {
             0
         }
     };
-    let n_test = at_least_one(test_fraction);
-    let n_val = at_least_one(val_fraction);
+    // At least one patient always stays for training.
+    let n_test = share(test_fraction).min(n.saturating_sub(1));
+    let n_val = share(val_fraction).min(n.saturating_sub(1 + n_test));
     let test = shuffled[..n_test].to_vec();
     let val = shuffled[n_test..n_test + n_val].to_vec();
     let train = shuffled[n_test + n_val..].to_vec();
@@ -220,6 +222,18 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 10);
+        let no_test = split_patients(&ids, 0.2, 0.0, 1);
+        assert_eq!(
+            (no_test.train.len(), no_test.test.len()),
+            (8, 0),
+            "zero means none"
+        );
+        let greedy = split_patients(&ids[..3], 0.9, 0.5, 1);
+        assert_eq!(
+            greedy.train.len(),
+            1,
+            "one patient always trains: {greedy:?}"
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! Surfaces are the mask voxels with at least one 6-neighbour outside the mask (or on the volume
 //! border). Distances come from an exact Euclidean distance transform with anisotropic voxel
 //! spacing (Felzenszwalb & Huttenlocher 2012, "Distance Transforms of Sampled Functions"). The
-//! result is the larger of the two directed 95th percentiles (the convention of MedPy and the
-//! BraTS 2019-2021 evaluation). Empty masks: both empty gives 0; exactly one empty gives the
+//! result is the larger of the two directed 95th percentiles (the BraTS/CaPTk convention; MedPy
+//! instead takes one percentile of both directions' distances pooled). Empty masks: both empty gives 0; exactly one empty gives the
 //! volume's diagonal in mm (BraTS reports 373.13, the diagonal of 240x240x155 at 1 mm).
 
 /// HD95 in mm between `a` and `b`, masks over a grid `dims` (x fastest) of `spacing_mm`.

@@ -1,7 +1,8 @@
 //! Channel importance per group, and which channels a ratio keeps.
 //!
 //! - Filter L2 norm (seed 1; Li et al. 2017, "Pruning Filters for Efficient ConvNets"): the L2
-//!   norm of each channel's filters in the convs that produce it.
+//!   norm of each channel's filters in every conv whose output axis carries it (the producer,
+//!   the grouped/depthwise convs that follow it, the attention psi conv tied to a skip channel).
 //! - BN gamma (network slimming; Liu et al. 2017, "Learning Efficient Convolutional Networks
 //!   through Network Slimming"): the mean |gamma| of the channel over the batch norms on it.
 //! - Group L2 (DepGraph; Fang et al. 2023, "DepGraph: Towards Any Structural Pruning"): the L2

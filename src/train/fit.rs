@@ -227,6 +227,10 @@ pub fn fit(
         model = next;
         on_event(TrainEvent::Validating { epoch });
         let (val_loss, val_dice) = validate(config, &model, val, options, &device);
+        // A non-finite loss would also make the saved training state unreadable (JSON has no NaN).
+        if let Some(loss) = [train_loss, val_loss].into_iter().find(|l| !l.is_finite()) {
+            return Err(TrainError::Diverged { epoch, loss });
+        }
         let record = EpochRecord {
             epoch,
             train_loss,
@@ -297,6 +301,10 @@ fn train_epoch(
     }
     let mut loss_sum = 0.0;
     for (i, indices) in batches.iter().enumerate() {
+        // Checked before each batch, so a cancel during an epoch's last batch keeps that epoch.
+        if cancel.load(Ordering::SeqCst) {
+            return None;
+        }
         let (x, y) = train.batch(indices, device);
         let (next, loss) = train_step_with_slimming(
             config.head,
@@ -315,9 +323,6 @@ fn train_epoch(
             batches: batches.len(),
             loss: loss as f64,
         });
-        if cancel.load(Ordering::SeqCst) {
-            return None;
-        }
     }
     Some((model, loss_sum / batches.len() as f64))
 }

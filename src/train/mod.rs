@@ -28,6 +28,11 @@ pub enum TrainError {
     Options(String),
     #[error("cannot resume: {0}")]
     Resume(String),
+    #[error(
+        "training diverged in epoch {epoch} (loss {loss}); the last good checkpoints are kept \
+         (try a lower learning rate)"
+    )]
+    Diverged { epoch: usize, loss: f64 },
     #[error(transparent)]
     Model(#[from] ModelError),
 }
