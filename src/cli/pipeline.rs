@@ -13,9 +13,7 @@ use serde::Serialize;
 use super::{ModelArgs, print_json};
 use crate::backend::{self, DeviceChoice};
 use crate::data::LabelConvention;
-use crate::data::dataset::{
-    PreparedCase, SliceDataset, SliceSelection, load_cases, synthetic_case,
-};
+use crate::data::dataset::{CaseSource, PreparedCase, SliceDataset, SliceSelection, list_cases};
 use crate::data::preprocess::split_patients;
 use crate::data::{load_case, write_label_map};
 use crate::inference::{InferenceOptions, evaluate_cases, labels_from_regions, predict_regions};
@@ -44,20 +42,29 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// Loads the cases, reporting each one to `on_case`.
-    pub fn load(&self, mut on_case: impl FnMut(&str)) -> Result<Vec<PreparedCase>> {
+    /// The cases this names, not yet loaded.
+    pub fn sources(&self) -> Result<Vec<CaseSource>> {
         match (&self.data, self.synthetic) {
-            (Some(root), _) => Ok(load_cases(root, self.labels, on_case)?),
+            (Some(root), _) => Ok(list_cases(root)?),
             (None, Some(0)) => bail!("--synthetic needs at least one case"),
             (None, Some(n)) => Ok((0..n as u64)
-                .map(|i| {
-                    let case = synthetic_case(self.synthetic_seed.wrapping_add(i));
-                    on_case(&case.id);
-                    case
+                .map(|i| CaseSource::Synthetic {
+                    seed: self.synthetic_seed.wrapping_add(i),
                 })
                 .collect()),
             (None, None) => bail!("give --data <folder> or --synthetic <count>"),
         }
+    }
+
+    /// Loads every case into memory (small evaluation sets), reporting each id to `on_case`.
+    pub fn load(&self, mut on_case: impl FnMut(&str)) -> Result<Vec<PreparedCase>> {
+        self.sources()?
+            .iter()
+            .map(|source| {
+                on_case(&source.id());
+                Ok(source.load(self.labels)?)
+            })
+            .collect()
     }
 }
 
@@ -142,13 +149,12 @@ pub fn train(args: TrainArgs) -> Result<()> {
             Ok((checkpoint, state))
         })
         .transpose()?;
-    let cases = args.data.load(|id| eprintln!("train: loading {id}"))?;
+    let sources = args.data.sources()?;
     let mut state = resumed.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
     if resumed.is_none() {
-        assign_split(&mut state, &cases, &args)?;
+        assign_split(&mut state, &sources, &args)?;
     }
-    let (train_set, val_set) = slice_sets(&cases, &state, &args)?;
-    drop(cases);
+    let (train_set, val_set) = slice_sets(&sources, &state, &args)?;
     let (device, device_name) = backend::resolve(args.device).map_err(anyhow::Error::msg)?;
     let device = device.autodiff();
     let checkpoint = match resumed {
@@ -235,14 +241,14 @@ fn check_train_args(args: &TrainArgs) -> Result<()> {
 }
 
 /// Splits patients (seeded) and records the split in the training state.
-fn assign_split(state: &mut TrainState, cases: &[PreparedCase], args: &TrainArgs) -> Result<()> {
+fn assign_split(state: &mut TrainState, cases: &[CaseSource], args: &TrainArgs) -> Result<()> {
     if cases.len() < 2 {
         bail!(
             "training needs at least 2 cases (one to train on, one to validate), got {}",
             cases.len()
         );
     }
-    let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+    let ids: Vec<String> = cases.iter().map(CaseSource::id).collect();
     let mut split = split_patients(&ids, args.val_fraction, args.test_fraction, args.seed);
     if split.val.is_empty() {
         // Two patients: split_patients keeps both for training; validation needs one.
@@ -254,30 +260,30 @@ fn assign_split(state: &mut TrainState, cases: &[PreparedCase], args: &TrainArgs
     Ok(())
 }
 
-/// The training and validation slice datasets of the recorded split.
+/// The training and validation slice datasets of the recorded split, loading one case at a time
+/// (only the selected, cropped f16 slices stay in memory).
 fn slice_sets(
-    cases: &[PreparedCase],
+    sources: &[CaseSource],
     state: &TrainState,
     args: &TrainArgs,
 ) -> Result<(SliceDataset, SliceDataset)> {
-    let pick = |ids: &[String]| -> Result<Vec<PreparedCase>> {
-        ids.iter()
-            .map(|id| {
-                cases
-                    .iter()
-                    .find(|c| &c.id == id)
-                    .cloned()
-                    .with_context(|| format!("case {id} of the recorded split is not in the data"))
-            })
-            .collect()
-    };
     let selection = SliceSelection {
         tumour_free_share: args.tumour_free_share,
         seed: args.seed,
     };
-    let train = SliceDataset::from_cases(&pick(&state.train_ids)?, args.crop, selection)?;
-    let val = SliceDataset::from_cases(&pick(&state.val_ids)?, args.crop, selection)?;
-    Ok((train, val))
+    let build = |ids: &[String]| -> Result<SliceDataset> {
+        let mut set = SliceDataset::empty(args.crop);
+        for (i, id) in ids.iter().enumerate() {
+            let source = sources
+                .iter()
+                .find(|s| &s.id() == id)
+                .with_context(|| format!("case {id} of the recorded split is not in the data"))?;
+            eprintln!("train: loading {id}");
+            set.add_case(&source.load(args.data.labels)?, selection, i)?;
+        }
+        Ok(set)
+    };
+    Ok((build(&state.train_ids)?, build(&state.val_ids)?))
 }
 
 fn train_options(args: &TrainArgs) -> TrainOptions {
@@ -447,9 +453,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     check_threshold(args.threshold)?;
     let (checkpoint, model_name) = super::defaults::model_or_default(args.model.as_deref())?;
     let data = super::defaults::data_or_held_out(&args.data);
-    let mut cases = data.load(|id| eprintln!("eval: loading {id}"))?;
+    let mut sources = data.sources()?;
     if args.split == EvalSplit::Test {
-        cases = test_cases(cases, &checkpoint, &model_name)?;
+        sources = test_cases(sources, &checkpoint, &model_name)?;
     }
     let (device, device_name) = backend::resolve(args.device).map_err(anyhow::Error::msg)?;
     let model = checkpoint.build(&device)?;
@@ -459,17 +465,25 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     };
     eprintln!(
         "eval: {model_name} on {device_name}, {} case(s)",
-        cases.len()
+        sources.len()
     );
-    let bar = ProgressBar::new(cases.len() as u64);
-    let scored = evaluate_cases(
-        &model,
-        checkpoint.config.head,
-        &cases,
-        options,
-        &device,
-        |_| bar.inc(1),
-    )?;
+    let bar = ProgressBar::new(sources.len() as u64);
+    let mut scored = Vec::with_capacity(sources.len());
+    // One case in memory at a time.
+    for source in &sources {
+        bar.set_message(source.id());
+        let case = source.load(data.labels)?;
+        let head = checkpoint.config.head;
+        scored.extend(evaluate_cases(
+            &model,
+            head,
+            &[case],
+            options,
+            &device,
+            |_| {},
+        )?);
+        bar.inc(1);
+    }
     bar.finish_and_clear();
     let report = EvalReport {
         model: model_name,
@@ -494,18 +508,18 @@ pub(crate) fn check_threshold(threshold: f32) -> Result<()> {
 
 /// Keeps the cases recorded as test patients in the checkpoint's training state.
 fn test_cases(
-    cases: Vec<PreparedCase>,
+    cases: Vec<CaseSource>,
     checkpoint: &Checkpoint,
     model_name: &str,
-) -> Result<Vec<PreparedCase>> {
+) -> Result<Vec<CaseSource>> {
     let state = TrainState::from_checkpoint(checkpoint)?
         .with_context(|| format!("{model_name}: records no training split (--split test)"))?;
     if state.test_ids.is_empty() {
         bail!("{model_name}: was trained without test patients (train --test-fraction)");
     }
-    let kept: Vec<PreparedCase> = cases
+    let kept: Vec<CaseSource> = cases
         .into_iter()
-        .filter(|c| state.test_ids.contains(&c.id))
+        .filter(|c| state.test_ids.contains(&c.id()))
         .collect();
     if kept.is_empty() {
         bail!(

@@ -1,13 +1,13 @@
 //! Cases ready for the network (z-scored modalities, sub-region codes) and the slice dataset and
 //! batcher that feed burn during training and validation.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use half::f16;
 
 use super::DataError;
-use super::brats::{BratsCase, LabelConvention, load_case};
+use super::brats::{BratsCase, LabelConvention, detect_case, load_case};
 use super::preprocess::{axial_slice, select_slices, zscore_brain};
 use super::synth::{SplitMix64, SynthCase, SynthOptions, generate_case};
 
@@ -88,41 +88,62 @@ pub fn synthetic_case_id(seed: u64) -> String {
     format!("Synth_{seed:04}")
 }
 
+/// Where one case comes from, known before it is loaded (so large sets can be split by id and
+/// then loaded one case at a time).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaseSource {
+    Folder { id: String, folder: PathBuf },
+    Synthetic { seed: u64 },
+}
+
+impl CaseSource {
+    pub fn id(&self) -> String {
+        match self {
+            CaseSource::Folder { id, .. } => id.clone(),
+            CaseSource::Synthetic { seed } => synthetic_case_id(*seed),
+        }
+    }
+
+    /// Loads (or generates) and prepares the case.
+    pub fn load(&self, convention: Option<LabelConvention>) -> Result<PreparedCase, DataError> {
+        match self {
+            CaseSource::Folder { folder, .. } => PreparedCase::load(folder, convention),
+            CaseSource::Synthetic { seed } => Ok(synthetic_case(*seed)),
+        }
+    }
+}
+
 /// Every BraTS case under `root`: `root` itself when it is a case folder, else its immediate
-/// sub-folders that are case folders, sorted by name. Loads and prepares each one.
-pub fn load_cases(
-    root: &Path,
-    convention: Option<LabelConvention>,
-    mut on_case: impl FnMut(&str),
-) -> Result<Vec<PreparedCase>, DataError> {
+/// sub-folders that are case folders, sorted by name. Nothing is loaded yet.
+pub fn list_cases(root: &Path) -> Result<Vec<CaseSource>, DataError> {
     if !root.is_dir() {
         return Err(DataError::Missing(root.to_path_buf()));
     }
-    if super::brats::detect_case(root).is_ok() {
-        return Ok(vec![PreparedCase::load(root, convention)?]);
+    let source = |folder: PathBuf| {
+        detect_case(&folder)
+            .ok()
+            .map(|(id, _)| CaseSource::Folder { id, folder })
+    };
+    if let Some(case) = source(root.to_path_buf()) {
+        return Ok(vec![case]);
     }
-    let mut folders: Vec<_> = std::fs::read_dir(root)
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(root)
         .map_err(|source| DataError::Io {
             path: root.to_path_buf(),
             source,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && super::brats::detect_case(p).is_ok())
+        .filter(|p| p.is_dir())
         .collect();
     folders.sort();
-    if folders.is_empty() {
+    let cases: Vec<CaseSource> = folders.into_iter().filter_map(source).collect();
+    if cases.is_empty() {
         return Err(DataError::BadCase {
             folder: root.to_path_buf(),
             problem: "no BraTS case folders found here or in its sub-folders".into(),
         });
     }
-    folders
-        .iter()
-        .map(|f| {
-            on_case(&f.display().to_string());
-            PreparedCase::load(f, convention)
-        })
-        .collect()
+    Ok(cases)
 }
 
 /// Axial slices of many cases, cropped to `size` x `size`: inputs `[4, size, size]` stored as
@@ -149,31 +170,47 @@ impl SliceDataset {
         size: usize,
         selection: SliceSelection,
     ) -> Result<SliceDataset, DataError> {
-        let mut dataset = SliceDataset {
+        let mut dataset = SliceDataset::empty(size);
+        for (i, case) in cases.iter().enumerate() {
+            dataset.add_case(case, selection, i)?;
+        }
+        Ok(dataset)
+    }
+
+    /// A dataset with no slices yet, for [`Self::add_case`].
+    pub fn empty(size: usize) -> SliceDataset {
+        SliceDataset {
             size,
             inputs: Vec::new(),
             regions: Vec::new(),
-        };
-        for (i, case) in cases.iter().enumerate() {
-            let Some(regions) = &case.regions else {
-                return Err(DataError::Invalid(format!(
-                    "case {} has no segmentation; training and validation need one",
-                    case.id
-                )));
-            };
-            let labels: Vec<f32> = regions.iter().map(|r| *r as f32).collect();
-            let seed = selection.seed.wrapping_add(i as u64);
-            for z in select_slices(
-                &labels,
-                &case.brain(),
-                case.dims,
-                selection.tumour_free_share,
-                seed,
-            ) {
-                dataset.push_slice(case, &labels, z);
-            }
         }
-        Ok(dataset)
+    }
+
+    /// Adds the selected slices of `case`, the `index`-th case added (it varies the seed).
+    pub fn add_case(
+        &mut self,
+        case: &PreparedCase,
+        selection: SliceSelection,
+        index: usize,
+    ) -> Result<(), DataError> {
+        let Some(regions) = &case.regions else {
+            return Err(DataError::Invalid(format!(
+                "case {} has no segmentation; training and validation need one",
+                case.id
+            )));
+        };
+        let labels: Vec<f32> = regions.iter().map(|r| *r as f32).collect();
+        let seed = selection.seed.wrapping_add(index as u64);
+        for z in select_slices(
+            &labels,
+            &case.brain(),
+            case.dims,
+            selection.tumour_free_share,
+            seed,
+        ) {
+            self.push_slice(case, &labels, z);
+        }
+        Ok(())
     }
 
     fn push_slice(&mut self, case: &PreparedCase, labels: &[f32], z: usize) {
