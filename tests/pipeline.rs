@@ -80,13 +80,16 @@ fn synth_train_eval_predict_round_trip() {
         "best and last checkpoints written"
     );
 
-    // Resume continues the epoch count and keeps the recorded split.
+    // Resume continues the epoch count and keeps the recorded split and slice settings, even
+    // when the flags now say otherwise.
     let mut resume = train_args.to_vec();
-    resume.extend(["--epochs", "4", "--resume", s(&last)]);
+    resume.extend(["--epochs", "4", "--resume", s(&last), "--seed", "99"]);
     let resumed = json_of(&run(&resume));
     assert_eq!(resumed["state"]["epochs_done"], 4);
     assert_eq!(resumed["state"]["history"].as_array().unwrap().len(), 4);
     assert_eq!(resumed["state"]["val_ids"], report["state"]["val_ids"]);
+    assert_eq!(resumed["state"]["slices"], report["state"]["slices"]);
+    assert_eq!(resumed["train_slices"], report["train_slices"]);
 
     let (json_file, csv_file) = (dir.join("eval.json"), dir.join("eval.csv"));
     let eval = json_of(&run(&[

@@ -21,7 +21,8 @@ use crate::metrics::{CaseMetrics, HD95_REGIONS, Region, evaluate_case, mean_metr
 use crate::model::{Checkpoint, load_checkpoint};
 use crate::report;
 use crate::train::{
-    CheckpointPaths, PlateauOptions, StopReason, TrainEvent, TrainOptions, TrainState, fit,
+    CheckpointPaths, PlateauOptions, SliceSettings, StopReason, TrainEvent, TrainOptions,
+    TrainState, fit,
 };
 
 /// Where cases come from: a BraTS folder or synthetic cases made in memory.
@@ -154,7 +155,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
     if resumed.is_none() {
         assign_split(&mut state, &sources, &args)?;
     }
-    let (train_set, val_set) = slice_sets(&sources, &state, &args)?;
+    let settings = slice_settings(&mut state, &args);
+    let (train_set, val_set) = slice_sets(&sources, &state, settings, args.data.labels)?;
     let (device, device_name) = backend::resolve(args.device).map_err(anyhow::Error::msg)?;
     let device = device.autodiff();
     let checkpoint = match resumed {
@@ -170,8 +172,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
         checkpoint.config.describe(),
         train_set.len(),
         val_set.len(),
-        args.crop,
-        args.crop
+        settings.crop,
+        settings.crop
     );
     let options = train_options(&args);
     let paths = CheckpointPaths::beside(&args.output);
@@ -260,26 +262,49 @@ fn assign_split(state: &mut TrainState, cases: &[CaseSource], args: &TrainArgs) 
     Ok(())
 }
 
+/// The slice settings of this run: a resumed run keeps the ones it recorded (and says so when the
+/// flags differ); a new run records the flags.
+fn slice_settings(state: &mut TrainState, args: &TrainArgs) -> SliceSettings {
+    let given = SliceSettings {
+        crop: args.crop,
+        tumour_free_share: args.tumour_free_share,
+        seed: args.seed,
+    };
+    match state.slices {
+        Some(recorded) => {
+            if recorded != given {
+                eprintln!(
+                    "train: resuming with the recorded slice settings {recorded:?} \
+                     (the flags gave {given:?})"
+                );
+            }
+            recorded
+        }
+        None => *state.slices.insert(given),
+    }
+}
+
 /// The training and validation slice datasets of the recorded split, loading one case at a time
 /// (only the selected, cropped f16 slices stay in memory).
 fn slice_sets(
     sources: &[CaseSource],
     state: &TrainState,
-    args: &TrainArgs,
+    settings: SliceSettings,
+    labels: Option<LabelConvention>,
 ) -> Result<(SliceDataset, SliceDataset)> {
     let selection = SliceSelection {
-        tumour_free_share: args.tumour_free_share,
-        seed: args.seed,
+        tumour_free_share: settings.tumour_free_share,
+        seed: settings.seed,
     };
     let build = |ids: &[String]| -> Result<SliceDataset> {
-        let mut set = SliceDataset::empty(args.crop);
+        let mut set = SliceDataset::empty(settings.crop);
         for (i, id) in ids.iter().enumerate() {
             let source = sources
                 .iter()
                 .find(|s| &s.id() == id)
                 .with_context(|| format!("case {id} of the recorded split is not in the data"))?;
             eprintln!("train: loading {id}");
-            set.add_case(&source.load(args.data.labels)?, selection, i)?;
+            set.add_case(&source.load(labels)?, selection, i)?;
         }
         Ok(set)
     };

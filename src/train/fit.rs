@@ -112,6 +112,17 @@ pub struct TrainState {
     pub train_ids: Vec<String>,
     pub val_ids: Vec<String>,
     pub test_ids: Vec<String>,
+    /// How the training slices were chosen, so a resumed run rebuilds the same sets.
+    #[serde(default)]
+    pub slices: Option<SliceSettings>,
+}
+
+/// The slice-building settings of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SliceSettings {
+    pub crop: usize,
+    pub tumour_free_share: f32,
+    pub seed: u64,
 }
 
 impl TrainState {

@@ -14,8 +14,8 @@ use crate::model::layers::{LayerSite, LayerVisitor, VisitLayers};
 use crate::model::{Head, ModelError, Raagr2Net};
 
 pub use fit::{
-    CheckpointPaths, EpochRecord, PlateauOptions, StopReason, TrainEvent, TrainOptions,
-    TrainOutcome, TrainState, fit,
+    CheckpointPaths, EpochRecord, PlateauOptions, SliceSettings, StopReason, TrainEvent,
+    TrainOptions, TrainOutcome, TrainState, fit,
 };
 pub use loss::bce_dice_loss;
 
