@@ -178,6 +178,15 @@ fn ratio_zero_changes_nothing_and_an_emptied_group_is_refused() {
         );
     }
     let graph = ChannelGraph::of(&dense.config);
+    // A global ratio removes that share of all channels (rounded) and still builds and runs.
+    let total: usize = graph.groups.iter().map(|(_, w)| w).sum();
+    for method in METHODS {
+        let (config, weights) =
+            prune_structured(&dense.config, &dense.weights, method, &Ratios::Global(0.4)).unwrap();
+        let left: usize = config.plan.groups().iter().map(|(_, w)| w).sum();
+        assert_eq!(total - left, (total as f64 * 0.4).round() as usize, "{method:?}");
+        forward(&config, &weights, &x);
+    }
     let mut ratios = vec![0.3; graph.groups.len()];
     let att3 = graph.group_index("att3").unwrap();
     ratios[att3] = 1.0;

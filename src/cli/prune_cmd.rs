@@ -32,8 +32,12 @@ pub struct PruneArgs {
     #[arg(long, default_value_t = 0.5)]
     pub ratio: f64,
     /// Per-group ratios, e.g. `enc5.out=0.7,dec2=0.2` (names as `info` and the app show them).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "global")]
     pub group_ratios: Option<String>,
+    /// Treat --ratio as a share of all channels, with one importance threshold across groups
+    /// (each group's importances divided by their mean), instead of the same share per group.
+    #[arg(long)]
+    pub global: bool,
     /// Where the pruned checkpoint goes.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -111,7 +115,11 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         bail!("--runs must be at least 1");
     }
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
-    let ratios = parse_ratios(&dense, args.ratio, args.group_ratios.as_deref())?;
+    let ratios = if args.global {
+        Ratios::Global(args.ratio)
+    } else {
+        parse_ratios(&dense, args.ratio, args.group_ratios.as_deref())?
+    };
     let started = std::time::Instant::now();
     let (config, weights) = prune_structured(&dense.config, &dense.weights, args.method, &ratios)?;
     let prune_secs = started.elapsed().as_secs_f64();
@@ -281,19 +289,19 @@ fn parse_ratios(dense: &Checkpoint, ratio: f64, per_group: Option<&str>) -> Resu
 }
 
 fn group_changes(dense: &Checkpoint, pruned: &Checkpoint, ratios: &Ratios) -> Vec<GroupChange> {
-    let Ratios::PerGroup(ratios) = ratios else {
-        unreachable!("parse_ratios gives per-group ratios")
-    };
-    dense
-        .config
-        .plan
-        .groups()
+    let groups = dense.config.plan.groups();
+    groups
         .into_iter()
         .zip(pruned.config.plan.groups())
-        .zip(ratios)
-        .map(|(((name, before), (_, after)), ratio)| GroupChange {
+        .enumerate()
+        .map(|(g, ((name, before), (_, after)))| GroupChange {
             name,
-            ratio: *ratio,
+            // Under a global ratio each group's share is what the threshold left.
+            ratio: match ratios {
+                Ratios::PerGroup(rs) => rs[g],
+                Ratios::Uniform(r) => *r,
+                Ratios::Global(_) => 1.0 - after as f64 / before as f64,
+            },
             before,
             after,
         })

@@ -27,20 +27,16 @@ pub enum PruneError {
     Model(#[from] ModelError),
 }
 
-/// Per-group pruning ratios in [`ChannelGraph::groups`] order, or one ratio for every group.
+/// How much to prune: one ratio for every group, per-group ratios in [`ChannelGraph::groups`]
+/// order, or a global ratio of all channels with one importance threshold across groups.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ratios {
     Uniform(f64),
     PerGroup(Vec<f64>),
-}
-
-impl Ratios {
-    fn of(&self, group: usize) -> f64 {
-        match self {
-            Ratios::Uniform(r) => *r,
-            Ratios::PerGroup(rs) => rs[group],
-        }
-    }
+    /// Removes this share of all prunable channels, the least important first, comparing
+    /// importances across groups after dividing each group's by its mean (raw norms differ in
+    /// scale between layers); every group keeps at least one channel.
+    Global(f64),
 }
 
 /// Structured pruning: ranks channels with `method` and removes `ratios` of each group.
@@ -61,12 +57,86 @@ pub fn prune_structured(
         )));
     }
     let importance = channel_importance(method, &graph, weights)?;
-    let kept = graph
-        .groups
-        .iter()
-        .zip(&importance)
-        .enumerate()
-        .map(|(g, ((name, _), scores))| keep_top(name, scores, ratios.of(g)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let kept = match ratios {
+        Ratios::Global(ratio) => keep_global(&importance, *ratio)?,
+        Ratios::Uniform(_) | Ratios::PerGroup(_) => graph
+            .groups
+            .iter()
+            .zip(&importance)
+            .enumerate()
+            .map(|(g, ((name, _), scores))| {
+                let ratio = match ratios {
+                    Ratios::PerGroup(rs) => rs[g],
+                    Ratios::Uniform(r) | Ratios::Global(r) => *r,
+                };
+                keep_top(name, scores, ratio)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     remove_channels(config, weights, &kept)
+}
+
+/// Channels kept per group under one threshold over mean-normalised importances.
+fn keep_global(importance: &[Vec<f32>], ratio: f64) -> Result<Vec<Vec<usize>>, PruneError> {
+    if !(0.0..1.0).contains(&ratio) {
+        return Err(PruneError::Invalid(format!(
+            "global pruning ratio must be in [0, 1), got {ratio}"
+        )));
+    }
+    let normalised: Vec<Vec<f64>> = importance
+        .iter()
+        .map(|scores| {
+            let mean = scores.iter().map(|s| *s as f64).sum::<f64>() / scores.len().max(1) as f64;
+            scores.iter().map(|s| *s as f64 / mean.max(1e-12)).collect()
+        })
+        .collect();
+    // (score, group, channel), least important first; ties by position for determinism.
+    let mut all: Vec<(f64, usize, usize)> = normalised
+        .iter()
+        .enumerate()
+        .flat_map(|(g, s)| s.iter().enumerate().map(move |(c, v)| (*v, g, c)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let to_remove = (all.len() as f64 * ratio).round() as usize;
+    let mut keep: Vec<Vec<bool>> = importance.iter().map(|s| vec![true; s.len()]).collect();
+    let mut left: Vec<usize> = importance.iter().map(Vec::len).collect();
+    let mut removed = 0;
+    for &(_, g, c) in &all {
+        if removed == to_remove {
+            break;
+        }
+        // A group's last channel stays; the next least important channel elsewhere goes instead.
+        if left[g] > 1 {
+            keep[g][c] = false;
+            left[g] -= 1;
+            removed += 1;
+        }
+    }
+    Ok(keep
+        .into_iter()
+        .map(|k| {
+            k.iter()
+                .enumerate()
+                .filter(|(_, k)| **k)
+                .map(|(c, _)| c)
+                .collect()
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_ratio_removes_the_least_important_share_across_groups() {
+        // Group 0 has one weak channel; group 1 is uniform.
+        let importance = vec![vec![1.0, 1.0, 0.1, 1.0], vec![1.0, 1.0]];
+        let kept = keep_global(&importance, 1.0 / 6.0).unwrap();
+        assert_eq!(kept, vec![vec![0, 1, 3], vec![0, 1]]);
+        // Asking for almost everything still leaves one channel per group.
+        let kept = keep_global(&importance, 0.99).unwrap();
+        assert_eq!(kept.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1]);
+        assert!(keep_global(&importance, 1.0).is_err());
+    }
 }
