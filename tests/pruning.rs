@@ -184,7 +184,11 @@ fn ratio_zero_changes_nothing_and_an_emptied_group_is_refused() {
         let (config, weights) =
             prune_structured(&dense.config, &dense.weights, method, &Ratios::Global(0.4)).unwrap();
         let left: usize = config.plan.groups().iter().map(|(_, w)| w).sum();
-        assert_eq!(total - left, (total as f64 * 0.4).round() as usize, "{method:?}");
+        assert_eq!(
+            total - left,
+            (total as f64 * 0.4).round() as usize,
+            "{method:?}"
+        );
         forward(&config, &weights, &x);
     }
     let mut ratios = vec![0.3; graph.groups.len()];

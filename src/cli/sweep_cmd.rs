@@ -29,6 +29,10 @@ pub struct SweepArgs {
     /// Ratios removed from every group, comma-separated, each in [0, 1).
     #[arg(long, default_value = "0,0.125,0.25,0.375,0.5")]
     pub ratios: String,
+    /// Each ratio is a share of all channels under one threshold across groups (see
+    /// `prune --global`) instead of the same share of every group.
+    #[arg(long)]
+    pub global: bool,
     /// Where the CSV goes.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -81,13 +85,13 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     let mut grid = Vec::new();
     for &method in &methods {
         for &ratio in &ratios {
-            let (config, weights) = prune_structured(
-                &dense.config,
-                &dense.weights,
-                method,
-                &Ratios::Uniform(ratio),
-            )
-            .map_err(|e| anyhow::anyhow!("{} at ratio {ratio}: {e}", method.key()))?;
+            let share = if args.global {
+                Ratios::Global(ratio)
+            } else {
+                Ratios::Uniform(ratio)
+            };
+            let (config, weights) = prune_structured(&dense.config, &dense.weights, method, &share)
+                .map_err(|e| anyhow::anyhow!("{} at ratio {ratio}: {e}", method.key()))?;
             let pruned = Checkpoint {
                 config,
                 weights,
