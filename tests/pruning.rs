@@ -215,6 +215,17 @@ fn run(args: &[&str]) -> std::process::Output {
         .expect("binary runs")
 }
 
+/// Runs a command that must succeed and print JSON.
+fn success_json(args: &[&str]) -> serde_json::Value {
+    let done = run(args);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    serde_json::from_slice(&done.stdout).expect("JSON on stdout")
+}
+
 #[test]
 fn prune_command_reports_what_it_wrote_and_refuses_bad_ratios() {
     let dir = common::scratch_dir("prune-cli");
@@ -252,13 +263,7 @@ fn prune_command_reports_what_it_wrote_and_refuses_bad_ratios() {
         "--fine-tune-crop",
         "64",
     ]);
-    let done = run(&args);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    let report = success_json(&args);
     let written = raagr2_lab::model::load_checkpoint(&out).unwrap();
     let model = written.build(&cpu_device()).unwrap();
     assert_eq!(
@@ -409,13 +414,7 @@ fn sweep_writes_one_csv_row_per_method_and_ratio() {
     ];
     let mut args = base.to_vec();
     args.extend(["--methods", "l2,group-l2", "--ratios", "0,0.5", "--json"]);
-    let done = run(&args);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
-    let points: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    let points = success_json(&args);
     let points = points.as_array().unwrap();
     assert_eq!(points.len(), 4);
     let dense_params = params_in(&dense.weights) as u64;
