@@ -9,6 +9,7 @@ pub mod defaults;
 pub mod inference;
 pub mod metrics;
 pub mod model;
+pub mod plot;
 pub mod prune;
 pub mod report;
 pub mod train;

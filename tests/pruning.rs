@@ -60,11 +60,7 @@ fn dense(variant: Variant, seed: u64) -> Checkpoint {
 
 fn forward(config: &ModelConfig, weights: &WeightMap, x: &[f32]) -> Vec<f32> {
     let device = cpu_device();
-    let checkpoint = Checkpoint {
-        config: config.clone(),
-        weights: weights.clone(),
-        metadata: Default::default(),
-    };
+    let checkpoint = Checkpoint::new(config.clone(), weights.clone());
     let model = checkpoint.build(&device).expect("pruned model loads");
     let input = Tensor::<4>::from_data(TensorData::new(x.to_vec(), [1, 4, 32, 32]), &device);
     let out = model.forward(input);
@@ -148,13 +144,9 @@ fn random_ratios_give_working_models_that_compute_the_cut_dense_model() {
                 "{variant:?} {method:?}: pruned vs cut dense differ by {diff}"
             );
 
-            let model = Checkpoint {
-                config: config.clone(),
-                weights: weights.clone(),
-                metadata: Default::default(),
-            }
-            .build(&cpu_device())
-            .unwrap();
+            let model = Checkpoint::new(config.clone(), weights.clone())
+                .build(&cpu_device())
+                .unwrap();
             assert_eq!(count_params(&model), params_in(&weights));
             assert!(params_in(&weights) < params_in(&dense.weights));
             for ((name, width), k) in config.plan.groups().iter().zip(&kept) {
@@ -335,11 +327,7 @@ fn fine_tuning_recovers_dice_after_a_prune() {
         &Ratios::Uniform(PRUNE_RATIO_FOR_RECOVERY),
     )
     .unwrap();
-    let pruned = Checkpoint {
-        config,
-        weights,
-        metadata: Default::default(),
-    };
+    let pruned = Checkpoint::new(config, weights);
     let held_out: Vec<_> = (0..2)
         .map(|i| synthetic_case(HELD_OUT_FIRST_SEED + 50 + i))
         .collect();
@@ -427,6 +415,9 @@ fn sweep_writes_one_csv_row_per_method_and_ratio() {
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 5);
     assert!(text.starts_with("method,ratio,params"));
+    // The plot beside the CSV: three region panels.
+    let plot = image::open(csv.with_extension("png")).expect("a PNG plot beside the CSV");
+    assert_eq!((plot.width(), plot.height()), (3 * 460, 420));
 
     for (flag, value) in [("--ratios", "0,1.2"), ("--methods", "l2,magic")] {
         let mut args = base.to_vec();

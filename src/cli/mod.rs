@@ -2,6 +2,7 @@
 //! `predict`.
 
 mod defaults;
+pub mod fine_tune;
 pub mod pipeline;
 pub mod prune_cmd;
 pub mod sweep_cmd;

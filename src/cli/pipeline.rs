@@ -175,7 +175,15 @@ pub fn train(args: TrainArgs) -> Result<()> {
         settings.crop,
         settings.crop
     );
-    let options = train_options(&args);
+    let mut options = train_options(&args);
+    // A masked (unstructurally pruned) model trains under its masks and keeps them.
+    options.masks = checkpoint.masks.clone();
+    if !options.masks.is_empty() {
+        eprintln!(
+            "train: keeping {:.1}% of the conv weights masked to zero",
+            100.0 * checkpoint.mask_sparsity()
+        );
+    }
     let paths = CheckpointPaths::beside(&args.output);
     let cancel = install_ctrl_c();
     let progress = TrainProgress::new();
@@ -326,6 +334,7 @@ fn train_options(args: &TrainArgs) -> TrainOptions {
         threshold: 0.5,
         max_batches_per_epoch: args.max_batches,
         slimming_l1: args.slimming_l1,
+        masks: Default::default(),
     }
 }
 

@@ -1,34 +1,55 @@
-//! `prune`: structured pruning of a checkpoint (or the embedded model) by one method, with the
-//! measured effect: parameters, MACs, CPU latency and held-out Dice before and after.
+//! `prune`: pruning a checkpoint (or the embedded model) by any method and schedule, with the
+//! measured effect: parameters, MACs, CPU latency and held-out Dice before and after each step.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::pipeline::{DataArgs, TrainProgress, install_ctrl_c};
+use super::fine_tune::{CliHooks, DiceEvaluator, FineTuneArgs, FineTuner};
+use super::pipeline::DataArgs;
 use super::{defaults, print_json};
 use crate::backend;
 use crate::bench::{Timing, compare_forward};
-use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection};
-use crate::data::preprocess::split_patients;
-use crate::inference::{InferenceOptions, evaluate_cases};
-use crate::metrics::{RegionValues, mean_metrics};
+use crate::inference::InferenceOptions;
+use crate::metrics::RegionValues;
 use crate::model::summary::summarize;
-use crate::model::{Checkpoint, load_checkpoint, save_checkpoint};
-use crate::prune::{ChannelGraph, Ratios, StructuredMethod, prune_structured};
+use crate::model::{Checkpoint, save_checkpoint};
+use crate::prune::{ChannelGraph, PruneMethod, Ratios, Schedule, StepRecord, run_schedule};
 use crate::report::{self, giga, thousands};
-use crate::train::{CheckpointPaths, TrainOptions, TrainState, fit};
+
+/// The schedules as the command line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleKind {
+    /// Prune to the ratio at once.
+    OneShot,
+    /// `--steps` equal increments, fine-tuning after each.
+    Iterative,
+    /// One channel group (channel methods) or module (mask methods) at a time, fine-tuning
+    /// after each.
+    LayerWise,
+}
+
+impl ScheduleKind {
+    pub fn with_steps(self, steps: usize) -> Schedule {
+        match self {
+            ScheduleKind::OneShot => Schedule::OneShot,
+            ScheduleKind::Iterative => Schedule::Iterative { steps },
+            ScheduleKind::LayerWise => Schedule::LayerWise,
+        }
+    }
+}
 
 #[derive(Args, Debug)]
 pub struct PruneArgs {
     /// A checkpoint; the embedded default model when omitted.
     pub model: Option<PathBuf>,
-    /// How channels are ranked.
-    #[arg(long, value_enum, default_value_t = StructuredMethod::L2)]
-    pub method: StructuredMethod,
-    /// Share of channels removed from every group not named in --group-ratios.
+    /// How channels (l2, bn-gamma, group-l2) or single weights (l1, l1-global, snip) are ranked.
+    #[arg(long, value_parser = PruneMethod::parse, default_value = "l2")]
+    pub method: PruneMethod,
+    /// Share removed: of every channel group not named in --group-ratios (channel methods), or
+    /// of the conv weights (mask methods; per layer for l1).
     #[arg(long, default_value_t = 0.5)]
     pub ratio: f64,
     /// Per-group ratios, e.g. `enc5.out=0.7,dec2=0.2` (names as `info` and the app show them).
@@ -38,6 +59,12 @@ pub struct PruneArgs {
     /// (each group's importances divided by their mean), instead of the same share per group.
     #[arg(long)]
     pub global: bool,
+    /// How the ratio is reached.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::OneShot)]
+    pub schedule: ScheduleKind,
+    /// Steps of an iterative schedule.
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
     /// Where the pruned checkpoint goes.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -52,23 +79,8 @@ pub struct PruneArgs {
     pub data: DataArgs,
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
-    /// Fine-tuning epochs after pruning (0: none). Dice is then reported before and after.
-    #[arg(long, default_value_t = 0)]
-    pub fine_tune_epochs: usize,
-    #[arg(long, default_value_t = 1e-4)]
-    pub fine_tune_lr: f64,
-    /// Fine-tune on this BraTS folder instead of synthetic cases.
-    #[arg(long)]
-    pub fine_tune_data: Option<PathBuf>,
-    /// Synthetic fine-tuning cases: seeds 0..N (the default model's own training cases).
-    #[arg(long, default_value_t = 8)]
-    pub fine_tune_cases: usize,
-    /// Fine-tuning crop (multiple of 16).
-    #[arg(long, default_value_t = 128)]
-    pub fine_tune_crop: usize,
-    /// Caps the fine-tuning batches per epoch.
-    #[arg(long)]
-    pub fine_tune_batches: Option<usize>,
+    #[command(flatten)]
+    pub fine_tune: FineTuneArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -85,10 +97,13 @@ struct GroupChange {
 struct PruneReport {
     model: String,
     output: PathBuf,
-    method: StructuredMethod,
+    method: PruneMethod,
+    schedule: Schedule,
     groups: Vec<GroupChange>,
     params_before: usize,
     params_after: usize,
+    /// Parameters not masked to zero (equal to `params_after` for channel methods).
+    nonzero_params_after: usize,
     macs_before: u64,
     macs_after: u64,
     /// MACs before / after.
@@ -97,14 +112,16 @@ struct PruneReport {
     latency_after: Timing,
     /// Median latency before / after, measured in one run.
     speedup: f64,
-    /// Mean Dice per region over the evaluation cases: dense, pruned, and (when fine-tuned)
-    /// after fine-tuning.
+    /// Mean Dice per region over the evaluation cases: dense, after the last pruning step, and
+    /// (when fine-tuned) after its fine-tuning.
     dice_before: RegionValues,
     dice_after: RegionValues,
     dice_fine_tuned: Option<RegionValues>,
+    /// Every step of the schedule with Dice before and after its fine-tune.
+    steps: Vec<StepRecord>,
     fine_tune_epochs: usize,
     eval_cases: usize,
-    /// Time to rank the channels and slice the weights (what the app's live preview pays).
+    /// Time to prune the first step (what the app's live preview pays, for one-shot).
     prune_secs: f64,
 }
 
@@ -117,21 +134,52 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
     let ratios = if args.global {
         Ratios::Global(args.ratio)
-    } else {
+    } else if args.group_ratios.is_some() {
         parse_ratios(&dense, args.ratio, args.group_ratios.as_deref())?
+    } else {
+        Ratios::Uniform(args.ratio)
     };
+    let schedule = args.schedule.with_steps(args.steps);
+    // Prune once up front: an impossible ratio fails in milliseconds, and this times what the
+    // app's live preview pays.
     let started = std::time::Instant::now();
-    let (config, weights) = prune_structured(&dense.config, &dense.weights, args.method, &ratios)?;
-    let prune_secs = started.elapsed().as_secs_f64();
-    let pruned = Checkpoint {
-        config,
-        weights,
-        metadata: Default::default(),
+    let needs_data = args.fine_tune.fine_tune_epochs > 0
+        || args.method == PruneMethod::Unstructured(crate::prune::UnstructuredMethod::Snip);
+    let mut tuner = if needs_data {
+        Some(FineTuner::load(&args.fine_tune, args.data.labels)?)
+    } else {
+        None
     };
+    let snip = tuner.as_ref().map(FineTuner::snip_batch);
+    crate::prune::prune_checkpoint(&dense, args.method, &ratios, snip.as_ref())?;
+    let prune_secs = started.elapsed().as_secs_f64();
+
+    let cases =
+        defaults::data_or_held_out(&args.data).load(|id| eprintln!("prune: loading {id}"))?;
+    let evaluator = DiceEvaluator {
+        cases,
+        options: InferenceOptions {
+            threshold: args.threshold,
+            ..InferenceOptions::default()
+        },
+    };
+    let dice_before = evaluator.dice(&dense)?;
+    let tuning = args.fine_tune.fine_tune_epochs > 0;
+    let mut hooks = CliHooks {
+        evaluator: &evaluator,
+        tuner: if tuning { tuner.as_mut() } else { None },
+        tag: "prune".into(),
+    };
+    eprintln!("prune: {} by {}", schedule.name(), args.method.name());
+    let (pruned, steps) = run_schedule(
+        &dense,
+        args.method,
+        &ratios,
+        schedule,
+        snip.as_ref(),
+        &mut hooks,
+    )?;
     save_checkpoint(&args.output, &pruned)?;
-    let fine_tuned = (args.fine_tune_epochs > 0)
-        .then(|| fine_tune(&pruned, &args))
-        .transpose()?;
 
     let device = backend::cpu_device();
     let (dense_model, pruned_model) = (dense.build(&device)?, pruned.build(&device)?);
@@ -144,45 +192,28 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         args.runs,
         &device,
     );
-    let cases =
-        defaults::data_or_held_out(&args.data).load(|id| eprintln!("prune: loading {id}"))?;
-    let options = InferenceOptions {
-        threshold: args.threshold,
-        ..InferenceOptions::default()
-    };
-    eprintln!("prune: evaluating both models on {} case(s)", cases.len());
-    let dice = |checkpoint: &Checkpoint, model| -> Result<RegionValues> {
-        let scored = evaluate_cases(
-            model,
-            checkpoint.config.head,
-            &cases,
-            options,
-            &device,
-            |_| {},
-        )?;
-        Ok(mean_metrics(&scored).dice)
-    };
+    let last = steps.last().expect("a schedule has at least one step");
     let report = PruneReport {
         model: model_name,
         output: args.output.clone(),
         method: args.method,
-        groups: group_changes(&dense, &pruned, &ratios),
+        schedule,
+        groups: group_changes(&dense, &pruned),
         params_before: before.params,
         params_after: after.params,
+        nonzero_params_after: last.nonzero_params,
         macs_before: before.macs,
         macs_after: after.macs,
         mac_reduction: before.macs as f64 / after.macs.max(1) as f64,
         speedup: latency_before.median_secs / latency_after.median_secs,
         latency_before,
         latency_after,
-        dice_before: dice(&dense, &dense_model)?,
-        dice_after: dice(&pruned, &pruned_model)?,
-        dice_fine_tuned: match &fine_tuned {
-            Some(tuned) => Some(dice(tuned, &tuned.build(&device)?)?),
-            None => None,
-        },
-        fine_tune_epochs: args.fine_tune_epochs,
-        eval_cases: cases.len(),
+        dice_before,
+        dice_after: last.dice_pruned.clone(),
+        dice_fine_tuned: last.dice_fine_tuned.clone(),
+        fine_tune_epochs: args.fine_tune.fine_tune_epochs,
+        eval_cases: evaluator.cases.len(),
+        steps,
         prune_secs,
     };
     if args.json {
@@ -190,75 +221,6 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     }
     print!("{}", render(&report));
     Ok(())
-}
-
-/// Fine-tunes the pruned model (Adam, validation on a seeded fifth of the cases); the best
-/// epoch replaces the pruned checkpoint at `--output`, the last goes beside it.
-fn fine_tune(pruned: &Checkpoint, args: &PruneArgs) -> Result<Checkpoint> {
-    super::check_size("--fine-tune-crop", args.fine_tune_crop)?;
-    let source = DataArgs {
-        data: args.fine_tune_data.clone(),
-        synthetic: args
-            .fine_tune_data
-            .is_none()
-            .then_some(args.fine_tune_cases),
-        synthetic_seed: 0,
-        labels: args.data.labels,
-    };
-    let cases = source.load(|id| eprintln!("fine-tune: loading {id}"))?;
-    if cases.len() < 2 {
-        bail!("fine-tuning needs at least 2 cases, got {}", cases.len());
-    }
-    let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
-    let mut split = split_patients(&ids, 0.2, 0.0, 0);
-    if split.val.is_empty() {
-        split
-            .val
-            .push(split.train.pop().expect("two or more cases"));
-    }
-    let pick = |ids: &[String]| -> Vec<PreparedCase> {
-        cases
-            .iter()
-            .filter(|c| ids.contains(&c.id))
-            .cloned()
-            .collect()
-    };
-    let selection = SliceSelection {
-        tumour_free_share: 0.05,
-        seed: 0,
-    };
-    let train = SliceDataset::from_cases(&pick(&split.train), args.fine_tune_crop, selection)?;
-    let val = SliceDataset::from_cases(&pick(&split.val), args.fine_tune_crop, selection)?;
-    let device = backend::cpu_device().autodiff();
-    let options = TrainOptions {
-        epochs: args.fine_tune_epochs,
-        learning_rate: args.fine_tune_lr,
-        max_batches_per_epoch: args.fine_tune_batches,
-        ..TrainOptions::default()
-    };
-    let state = TrainState {
-        train_ids: split.train,
-        val_ids: split.val,
-        ..TrainState::default()
-    };
-    let paths = CheckpointPaths::beside(&args.output);
-    let progress = TrainProgress::new();
-    let outcome = fit(
-        &pruned.config,
-        pruned.build(&device)?,
-        &train,
-        &val,
-        &options,
-        state,
-        &paths,
-        &install_ctrl_c(),
-        |event| progress.show(&event),
-    )?;
-    progress.finish();
-    if outcome.state.epochs_done == 0 {
-        bail!("fine-tuning was cancelled before its first epoch finished");
-    }
-    Ok(load_checkpoint(&paths.best)?)
 }
 
 /// `--ratio` for every group, overridden per group by `name=ratio` pairs.
@@ -288,20 +250,16 @@ fn parse_ratios(dense: &Checkpoint, ratio: f64, per_group: Option<&str>) -> Resu
     Ok(Ratios::PerGroup(ratios))
 }
 
-fn group_changes(dense: &Checkpoint, pruned: &Checkpoint, ratios: &Ratios) -> Vec<GroupChange> {
-    let groups = dense.config.plan.groups();
-    groups
+fn group_changes(dense: &Checkpoint, pruned: &Checkpoint) -> Vec<GroupChange> {
+    dense
+        .config
+        .plan
+        .groups()
         .into_iter()
         .zip(pruned.config.plan.groups())
-        .enumerate()
-        .map(|(g, ((name, before), (_, after)))| GroupChange {
+        .map(|((name, before), (_, after))| GroupChange {
             name,
-            // Under a global ratio each group's share is what the threshold left.
-            ratio: match ratios {
-                Ratios::PerGroup(rs) => rs[g],
-                Ratios::Uniform(r) => *r,
-                Ratios::Global(_) => 1.0 - after as f64 / before as f64,
-            },
+            ratio: 1.0 - after as f64 / before as f64,
             before,
             after,
         })
@@ -318,6 +276,12 @@ fn render(r: &PruneReport) -> String {
             change(r.params_before as f64, r.params_after as f64),
         ],
         vec![
+            "non-zero params".into(),
+            thousands(r.params_before as u64),
+            thousands(r.nonzero_params_after as u64),
+            change(r.params_before as f64, r.nonzero_params_after as f64),
+        ],
+        vec![
             "MACs".into(),
             giga(r.macs_before),
             giga(r.macs_after),
@@ -330,37 +294,65 @@ fn render(r: &PruneReport) -> String {
             format!("{:.2}x", r.speedup),
         ],
     ];
-    for region in ["WT", "TC", "ET"] {
-        let (b, a) = (r.dice_before[region], r.dice_after[region]);
-        rows.push(vec![
-            format!("Dice {region}"),
-            format!("{b:.4}"),
-            format!("{a:.4}"),
-            format!("{:+.4}", a - b),
-        ]);
-    }
-    if let Some(tuned) = &r.dice_fine_tuned {
+    let mut dice_rows = |label: &str, after: &RegionValues| {
         for region in ["WT", "TC", "ET"] {
-            let (b, a) = (r.dice_before[region], tuned[region]);
+            let (b, a) = (r.dice_before[region], after[region]);
             rows.push(vec![
-                format!(
-                    "Dice {region} after {} fine-tune epoch(s)",
-                    r.fine_tune_epochs
-                ),
+                format!("Dice {region}{label}"),
                 format!("{b:.4}"),
                 format!("{a:.4}"),
                 format!("{:+.4}", a - b),
             ]);
         }
+    };
+    dice_rows("", &r.dice_after);
+    if let Some(tuned) = &r.dice_fine_tuned {
+        dice_rows(
+            &format!(" after {} fine-tune epoch(s)", r.fine_tune_epochs),
+            tuned,
+        );
     }
-    format!(
-        "pruned {} with {} in {:.1} ms -> {}\nDice over {} case(s); speedup / MAC reduction = {:.2}\n\n{}",
+    let mut text = format!(
+        "pruned {} with {}, {} -> {}\nfirst prune took {:.1} ms; Dice over {} case(s); \
+         speedup / MAC reduction = {:.2}\n\n{}",
         r.model,
         r.method.name(),
-        r.prune_secs * 1e3,
+        r.schedule.name(),
         r.output.display(),
+        r.prune_secs * 1e3,
         r.eval_cases,
         r.speedup / r.mac_reduction,
         report::table(&["", "before", "after", "change"], &rows)
+    );
+    if r.steps.len() > 1 {
+        text += &format!("\n{}", steps_table(&r.steps));
+    }
+    text
+}
+
+/// Dice before and after each step's fine-tune.
+fn steps_table(steps: &[StepRecord]) -> String {
+    let dice = |d: &RegionValues| format!("{:.3}/{:.3}/{:.3}", d["WT"], d["TC"], d["ET"]);
+    let rows: Vec<Vec<String>> = steps
+        .iter()
+        .map(|s| {
+            vec![
+                s.step.to_string(),
+                s.label.clone(),
+                thousands(s.nonzero_params as u64),
+                dice(&s.dice_pruned),
+                s.dice_fine_tuned.as_ref().map(dice).unwrap_or("-".into()),
+            ]
+        })
+        .collect();
+    report::table(
+        &[
+            "step",
+            "pruned",
+            "non-zero params",
+            "Dice WT/TC/ET pruned",
+            "fine-tuned",
+        ],
+        &rows,
     )
 }

@@ -2,40 +2,53 @@
 //! parameters, MACs, CPU latency (timed against the dense model in the same run) and mean Dice
 //! per region on the evaluation cases.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
+use super::fine_tune::{CliHooks, DiceEvaluator, FineTuneArgs, FineTuner};
 use super::pipeline::DataArgs;
+use super::prune_cmd::ScheduleKind;
 use super::{defaults, print_json};
 use crate::backend;
 use crate::bench::compare_forward;
-use crate::inference::{InferenceOptions, evaluate_cases};
-use crate::metrics::mean_metrics;
-use crate::model::Checkpoint;
+use crate::inference::InferenceOptions;
+use crate::metrics::RegionValues;
 use crate::model::summary::summarize;
-use crate::prune::{Ratios, StructuredMethod, prune_structured};
+use crate::plot::{Panel, Series, write_panels_png};
+use crate::prune::schedule::parameter_counts;
+use crate::prune::{PruneMethod, Ratios, UnstructuredMethod, prune_checkpoint, run_schedule};
 use crate::report;
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
     /// A checkpoint; the embedded default model when omitted.
     pub model: Option<PathBuf>,
-    /// Methods, comma-separated: l2, bn-gamma, group-l2.
-    #[arg(long, default_value = "l2,bn-gamma,group-l2")]
+    /// Methods, comma-separated: l2, bn-gamma, group-l2 (channels), l1, l1-global, snip
+    /// (weights).
+    #[arg(long, default_value = "l2,bn-gamma,group-l2,l1-global,snip")]
     pub methods: String,
-    /// Ratios removed from every group, comma-separated, each in [0, 1).
+    /// Ratios, comma-separated, each in [0, 1): of every channel group (channel methods) or of
+    /// the conv weights (mask methods).
     #[arg(long, default_value = "0,0.125,0.25,0.375,0.5")]
     pub ratios: String,
-    /// Each ratio is a share of all channels under one threshold across groups (see
+    /// Channel ratios are shares of all channels under one threshold across groups (see
     /// `prune --global`) instead of the same share of every group.
     #[arg(long)]
     pub global: bool,
+    /// How each point's ratio is reached.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::OneShot)]
+    pub schedule: ScheduleKind,
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
     /// Where the CSV goes.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Where the PNG plot of Dice vs sparsity goes (default: beside the CSV, `.png`).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Input side for MACs and latency (multiple of 16).
     #[arg(long, default_value_t = 192)]
     pub size: usize,
@@ -45,6 +58,8 @@ pub struct SweepArgs {
     pub data: DataArgs,
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
+    #[command(flatten)]
+    pub fine_tune: FineTuneArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -52,101 +67,189 @@ pub struct SweepArgs {
 /// One point of the sweep.
 #[derive(Debug, Serialize)]
 pub struct SweepPoint {
-    pub method: StructuredMethod,
+    pub method: PruneMethod,
     pub ratio: f64,
     pub params: usize,
+    pub nonzero_params: usize,
+    /// Share of the dense model's parameters removed or masked.
+    pub sparsity: f64,
     pub macs: u64,
     pub latency_ms: f64,
     pub dense_latency_ms: f64,
-    pub dice_wt: f64,
-    pub dice_tc: f64,
-    pub dice_et: f64,
+    pub dice: RegionValues,
+    /// After fine-tuning, when `--fine-tune-epochs` is above 0.
+    pub dice_fine_tuned: Option<RegionValues>,
 }
 
-const CSV_HEADER: &str =
-    "method,ratio,params,macs,latency_ms,dense_latency_ms,speedup,dice_wt,dice_tc,dice_et";
+const CSV_HEADER: &str = "method,ratio,params,nonzero_params,sparsity,macs,latency_ms,\
+                          dense_latency_ms,speedup,dice_wt,dice_tc,dice_et,ft_dice_wt,\
+                          ft_dice_tc,ft_dice_et";
 
 pub fn sweep(args: SweepArgs) -> Result<()> {
     super::check_size("--size", args.size)?;
     super::pipeline::check_threshold(args.threshold)?;
     let methods = parse_methods(&args.methods)?;
     let ratios = parse_ratio_grid(&args.ratios)?;
+    let schedule = args.schedule.with_steps(args.steps);
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
-    let cases =
-        defaults::data_or_held_out(&args.data).load(|id| eprintln!("sweep: loading {id}"))?;
-    let device = backend::cpu_device();
-    let dense_model = dense.build(&device)?;
-    let options = InferenceOptions {
-        threshold: args.threshold,
-        ..InferenceOptions::default()
+    let tuning = args.fine_tune.fine_tune_epochs > 0;
+    let needs_data =
+        tuning || methods.contains(&PruneMethod::Unstructured(UnstructuredMethod::Snip));
+    let mut tuner = if needs_data {
+        Some(FineTuner::load(&args.fine_tune, args.data.labels)?)
+    } else {
+        None
     };
-    // Prune every point first (milliseconds each), so an impossible ratio is refused before
-    // minutes of timing and evaluation.
-    let mut grid = Vec::new();
+    let snip = tuner.as_ref().map(FineTuner::snip_batch);
+    let share = |ratio: f64| {
+        if args.global {
+            Ratios::Global(ratio)
+        } else {
+            Ratios::Uniform(ratio)
+        }
+    };
+    // Prune every point once first (milliseconds each), so an impossible ratio is refused
+    // before minutes of fine-tuning, timing and evaluation.
     for &method in &methods {
         for &ratio in &ratios {
-            let share = if args.global {
-                Ratios::Global(ratio)
-            } else {
-                Ratios::Uniform(ratio)
-            };
-            let (config, weights) = prune_structured(&dense.config, &dense.weights, method, &share)
+            prune_checkpoint(&dense, method, &share(ratio), snip.as_ref())
                 .map_err(|e| anyhow::anyhow!("{} at ratio {ratio}: {e}", method.key()))?;
-            let pruned = Checkpoint {
-                config,
-                weights,
-                metadata: Default::default(),
-            };
-            grid.push((method, ratio, pruned));
         }
     }
+    let evaluator = DiceEvaluator {
+        cases: defaults::data_or_held_out(&args.data)
+            .load(|id| eprintln!("sweep: loading {id}"))?,
+        options: InferenceOptions {
+            threshold: args.threshold,
+            ..InferenceOptions::default()
+        },
+    };
+    let device = backend::cpu_device();
+    let dense_model = dense.build(&device)?;
+    let (dense_params, _) = parameter_counts(&dense);
     let mut points = Vec::new();
-    for (method, ratio, pruned) in grid {
-        eprintln!("sweep: {} at ratio {ratio}", method.name());
-        let model = pruned.build(&device)?;
-        let summary = summarize(&pruned.config, &model, args.size, args.size)?;
-        let [dense_time, time] = compare_forward(
-            &[&dense_model, &model],
-            args.size,
-            args.runs.max(1),
-            &device,
-        );
-        let scored = evaluate_cases(&model, pruned.config.head, &cases, options, &device, |_| {})?;
-        let dice = mean_metrics(&scored).dice;
-        points.push(SweepPoint {
-            method,
-            ratio,
-            params: summary.params,
-            macs: summary.macs,
-            latency_ms: time.median_secs * 1e3,
-            dense_latency_ms: dense_time.median_secs * 1e3,
-            dice_wt: dice["WT"],
-            dice_tc: dice["TC"],
-            dice_et: dice["ET"],
-        });
+    for &method in &methods {
+        for &ratio in &ratios {
+            let mut hooks = CliHooks {
+                evaluator: &evaluator,
+                tuner: if tuning { tuner.as_mut() } else { None },
+                tag: format!("sweep {} {ratio}", method.key()),
+            };
+            let (pruned, steps) = run_schedule(
+                &dense,
+                method,
+                &share(ratio),
+                schedule,
+                snip.as_ref(),
+                &mut hooks,
+            )?;
+            let last = steps.last().expect("a schedule has at least one step");
+            let model = pruned.build(&device)?;
+            let summary = summarize(&pruned.config, &model, args.size, args.size)?;
+            let [dense_time, time] = compare_forward(
+                &[&dense_model, &model],
+                args.size,
+                args.runs.max(1),
+                &device,
+            );
+            points.push(SweepPoint {
+                method,
+                ratio,
+                params: last.params,
+                nonzero_params: last.nonzero_params,
+                sparsity: 1.0 - last.nonzero_params as f64 / dense_params as f64,
+                macs: summary.macs,
+                latency_ms: time.median_secs * 1e3,
+                dense_latency_ms: dense_time.median_secs * 1e3,
+                dice: last.dice_pruned.clone(),
+                dice_fine_tuned: last.dice_fine_tuned.clone(),
+            });
+        }
     }
     crate::atomic::write_bytes(&args.output, csv(&points).as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.output.display()))?;
+    let plot_path = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| args.output.with_extension("png"));
+    write_plot(&plot_path, &points, &model_name)?;
     if args.json {
         return print_json(&points);
     }
     println!(
-        "sweep of {model_name} over {} case(s) -> {}\n",
-        cases.len(),
-        args.output.display()
+        "sweep of {model_name} ({}) over {} case(s) -> {}, {}\n",
+        schedule.name(),
+        evaluator.cases.len(),
+        args.output.display(),
+        plot_path.display()
     );
     print!("{}", table(&points));
     Ok(())
 }
 
-fn parse_methods(list: &str) -> Result<Vec<StructuredMethod>> {
-    use clap::ValueEnum;
-    list.split(',')
-        .map(|name| {
-            StructuredMethod::from_str(name.trim(), true).map_err(|_| {
-                anyhow::anyhow!("--methods: unknown method {name:?}; use l2, bn-gamma, group-l2")
-            })
+/// Dice vs sparsity, one panel per region, one colour per method; dashed = before fine-tuning.
+fn write_plot(path: &Path, points: &[SweepPoint], model_name: &str) -> Result<()> {
+    let mut methods: Vec<PruneMethod> = points.iter().map(|p| p.method).collect();
+    methods.dedup();
+    let panels: Vec<Panel> = ["WT", "TC", "ET"]
+        .iter()
+        .map(|region| {
+            let mut series = Vec::new();
+            for (i, method) in methods.iter().enumerate() {
+                let of_method: Vec<&SweepPoint> =
+                    points.iter().filter(|p| p.method == *method).collect();
+                let tuned = of_method.iter().all(|p| p.dice_fine_tuned.is_some());
+                let curve = |fine_tuned: bool| -> Vec<(f64, f64)> {
+                    of_method
+                        .iter()
+                        .map(|p| {
+                            let dice = match (&p.dice_fine_tuned, fine_tuned) {
+                                (Some(d), true) => d,
+                                _ => &p.dice,
+                            };
+                            (p.sparsity, dice[*region])
+                        })
+                        .collect()
+                };
+                series.push(Series {
+                    name: if tuned {
+                        format!("{} (pruned)", method.key())
+                    } else {
+                        method.key().to_string()
+                    },
+                    points: curve(false),
+                    colour_index: i,
+                    dashed: tuned,
+                });
+                if tuned {
+                    series.push(Series {
+                        name: format!("{} (fine-tuned)", method.key()),
+                        points: curve(true),
+                        colour_index: i,
+                        dashed: false,
+                    });
+                }
+            }
+            Panel {
+                title: format!("Dice {region} - {model_name}"),
+                series,
+            }
         })
+        .collect();
+    let max_sparsity = points.iter().map(|p| p.sparsity).fold(0.0, f64::max);
+    let x_max = (max_sparsity * 1.05).clamp(0.05, 1.0);
+    write_panels_png(
+        path,
+        &panels,
+        "share of parameters removed",
+        "Dice",
+        (0.0, x_max),
+    )
+}
+
+fn parse_methods(list: &str) -> Result<Vec<PruneMethod>> {
+    list.split(',')
+        .map(|name| PruneMethod::parse(name).map_err(|e| anyhow::anyhow!("--methods: {e}")))
         .collect()
 }
 
@@ -168,18 +271,27 @@ fn parse_ratio_grid(list: &str) -> Result<Vec<f64>> {
 }
 
 fn row(p: &SweepPoint) -> Vec<String> {
-    vec![
+    let dice = |d: Option<&RegionValues>, region: &str| {
+        d.map(|d| format!("{:.4}", d[region])).unwrap_or_default()
+    };
+    let mut cells = vec![
         p.method.key().to_string(),
         format!("{}", p.ratio),
         p.params.to_string(),
+        p.nonzero_params.to_string(),
+        format!("{:.4}", p.sparsity),
         p.macs.to_string(),
         format!("{:.2}", p.latency_ms),
         format!("{:.2}", p.dense_latency_ms),
         format!("{:.3}", p.dense_latency_ms / p.latency_ms),
-        format!("{:.4}", p.dice_wt),
-        format!("{:.4}", p.dice_tc),
-        format!("{:.4}", p.dice_et),
-    ]
+    ];
+    for region in ["WT", "TC", "ET"] {
+        cells.push(dice(Some(&p.dice), region));
+    }
+    for region in ["WT", "TC", "ET"] {
+        cells.push(dice(p.dice_fine_tuned.as_ref(), region));
+    }
+    cells
 }
 
 fn csv(points: &[SweepPoint]) -> String {

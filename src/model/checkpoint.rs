@@ -11,13 +11,18 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use super::ModelError;
 use super::config::{ChannelPlan, DecoderPlan, EncoderPlan, Head, ModelConfig, Variant};
 use super::net::Raagr2Net;
-use super::weights::{HostTensor, WeightMap, export_weights, import_weights};
+use super::weights::{
+    HostMask, HostTensor, MaskMap, WeightMap, apply_masks, export_weights, import_weights,
+};
 
 /// Metadata key holding the model config JSON inside our checkpoints.
 pub const CONFIG_METADATA_KEY: &str = "raagr2.config";
 /// Metadata key naming the file format and its version.
 pub const FORMAT_METADATA_KEY: &str = "format";
 pub const FORMAT_NAME: &str = "raagr2-lab-checkpoint/1";
+/// Prefix of the u8 tensors (1 = kept) that store unstructured pruning masks, followed by the
+/// key of the weight they cover.
+pub const MASK_TENSOR_PREFIX: &str = "raagr2.mask.";
 
 /// A model's config together with its weights, as stored on disk.
 #[derive(Debug, Clone)]
@@ -26,6 +31,9 @@ pub struct Checkpoint {
     pub weights: WeightMap,
     /// Further metadata entries kept with the weights (e.g. training state), by key.
     pub metadata: BTreeMap<String, String>,
+    /// Unstructured pruning masks (empty for a dense or structurally pruned model); the
+    /// weights they mask out are zero.
+    pub masks: MaskMap,
 }
 
 impl Checkpoint {
@@ -34,6 +42,28 @@ impl Checkpoint {
             config: config.clone(),
             weights: export_weights(model),
             metadata: BTreeMap::new(),
+            masks: MaskMap::new(),
+        }
+    }
+
+    /// A checkpoint of (config, weights) with no metadata and no masks.
+    pub fn new(config: ModelConfig, weights: WeightMap) -> Checkpoint {
+        Checkpoint {
+            config,
+            weights,
+            metadata: BTreeMap::new(),
+            masks: MaskMap::new(),
+        }
+    }
+
+    /// Share of the prunable (masked) weights that the masks remove; 0 without masks.
+    pub fn mask_sparsity(&self) -> f64 {
+        let total: usize = self.masks.values().map(|m| m.keep.len()).sum();
+        let kept: usize = self.masks.values().map(HostMask::kept).sum();
+        if total == 0 {
+            0.0
+        } else {
+            1.0 - kept as f64 / total as f64
         }
     }
 
@@ -45,23 +75,26 @@ impl Checkpoint {
 
     /// The checkpoint as safetensors bytes (what [`save_checkpoint`] writes).
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
-        let bytes: Vec<(&String, Vec<u8>, &Vec<usize>)> = self
-            .weights
-            .iter()
-            .map(|(k, t)| {
-                (
-                    k,
-                    t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    &t.shape,
-                )
-            })
-            .collect();
+        let floats = self.weights.iter().map(|(k, t)| {
+            let data = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (k.clone(), Dtype::F32, data, &t.shape)
+        });
+        let masks = self.masks.iter().map(|(k, m)| {
+            let data = m.keep.iter().map(|keep| u8::from(*keep)).collect();
+            (
+                format!("{MASK_TENSOR_PREFIX}{k}"),
+                Dtype::U8,
+                data,
+                &m.shape,
+            )
+        });
+        let bytes: Vec<(String, Dtype, Vec<u8>, &Vec<usize>)> = floats.chain(masks).collect();
         let views = bytes
             .iter()
-            .map(|(k, data, shape)| {
-                let view = TensorView::new(Dtype::F32, shape.to_vec(), data)
+            .map(|(k, dtype, data, shape)| {
+                let view = TensorView::new(*dtype, shape.to_vec(), data)
                     .map_err(|e| ModelError::Format(format!("tensor {k}: {e}")))?;
-                Ok(((*k).clone(), view))
+                Ok((k.clone(), view))
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
         let mut metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
@@ -97,6 +130,11 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelError> {
 /// Parses checkpoint bytes (e.g. an embedded asset); `path` only names the source in errors.
 pub fn checkpoint_from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, ModelError> {
     let (weights, metadata) = parse_safetensors(path, bytes)?;
+    let (mut weights, masks) = split_masks(path, weights)?;
+    apply_masks(&mut weights, &masks).map_err(|e| ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let Some(json) = metadata.get(CONFIG_METADATA_KEY) else {
         return Err(ModelError::Checkpoint {
             path: path.to_path_buf(),
@@ -117,6 +155,7 @@ pub fn checkpoint_from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, Mo
         config,
         weights,
         metadata,
+        masks,
     })
 }
 
@@ -151,11 +190,7 @@ pub fn import_pytorch(path: &Path, options: &ImportOptions) -> Result<Checkpoint
     };
     let config = ModelConfig::new(variant, head, plan);
     config.validate().map_err(in_file)?;
-    let checkpoint = Checkpoint {
-        config,
-        weights,
-        metadata: BTreeMap::new(),
-    };
+    let checkpoint = Checkpoint::new(config, weights);
     // Building on the CPU proves every key and shape before anything is written.
     checkpoint
         .build(&crate::backend::cpu_device())
@@ -168,6 +203,31 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Separates the mask tensors (0/1 values) from the weights.
+fn split_masks(path: &Path, tensors: WeightMap) -> Result<(WeightMap, MaskMap), ModelError> {
+    let mut weights = WeightMap::new();
+    let mut masks = MaskMap::new();
+    for (name, tensor) in tensors {
+        let Some(target) = name.strip_prefix(MASK_TENSOR_PREFIX) else {
+            weights.insert(name, tensor);
+            continue;
+        };
+        if tensor.values.iter().any(|v| *v != 0.0 && *v != 1.0) {
+            return Err(ModelError::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("mask {name} holds values other than 0 and 1"),
+            });
+        }
+        let keep = tensor.values.iter().map(|v| *v == 1.0).collect();
+        let mask = HostMask {
+            shape: tensor.shape,
+            keep,
+        };
+        masks.insert(target.to_string(), mask);
+    }
+    Ok((weights, masks))
 }
 
 /// All tensors of a safetensors file converted to f32, and its metadata.
@@ -186,12 +246,21 @@ fn parse_safetensors(
         .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
     let mut weights = WeightMap::new();
     for (name, view) in tensors.tensors() {
-        let values = to_f32(view.dtype(), view.data()).ok_or_else(|| {
-            bad(format!(
-                "tensor {name} has dtype {:?}; expected a float type",
-                view.dtype()
-            ))
-        })?;
+        let is_mask = name.starts_with(MASK_TENSOR_PREFIX);
+        let values = (is_mask == (view.dtype() == Dtype::U8))
+            .then(|| to_f32(view.dtype(), view.data()))
+            .flatten()
+            .ok_or_else(|| {
+                let expected = if is_mask {
+                    "u8 (a pruning mask)"
+                } else {
+                    "a float type"
+                };
+                bad(format!(
+                    "tensor {name} has dtype {:?}; expected {expected}",
+                    view.dtype()
+                ))
+            })?;
         weights.insert(name, HostTensor::new(view.shape().to_vec(), values));
     }
     Ok((weights, metadata))
@@ -215,6 +284,8 @@ fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
             .chunks_exact(2)
             .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
+        // Only our mask tensors are u8 (0/1), checked by the caller.
+        Dtype::U8 => data.iter().map(|v| *v as f32).collect(),
         _ => return None,
     };
     Some(values)

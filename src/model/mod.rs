@@ -5,6 +5,7 @@ pub mod config;
 pub mod decoder;
 pub mod encoder;
 pub mod layers;
+pub mod masking;
 pub mod net;
 pub mod summary;
 pub mod weights;
@@ -13,8 +14,9 @@ use std::path::PathBuf;
 
 pub use checkpoint::{Checkpoint, ImportOptions, import_pytorch, load_checkpoint, save_checkpoint};
 pub use config::{ChannelPlan, Head, ModelConfig, Variant};
+pub use masking::ModelMasks;
 pub use net::Raagr2Net;
-pub use weights::{HostTensor, WeightMap};
+pub use weights::{HostMask, HostTensor, MaskMap, WeightMap, apply_masks};
 
 /// Everything that can go wrong building, loading or saving a model.
 #[derive(Debug, thiserror::Error)]

@@ -25,7 +25,7 @@ impl HostTensor {
         HostTensor { shape, values }
     }
 
-    fn from_tensor<const D: usize>(tensor: Tensor<D>) -> HostTensor {
+    pub(crate) fn from_tensor<const D: usize>(tensor: Tensor<D>) -> HostTensor {
         let shape = tensor.dims().to_vec();
         let values = tensor
             .into_data()
@@ -44,6 +44,49 @@ impl HostTensor {
 
 /// PyTorch-named weights and buffers (`enc1.conv1_1.0.weight`, `...running_var`, ...).
 pub type WeightMap = BTreeMap<String, HostTensor>;
+
+/// A keep mask over one weight tensor (unstructured pruning): `false` entries are pruned and
+/// stay zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostMask {
+    pub shape: Vec<usize>,
+    pub keep: Vec<bool>,
+}
+
+impl HostMask {
+    /// How many weights the mask keeps.
+    pub fn kept(&self) -> usize {
+        self.keep.iter().filter(|k| **k).count()
+    }
+}
+
+/// Unstructured pruning masks by the key of the weight they cover.
+pub type MaskMap = BTreeMap<String, HostMask>;
+
+/// Zeroes every masked-out weight. Every mask must cover a weight of exactly its shape.
+pub fn apply_masks(weights: &mut WeightMap, masks: &MaskMap) -> Result<(), ModelError> {
+    for (name, mask) in masks {
+        let Some(tensor) = weights.get_mut(name) else {
+            return Err(ModelError::MissingKey {
+                key: name.clone(),
+                expected: mask.shape.clone(),
+            });
+        };
+        if tensor.shape != mask.shape {
+            return Err(ModelError::ShapeMismatch {
+                key: format!("mask of {name}"),
+                found: mask.shape.clone(),
+                expected: tensor.shape.clone(),
+            });
+        }
+        for (value, keep) in tensor.values.iter_mut().zip(&mask.keep) {
+            if !keep {
+                *value = 0.0;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Keys PyTorch writes that carry no weights (BatchNorm's step counter).
 pub fn is_ignored_key(name: &str) -> bool {

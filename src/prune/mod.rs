@@ -3,13 +3,19 @@
 
 pub mod graph;
 pub mod importance;
+pub mod schedule;
 pub mod structured;
+pub mod unstructured;
 
-use crate::model::{ModelConfig, ModelError, WeightMap};
+use burn::prelude::*;
+
+use crate::model::{Checkpoint, ModelConfig, ModelError, WeightMap};
 
 pub use graph::ChannelGraph;
 pub use importance::{StructuredMethod, channel_importance, keep_top};
+pub use schedule::{Schedule, ScheduleHooks, StepRecord, run_schedule};
 pub use structured::remove_channels;
+pub use unstructured::UnstructuredMethod;
 
 /// Everything that can go wrong pruning.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +31,143 @@ pub enum PruneError {
     MissingWeight(String),
     #[error(transparent)]
     Model(#[from] ModelError),
+}
+
+/// Any pruning method: channels removed (structured) or weights masked (unstructured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum PruneMethod {
+    Structured(StructuredMethod),
+    Unstructured(UnstructuredMethod),
+}
+
+impl PruneMethod {
+    /// Every method, in the order tables and plots show them.
+    pub const ALL: [PruneMethod; 6] = [
+        PruneMethod::Structured(StructuredMethod::L2),
+        PruneMethod::Structured(StructuredMethod::BnGamma),
+        PruneMethod::Structured(StructuredMethod::GroupL2),
+        PruneMethod::Unstructured(UnstructuredMethod::L1),
+        PruneMethod::Unstructured(UnstructuredMethod::L1Global),
+        PruneMethod::Unstructured(UnstructuredMethod::Snip),
+    ];
+
+    /// The command-line spelling (`l2`, `bn-gamma`, `group-l2`, `l1`, `l1-global`, `snip`).
+    pub fn key(self) -> &'static str {
+        match self {
+            PruneMethod::Structured(m) => m.key(),
+            PruneMethod::Unstructured(m) => m.key(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PruneMethod::Structured(m) => m.name(),
+            PruneMethod::Unstructured(m) => m.name(),
+        }
+    }
+
+    /// Parses a [`PruneMethod::key`], naming every valid key when it is none of them.
+    pub fn parse(key: &str) -> Result<PruneMethod, String> {
+        let key = key.trim();
+        PruneMethod::ALL
+            .into_iter()
+            .find(|m| m.key().eq_ignore_ascii_case(key))
+            .ok_or_else(|| {
+                let keys: Vec<&str> = PruneMethod::ALL.iter().map(|m| m.key()).collect();
+                format!(
+                    "unknown pruning method {key:?}; use one of {}",
+                    keys.join(", ")
+                )
+            })
+    }
+}
+
+impl From<PruneMethod> for String {
+    fn from(m: PruneMethod) -> String {
+        m.key().to_string()
+    }
+}
+
+impl TryFrom<String> for PruneMethod {
+    type Error = String;
+    fn try_from(key: String) -> Result<PruneMethod, String> {
+        PruneMethod::parse(&key)
+    }
+}
+
+/// One batch (on an autodiff device) that SNIP scores its weights on.
+pub struct SnipBatch {
+    pub inputs: Tensor<4>,
+    pub targets: Tensor<4>,
+    pub device: Device,
+}
+
+/// Prunes a checkpoint by any method: a smaller model for structured methods, the same model
+/// with masks (added to any it already has) for unstructured ones. SNIP needs `snip`.
+pub fn prune_checkpoint(
+    checkpoint: &Checkpoint,
+    method: PruneMethod,
+    ratios: &Ratios,
+    snip: Option<&SnipBatch>,
+) -> Result<Checkpoint, PruneError> {
+    prune_checkpoint_in(checkpoint, method, ratios, snip, None)
+}
+
+/// [`prune_checkpoint`]; an unstructured method masks only the weights under `module` (a
+/// top-level module such as `enc3`) when given.
+pub fn prune_checkpoint_in(
+    checkpoint: &Checkpoint,
+    method: PruneMethod,
+    ratios: &Ratios,
+    snip: Option<&SnipBatch>,
+    module: Option<&str>,
+) -> Result<Checkpoint, PruneError> {
+    match method {
+        PruneMethod::Structured(m) => {
+            if !checkpoint.masks.is_empty() {
+                return Err(PruneError::Invalid(
+                    "this model carries unstructured masks; remove channels before masking \
+                     weights, not after"
+                        .into(),
+                ));
+            }
+            let (config, weights) =
+                prune_structured(&checkpoint.config, &checkpoint.weights, m, ratios)?;
+            Ok(Checkpoint::new(config, weights))
+        }
+        PruneMethod::Unstructured(m) => {
+            let ratio = match ratios {
+                Ratios::Uniform(r) | Ratios::Global(r) => *r,
+                Ratios::PerGroup(_) => {
+                    return Err(PruneError::Invalid(format!(
+                        "{} takes one ratio (per-group ratios are for channel pruning)",
+                        m.name()
+                    )));
+                }
+            };
+            let scores = match (m, snip) {
+                (UnstructuredMethod::Snip, Some(batch)) => unstructured::snip_scores(
+                    checkpoint,
+                    batch.inputs.clone(),
+                    batch.targets.clone(),
+                    &batch.device,
+                )?,
+                (UnstructuredMethod::Snip, None) => {
+                    return Err(PruneError::Invalid(
+                        "SNIP needs a batch of training data to score weights on".into(),
+                    ));
+                }
+                _ => unstructured::magnitude_scores(&checkpoint.weights),
+            };
+            let scores = match module {
+                Some(module) => unstructured::within_module(scores, module),
+                None => scores,
+            };
+            let masks = unstructured::masks_from_scores(&scores, m, ratio, &checkpoint.masks)?;
+            unstructured::masked_checkpoint(checkpoint, masks)
+        }
+    }
 }
 
 /// How much to prune: one ratio for every group, per-group ratios in [`ChannelGraph::groups`]

@@ -15,7 +15,7 @@ use super::loss::bce_dice_loss;
 use super::{TrainError, region_logits, train_step_with_slimming};
 use crate::data::dataset::{SliceDataset, epoch_batches};
 use crate::model::checkpoint::{Checkpoint, save_checkpoint};
-use crate::model::{ModelConfig, Raagr2Net};
+use crate::model::{MaskMap, ModelConfig, ModelMasks, Raagr2Net};
 
 /// Metadata key holding [`TrainState`] JSON in checkpoints written by training.
 pub const TRAIN_STATE_METADATA_KEY: &str = "raagr2.training";
@@ -58,6 +58,11 @@ pub struct TrainOptions {
     /// Network slimming's L1 weight on BN gammas (0: off).
     #[serde(default)]
     pub slimming_l1: f64,
+    /// Unstructured pruning masks the model trains under: masked weights stay zero after every
+    /// step, and every checkpoint carries the masks. Not part of the recorded options (the
+    /// checkpoint stores them).
+    #[serde(skip)]
+    pub masks: MaskMap,
 }
 
 impl Default for TrainOptions {
@@ -72,6 +77,7 @@ impl Default for TrainOptions {
             threshold: 0.5,
             max_batches_per_epoch: None,
             slimming_l1: 0.0,
+            masks: MaskMap::new(),
         }
     }
 }
@@ -251,7 +257,16 @@ pub fn fit(
             elapsed_secs: start.elapsed().as_secs_f64(),
         };
         let improved = update_schedule(&mut state, &record, options);
-        save_epoch(config, &model, &state, paths, improved, &mut on_event)?;
+        let masks = &options.masks;
+        save_epoch(
+            config,
+            &model,
+            masks,
+            &state,
+            paths,
+            improved,
+            &mut on_event,
+        )?;
         on_event(TrainEvent::Epoch(record));
         if state.epochs_without_improvement >= options.early_stop_patience {
             return Ok(TrainOutcome {
@@ -310,6 +325,8 @@ fn train_epoch(
     if let Some(max) = options.max_batches_per_epoch {
         batches.truncate(max.max(1));
     }
+    let masks = ModelMasks::new(&options.masks, device);
+    model = masks.apply(model);
     let mut loss_sum = 0.0;
     for (i, indices) in batches.iter().enumerate() {
         // Checked before each batch, so a cancel during an epoch's last batch keeps that epoch.
@@ -326,7 +343,7 @@ fn train_epoch(
             y,
             options.slimming_l1,
         );
-        model = next;
+        model = masks.apply(next);
         loss_sum += loss as f64;
         on_event(TrainEvent::Batch {
             epoch,
@@ -404,12 +421,14 @@ fn update_schedule(state: &mut TrainState, record: &EpochRecord, options: &Train
 fn save_epoch(
     config: &ModelConfig,
     model: &Raagr2Net,
+    masks: &MaskMap,
     state: &TrainState,
     paths: &CheckpointPaths,
     improved: bool,
     on_event: &mut impl FnMut(TrainEvent),
 ) -> Result<(), TrainError> {
     let mut checkpoint = Checkpoint::from_model(config, &model.valid());
+    checkpoint.masks = masks.clone();
     let json = serde_json::to_string(state).expect("training state serialises");
     checkpoint
         .metadata

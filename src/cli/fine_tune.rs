@@ -1,0 +1,214 @@
+//! What `prune` and `sweep` share around a pruning schedule: the fine-tuning settings and data,
+//! the SNIP batch, and Dice on the evaluation cases (the schedule's hooks).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use super::pipeline::{DataArgs, TrainProgress, install_ctrl_c};
+use crate::backend;
+use crate::data::LabelConvention;
+use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection, epoch_batches};
+use crate::data::preprocess::split_patients;
+use crate::inference::{InferenceOptions, evaluate_cases};
+use crate::metrics::{RegionValues, mean_metrics};
+use crate::model::{Checkpoint, load_checkpoint};
+use crate::prune::{ScheduleHooks, SnipBatch, StepRecord};
+use crate::train::{CheckpointPaths, TrainOptions, TrainState, fit};
+
+/// Fine-tuning after each pruning step (and the data SNIP scores on).
+#[derive(Args, Debug, Clone)]
+pub struct FineTuneArgs {
+    /// Fine-tuning epochs after each pruning step (0: none). Dice is then reported before and
+    /// after.
+    #[arg(long, default_value_t = 0)]
+    pub fine_tune_epochs: usize,
+    #[arg(long, default_value_t = 1e-4)]
+    pub fine_tune_lr: f64,
+    /// Fine-tune on this BraTS folder instead of synthetic cases.
+    #[arg(long)]
+    pub fine_tune_data: Option<PathBuf>,
+    /// Synthetic fine-tuning cases: seeds 0..N (the default model's own training cases).
+    #[arg(long, default_value_t = 8)]
+    pub fine_tune_cases: usize,
+    /// Fine-tuning crop (multiple of 16).
+    #[arg(long, default_value_t = 128)]
+    pub fine_tune_crop: usize,
+    /// Caps the fine-tuning batches per epoch.
+    #[arg(long)]
+    pub fine_tune_batches: Option<usize>,
+}
+
+/// The fine-tuning slices, split by patient, and the settings to train on them.
+pub struct FineTuner {
+    args: FineTuneArgs,
+    train: SliceDataset,
+    val: SliceDataset,
+    state: TrainState,
+    cancel: Arc<AtomicBool>,
+    runs: usize,
+}
+
+impl FineTuner {
+    /// Loads the fine-tuning cases (synthetic seeds 0.. or a BraTS folder) into slice sets.
+    pub fn load(args: &FineTuneArgs, labels: Option<LabelConvention>) -> Result<FineTuner> {
+        super::check_size("--fine-tune-crop", args.fine_tune_crop)?;
+        let source = DataArgs {
+            data: args.fine_tune_data.clone(),
+            synthetic: args
+                .fine_tune_data
+                .is_none()
+                .then_some(args.fine_tune_cases),
+            synthetic_seed: 0,
+            labels,
+        };
+        let cases = source.load(|id| eprintln!("fine-tune: loading {id}"))?;
+        if cases.len() < 2 {
+            bail!("fine-tuning needs at least 2 cases, got {}", cases.len());
+        }
+        let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+        let mut split = split_patients(&ids, 0.2, 0.0, 0);
+        if split.val.is_empty() {
+            let moved = split.train.pop().expect("two or more cases");
+            split.val.push(moved);
+        }
+        let pick = |ids: &[String]| -> Vec<PreparedCase> {
+            cases
+                .iter()
+                .filter(|c| ids.contains(&c.id))
+                .cloned()
+                .collect()
+        };
+        let selection = SliceSelection {
+            tumour_free_share: 0.05,
+            seed: 0,
+        };
+        let crop = args.fine_tune_crop;
+        Ok(FineTuner {
+            args: args.clone(),
+            train: SliceDataset::from_cases(&pick(&split.train), crop, selection)?,
+            val: SliceDataset::from_cases(&pick(&split.val), crop, selection)?,
+            state: TrainState {
+                train_ids: split.train,
+                val_ids: split.val,
+                ..TrainState::default()
+            },
+            cancel: install_ctrl_c(),
+            runs: 0,
+        })
+    }
+
+    /// One seeded batch of 8 training slices on the autodiff CPU device, for SNIP.
+    pub fn snip_batch(&self) -> SnipBatch {
+        let device = backend::cpu_device().autodiff();
+        let order = epoch_batches(self.train.len(), 8, true, 0);
+        let (inputs, targets) = self.train.batch(&order[0], &device);
+        SnipBatch {
+            inputs,
+            targets,
+            device,
+        }
+    }
+
+    /// Fine-tunes `pruned` (keeping its masks); returns the epoch with the best validation Dice.
+    /// Checkpoints go to a temporary folder that is removed afterwards.
+    pub fn fine_tune(&mut self, pruned: &Checkpoint) -> Result<Checkpoint> {
+        self.runs += 1;
+        let folder = std::env::temp_dir().join(format!(
+            "raagr2-fine-tune-{}-{}",
+            std::process::id(),
+            self.runs
+        ));
+        std::fs::create_dir_all(&folder)?;
+        let result = self.fit_into(pruned, &folder);
+        let _ = std::fs::remove_dir_all(&folder);
+        result
+    }
+
+    fn fit_into(&self, pruned: &Checkpoint, folder: &std::path::Path) -> Result<Checkpoint> {
+        let device = backend::cpu_device().autodiff();
+        let options = TrainOptions {
+            epochs: self.args.fine_tune_epochs,
+            learning_rate: self.args.fine_tune_lr,
+            max_batches_per_epoch: self.args.fine_tune_batches,
+            masks: pruned.masks.clone(),
+            ..TrainOptions::default()
+        };
+        let paths = CheckpointPaths::beside(&folder.join("fine-tuned.safetensors"));
+        let progress = TrainProgress::new();
+        let outcome = fit(
+            &pruned.config,
+            pruned.build(&device)?,
+            &self.train,
+            &self.val,
+            &options,
+            self.state.clone(),
+            &paths,
+            &self.cancel,
+            |event| progress.show(&event),
+        )?;
+        progress.finish();
+        if outcome.state.epochs_done == 0 {
+            bail!("fine-tuning was cancelled before its first epoch finished");
+        }
+        Ok(load_checkpoint(&paths.best)?)
+    }
+}
+
+/// Mean Dice per region of models on a fixed set of evaluation cases (CPU).
+pub struct DiceEvaluator {
+    pub cases: Vec<PreparedCase>,
+    pub options: InferenceOptions,
+}
+
+impl DiceEvaluator {
+    pub fn dice(&self, checkpoint: &Checkpoint) -> Result<RegionValues> {
+        let device = backend::cpu_device();
+        let model = checkpoint.build(&device)?;
+        let head = checkpoint.config.head;
+        let scored = evaluate_cases(&model, head, &self.cases, self.options, &device, |_| {})?;
+        Ok(mean_metrics(&scored).dice)
+    }
+}
+
+/// The schedule's hooks on the command line: Dice on the evaluation cases, optional
+/// fine-tuning, one progress line per step.
+pub struct CliHooks<'a> {
+    pub evaluator: &'a DiceEvaluator,
+    pub tuner: Option<&'a mut FineTuner>,
+    /// Prefix of the progress lines (`prune`, `sweep l2 0.5`).
+    pub tag: String,
+}
+
+impl ScheduleHooks for CliHooks<'_> {
+    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionValues> {
+        self.evaluator.dice(checkpoint)
+    }
+
+    fn fine_tune(&mut self, checkpoint: &Checkpoint, _step: usize) -> Result<Option<Checkpoint>> {
+        match self.tuner.as_deref_mut() {
+            Some(tuner) => Ok(Some(tuner.fine_tune(checkpoint)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn on_step(&mut self, record: &StepRecord, steps: usize) {
+        let dice =
+            |d: &RegionValues| format!("WT {:.3} TC {:.3} ET {:.3}", d["WT"], d["TC"], d["ET"]);
+        let tuned = record
+            .dice_fine_tuned
+            .as_ref()
+            .map(|d| format!(" -> fine-tuned {}", dice(d)))
+            .unwrap_or_default();
+        eprintln!(
+            "{}: {}/{steps} {}: Dice {}{tuned}",
+            self.tag,
+            record.step,
+            record.label,
+            dice(&record.dice_pruned)
+        );
+    }
+}

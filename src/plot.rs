@@ -1,0 +1,182 @@
+//! PNG line charts for the command line (sweep curves): panels of named series drawn with
+//! plotters into a pixel buffer, text in egui's embedded font, written atomically as PNG.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+/// One curve: a name for the legend, its points, and whether it is drawn dashed (e.g. "before
+/// fine-tuning").
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub colour_index: usize,
+    pub dashed: bool,
+}
+
+/// One panel: a title and its curves over shared axis labels.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    pub title: String,
+    pub series: Vec<Series>,
+}
+
+/// Distinguishable line colours (Okabe-Ito, safe for colour-blind readers).
+pub const PALETTE: [(u8, u8, u8); 7] = [
+    (0, 114, 178),
+    (213, 94, 0),
+    (0, 158, 115),
+    (204, 121, 167),
+    (230, 159, 0),
+    (86, 180, 233),
+    (0, 0, 0),
+];
+
+const FONT: &str = "sans-serif";
+const PANEL_WIDTH: u32 = 460;
+const HEIGHT: u32 = 420;
+
+fn register_fonts() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // The font ships inside the binary, so plots need no system fonts.
+        let bytes = epaint_default_fonts::UBUNTU_LIGHT;
+        let _ = register_font(FONT, FontStyle::Normal, bytes);
+        let _ = register_font(FONT, FontStyle::Bold, bytes);
+    });
+}
+
+/// Draws `panels` side by side (x from `x_range`, y from 0 to 1) and writes a PNG to `path`.
+pub fn write_panels_png(
+    path: &Path,
+    panels: &[Panel],
+    x_label: &str,
+    y_label: &str,
+    x_range: (f64, f64),
+) -> anyhow::Result<()> {
+    let pixels = render_panels(panels, x_label, y_label, x_range)?;
+    let width = PANEL_WIDTH * panels.len().max(1) as u32;
+    let image = image::RgbImage::from_raw(width, HEIGHT, pixels)
+        .ok_or_else(|| anyhow::anyhow!("plot buffer has the wrong size"))?;
+    let mut png = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    crate::atomic::write_bytes(path, &png).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The panels as RGB pixels (`PANEL_WIDTH * panels` x `HEIGHT`).
+pub fn render_panels(
+    panels: &[Panel],
+    x_label: &str,
+    y_label: &str,
+    x_range: (f64, f64),
+) -> anyhow::Result<Vec<u8>> {
+    register_fonts();
+    let width = PANEL_WIDTH * panels.len().max(1) as u32;
+    let mut pixels = vec![255u8; (width * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (panel, area) in panels.iter().zip(areas) {
+            draw_panel(&area, panel, x_label, y_label, x_range)?;
+        }
+        root.present().map_err(draw_error)?;
+    }
+    Ok(pixels)
+}
+
+fn draw_panel(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    panel: &Panel,
+    x_label: &str,
+    y_label: &str,
+    (x0, x1): (f64, f64),
+) -> anyhow::Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, (FONT, 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(48)
+        .build_cartesian_2d(x0..x1, 0.0..1.02)
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .x_labels(8)
+        .y_labels(6)
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()
+        .map_err(draw_error)?;
+    for series in &panel.series {
+        let (r, g, b) = PALETTE[series.colour_index % PALETTE.len()];
+        let colour = RGBColor(r, g, b);
+        let style = colour.stroke_width(2);
+        let points = series.points.clone();
+        let drawn = if series.dashed {
+            chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))
+        } else {
+            chart.draw_series(LineSeries::new(points.clone(), style))
+        }
+        .map_err(draw_error)?;
+        drawn
+            .label(series.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+        chart
+            .draw_series(points.iter().map(|p| Circle::new(*p, 3, colour.filled())))
+            .map_err(draw_error)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .draw()
+        .map_err(draw_error)?;
+    Ok(())
+}
+
+fn draw_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing the plot: {e:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curves_put_their_colour_on_the_canvas() {
+        let panel = Panel {
+            title: "WT".into(),
+            series: vec![Series {
+                name: "l2".into(),
+                points: vec![(0.0, 1.0), (0.5, 0.5), (0.9, 0.1)],
+                colour_index: 1,
+                dashed: false,
+            }],
+        };
+        let pixels = render_panels(&[panel], "sparsity", "Dice", (0.0, 1.0)).unwrap();
+        let (r, g, b) = PALETTE[1];
+        let coloured = pixels
+            .chunks_exact(3)
+            .filter(|p| p[0] == r && p[1] == g && p[2] == b)
+            .count();
+        assert!(
+            coloured > 100,
+            "only {coloured} pixels of the series colour"
+        );
+        // Text was drawn: some pixels are dark grey/black anti-aliased glyphs.
+        assert!(
+            pixels
+                .chunks_exact(3)
+                .any(|p| p[0] < 80 && p[1] < 80 && p[2] < 80)
+        );
+    }
+}
