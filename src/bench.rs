@@ -126,20 +126,21 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
 /// output back to the host makes each timing include the device's work.
 fn time_forward(options: &BenchOptions, device: &Device) -> Timing {
     let model = options.config.init(device);
-    let [timing] = compare_forward(&[&model], options.height, options.runs, device);
+    let [timing] = compare_forward(&[&model], [1, options.height], options.runs, device);
     timing
 }
 
-/// Eval-forward latency of several models on one `1 x 4 x size x size` input, measured in one
+/// Eval-forward latency of several models on one `batch x 4 x size x size` input, measured in one
 /// run with the models interleaved (so machine load affects them alike): a warm-up each, then
 /// `runs` timed rounds.
 pub fn compare_forward<const N: usize>(
     models: &[&Raagr2Net; N],
-    size: usize,
+    [batch, size]: [usize; 2],
     runs: usize,
     device: &Device,
 ) -> [Timing; N] {
-    let x = Tensor::<4>::random([1, 4, size, size], Distribution::Normal(0.0, 1.0), device);
+    let shape = [batch.max(1), 4, size, size];
+    let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device);
     let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(runs));
     for run in 0..=runs {
         for (model, s) in models.iter().zip(samples.iter_mut()) {

@@ -13,3 +13,5 @@ pub mod plot;
 pub mod prune;
 pub mod report;
 pub mod train;
+pub mod ui;
+pub mod worker;

@@ -1,10 +1,16 @@
-//! Entry point of the `raagr2-lab` binary: parses the command line and reports errors once.
+//! Entry point of the `raagr2-lab` binary: the desktop app without arguments, else the command
+//! line; reports errors once.
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = raagr2_lab::cli::Cli::parse();
-    match raagr2_lab::cli::run(cli) {
+    // No command: the desktop app on the embedded default case and model.
+    let outcome = if std::env::args_os().len() == 1 {
+        raagr2_lab::ui::run_app()
+    } else {
+        raagr2_lab::cli::run(raagr2_lab::cli::Cli::parse())
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -68,6 +68,9 @@ pub struct PruneArgs {
     /// Where the pruned checkpoint goes.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Slices per timed forward: 8 is what whole-volume inference runs at once.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
     /// Input side for MACs and latency (multiple of 16).
     #[arg(long, default_value_t = 192)]
     pub size: usize,
@@ -188,7 +191,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     eprintln!("prune: timing both models ({} runs each)", args.runs);
     let [latency_before, latency_after] = compare_forward(
         &[&dense_model, &pruned_model],
-        args.size,
+        [args.batch, args.size],
         args.runs,
         &device,
     );

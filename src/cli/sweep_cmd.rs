@@ -49,6 +49,9 @@ pub struct SweepArgs {
     /// Where the PNG plot of Dice vs sparsity goes (default: beside the CSV, `.png`).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Slices per timed forward: 8 is what whole-volume inference runs at once.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
     /// Input side for MACs and latency (multiple of 16).
     #[arg(long, default_value_t = 192)]
     pub size: usize,
@@ -148,7 +151,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             let summary = summarize(&pruned.config, &model, args.size, args.size)?;
             let [dense_time, time] = compare_forward(
                 &[&dense_model, &model],
-                args.size,
+                [args.batch, args.size],
                 args.runs.max(1),
                 &device,
             );

@@ -1,0 +1,723 @@
+//! The desktop app (eframe/egui): slice viewer with ground truth | dense | pruned | disagreement,
+//! and a pruning panel whose sliders drive live previews computed by the background worker.
+//! Knows nothing of burn: it sends requests and draws the plain data that comes back.
+
+pub mod viewer;
+
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+
+use crate::prune::PruneMethod;
+use crate::worker::{
+    self, CaseView, ModelView, PreviewRequest, PreviewResult, Request, Response, WorkerHandle,
+    region_dice,
+};
+use viewer::{
+    Axis, OverlayStyle, REGION_NAMES, Window, plane_codes, render_disagreement, render_slice,
+};
+
+/// Settings kept between runs (eframe persistence).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub axis: Axis,
+    pub modality: usize,
+    pub window: Window,
+    pub overlay: OverlayStyle,
+    pub method: PruneMethod,
+    /// The last case opened from disk; `None` opens the embedded default case.
+    pub last_case: Option<std::path::PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            axis: Axis::Axial,
+            modality: 3,
+            window: Window::default(),
+            overlay: OverlayStyle::default(),
+            method: PruneMethod::Structured(crate::prune::StructuredMethod::L2),
+            last_case: None,
+        }
+    }
+}
+
+const SETTINGS_KEY: &str = "raagr2-lab-settings";
+/// Modality names in the network's channel order.
+pub const MODALITIES: [&str; 4] = ["T1", "T1ce", "T2", "FLAIR"];
+/// Longest time one frame spends handling worker messages (the rest waits for the next frame).
+const MESSAGE_BUDGET: Duration = Duration::from_millis(8);
+
+/// The application state.
+pub struct LabApp {
+    worker: WorkerHandle,
+    pub settings: Settings,
+    pub case: Option<CaseView>,
+    pub dense_codes: Option<Vec<u8>>,
+    /// Dense model vs ground truth over the whole case, WT/TC/ET.
+    pub dense_case_dice: Option<[f64; 3]>,
+    pub model: Option<ModelView>,
+    pub group_ratios: Vec<f64>,
+    pub global_ratio: f64,
+    pub use_global: bool,
+    pub slice_idx: usize,
+    pub preview: Option<PreviewResult>,
+    last_preview_id: u64,
+    preview_wanted: bool,
+    pub status: String,
+    pub errors: Vec<String>,
+    /// Messages handled so far (tests wait on it).
+    pub messages_seen: usize,
+}
+
+impl LabApp {
+    /// Starts the worker and asks for the last case (or the embedded default).
+    pub fn new(cc: &eframe::CreationContext<'_>) -> LabApp {
+        let settings: Settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, SETTINGS_KEY))
+            .unwrap_or_default();
+        let ctx = cc.egui_ctx.clone();
+        let worker = worker::spawn(move || ctx.request_repaint());
+        let first = match &settings.last_case {
+            Some(path) if path.exists() => Request::OpenPath(path.clone()),
+            _ => Request::OpenDefault,
+        };
+        let _ = worker.requests.send(first);
+        LabApp {
+            worker,
+            settings,
+            case: None,
+            dense_codes: None,
+            dense_case_dice: None,
+            model: None,
+            group_ratios: Vec::new(),
+            global_ratio: 0.0,
+            use_global: false,
+            slice_idx: 0,
+            preview: None,
+            last_preview_id: 0,
+            preview_wanted: false,
+            status: "starting".into(),
+            errors: Vec::new(),
+            messages_seen: 0,
+        }
+    }
+
+    /// Asks the worker to open a case folder (or a file inside one).
+    pub fn open_path(&mut self, path: std::path::PathBuf) {
+        let _ = self.worker.requests.send(Request::OpenPath(path));
+    }
+
+    /// Blocks until the worker sends one message and handles it; for tests (no sleeping: it
+    /// waits on the channel). Returns false on timeout.
+    pub fn wait_for_message(&mut self, timeout: Duration) -> bool {
+        match self.worker.responses.recv_timeout(timeout) {
+            Ok(response) => {
+                self.handle(response);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn drain_messages(&mut self) {
+        let started = Instant::now();
+        while started.elapsed() < MESSAGE_BUDGET {
+            match self.worker.responses.try_recv() {
+                Ok(response) => self.handle(response),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn handle(&mut self, response: Response) {
+        self.messages_seen += 1;
+        match response {
+            Response::Status(text) => self.status = text,
+            Response::Error(text) => {
+                self.status = "error (see above)".into();
+                self.errors.push(text);
+            }
+            Response::ModelReady(model) => {
+                self.group_ratios = vec![0.0; model.groups.len()];
+                self.model = Some(model);
+                self.preview_wanted = true;
+            }
+            Response::CaseLoaded(case) => {
+                self.slice_idx = best_slice(&case);
+                self.case = Some(case);
+                self.dense_codes = None;
+                self.dense_case_dice = None;
+                self.preview = None;
+                self.preview_wanted = true;
+            }
+            Response::DensePrediction { case_id, codes } => {
+                if let Some(case) = self.case.as_ref().filter(|c| c.id == case_id) {
+                    self.dense_case_dice = case.truth.as_ref().map(|t| region_dice(&codes, t));
+                    self.dense_codes = Some(codes);
+                }
+            }
+            Response::Preview(result) => {
+                // A newer request is on its way: this result is stale.
+                if result.id == self.last_preview_id {
+                    self.preview = Some(result);
+                }
+            }
+        }
+    }
+
+    fn request_preview(&mut self) {
+        let Some(case) = &self.case else { return };
+        if self.model.is_none() {
+            return;
+        }
+        let slice_idx = match self.settings.axis {
+            Axis::Axial => self.slice_idx,
+            // Other planes preview the middle axial slice of the tumour.
+            _ => best_slice(case),
+        };
+        self.last_preview_id += 1;
+        let request = PreviewRequest {
+            id: self.last_preview_id,
+            method: self.settings.method,
+            group_ratios: self.group_ratios.clone(),
+            global_ratio: self.use_global.then_some(self.global_ratio),
+            slice_idx,
+        };
+        let _ = self.worker.requests.send(Request::Preview(request));
+        self.preview_wanted = false;
+    }
+
+    fn open_dialog(&self) {
+        let requests = self.worker.requests.clone();
+        // The native dialog blocks its thread, so it gets its own.
+        std::thread::spawn(move || {
+            if let Some(folder) = rfd::FileDialog::new()
+                .set_title("Open a BraTS case folder")
+                .pick_folder()
+            {
+                let _ = requests.send(Request::OpenPath(folder));
+            }
+        });
+    }
+
+    fn handle_input(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<_> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
+        for path in dropped {
+            self.settings.last_case = Some(path.clone());
+            self.open_path(path);
+        }
+        let Some(case) = &self.case else { return };
+        let slices = self.settings.axis.slices(case.dims);
+        let step = ctx.input(|i| {
+            let keys = i.key_pressed(egui::Key::ArrowUp) as i64
+                - i.key_pressed(egui::Key::ArrowDown) as i64;
+            keys
+        });
+        self.move_slice(step, slices);
+    }
+
+    fn move_slice(&mut self, step: i64, slices: usize) {
+        if step == 0 || slices == 0 {
+            return;
+        }
+        let next = (self.slice_idx as i64 + step).clamp(0, slices as i64 - 1) as usize;
+        if next != self.slice_idx {
+            self.slice_idx = next;
+            self.preview_wanted |= self.settings.axis == Axis::Axial;
+        }
+    }
+}
+
+/// The axial slice with the most tumour (or the middle one): where a viewer should open.
+fn best_slice(case: &CaseView) -> usize {
+    let [nx, ny, nz] = case.dims;
+    let Some(truth) = &case.truth else {
+        return nz / 2;
+    };
+    (0..nz)
+        .max_by_key(|z| {
+            truth[z * nx * ny..(z + 1) * nx * ny]
+                .iter()
+                .filter(|c| **c > 0)
+                .count()
+        })
+        .unwrap_or(nz / 2)
+}
+
+impl eframe::App for LabApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.drain_messages();
+        let ctx = ui.ctx().clone();
+        self.handle_input(&ctx);
+        egui::Panel::top("menu").show(ui, |ui| self.top_bar_ui(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        egui::Panel::left("view")
+            .default_size(230.0)
+            .show(ui, |ui| self.view_panel_ui(ui));
+        egui::Panel::right("pruning")
+            .default_size(330.0)
+            .show(ui, |ui| self.pruning_panel_ui(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.slices_ui(ui));
+        if self.preview_wanted {
+            self.request_preview();
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+    }
+}
+
+impl LabApp {
+    fn top_bar_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.heading("RAAGR2-Net pruning lab");
+            ui.separator();
+            if ui
+                .button("Open case…")
+                .on_hover_text("A BraTS case folder (or drop one on the window)")
+                .clicked()
+            {
+                self.open_dialog();
+            }
+            if ui
+                .button("Default case")
+                .on_hover_text("The embedded synthetic case")
+                .clicked()
+            {
+                self.settings.last_case = None;
+                let _ = self.worker.requests.send(Request::OpenDefault);
+            }
+            if let Some(case) = &self.case {
+                ui.separator();
+                ui.label(format!(
+                    "{}  {}x{}x{} voxels, {:.2}x{:.2}x{:.2} mm",
+                    case.id,
+                    case.dims[0],
+                    case.dims[1],
+                    case.dims[2],
+                    case.spacing_mm[0],
+                    case.spacing_mm[1],
+                    case.spacing_mm[2]
+                ));
+            }
+        });
+        let mut dismiss = None;
+        for (i, error) in self.errors.iter().enumerate() {
+            ui.horizontal(|ui| {
+                ui.colored_label(egui::Color32::from_rgb(220, 60, 60), format!("⚠ {error}"));
+                if ui.small_button("Dismiss").clicked() {
+                    dismiss = Some(i);
+                }
+            });
+        }
+        if let Some(i) = dismiss {
+            self.errors.remove(i);
+        }
+    }
+
+    fn status_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(&self.status);
+            if let Some(p) = &self.preview {
+                ui.separator();
+                ui.label(format!(
+                    "preview: prune {:.1} ms, slice forward {:.0} ms (CPU)",
+                    p.prune_ms, p.forward_ms
+                ));
+            }
+        });
+    }
+
+    fn view_panel_ui(&mut self, ui: &mut egui::Ui) {
+        ui.heading("View");
+        ui.horizontal(|ui| {
+            for axis in Axis::ALL {
+                if ui
+                    .selectable_label(self.settings.axis == axis, axis.name())
+                    .clicked()
+                {
+                    self.settings.axis = axis;
+                    if let Some(case) = &self.case {
+                        self.slice_idx = axis.slices(case.dims) / 2;
+                    }
+                }
+            }
+        });
+        egui::ComboBox::from_label("Modality")
+            .selected_text(MODALITIES[self.settings.modality])
+            .show_ui(ui, |ui| {
+                for (i, name) in MODALITIES.iter().enumerate() {
+                    ui.selectable_value(&mut self.settings.modality, i, *name);
+                }
+            });
+        if let Some(case) = &self.case {
+            let slices = self.settings.axis.slices(case.dims);
+            let before = self.slice_idx;
+            ui.add(
+                egui::Slider::new(&mut self.slice_idx, 0..=slices.saturating_sub(1)).text("Slice"),
+            );
+            if before != self.slice_idx && self.settings.axis == Axis::Axial {
+                self.preview_wanted = true;
+            }
+        }
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "Window {:.1}, level {:.1}",
+                self.settings.window.width, self.settings.window.level
+            ))
+            .on_hover_text("Drag on an image: left/right = width, up/down = level");
+            if ui.small_button("Reset").clicked() {
+                self.settings.window = Window::default();
+            }
+        });
+        ui.separator();
+        ui.heading("Overlay");
+        for (r, name) in REGION_NAMES.iter().enumerate() {
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut self.settings.overlay.visible[r], *name);
+                ui.color_edit_button_srgb(&mut self.settings.overlay.colours[r]);
+            });
+        }
+        ui.add(egui::Slider::new(&mut self.settings.overlay.opacity, 0.0..=1.0).text("Opacity"));
+        ui.checkbox(&mut self.settings.overlay.outline, "Outline only");
+        ui.separator();
+        self.dice_ui(ui);
+    }
+
+    fn dice_ui(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Dice");
+        let Some(case) = &self.case else { return };
+        let Some(truth) = &case.truth else {
+            ui.label("no ground truth in this case");
+            return;
+        };
+        let slice_truth = plane_codes(
+            truth,
+            case.dims,
+            Axis::Axial,
+            self.preview.as_ref().map_or(0, |p| p.slice_idx),
+        );
+        let dense_slice = match (&self.dense_codes, &self.preview) {
+            (Some(codes), Some(p)) => Some(region_dice(
+                &plane_codes(codes, case.dims, Axis::Axial, p.slice_idx),
+                &slice_truth,
+            )),
+            _ => None,
+        };
+        let pruned_slice = self
+            .preview
+            .as_ref()
+            .map(|p| region_dice(&p.codes, &slice_truth));
+        egui::Grid::new("dice").striped(true).show(ui, |ui| {
+            ui.label("");
+            for region in ["WT", "TC", "ET"] {
+                ui.label(region);
+            }
+            ui.end_row();
+            let row = |ui: &mut egui::Ui, label: &str, values: Option<[f64; 3]>, hover: &str| {
+                ui.label(label).on_hover_text(hover);
+                for r in 0..3 {
+                    ui.label(values.map_or("…".into(), |v| format!("{:.3}", v[r])));
+                }
+                ui.end_row();
+            };
+            row(
+                ui,
+                "dense, case",
+                self.dense_case_dice,
+                "Dense model vs ground truth over the whole volume",
+            );
+            row(
+                ui,
+                "dense, slice",
+                dense_slice,
+                "Dense model on the previewed axial slice",
+            );
+            row(
+                ui,
+                "pruned, slice",
+                pruned_slice,
+                "Pruned model on the previewed axial slice",
+            );
+        });
+    }
+
+    fn pruning_panel_ui(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Pruning");
+        let before = (
+            self.settings.method,
+            self.use_global,
+            self.global_ratio,
+            self.group_ratios.clone(),
+        );
+        egui::ComboBox::from_label("Method")
+            .selected_text(self.settings.method.key())
+            .show_ui(ui, |ui| {
+                for method in PruneMethod::ALL {
+                    ui.selectable_value(&mut self.settings.method, method, method.key())
+                        .on_hover_text(method_help(method));
+                }
+            })
+            .response
+            .on_hover_text(method_help(self.settings.method));
+        ui.checkbox(&mut self.use_global, "One global ratio")
+            .on_hover_text(
+                "One importance threshold across all groups instead of a ratio per group",
+            );
+        ui.add_enabled(
+            self.use_global,
+            egui::Slider::new(&mut self.global_ratio, 0.0..=0.95).text("Global ratio"),
+        );
+        if let Some(model) = &self.model {
+            ui.separator();
+            self.model_stats_ui(ui, model.clone());
+            ui.separator();
+            ui.label("Share of channels removed per group (kept / total):");
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                for (g, group) in model.groups.iter().enumerate() {
+                    let kept = self
+                        .preview
+                        .as_ref()
+                        .and_then(|p| p.kept.get(g))
+                        .copied()
+                        .unwrap_or(group.channels);
+                    let mean_importance =
+                        group.importance.iter().sum::<f32>() / group.importance.len().max(1) as f32;
+                    ui.add_enabled(
+                        !self.use_global,
+                        egui::Slider::new(&mut self.group_ratios[g], 0.0..=0.95)
+                            .text(format!("{} {kept}/{}", group.name, group.channels)),
+                    )
+                    .on_hover_text(format!("mean filter L2 importance {mean_importance:.3}"));
+                }
+            });
+        }
+        let after = (
+            self.settings.method,
+            self.use_global,
+            self.global_ratio,
+            self.group_ratios.clone(),
+        );
+        if before != after {
+            self.preview_wanted = true;
+        }
+    }
+
+    fn model_stats_ui(&self, ui: &mut egui::Ui, model: ModelView) {
+        ui.label(&model.description);
+        egui::Grid::new("stats").show(ui, |ui| {
+            ui.label("");
+            ui.label("dense");
+            ui.label("pruned");
+            ui.end_row();
+            let (params, nonzero, macs) = match &self.preview {
+                Some(p) => (
+                    p.params.to_string(),
+                    p.nonzero_params.to_string(),
+                    format!("{:.3} G", p.macs as f64 / 1e9),
+                ),
+                None => ("…".into(), "…".into(), "…".into()),
+            };
+            ui.label("params");
+            ui.label(model.params.to_string());
+            ui.label(params);
+            ui.end_row();
+            ui.label("non-zero params");
+            ui.label(model.params.to_string());
+            ui.label(nonzero);
+            ui.end_row();
+            ui.label("MACs (192x192)");
+            ui.label(format!("{:.3} G", model.macs as f64 / 1e9));
+            ui.label(macs);
+            ui.end_row();
+        });
+    }
+
+    fn slices_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(case) = self.case.clone() else {
+            ui.centered_and_justified(|ui| ui.spinner());
+            return;
+        };
+        let axis = self.settings.axis;
+        let intensities = &case.modalities[self.settings.modality];
+        let pruned_volume = self.preview.as_ref().map(|p| {
+            // The preview is one axial slice: place it in an otherwise empty volume.
+            let mut volume = vec![0u8; case.dims.iter().product()];
+            let plane = case.dims[0] * case.dims[1];
+            volume[p.slice_idx * plane..(p.slice_idx + 1) * plane].copy_from_slice(&p.codes);
+            volume
+        });
+        // Taken out for the frame so the images can borrow it while `self` is mutated.
+        let dense_codes = self.dense_codes.take();
+        let panels: [(&str, Option<&[u8]>); 3] = [
+            ("Ground truth", case.truth.as_deref()),
+            ("Dense", dense_codes.as_deref()),
+            ("Pruned", pruned_volume.as_deref()),
+        ];
+        // A 2x2 grid that fits the panel: each image at most half the width and half the height.
+        let [w, h] = axis.plane(case.dims);
+        let aspect = h as f32 / w as f32;
+        let by_height = (ui.available_height() - 90.0) / 2.0 / aspect;
+        let width = (ui.available_width() / 2.0 - 12.0)
+            .min(by_height)
+            .max(120.0);
+        let mut scroll = 0.0;
+        egui::Grid::new("slices").show(ui, |ui| {
+            for (i, (title, codes)) in panels.iter().enumerate() {
+                let (plane, pixels) = render_slice(
+                    intensities,
+                    *codes,
+                    case.dims,
+                    axis,
+                    self.slice_idx,
+                    self.settings.window,
+                    &self.settings.overlay,
+                );
+                scroll += self.image_ui(ui, title, plane, pixels, width, &case, *codes);
+                if i % 2 == 1 {
+                    ui.end_row();
+                }
+            }
+            let plane = axis.plane(case.dims);
+            if let (Some(dense), Some(pruned)) = (&dense_codes, &pruned_volume) {
+                let a = plane_codes(dense, case.dims, axis, self.slice_idx);
+                let b = plane_codes(pruned, case.dims, axis, self.slice_idx);
+                let pixels = render_disagreement(&a, &b, plane);
+                self.image_ui(
+                    ui,
+                    "Dense vs pruned (red: dense only, blue: pruned only, orange: other region)",
+                    plane,
+                    pixels,
+                    width,
+                    &case,
+                    None,
+                );
+            } else {
+                ui.label("Disagreement map: waiting for both predictions");
+            }
+            ui.end_row();
+        });
+        self.dense_codes = dense_codes;
+        if axis != Axis::Axial {
+            ui.label(
+                "The pruned preview is computed on axial slices; switch to Axial to scroll it.",
+            );
+        }
+        let slices = axis.slices(case.dims);
+        self.move_slice(scroll as i64, slices);
+    }
+
+    /// One slice image with hover read-out and window/level drag; returns wheel steps over it.
+    #[allow(clippy::too_many_arguments)]
+    fn image_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        title: &str,
+        plane: [usize; 2],
+        pixels: Vec<u8>,
+        width: f32,
+        case: &CaseView,
+        codes: Option<&[u8]>,
+    ) -> f32 {
+        let mut wheel = 0.0;
+        ui.vertical(|ui| {
+            ui.label(title);
+            let image = egui::ColorImage::from_rgba_unmultiplied(plane, &pixels);
+            let texture = ui
+                .ctx()
+                .load_texture(title, image, egui::TextureOptions::NEAREST);
+            let aspect = plane[1] as f32 / plane[0] as f32;
+            let size = egui::vec2(width, width * aspect);
+            let response = ui.add(
+                egui::Image::new(&texture)
+                    .fit_to_exact_size(size)
+                    .sense(egui::Sense::click_and_drag()),
+            );
+            if response.dragged() {
+                let delta = response.drag_delta();
+                let w = &mut self.settings.window;
+                w.width = (w.width + delta.x * 0.02).clamp(0.1, 20.0);
+                w.level += -delta.y * 0.02;
+            }
+            if response.double_clicked() {
+                self.settings.window = Window::default();
+            }
+            if let Some(pos) = response.hover_pos() {
+                let delta = ui.input(|i| i.smooth_scroll_delta.y);
+                // (f32::signum(0.0) is 1.0, so no movement must stay no movement.)
+                if delta != 0.0 {
+                    wheel = delta.signum();
+                }
+                let rel = (pos - response.rect.min) / response.rect.size();
+                let u = ((rel.x * plane[0] as f32) as usize).min(plane[0] - 1);
+                let v = ((rel.y * plane[1] as f32) as usize).min(plane[1] - 1);
+                let s = self.slice_idx.min(self.settings.axis.slices(case.dims) - 1);
+                let voxel = self.settings.axis.voxel(case.dims, s, u, v);
+                let value = case.modalities[self.settings.modality][voxel];
+                let label = codes.map_or(0, |c| c[voxel]);
+                let region = if label == 0 {
+                    "background"
+                } else {
+                    REGION_NAMES[label as usize - 1]
+                };
+                response.on_hover_text(format!(
+                    "voxel {voxel}: {} {value:.2}, {region}",
+                    MODALITIES[self.settings.modality]
+                ));
+            }
+        });
+        wheel
+    }
+}
+
+/// A sentence per method for the hover text (teaching).
+pub fn method_help(method: PruneMethod) -> &'static str {
+    use crate::prune::{StructuredMethod as S, UnstructuredMethod as U};
+    match method {
+        PruneMethod::Structured(S::L2) => {
+            "Removes the channels whose filters have the smallest L2 norm (Li et al. 2017). The model really gets smaller and faster."
+        }
+        PruneMethod::Structured(S::BnGamma) => {
+            "Network slimming (Liu et al. 2017): removes channels whose batch-norm scale |gamma| is smallest; best after training with an L1 penalty on gammas."
+        }
+        PruneMethod::Structured(S::GroupL2) => {
+            "DepGraph (Fang et al. 2023): scores a channel by the L2 norm of every parameter coupled to it across layers."
+        }
+        PruneMethod::Unstructured(U::L1) => {
+            "Zeroes the smallest-magnitude weights in every layer (same share per layer). Sparse, not smaller: MACs stay the same on a CPU."
+        }
+        PruneMethod::Unstructured(U::L1Global) => {
+            "Zeroes the smallest-magnitude weights under one threshold across all layers."
+        }
+        PruneMethod::Unstructured(U::Snip) => {
+            "SNIP (Lee et al. 2019): zeroes weights with the smallest |gradient x weight| on one batch. Needs data; the live preview falls back to magnitude."
+        }
+    }
+}
+
+/// Opens the app window (the binary's default when run without a command).
+pub fn run_app() -> anyhow::Result<()> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1400.0, 900.0])
+            .with_title("RAAGR2-Net pruning lab")
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "raagr2-lab",
+        options,
+        Box::new(|cc| Ok(Box::new(LabApp::new(cc)))),
+    )
+    .map_err(|e| anyhow::anyhow!("the window could not open: {e}"))
+}
