@@ -314,7 +314,10 @@ impl LabApp {
         let mut dismiss = None;
         for (i, error) in self.errors.iter().enumerate() {
             ui.horizontal(|ui| {
-                ui.colored_label(egui::Color32::from_rgb(220, 60, 60), format!("⚠ {error}"));
+                ui.colored_label(
+                    egui::Color32::from_rgb(220, 60, 60),
+                    format!("Error: {error}"),
+                );
                 if ui.small_button("Dismiss").clicked() {
                     dismiss = Some(i);
                 }

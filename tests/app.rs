@@ -1,0 +1,152 @@
+//! The desktop app driven through egui_kittest: it opens on the embedded default case, a layer
+//! slider prunes the model and changes the parameter count, overlay and view controls work,
+//! a bad folder shows an error while the app keeps working, and frames keep coming while the
+//! worker is busy. No sleeps: the tests wait on the worker's channel.
+
+use std::time::Duration;
+
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use raagr2_lab::ui::LabApp;
+use raagr2_lab::ui::viewer::Axis;
+
+/// Longest wait for one worker message (the dense segmentation of the default case is the
+/// slowest: a few seconds in release builds).
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn app() -> Harness<'static, LabApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(|cc| LabApp::new(cc))
+}
+
+/// Runs frames and handles worker messages until `done` holds.
+fn wait_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
+    loop {
+        harness.step();
+        if done(harness.state()) {
+            harness.step();
+            return;
+        }
+        assert!(
+            harness.state_mut().wait_for_message(MESSAGE_TIMEOUT),
+            "no worker message while waiting for {what}"
+        );
+    }
+}
+
+fn ready(app: &LabApp) -> bool {
+    app.case.is_some() && app.model.is_some() && app.dense_codes.is_some() && app.preview.is_some()
+}
+
+#[test]
+fn a_layer_slider_prunes_the_model_and_changes_params_and_dice_inputs() {
+    let mut harness = app();
+    wait_until(
+        &mut harness,
+        "the default case, model and first preview",
+        ready,
+    );
+    let dense_params = harness.state().model.as_ref().unwrap().params;
+    assert_eq!(
+        harness.state().preview.as_ref().unwrap().params,
+        dense_params
+    );
+    assert_eq!(harness.state().case.as_ref().unwrap().id, "Synth_10000");
+    harness.get_by_label_contains("dense, case");
+
+    let slider = harness.get_by_role_and_label(egui::accesskit::Role::Slider, "enc5.out 128/128");
+    slider.set_value_accesskit(0.5);
+    wait_until(&mut harness, "a preview of the pruned model", |app| {
+        app.preview
+            .as_ref()
+            .is_some_and(|p| p.params < dense_params)
+    });
+    let preview = harness.state().preview.clone().unwrap();
+    let group = harness
+        .state()
+        .model
+        .as_ref()
+        .unwrap()
+        .groups
+        .iter()
+        .position(|g| g.name == "enc5.out")
+        .unwrap();
+    assert_eq!(
+        preview.kept[group], 64,
+        "half of enc5.out's 128 channels kept"
+    );
+    // The panel shows the new count and the new parameter total.
+    harness.get_by_role_and_label(egui::accesskit::Role::Slider, "enc5.out 64/128");
+    assert!(
+        harness
+            .get_all_by_label(&preview.params.to_string())
+            .count()
+            >= 1
+    );
+}
+
+#[test]
+fn overlay_toggle_and_view_switch_change_what_is_drawn() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case", |app| app.case.is_some());
+    harness.get_by_label("ED").click();
+    harness.run_steps(2);
+    assert!(!harness.state().settings.overlay.visible[1], "ED hidden");
+    assert!(
+        harness.state().settings.overlay.visible[0],
+        "NCR/NET still shown"
+    );
+
+    harness.get_by_label("Coronal").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings.axis, Axis::Coronal);
+    let dims = harness.state().case.as_ref().unwrap().dims;
+    assert!(
+        harness.state().slice_idx < dims[1],
+        "slice index within the coronal range"
+    );
+    harness.get_by_label_contains("computed on axial slices");
+}
+
+#[test]
+fn a_bad_folder_shows_an_error_and_the_app_keeps_working() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case", |app| app.case.is_some());
+    let folder = std::env::temp_dir().join(format!("raagr2-app-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("notes.txt"), "not an MRI").unwrap();
+    harness.state_mut().open_path(folder.join("notes.txt"));
+    wait_until(&mut harness, "an error", |app| !app.errors.is_empty());
+    let error = harness.state().errors[0].clone();
+    assert!(
+        error.contains(folder.to_str().unwrap()),
+        "names the folder: {error}"
+    );
+    eprintln!("shown: {error}");
+    // The message is visible in the window, not just stored.
+    harness.get_by_label_contains(&format!("Error: {}", &error[..20]));
+    assert_eq!(
+        harness.state().case.as_ref().unwrap().id,
+        "Synth_10000",
+        "the open case stays"
+    );
+    harness.get_by_label("Dismiss").click();
+    harness.run_steps(2);
+    assert!(harness.state().errors.is_empty());
+}
+
+#[test]
+fn frames_keep_coming_while_the_worker_segments_a_case() {
+    let mut harness = app();
+    // Until the dense segmentation of the default case arrives, the worker is busy for seconds;
+    // a UI that waited on it would produce a single frame in that time.
+    let mut frames = 0u64;
+    while harness.state().dense_codes.is_none() {
+        harness.step();
+        frames += 1;
+        assert!(frames < 50_000_000, "the worker never finished");
+    }
+    assert!(frames >= 20, "only {frames} frames while the worker worked");
+}
