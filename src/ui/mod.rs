@@ -218,9 +218,7 @@ impl LabApp {
         let Some(case) = &self.case else { return };
         let slices = self.settings.axis.slices(case.dims);
         let step = ctx.input(|i| {
-            let keys = i.key_pressed(egui::Key::ArrowUp) as i64
-                - i.key_pressed(egui::Key::ArrowDown) as i64;
-            keys
+            i.key_pressed(egui::Key::ArrowUp) as i64 - i.key_pressed(egui::Key::ArrowDown) as i64
         });
         self.move_slice(step, slices);
     }
