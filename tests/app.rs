@@ -150,3 +150,34 @@ fn frames_keep_coming_while_the_worker_segments_a_case() {
     }
     assert!(frames >= 20, "only {frames} frames while the worker worked");
 }
+
+#[test]
+fn a_fine_tune_starts_on_the_chosen_device_and_cancels() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case and model", ready);
+    harness.get_by_label("CPU").click();
+    harness.run_steps(2);
+    harness.get_by_label("Fine-tune").click();
+    wait_until(&mut harness, "the first training batch", |app| {
+        app.job
+            .as_ref()
+            .is_some_and(|(_, _, label)| label.contains("batch"))
+    });
+    let label = harness.state().job.clone().unwrap().2;
+    assert!(label.contains("cpu (flex)"), "the device is shown: {label}");
+    harness.get_by_label("Cancel").click();
+    wait_until(&mut harness, "the job to end", |app| app.job.is_none());
+    let notice = harness.state().notices.last().cloned().unwrap_or_default();
+    assert!(notice.contains("cancelled after 0 epoch"), "{notice}");
+    assert!(
+        !harness.state().tuned_available,
+        "nothing fine-tuned to show"
+    );
+    // The app still previews after the cancelled job.
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "enc4.out 64/64")
+        .set_value_accesskit(0.5);
+    wait_until(&mut harness, "a preview after the cancel", |app| {
+        app.preview.as_ref().is_some_and(|p| p.kept.contains(&32))
+    });
+}

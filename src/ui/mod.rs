@@ -2,6 +2,7 @@
 //! and a pruning panel whose sliders drive live previews computed by the background worker.
 //! Knows nothing of burn: it sends requests and draws the plain data that comes back.
 
+mod plots;
 pub mod viewer;
 
 use std::time::{Duration, Instant};
@@ -10,8 +11,8 @@ use eframe::egui;
 
 use crate::prune::PruneMethod;
 use crate::worker::{
-    self, CaseView, ModelView, PreviewRequest, PreviewResult, Request, Response, WorkerHandle,
-    region_dice,
+    self, CaseView, FineTuneRequest, ModelView, PreviewRequest, PreviewResult, Request, Response,
+    WorkerHandle, region_dice,
 };
 use viewer::{
     Axis, OverlayStyle, REGION_NAMES, Window, plane_codes, render_disagreement, render_slice,
@@ -69,6 +70,65 @@ pub struct LabApp {
     pub errors: Vec<String>,
     /// Messages handled so far (tests wait on it).
     pub messages_seen: usize,
+    /// The running background job: (done, total, what).
+    pub job: Option<(usize, usize, String)>,
+    pub sweep_points: Vec<SweepPoint>,
+    pub train_history: Vec<TrainPoint>,
+    /// A fine-tuned model exists in the worker; `show_tuned` previews it.
+    pub tuned_available: bool,
+    pub show_tuned: bool,
+    pub fine_tune: FineTuneSettings,
+    pub tab: Tab,
+    /// Group whose BN-gamma histogram is shown.
+    pub histogram_group: usize,
+    /// Region of the Dice-vs-sparsity plot (0 WT, 1 TC, 2 ET).
+    pub plot_region: usize,
+    pub notices: Vec<String>,
+}
+
+/// The central area's pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Slices,
+    Plots,
+}
+
+/// One Dice-vs-sparsity point received from the worker.
+#[derive(Debug, Clone)]
+pub struct SweepPoint {
+    pub method: PruneMethod,
+    pub ratio: f64,
+    pub sparsity: f64,
+    pub dice: [f64; 3],
+}
+
+/// One fine-tuning epoch received from the worker.
+#[derive(Debug, Clone)]
+pub struct TrainPoint {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_dice: [f64; 3],
+}
+
+/// Fine-tuning settings of the panel.
+#[derive(Debug, Clone)]
+pub struct FineTuneSettings {
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub batches_per_epoch: usize,
+    pub device: crate::backend::DeviceChoice,
+}
+
+impl Default for FineTuneSettings {
+    fn default() -> Self {
+        FineTuneSettings {
+            epochs: 2,
+            learning_rate: 1e-3,
+            batches_per_epoch: 10,
+            device: crate::backend::DeviceChoice::Auto,
+        }
+    }
 }
 
 impl LabApp {
@@ -102,6 +162,16 @@ impl LabApp {
             status: "starting".into(),
             errors: Vec::new(),
             messages_seen: 0,
+            job: None,
+            sweep_points: Vec::new(),
+            train_history: Vec::new(),
+            tuned_available: false,
+            show_tuned: false,
+            fine_tune: FineTuneSettings::default(),
+            tab: Tab::Slices,
+            histogram_group: 0,
+            plot_region: 0,
+            notices: Vec::new(),
         }
     }
 
@@ -165,29 +235,147 @@ impl LabApp {
                     self.preview = Some(result);
                 }
             }
+            Response::JobProgress { done, total, label } => {
+                self.job = Some((done, total, label));
+            }
+            Response::SweepPoint {
+                method,
+                ratio,
+                sparsity,
+                dice,
+            } => self.sweep_points.push(SweepPoint {
+                method,
+                ratio,
+                sparsity,
+                dice,
+            }),
+            Response::TrainEpoch {
+                epoch,
+                train_loss,
+                val_loss,
+                val_dice,
+            } => self.train_history.push(TrainPoint {
+                epoch,
+                train_loss,
+                val_loss,
+                val_dice,
+            }),
+            Response::FineTuned {
+                device,
+                epochs_done,
+                cancelled,
+            } => {
+                let how = if cancelled {
+                    "cancelled after"
+                } else {
+                    "finished:"
+                };
+                self.notices.push(format!(
+                    "fine-tuning on {device} {how} {epochs_done} epoch(s)"
+                ));
+                if epochs_done > 0 {
+                    self.tuned_available = true;
+                    self.show_tuned = true;
+                    self.preview_wanted = true;
+                }
+            }
+            Response::JobFinished { cancelled } => {
+                self.job = None;
+                if cancelled {
+                    self.status = "background job cancelled".into();
+                }
+            }
+            Response::Saved(path) => self.notices.push(format!("saved {}", path.display())),
         }
     }
 
-    fn request_preview(&mut self) {
-        let Some(case) = &self.case else { return };
-        if self.model.is_none() {
-            return;
-        }
+    /// What the panel currently describes (method, ratios, slice, fine-tuned or not).
+    fn current_request(&self) -> Option<PreviewRequest> {
+        let case = self.case.as_ref()?;
+        self.model.as_ref()?;
         let slice_idx = match self.settings.axis {
             Axis::Axial => self.slice_idx,
-            // Other planes preview the middle axial slice of the tumour.
+            // Other planes preview the axial slice with the most tumour.
             _ => best_slice(case),
         };
-        self.last_preview_id += 1;
-        let request = PreviewRequest {
+        Some(PreviewRequest {
             id: self.last_preview_id,
             method: self.settings.method,
             group_ratios: self.group_ratios.clone(),
             global_ratio: self.use_global.then_some(self.global_ratio),
             slice_idx,
+            fine_tuned: self.show_tuned,
+        })
+    }
+
+    fn request_preview(&mut self) {
+        let Some(mut request) = self.current_request() else {
+            return;
         };
+        self.last_preview_id += 1;
+        request.id = self.last_preview_id;
         let _ = self.worker.requests.send(Request::Preview(request));
         self.preview_wanted = false;
+    }
+
+    /// Starts a Dice-vs-sparsity sweep of the open case in the background.
+    pub fn start_sweep(&mut self) {
+        self.sweep_points.clear();
+        let methods = PruneMethod::ALL
+            .into_iter()
+            .filter(|m| *m != PruneMethod::Unstructured(crate::prune::UnstructuredMethod::Snip))
+            .collect();
+        let ratios = vec![0.0, 0.1, 0.25, 0.5, 0.75];
+        let _ = self
+            .worker
+            .requests
+            .send(Request::StartSweep { methods, ratios });
+        self.job = Some((0, 1, "sweep: starting".into()));
+    }
+
+    /// Starts fine-tuning the model the panel describes.
+    pub fn start_fine_tune(&mut self) {
+        let Some(preview) = self.current_request() else {
+            return;
+        };
+        self.train_history.clear();
+        let request = FineTuneRequest {
+            preview: PreviewRequest {
+                fine_tuned: false,
+                ..preview
+            },
+            epochs: self.fine_tune.epochs,
+            learning_rate: self.fine_tune.learning_rate,
+            batches_per_epoch: self.fine_tune.batches_per_epoch,
+            device: self.fine_tune.device,
+        };
+        let _ = self.worker.requests.send(Request::StartFineTune(request));
+        self.job = Some((0, self.fine_tune.epochs, "fine-tune: starting".into()));
+    }
+
+    pub fn cancel_job(&self) {
+        let _ = self.worker.requests.send(Request::CancelJob);
+    }
+
+    fn export_model_dialog(&self) {
+        let Some(preview) = self.current_request() else {
+            return;
+        };
+        let requests = self.worker.requests.clone();
+        let fine_tuned = self.show_tuned;
+        std::thread::spawn(move || {
+            if let Some(path) = rfd::FileDialog::new()
+                .set_title("Save the pruned model")
+                .set_file_name("pruned.safetensors")
+                .save_file()
+            {
+                let _ = requests.send(Request::ExportModel {
+                    preview,
+                    fine_tuned,
+                    path,
+                });
+            }
+        });
     }
 
     fn open_dialog(&self) {
@@ -264,7 +452,17 @@ impl eframe::App for LabApp {
         egui::Panel::right("pruning")
             .default_size(330.0)
             .show(ui, |ui| self.pruning_panel_ui(ui));
-        egui::CentralPanel::default().show(ui, |ui| self.slices_ui(ui));
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.tab, Tab::Slices, "Slices");
+                ui.selectable_value(&mut self.tab, Tab::Plots, "Plots");
+            });
+            ui.separator();
+            match self.tab {
+                Tab::Slices => self.slices_ui(ui),
+                Tab::Plots => self.plots_ui(ui),
+            }
+        });
         if self.preview_wanted {
             self.request_preview();
         }
@@ -479,9 +677,11 @@ impl LabApp {
             self.use_global,
             egui::Slider::new(&mut self.global_ratio, 0.0..=0.95).text("Global ratio"),
         );
-        if let Some(model) = &self.model {
+        if let Some(model) = self.model.clone() {
             ui.separator();
-            self.model_stats_ui(ui, model.clone());
+            self.model_stats_ui(ui, &model);
+            ui.separator();
+            self.jobs_ui(ui);
             ui.separator();
             ui.label("Share of channels removed per group (kept / total):");
             egui::ScrollArea::vertical().show(ui, |ui| {
@@ -510,11 +710,67 @@ impl LabApp {
             self.group_ratios.clone(),
         );
         if before != after {
+            // New ratios describe a new pruned model, not the fine-tuned one.
+            self.show_tuned = false;
             self.preview_wanted = true;
         }
     }
 
-    fn model_stats_ui(&self, ui: &mut egui::Ui, model: ModelView) {
+    fn jobs_ui(&mut self, ui: &mut egui::Ui) {
+        egui::CollapsingHeader::new("Fine-tune and export")
+            .default_open(true)
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.add(egui::DragValue::new(&mut self.fine_tune.epochs).range(1..=50).prefix("epochs "));
+                    ui.add(egui::DragValue::new(&mut self.fine_tune.batches_per_epoch).range(1..=500).prefix("batches/epoch "));
+                });
+                ui.horizontal(|ui| {
+                    ui.label("Device");
+                    use crate::backend::DeviceChoice as D;
+                    for (choice, name, help) in [
+                        (D::Auto, "auto", "wgpu when a GPU adapter exists, else the CPU"),
+                        (D::Cpu, "CPU", "burn's Flex backend"),
+                        (D::Gpu, "GPU", "wgpu; an error when no adapter exists"),
+                    ] {
+                        ui.selectable_value(&mut self.fine_tune.device, choice, name).on_hover_text(help);
+                    }
+                });
+                let running = self.job.is_some();
+                ui.horizontal(|ui| {
+                    if ui.add_enabled(!running, egui::Button::new("Fine-tune"))
+                        .on_hover_text("Train the pruned model on synthetic cases 0-3 (masks kept); the best epoch is previewed")
+                        .clicked()
+                    {
+                        self.start_fine_tune();
+                    }
+                    if ui.add_enabled(!running, egui::Button::new("Run sweep"))
+                        .on_hover_text("Dice of this case vs sparsity for every method (Plots tab)")
+                        .clicked()
+                    {
+                        self.start_sweep();
+                    }
+                    if ui.add_enabled(running, egui::Button::new("Cancel")).clicked() {
+                        self.cancel_job();
+                    }
+                });
+                if let Some((done, total, label)) = &self.job {
+                    ui.add(egui::ProgressBar::new(*done as f32 / (*total).max(1) as f32).text(label.as_str()));
+                }
+                let before = self.show_tuned;
+                ui.add_enabled(self.tuned_available, egui::Checkbox::new(&mut self.show_tuned, "Show the fine-tuned model"));
+                if before != self.show_tuned {
+                    self.preview_wanted = true;
+                }
+                if ui.button("Save model…").on_hover_text("The previewed model as a checkpoint (safetensors + config)").clicked() {
+                    self.export_model_dialog();
+                }
+                for notice in self.notices.iter().rev().take(3) {
+                    ui.label(notice);
+                }
+            });
+    }
+
+    fn model_stats_ui(&self, ui: &mut egui::Ui, model: &ModelView) {
         ui.label(&model.description);
         egui::Grid::new("stats").show(ui, |ui| {
             ui.label("");

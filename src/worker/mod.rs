@@ -2,10 +2,15 @@
 //! over crossbeam channels (latest preview request wins) and wakes the UI after every message.
 //! Only plain data (numbers, strings, voxel arrays) crosses to the UI.
 
+mod jobs;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
@@ -15,10 +20,11 @@ use crate::data::preprocess::paste_axial_slice;
 use crate::defaults;
 use crate::inference::{InferenceOptions, padded_size, predict_regions, predict_slice};
 use crate::metrics::{Region, overlap};
-use crate::model::Checkpoint;
 use crate::model::summary::summarize;
+use crate::model::{Checkpoint, save_checkpoint};
 use crate::prune::{
-    ChannelGraph, PruneMethod, Ratios, UnstructuredMethod, channel_importance, prune_checkpoint,
+    ChannelGraph, PruneMethod, Ratios, StructuredMethod, UnstructuredMethod, channel_importance,
+    prune_checkpoint,
 };
 
 /// What the UI asks for.
@@ -30,6 +36,32 @@ pub enum Request {
     OpenPath(PathBuf),
     /// Prune the dense model and segment axial slice `slice_idx` with the result.
     Preview(PreviewRequest),
+    /// Dice of the open case vs sparsity for each method over `ratios` (a background job).
+    StartSweep {
+        methods: Vec<PruneMethod>,
+        ratios: Vec<f64>,
+    },
+    /// Fine-tune the model of `preview` (a background job) on synthetic training cases.
+    StartFineTune(FineTuneRequest),
+    /// Stop the running background job after its current step.
+    CancelJob,
+    /// Save the model of `preview` (fine-tuned when `fine_tuned`) as a checkpoint.
+    ExportModel {
+        preview: PreviewRequest,
+        fine_tuned: bool,
+        path: PathBuf,
+    },
+}
+
+/// What a fine-tune job trains.
+#[derive(Debug, Clone)]
+pub struct FineTuneRequest {
+    pub preview: PreviewRequest,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    /// Batches per epoch (small numbers keep a demo short).
+    pub batches_per_epoch: usize,
+    pub device: crate::backend::DeviceChoice,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +74,8 @@ pub struct PreviewRequest {
     /// When set, one ratio for the whole model instead of `group_ratios`.
     pub global_ratio: Option<f64>,
     pub slice_idx: usize,
+    /// Preview the fine-tuned model (from the last fine-tune job) instead of pruning afresh.
+    pub fine_tuned: bool,
 }
 
 /// A case as the viewer needs it.
@@ -71,7 +105,10 @@ pub struct ModelView {
 pub struct GroupView {
     pub name: String,
     pub channels: usize,
+    /// Filter-L2 importance per channel.
     pub importance: Vec<f32>,
+    /// Mean |gamma| of the batch norms on each channel (network slimming's score).
+    pub bn_gamma: Vec<f32>,
 }
 
 /// The result of one preview.
@@ -102,6 +139,38 @@ pub enum Response {
         codes: Vec<u8>,
     },
     Preview(PreviewResult),
+    /// A background job advanced: `done` of `total` steps, with what it is doing.
+    JobProgress {
+        done: usize,
+        total: usize,
+        label: String,
+    },
+    /// One point of a sweep: Dice WT/TC/ET of the open case at a sparsity.
+    SweepPoint {
+        method: PruneMethod,
+        ratio: f64,
+        sparsity: f64,
+        dice: [f64; 3],
+    },
+    /// One fine-tuning epoch: losses and validation Dice.
+    TrainEpoch {
+        epoch: usize,
+        train_loss: f64,
+        val_loss: f64,
+        val_dice: [f64; 3],
+    },
+    /// Fine-tuning ended; the tuned model can be previewed with `fine_tuned: true`.
+    FineTuned {
+        device: String,
+        epochs_done: usize,
+        cancelled: bool,
+    },
+    /// The background job ended (finished or cancelled).
+    JobFinished {
+        cancelled: bool,
+    },
+    /// A file was written.
+    Saved(PathBuf),
     /// A request failed; the message names what and why.
     Error(String),
 }
@@ -114,12 +183,14 @@ pub struct WorkerHandle {
 }
 
 /// Starts the worker on the embedded default model; `wake` is called after every response.
-pub fn spawn(wake: impl Fn() + Send + 'static) -> WorkerHandle {
+pub fn spawn(wake: impl Fn() + Send + Sync + 'static) -> WorkerHandle {
     let (request_tx, request_rx) = unbounded();
     let (response_tx, response_rx) = unbounded();
     let thread = std::thread::Builder::new()
         .name("raagr2-worker".into())
         .spawn(move || {
+            // Shared (not copied) so background jobs can reply through clones of it.
+            let wake = Arc::new(wake);
             let reply = move |r: Response| {
                 let _ = response_tx.send(r);
                 wake();
@@ -134,19 +205,25 @@ pub fn spawn(wake: impl Fn() + Send + 'static) -> WorkerHandle {
     }
 }
 
-struct Worker<F: Fn(Response)> {
+struct Worker<F: Fn(Response) + Clone + Send + 'static> {
     reply: F,
     dense: Checkpoint,
     case: Option<PreparedCase>,
+    /// The cancel flag of the running background job, if any.
+    job_cancel: Option<Arc<AtomicBool>>,
+    /// The last fine-tuned model, written by the fine-tune job.
+    tuned: Arc<Mutex<Option<Checkpoint>>>,
 }
 
-impl<F: Fn(Response)> Worker<F> {
+impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
     fn new(reply: F) -> Worker<F> {
         let dense = defaults::default_checkpoint();
         Worker {
             reply,
             dense,
             case: None,
+            job_cancel: None,
+            tuned: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -196,18 +273,115 @@ impl<F: Fn(Response)> Worker<F> {
                 Ok(())
             }
             Request::Preview(preview) => self.preview(&preview),
+            Request::StartSweep { methods, ratios } => self.start_sweep(methods, ratios),
+            Request::StartFineTune(request) => self.start_fine_tune(request),
+            Request::CancelJob => {
+                if let Some(flag) = &self.job_cancel {
+                    flag.store(true, Ordering::SeqCst);
+                }
+                Ok(())
+            }
+            Request::ExportModel {
+                preview,
+                fine_tuned,
+                path,
+            } => {
+                let request = PreviewRequest {
+                    fine_tuned,
+                    ..preview
+                };
+                let model = self.model_for(&request)?;
+                save_checkpoint(&path, &model).map_err(|e| e.to_string())?;
+                (self.reply)(Response::Saved(path));
+                Ok(())
+            }
         }
+    }
+
+    /// The checkpoint a preview request describes: the fine-tuned one, or the dense model
+    /// pruned by its method and ratios.
+    fn model_for(&self, request: &PreviewRequest) -> Result<Checkpoint, String> {
+        if request.fine_tuned {
+            return self
+                .tuned
+                .lock()
+                .map_err(|_| "the fine-tuned model is unavailable".to_string())?
+                .clone()
+                .ok_or_else(|| "no fine-tuned model yet: run a fine-tune first".to_string());
+        }
+        let (method, ratios) = preview_pruning(request);
+        prune_checkpoint(&self.dense, method, &ratios, None).map_err(|e| e.to_string())
+    }
+
+    /// Claims the single background-job slot, or says a job is already running.
+    fn claim_job(&mut self) -> Result<Arc<AtomicBool>, String> {
+        if let Some(flag) = &self.job_cancel
+            && Arc::strong_count(flag) > 1
+        {
+            return Err("a background job is already running; cancel it first".into());
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        self.job_cancel = Some(flag.clone());
+        Ok(flag)
+    }
+
+    fn start_sweep(&mut self, methods: Vec<PruneMethod>, ratios: Vec<f64>) -> Result<(), String> {
+        let case = self.case.clone().ok_or("open a case first")?;
+        if case.regions.is_none() {
+            return Err(format!(
+                "{}: no ground truth to compute Dice against",
+                case.id
+            ));
+        }
+        let cancel = self.claim_job()?;
+        let (dense, reply) = (self.dense.clone(), self.reply.clone());
+        std::thread::spawn(move || {
+            let cancelled = jobs::sweep(&dense, &case, &methods, &ratios, &cancel, &reply);
+            reply(Response::JobFinished { cancelled });
+        });
+        Ok(())
+    }
+
+    fn start_fine_tune(&mut self, request: FineTuneRequest) -> Result<(), String> {
+        let start = self.model_for(&PreviewRequest {
+            fine_tuned: false,
+            ..request.preview.clone()
+        })?;
+        let cancel = self.claim_job()?;
+        let (reply, tuned) = (self.reply.clone(), self.tuned.clone());
+        std::thread::spawn(move || {
+            let cancelled = match jobs::fine_tune(start, &request, &cancel, &reply) {
+                Ok((model, device, epochs_done)) => {
+                    let cancelled = cancel.load(Ordering::SeqCst);
+                    if epochs_done > 0
+                        && let Ok(mut slot) = tuned.lock()
+                    {
+                        *slot = Some(model);
+                    }
+                    reply(Response::FineTuned {
+                        device,
+                        epochs_done,
+                        cancelled,
+                    });
+                    cancelled
+                }
+                Err(message) => {
+                    reply(Response::Error(format!("fine-tuning: {message}")));
+                    true
+                }
+            };
+            reply(Response::JobFinished { cancelled });
+        });
+        Ok(())
     }
 
     fn announce_model(&self) {
         let device = backend::cpu_device();
         let graph = ChannelGraph::of(&self.dense.config);
-        let importance = channel_importance(
-            crate::prune::StructuredMethod::L2,
-            &graph,
-            &self.dense.weights,
-        )
-        .unwrap_or_default();
+        let score =
+            |method| channel_importance(method, &graph, &self.dense.weights).unwrap_or_default();
+        let importance = score(StructuredMethod::L2);
+        let gammas = score(StructuredMethod::BnGamma);
         let groups = graph
             .groups
             .iter()
@@ -216,6 +390,7 @@ impl<F: Fn(Response)> Worker<F> {
                 name: name.clone(),
                 channels: *channels,
                 importance: importance.get(g).cloned().unwrap_or_default(),
+                bn_gamma: gammas.get(g).cloned().unwrap_or_default(),
             })
             .collect();
         let (params, macs) = match self.dense.build(&device) {
@@ -268,26 +443,8 @@ impl<F: Fn(Response)> Worker<F> {
         let Some(case) = &self.case else {
             return Ok(());
         };
-        let ratios = match (request.global_ratio, request.method) {
-            (Some(r), PruneMethod::Structured(_)) => Ratios::Global(r),
-            (Some(r), PruneMethod::Unstructured(_)) => Ratios::Uniform(r),
-            (None, PruneMethod::Structured(_)) => Ratios::PerGroup(request.group_ratios.clone()),
-            (None, PruneMethod::Unstructured(_)) => {
-                let mean = request.group_ratios.iter().sum::<f64>()
-                    / request.group_ratios.len().max(1) as f64;
-                Ratios::Uniform(mean)
-            }
-        };
-        // SNIP needs a batch of training data; the live preview ranks by magnitude instead.
-        let method = match request.method {
-            PruneMethod::Unstructured(UnstructuredMethod::Snip) => {
-                PruneMethod::Unstructured(UnstructuredMethod::L1Global)
-            }
-            other => other,
-        };
         let started = Instant::now();
-        let pruned =
-            prune_checkpoint(&self.dense, method, &ratios, None).map_err(|e| e.to_string())?;
+        let pruned = self.model_for(request)?;
         let prune_ms = started.elapsed().as_secs_f64() * 1e3;
         let device = backend::cpu_device();
         let model = pruned.build(&device).map_err(|e| e.to_string())?;
@@ -322,6 +479,29 @@ impl<F: Fn(Response)> Worker<F> {
         }));
         Ok(())
     }
+}
+
+/// The method and ratios a preview prunes with. SNIP needs a batch of training data, so the
+/// live preview ranks by global magnitude instead; per-group sliders become their mean for
+/// weight methods (which take one ratio).
+pub fn preview_pruning(request: &PreviewRequest) -> (PruneMethod, Ratios) {
+    let method = match request.method {
+        PruneMethod::Unstructured(UnstructuredMethod::Snip) => {
+            PruneMethod::Unstructured(UnstructuredMethod::L1Global)
+        }
+        other => other,
+    };
+    let ratios = match (request.global_ratio, method) {
+        (Some(r), PruneMethod::Structured(_)) => Ratios::Global(r),
+        (Some(r), PruneMethod::Unstructured(_)) => Ratios::Uniform(r),
+        (None, PruneMethod::Structured(_)) => Ratios::PerGroup(request.group_ratios.clone()),
+        (None, PruneMethod::Unstructured(_)) => {
+            let mean =
+                request.group_ratios.iter().sum::<f64>() / request.group_ratios.len().max(1) as f64;
+            Ratios::Uniform(mean)
+        }
+    };
+    (method, ratios)
 }
 
 /// A BraTS case folder, or the folder of a file inside one.

@@ -1,0 +1,186 @@
+//! The Plots tab (egui_plot): BN-gamma histogram of a channel group with the current cut,
+//! Dice vs sparsity per method for one region (from the background sweep), and the loss and
+//! validation Dice of the last fine-tune.
+
+use eframe::egui;
+use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, VLine};
+
+use super::LabApp;
+use crate::plot::PALETTE;
+use crate::prune::PruneMethod;
+
+const REGIONS: [&str; 3] = ["WT", "TC", "ET"];
+const HISTOGRAM_BINS: usize = 16;
+
+fn colour(i: usize) -> egui::Color32 {
+    let (r, g, b) = PALETTE[i % PALETTE.len()];
+    egui::Color32::from_rgb(r, g, b)
+}
+
+impl LabApp {
+    pub(super) fn plots_ui(&mut self, ui: &mut egui::Ui) {
+        let height = ((ui.available_height() - 120.0) / 2.0).max(150.0);
+        ui.columns(2, |columns| {
+            self.histogram_ui(&mut columns[0], height);
+            self.sweep_plot_ui(&mut columns[1], height);
+        });
+        self.training_plot_ui(ui, height);
+    }
+
+    fn histogram_ui(&mut self, ui: &mut egui::Ui, height: f32) {
+        let Some(model) = self.model.clone() else {
+            return;
+        };
+        ui.strong("BN gamma per channel")
+            .on_hover_text("Network slimming removes the channels with the smallest |gamma|: those left of the red line at the current ratio.");
+        let g = self
+            .histogram_group
+            .min(model.groups.len().saturating_sub(1));
+        egui::ComboBox::from_label("Group")
+            .selected_text(&model.groups[g].name)
+            .show_ui(ui, |ui| {
+                for (i, group) in model.groups.iter().enumerate() {
+                    ui.selectable_value(&mut self.histogram_group, i, &group.name);
+                }
+            });
+        let gammas = &model.groups[g].bn_gamma;
+        let (max, bins) = histogram(gammas, HISTOGRAM_BINS);
+        let width = max / HISTOGRAM_BINS as f64;
+        let bars: Vec<Bar> = bins
+            .iter()
+            .enumerate()
+            .map(|(i, count)| Bar::new((i as f64 + 0.5) * width, *count as f64).width(width * 0.9))
+            .collect();
+        let ratio = if self.use_global {
+            self.global_ratio
+        } else {
+            self.group_ratios.get(g).copied().unwrap_or(0.0)
+        };
+        let cut = threshold(gammas, ratio);
+        Plot::new("gamma-histogram")
+            .height(height)
+            .x_axis_label("|gamma|")
+            .y_axis_label("channels")
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                plot.bar_chart(BarChart::new("channels", bars).color(colour(0)));
+                if let Some(cut) = cut {
+                    plot.vline(
+                        VLine::new(format!("cut at ratio {ratio:.2}"), cut)
+                            .color(egui::Color32::RED)
+                            .width(2.0),
+                    );
+                }
+            });
+    }
+
+    fn sweep_plot_ui(&mut self, ui: &mut egui::Ui, height: f32) {
+        ui.horizontal(|ui| {
+            ui.strong("Dice vs sparsity (this case)")
+                .on_hover_text("Run sweep (right panel) prunes the dense model by every method at 0-75% and segments the whole case; no fine-tuning.");
+            for (r, name) in REGIONS.iter().enumerate() {
+                ui.selectable_value(&mut self.plot_region, r, *name);
+            }
+        });
+        let region = self.plot_region;
+        let mut methods: Vec<PruneMethod> = self.sweep_points.iter().map(|p| p.method).collect();
+        methods.dedup();
+        Plot::new("dice-sparsity")
+            .height(height)
+            .legend(Legend::default())
+            .x_axis_label("share of parameters removed")
+            .y_axis_label(format!("Dice {}", REGIONS[region]))
+            .include_y(0.0)
+            .include_y(1.0)
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                for (i, method) in methods.iter().enumerate() {
+                    let points: PlotPoints = self
+                        .sweep_points
+                        .iter()
+                        .filter(|p| p.method == *method)
+                        .map(|p| [p.sparsity, p.dice[region]])
+                        .collect();
+                    plot.line(Line::new(method.key(), points).color(colour(i)).width(2.0));
+                }
+            });
+        if self.sweep_points.is_empty() {
+            ui.label("No sweep yet: press Run sweep in the right panel.");
+        }
+    }
+
+    fn training_plot_ui(&mut self, ui: &mut egui::Ui, height: f32) {
+        ui.strong("Fine-tuning: loss and validation Dice per epoch")
+            .on_hover_text("Filled in while a fine-tune runs (right panel).");
+        let history = &self.train_history;
+        Plot::new("training")
+            .height(height)
+            .legend(Legend::default())
+            .x_axis_label("epoch")
+            .include_y(0.0)
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                let series = |f: &dyn Fn(&super::TrainPoint) -> f64| -> PlotPoints {
+                    history.iter().map(|p| [p.epoch as f64, f(p)]).collect()
+                };
+                plot.line(
+                    Line::new("train loss", series(&|p| p.train_loss))
+                        .color(colour(1))
+                        .width(2.0),
+                );
+                plot.line(
+                    Line::new("val loss", series(&|p| p.val_loss))
+                        .color(colour(5))
+                        .width(2.0),
+                );
+                for (r, name) in REGIONS.iter().enumerate() {
+                    let points = series(&|p| p.val_dice[r]);
+                    plot.line(
+                        Line::new(format!("val Dice {name}"), points)
+                            .color(colour(2 + r))
+                            .width(2.0),
+                    );
+                }
+            });
+    }
+}
+
+/// Counts of `values` in `bins` equal bins over [0, max]; returns (max, counts).
+fn histogram(values: &[f32], bins: usize) -> (f64, Vec<usize>) {
+    let max = values.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6) as f64;
+    let mut counts = vec![0; bins];
+    for v in values {
+        let bin = ((v.abs() as f64 / max) * bins as f64) as usize;
+        counts[bin.min(bins - 1)] += 1;
+    }
+    (max, counts)
+}
+
+/// The score below which `ratio` of `values` fall (what BN-gamma pruning cuts), if any.
+fn threshold(values: &[f32], ratio: f64) -> Option<f64> {
+    let removed = (values.len() as f64 * ratio).round() as usize;
+    if removed == 0 || values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let below = sorted[removed - 1] as f64;
+    let above = sorted.get(removed).map_or(below, |v| *v as f64);
+    Some((below + above) / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_counts_and_threshold_split_the_values() {
+        let values = [0.1, 0.2, 0.3, 0.9];
+        let (max, counts) = histogram(&values, 3);
+        assert!((max - 0.9).abs() < 1e-6);
+        assert_eq!(counts, vec![2, 1, 1]);
+        assert_eq!(threshold(&values, 0.0), None);
+        let cut = threshold(&values, 0.5).unwrap();
+        assert!(cut > 0.2 && cut < 0.3);
+    }
+}
