@@ -37,7 +37,10 @@ pub const PALETTE: [(u8, u8, u8); 7] = [
 
 const FONT: &str = "sans-serif";
 const PANEL_WIDTH: u32 = 460;
-const HEIGHT: u32 = 420;
+const HEIGHT: u32 = 470;
+const LEGEND_HEIGHT: u32 = 60;
+/// Legend entries per row of the strip.
+const LEGEND_COLUMNS: usize = 6;
 
 fn register_fonts() {
     static REGISTER: Once = Once::new();
@@ -79,9 +82,14 @@ pub fn render_panels(
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (width, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        let areas = root.split_evenly((1, panels.len().max(1)));
+        // The legend gets its own strip below the panels so it never hides a curve.
+        let (charts, legend) = root.split_vertically(HEIGHT - LEGEND_HEIGHT);
+        let areas = charts.split_evenly((1, panels.len().max(1)));
         for (panel, area) in panels.iter().zip(areas) {
             draw_panel(&area, panel, x_label, y_label, x_range)?;
+        }
+        if let Some(first) = panels.first() {
+            draw_legend(&legend, &first.series)?;
         }
         root.present().map_err(draw_error)?;
     }
@@ -132,14 +140,34 @@ fn draw_panel(
             .draw_series(points.iter().map(|p| Circle::new(*p, 3, colour.filled())))
             .map_err(draw_error)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(200, 200, 200))
-        .draw()
-        .map_err(draw_error)?;
+    Ok(())
+}
+
+/// One entry per series: a short line (dashed where the series is) and its name, in rows.
+fn draw_legend(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    series: &[Series],
+) -> anyhow::Result<()> {
+    let (width, _) = area.dim_in_pixel();
+    let column = width as i32 / LEGEND_COLUMNS as i32;
+    for (i, s) in series.iter().enumerate() {
+        let x = 20 + (i % LEGEND_COLUMNS) as i32 * column;
+        let y = 14 + (i / LEGEND_COLUMNS) as i32 * 22;
+        let (r, g, b) = PALETTE[s.colour_index % PALETTE.len()];
+        let style = RGBColor(r, g, b).stroke_width(2);
+        if s.dashed {
+            for dash in 0..3 {
+                let from = x + dash * 9;
+                area.draw(&PathElement::new(vec![(from, y), (from + 5, y)], style))
+                    .map_err(draw_error)?;
+            }
+        } else {
+            area.draw(&PathElement::new(vec![(x, y), (x + 24, y)], style))
+                .map_err(draw_error)?;
+        }
+        area.draw(&Text::new(s.name.clone(), (x + 30, y - 8), (FONT, 14)))
+            .map_err(draw_error)?;
+    }
     Ok(())
 }
 

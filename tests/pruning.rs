@@ -417,7 +417,7 @@ fn sweep_writes_one_csv_row_per_method_and_ratio() {
     assert!(text.starts_with("method,ratio,params"));
     // The plot beside the CSV: three region panels.
     let plot = image::open(csv.with_extension("png")).expect("a PNG plot beside the CSV");
-    assert_eq!((plot.width(), plot.height()), (3 * 460, 420));
+    assert_eq!((plot.width(), plot.height()), (3 * 460, 470));
 
     for (flag, value) in [("--ratios", "0,1.2"), ("--methods", "l2,magic")] {
         let mut args = base.to_vec();

@@ -1,5 +1,5 @@
 //! The headless command line (clap): `info`, `import`, `bench`, `synth`, `train`, `eval`,
-//! `predict`.
+//! `predict`, `prune`, `sweep`, `plot`.
 
 mod defaults;
 pub mod fine_tune;
@@ -55,6 +55,8 @@ pub enum Command {
     Prune(prune_cmd::PruneArgs),
     /// Structured pruning over a grid of methods and ratios: a CSV of size, speed and Dice.
     Sweep(sweep_cmd::SweepArgs),
+    /// Redraw a sweep CSV as the PNG plot `sweep` makes (Dice vs sparsity per region).
+    Plot(sweep_cmd::PlotArgs),
 }
 
 /// Which model: a checkpoint, or a fresh one of a variant, width and head.
@@ -206,6 +208,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict(args) => pipeline::predict(args),
         Command::Prune(args) => prune_cmd::prune(args),
         Command::Sweep(args) => sweep_cmd::sweep(args),
+        Command::Plot(args) => sweep_cmd::plot(args),
     }
 }
 

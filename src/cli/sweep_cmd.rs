@@ -250,6 +250,75 @@ fn write_plot(path: &Path, points: &[SweepPoint], model_name: &str) -> Result<()
     )
 }
 
+/// `plot`: redraws a sweep CSV as the PNG `sweep` makes.
+#[derive(Args, Debug)]
+pub struct PlotArgs {
+    /// A CSV written by `sweep`.
+    pub csv: PathBuf,
+    /// Where the PNG goes (default: beside the CSV, `.png`).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// The model's name in the panel titles.
+    #[arg(long, default_value = "sweep")]
+    pub title: String,
+}
+
+pub fn plot(args: PlotArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.csv)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.csv.display()))?;
+    let points = parse_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.csv.display()))?;
+    let output = args.output.unwrap_or_else(|| args.csv.with_extension("png"));
+    write_plot(&output, &points, &args.title)?;
+    println!("{} point(s) -> {}", points.len(), output.display());
+    Ok(())
+}
+
+/// Sweep points back from the CSV `sweep` writes.
+fn parse_csv(text: &str) -> Result<Vec<SweepPoint>> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = CSV_HEADER.split(',').collect();
+    if lines.next().map(|h| h.split(',').collect::<Vec<_>>()) != Some(header.clone()) {
+        bail!("not a sweep CSV (expected the header {CSV_HEADER})");
+    }
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let cells: Vec<&str> = line.split(',').collect();
+            if cells.len() != header.len() {
+                bail!("row {}: {} cells, expected {}", i + 2, cells.len(), header.len());
+            }
+            let number = |c: usize| -> Result<f64> {
+                cells[c]
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("row {}: {:?} is not a number", i + 2, cells[c]))
+            };
+            let regions = |first: usize| -> Result<Option<RegionValues>> {
+                if cells[first].is_empty() {
+                    return Ok(None);
+                }
+                let mut values = RegionValues::new();
+                for (k, region) in ["WT", "TC", "ET"].iter().enumerate() {
+                    values.insert(region.to_string(), number(first + k)?);
+                }
+                Ok(Some(values))
+            };
+            Ok(SweepPoint {
+                method: PruneMethod::parse(cells[0]).map_err(anyhow::Error::msg)?,
+                ratio: number(1)?,
+                params: number(2)? as usize,
+                nonzero_params: number(3)? as usize,
+                sparsity: number(4)?,
+                macs: number(5)? as u64,
+                latency_ms: number(6)?,
+                dense_latency_ms: number(7)?,
+                dice: regions(9)?.ok_or_else(|| anyhow::anyhow!("row {}: no Dice", i + 2))?,
+                dice_fine_tuned: regions(12)?,
+            })
+        })
+        .collect()
+}
+
 fn parse_methods(list: &str) -> Result<Vec<PruneMethod>> {
     list.split(',')
         .map(|name| PruneMethod::parse(name).map_err(|e| anyhow::anyhow!("--methods: {e}")))

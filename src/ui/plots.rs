@@ -51,10 +51,11 @@ impl LabApp {
             .enumerate()
             .map(|(i, count)| Bar::new((i as f64 + 0.5) * width, *count as f64).width(width * 0.9))
             .collect();
-        let ratio = if self.use_global {
-            self.global_ratio
-        } else {
-            self.group_ratios.get(g).copied().unwrap_or(0.0)
+        // The share this group actually loses in the preview (under a global ratio it differs
+        // from group to group), else its slider.
+        let ratio = match self.preview.as_ref().and_then(|p| p.kept.get(g)) {
+            Some(kept) => 1.0 - *kept as f64 / model.groups[g].channels.max(1) as f64,
+            None => self.group_ratios.get(g).copied().unwrap_or(0.0),
         };
         let cut = threshold(gammas, ratio);
         Plot::new("gamma-histogram")
