@@ -41,7 +41,7 @@ fn ready(app: &LabApp) -> bool {
 }
 
 #[test]
-fn a_layer_slider_prunes_the_model_and_changes_params_and_dice_inputs() {
+fn a_layer_slider_prunes_the_model_and_changes_params_and_dice() {
     let mut harness = app();
     wait_until(
         &mut harness,
@@ -56,7 +56,8 @@ fn a_layer_slider_prunes_the_model_and_changes_params_and_dice_inputs() {
     assert_eq!(harness.state().case.as_ref().unwrap().id, "Synth_10000");
     harness.get_by_label_contains("dense, case");
 
-    let slider = harness.get_by_role_and_label(egui::accesskit::Role::Slider, "enc5.out 128/128");
+    let (_, dense_dice) = harness.state().slice_dice();
+    let slider = harness.get_by_role_and_label(egui::accesskit::Role::Slider, "enc1.out 8/8");
     slider.set_value_accesskit(0.5);
     wait_until(&mut harness, "a preview of the pruned model", |app| {
         app.preview
@@ -71,14 +72,22 @@ fn a_layer_slider_prunes_the_model_and_changes_params_and_dice_inputs() {
         .unwrap()
         .groups
         .iter()
-        .position(|g| g.name == "enc5.out")
+        .position(|g| g.name == "enc1.out")
         .unwrap();
-    assert_eq!(
-        preview.kept[group], 64,
-        "half of enc5.out's 128 channels kept"
+    assert_eq!(preview.kept[group], 4, "half of enc1.out's 8 channels kept");
+    // The pruned model segments the slice differently, and the Dice table shows it.
+    let (_, pruned_dice) = harness.state().slice_dice();
+    assert_ne!(
+        pruned_dice, dense_dice,
+        "pruning half of enc1.out changes the slice's Dice"
+    );
+    let shown = format!("{:.3}", pruned_dice.unwrap()[0]);
+    assert!(
+        harness.get_all_by_label(&shown).count() >= 1,
+        "pruned WT Dice {shown} shown"
     );
     // The panel shows the new count and the new parameter total.
-    harness.get_by_role_and_label(egui::accesskit::Role::Slider, "enc5.out 64/128");
+    harness.get_by_role_and_label(egui::accesskit::Role::Slider, "enc1.out 4/8");
     assert!(
         harness
             .get_all_by_label(&preview.params.to_string())
@@ -180,4 +189,31 @@ fn a_fine_tune_starts_on_the_chosen_device_and_cancels() {
     wait_until(&mut harness, "a preview after the cancel", |app| {
         app.preview.as_ref().is_some_and(|p| p.kept.contains(&32))
     });
+}
+
+#[test]
+fn the_pruned_segmentation_is_saved_as_nifti_on_the_case_grid() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case and model", ready);
+    harness.get_by_label("half").click();
+    harness.run_steps(2);
+    let path = std::env::temp_dir().join(format!("raagr2-app-seg-{}.nii.gz", std::process::id()));
+    harness.state().export_prediction_to(path.clone());
+    wait_until(&mut harness, "the saved file", |app| {
+        app.notices.iter().any(|n| n.contains("saved")) || !app.errors.is_empty()
+    });
+    assert!(
+        harness.state().errors.is_empty(),
+        "{:?}",
+        harness.state().errors
+    );
+    let volume = raagr2_lab::data::nifti_io::read_volume(&path).expect("a readable NIfTI");
+    let case = harness.state().case.clone().unwrap();
+    assert_eq!(volume.dims, case.dims);
+    assert_eq!(volume.spacing_mm, case.spacing_mm);
+    assert!(
+        volume.data.iter().all(|v| [0.0, 1.0, 2.0, 4.0].contains(v)),
+        "BraTS labels only"
+    );
+    let _ = std::fs::remove_file(&path);
 }

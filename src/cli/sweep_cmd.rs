@@ -267,7 +267,9 @@ pub fn plot(args: PlotArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.csv)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.csv.display()))?;
     let points = parse_csv(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.csv.display()))?;
-    let output = args.output.unwrap_or_else(|| args.csv.with_extension("png"));
+    let output = args
+        .output
+        .unwrap_or_else(|| args.csv.with_extension("png"));
     write_plot(&output, &points, &args.title)?;
     println!("{} point(s) -> {}", points.len(), output.display());
     Ok(())
@@ -286,7 +288,12 @@ fn parse_csv(text: &str) -> Result<Vec<SweepPoint>> {
         .map(|(i, line)| {
             let cells: Vec<&str> = line.split(',').collect();
             if cells.len() != header.len() {
-                bail!("row {}: {} cells, expected {}", i + 2, cells.len(), header.len());
+                bail!(
+                    "row {}: {} cells, expected {}",
+                    i + 2,
+                    cells.len(),
+                    header.len()
+                );
             }
             let number = |c: usize| -> Result<f64> {
                 cells[c]

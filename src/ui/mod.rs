@@ -12,7 +12,7 @@ use eframe::egui;
 use crate::prune::PruneMethod;
 use crate::worker::{
     self, CaseView, FineTuneRequest, ModelView, PreviewRequest, PreviewResult, Request, Response,
-    WorkerHandle, region_dice,
+    SweepRow, WorkerHandle, region_dice,
 };
 use viewer::{
     Axis, OverlayStyle, REGION_NAMES, Window, plane_codes, render_disagreement, render_slice,
@@ -357,6 +357,63 @@ impl LabApp {
         let _ = self.worker.requests.send(Request::CancelJob);
     }
 
+    /// Runs a save dialog on its own thread (it blocks) and sends the request it completes.
+    fn save_dialog(
+        &self,
+        title: &str,
+        file_name: &str,
+        request: impl FnOnce(std::path::PathBuf) -> Request + Send + 'static,
+    ) {
+        let requests = self.worker.requests.clone();
+        let (title, file_name) = (title.to_string(), file_name.to_string());
+        std::thread::spawn(move || {
+            if let Some(path) = rfd::FileDialog::new()
+                .set_title(title)
+                .set_file_name(file_name)
+                .save_file()
+            {
+                let _ = requests.send(request(path));
+            }
+        });
+    }
+
+    fn export_prediction_dialog(&self) {
+        let preview = self.current_request();
+        let name = format!(
+            "{}_pruned_seg.nii.gz",
+            self.case.as_ref().map_or("case", |c| c.id.as_str())
+        );
+        self.save_dialog("Save the segmentation", &name, move |path| {
+            Request::ExportPrediction { preview, path }
+        });
+    }
+
+    /// Saves the previewed model's segmentation of the open case to `path` (what the dialog
+    /// does once a file is chosen); a `Saved` notice or an error follows.
+    pub fn export_prediction_to(&self, path: std::path::PathBuf) {
+        let preview = self.current_request();
+        let _ = self
+            .worker
+            .requests
+            .send(Request::ExportPrediction { preview, path });
+    }
+
+    fn export_sweep_dialog(&self) {
+        let points: Vec<SweepRow> = self
+            .sweep_points
+            .iter()
+            .map(|p| SweepRow {
+                method: p.method,
+                ratio: p.ratio,
+                sparsity: p.sparsity,
+                dice: p.dice,
+            })
+            .collect();
+        self.save_dialog("Save the sweep (CSV or PNG)", "sweep.csv", move |path| {
+            Request::ExportSweep { points, path }
+        });
+    }
+
     fn export_model_dialog(&self) {
         let Some(preview) = self.current_request() else {
             return;
@@ -593,30 +650,30 @@ impl LabApp {
         self.dice_ui(ui);
     }
 
+    /// Dice WT/TC/ET of the dense and the pruned model on the previewed axial slice.
+    pub fn slice_dice(&self) -> (Option<[f64; 3]>, Option<[f64; 3]>) {
+        let (Some(case), Some(preview)) = (&self.case, &self.preview) else {
+            return (None, None);
+        };
+        let Some(truth) = &case.truth else {
+            return (None, None);
+        };
+        let slice_truth = plane_codes(truth, case.dims, Axis::Axial, preview.slice_idx);
+        let dense = self.dense_codes.as_ref().map(|codes| {
+            let dense_plane = plane_codes(codes, case.dims, Axis::Axial, preview.slice_idx);
+            region_dice(&dense_plane, &slice_truth)
+        });
+        (dense, Some(region_dice(&preview.codes, &slice_truth)))
+    }
+
     fn dice_ui(&mut self, ui: &mut egui::Ui) {
         ui.heading("Dice");
         let Some(case) = &self.case else { return };
-        let Some(truth) = &case.truth else {
+        if case.truth.is_none() {
             ui.label("no ground truth in this case");
             return;
-        };
-        let slice_truth = plane_codes(
-            truth,
-            case.dims,
-            Axis::Axial,
-            self.preview.as_ref().map_or(0, |p| p.slice_idx),
-        );
-        let dense_slice = match (&self.dense_codes, &self.preview) {
-            (Some(codes), Some(p)) => Some(region_dice(
-                &plane_codes(codes, case.dims, Axis::Axial, p.slice_idx),
-                &slice_truth,
-            )),
-            _ => None,
-        };
-        let pruned_slice = self
-            .preview
-            .as_ref()
-            .map(|p| region_dice(&p.codes, &slice_truth));
+        }
+        let (dense_slice, pruned_slice) = self.slice_dice();
         egui::Grid::new("dice").striped(true).show(ui, |ui| {
             ui.label("");
             for region in ["WT", "TC", "ET"] {
@@ -669,6 +726,33 @@ impl LabApp {
             })
             .response
             .on_hover_text(method_help(self.settings.method));
+        ui.horizontal(|ui| {
+            ui.label("Presets:");
+            for (name, ratio, help) in [
+                ("none", 0.0, "The dense model"),
+                (
+                    "gentle 10%",
+                    0.1,
+                    "One global threshold removing 10% of all channels",
+                ),
+                (
+                    "half",
+                    0.5,
+                    "Half of all channels under one threshold: about 4x fewer MACs",
+                ),
+                (
+                    "aggressive 75%",
+                    0.75,
+                    "Three quarters of all channels: watch the regions fail",
+                ),
+            ] {
+                if ui.small_button(name).on_hover_text(help).clicked() {
+                    self.use_global = ratio > 0.0;
+                    self.global_ratio = ratio;
+                    self.group_ratios.iter_mut().for_each(|r| *r = 0.0);
+                }
+            }
+        });
         ui.checkbox(&mut self.use_global, "One global ratio")
             .on_hover_text(
                 "One importance threshold across all groups instead of a ratio per group",
@@ -761,9 +845,17 @@ impl LabApp {
                 if before != self.show_tuned {
                     self.preview_wanted = true;
                 }
-                if ui.button("Save model…").on_hover_text("The previewed model as a checkpoint (safetensors + config)").clicked() {
-                    self.export_model_dialog();
-                }
+                ui.horizontal(|ui| {
+                    if ui.button("Save model…").on_hover_text("The previewed model as a checkpoint (safetensors + config)").clicked() {
+                        self.export_model_dialog();
+                    }
+                    if ui.button("Save segmentation…").on_hover_text("The previewed model's segmentation of the whole case as a NIfTI label map (0/1/2/4) on the case's grid").clicked() {
+                        self.export_prediction_dialog();
+                    }
+                    if ui.add_enabled(!self.sweep_points.is_empty(), egui::Button::new("Save sweep…")).on_hover_text("The Dice-vs-sparsity points as CSV, or the plot as PNG (by the file's extension)").clicked() {
+                        self.export_sweep_dialog();
+                    }
+                });
                 for notice in self.notices.iter().rev().take(3) {
                     ui.label(notice);
                 }

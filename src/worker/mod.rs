@@ -15,13 +15,19 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::backend;
+use crate::data::brats::load_case;
 use crate::data::dataset::{CaseSource, PreparedCase, list_cases};
+use crate::data::nifti_io::{write_label_map, write_volume};
 use crate::data::preprocess::paste_axial_slice;
+use crate::data::synth::synthetic_header;
 use crate::defaults;
-use crate::inference::{InferenceOptions, padded_size, predict_regions, predict_slice};
+use crate::inference::{
+    InferenceOptions, labels_from_regions, padded_size, predict_regions, predict_slice,
+};
 use crate::metrics::{Region, overlap};
 use crate::model::summary::summarize;
 use crate::model::{Checkpoint, save_checkpoint};
+use crate::plot::{Panel, Series, write_panels_png};
 use crate::prune::{
     ChannelGraph, PruneMethod, Ratios, StructuredMethod, UnstructuredMethod, channel_importance,
     prune_checkpoint,
@@ -51,6 +57,26 @@ pub enum Request {
         fine_tuned: bool,
         path: PathBuf,
     },
+    /// Segment the whole open case with the dense model (`preview: None`) or the model of
+    /// `preview`, and save the label map as NIfTI with the case's geometry.
+    ExportPrediction {
+        preview: Option<PreviewRequest>,
+        path: PathBuf,
+    },
+    /// Save sweep points as CSV (`.csv`) or as the PNG plot (any other extension).
+    ExportSweep {
+        points: Vec<SweepRow>,
+        path: PathBuf,
+    },
+}
+
+/// One Dice-vs-sparsity point, as the UI holds it.
+#[derive(Debug, Clone)]
+pub struct SweepRow {
+    pub method: PruneMethod,
+    pub ratio: f64,
+    pub sparsity: f64,
+    pub dice: [f64; 3],
 }
 
 /// What a fine-tune job trains.
@@ -209,6 +235,8 @@ struct Worker<F: Fn(Response) + Clone + Send + 'static> {
     reply: F,
     dense: Checkpoint,
     case: Option<PreparedCase>,
+    /// The folder the open case came from (`None` for the embedded default).
+    case_folder: Option<PathBuf>,
     /// The cancel flag of the running background job, if any.
     job_cancel: Option<Arc<AtomicBool>>,
     /// The last fine-tuned model, written by the fine-tune job.
@@ -222,6 +250,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             reply,
             dense,
             case: None,
+            case_folder: None,
             job_cancel: None,
             tuned: Arc::new(Mutex::new(None)),
         }
@@ -264,12 +293,20 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         match request {
             Request::OpenDefault => {
                 self.open(defaults::default_case());
+                self.case_folder = None;
                 Ok(())
             }
             Request::OpenPath(path) => {
                 (self.reply)(Response::Status(format!("opening {}", path.display())));
-                let case = load_case_at(&path)?;
+                let (case, folder) = load_case_at(&path)?;
                 self.open(case);
+                self.case_folder = Some(folder);
+                Ok(())
+            }
+            Request::ExportPrediction { preview, path } => self.export_prediction(preview, &path),
+            Request::ExportSweep { points, path } => {
+                export_sweep(&points, &path)?;
+                (self.reply)(Response::Saved(path));
                 Ok(())
             }
             Request::Preview(preview) => self.preview(&preview),
@@ -311,6 +348,40 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         }
         let (method, ratios) = preview_pruning(request);
         prune_checkpoint(&self.dense, method, &ratios, None).map_err(|e| e.to_string())
+    }
+
+    fn export_prediction(
+        &self,
+        preview: Option<PreviewRequest>,
+        path: &Path,
+    ) -> Result<(), String> {
+        let case = self.case.as_ref().ok_or("open a case first")?;
+        let checkpoint = match &preview {
+            Some(request) => self.model_for(request)?,
+            None => self.dense.clone(),
+        };
+        (self.reply)(Response::Status(format!(
+            "segmenting {} for export",
+            case.id
+        )));
+        let device = backend::cpu_device();
+        let model = checkpoint.build(&device).map_err(|e| e.to_string())?;
+        let options = InferenceOptions::default();
+        let head = checkpoint.config.head;
+        let codes = predict_regions(&model, head, case, options, &device, |_, _| {});
+        let labels = labels_from_regions(&codes, case.convention);
+        let written = match &self.case_folder {
+            // A case from disk: the first modality's header, so the labels overlay the input.
+            Some(folder) => load_case(folder, Some(case.convention))
+                .and_then(|source| write_label_map(path, &labels, &source.modalities[0])),
+            None => {
+                let header = synthetic_header(case.dims, case.spacing_mm[0]);
+                write_volume(path, case.dims, &labels, &header)
+            }
+        };
+        written.map_err(|e| e.to_string())?;
+        (self.reply)(Response::Saved(path.to_path_buf()));
+        Ok(())
     }
 
     /// Claims the single background-job slot, or says a job is already running.
@@ -504,8 +575,60 @@ pub fn preview_pruning(request: &PreviewRequest) -> (PruneMethod, Ratios) {
     (method, ratios)
 }
 
-/// A BraTS case folder, or the folder of a file inside one.
-fn load_case_at(path: &Path) -> Result<PreparedCase, String> {
+/// Sweep points as CSV, or as the PNG plot `sweep` draws (Dice vs share removed per region).
+fn export_sweep(points: &[SweepRow], path: &Path) -> Result<(), String> {
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        let mut text = String::from("method,ratio,sparsity,dice_wt,dice_tc,dice_et\n");
+        for p in points {
+            let [wt, tc, et] = p.dice;
+            text += &format!(
+                "{},{},{:.4},{wt:.4},{tc:.4},{et:.4}\n",
+                p.method.key(),
+                p.ratio,
+                p.sparsity
+            );
+        }
+        return crate::atomic::write_bytes(path, text.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let mut methods: Vec<PruneMethod> = points.iter().map(|p| p.method).collect();
+    methods.dedup();
+    let panels: Vec<Panel> = ["WT", "TC", "ET"]
+        .iter()
+        .enumerate()
+        .map(|(r, region)| Panel {
+            title: format!("Dice {region}"),
+            series: methods
+                .iter()
+                .enumerate()
+                .map(|(i, m)| Series {
+                    name: m.key().to_string(),
+                    points: points
+                        .iter()
+                        .filter(|p| p.method == *m)
+                        .map(|p| (p.sparsity, p.dice[r]))
+                        .collect(),
+                    colour_index: i,
+                    dashed: false,
+                })
+                .collect(),
+        })
+        .collect();
+    write_panels_png(
+        path,
+        &panels,
+        "share of parameters removed",
+        "Dice",
+        (0.0, 1.0),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// A BraTS case folder, or the folder of a file inside one: the prepared case and its folder.
+fn load_case_at(path: &Path) -> Result<(PreparedCase, PathBuf), String> {
     let folder = if path.is_file() {
         path.parent().unwrap_or(path)
     } else {
@@ -519,7 +642,12 @@ fn load_case_at(path: &Path) -> Result<PreparedCase, String> {
             folder.display()
         )
     })?;
-    source.load(None).map_err(|e| e.to_string())
+    let case = source.load(None).map_err(|e| e.to_string())?;
+    let case_folder = match source {
+        CaseSource::Folder { folder, .. } => folder.clone(),
+        CaseSource::Synthetic { .. } => folder.to_path_buf(),
+    };
+    Ok((case, case_folder))
 }
 
 /// Dice of `predicted` against `truth` for WT, TC and ET over one slice or volume of codes.
