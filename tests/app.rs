@@ -86,6 +86,18 @@ fn a_layer_slider_prunes_the_model_and_changes_params_and_dice() {
         harness.get_all_by_label(&shown).count() >= 1,
         "pruned WT Dice {shown} shown"
     );
+    // Then the whole case is scored with the pruned model in the background.
+    wait_until(
+        &mut harness,
+        "the pruned model's Dice on the whole case",
+        |app| app.preview_case_dice.is_some(),
+    );
+    let case_dice = harness.state().preview_case_dice.unwrap();
+    let dense_case = harness.state().dense_case_dice.unwrap();
+    assert_ne!(
+        case_dice, dense_case,
+        "the pruned model scores the case differently"
+    );
     // The panel shows the new count and the new parameter total.
     harness.get_by_role_and_label(egui::accesskit::Role::Slider, "enc1.out 4/8");
     assert!(

@@ -64,6 +64,8 @@ pub struct LabApp {
     pub use_global: bool,
     pub slice_idx: usize,
     pub preview: Option<PreviewResult>,
+    /// Dice of the previewed model over the whole case (arrives after the slice preview).
+    pub preview_case_dice: Option<[f64; 3]>,
     last_preview_id: u64,
     preview_wanted: bool,
     pub status: String,
@@ -157,6 +159,7 @@ impl LabApp {
             use_global: false,
             slice_idx: 0,
             preview: None,
+            preview_case_dice: None,
             last_preview_id: 0,
             preview_wanted: false,
             status: "starting".into(),
@@ -233,6 +236,12 @@ impl LabApp {
                 // A newer request is on its way: this result is stale.
                 if result.id == self.last_preview_id {
                     self.preview = Some(result);
+                    self.preview_case_dice = None;
+                }
+            }
+            Response::PreviewCaseDice { id, dice } => {
+                if id == self.last_preview_id {
+                    self.preview_case_dice = Some(dice);
                 }
             }
             Response::JobProgress { done, total, label } => {
@@ -692,6 +701,12 @@ impl LabApp {
                 "dense, case",
                 self.dense_case_dice,
                 "Dense model vs ground truth over the whole volume",
+            );
+            row(
+                ui,
+                "pruned, case",
+                self.preview_case_dice,
+                "Pruned model vs ground truth over the whole volume (computed in the background after each change; … while it runs)",
             );
             row(
                 ui,

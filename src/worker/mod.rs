@@ -165,6 +165,12 @@ pub enum Response {
         codes: Vec<u8>,
     },
     Preview(PreviewResult),
+    /// Dice WT/TC/ET of the previewed model over the whole open case (computed after the slice
+    /// preview when no newer request waits; `id` is the preview's).
+    PreviewCaseDice {
+        id: u64,
+        dice: [f64; 3],
+    },
     /// A background job advanced: `done` of `total` steps, with what it is doing.
     JobProgress {
         done: usize,
@@ -263,13 +269,67 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             let mut queue = vec![first];
             queue.extend(requests.try_iter());
             let newest_preview = queue.iter().rposition(|r| matches!(r, Request::Preview(_)));
+            let mut last_preview = None;
             for (i, request) in queue.into_iter().enumerate() {
-                if matches!(request, Request::Preview(_)) && Some(i) != newest_preview {
-                    continue;
+                if let Request::Preview(preview) = &request {
+                    if Some(i) != newest_preview {
+                        continue;
+                    }
+                    last_preview = Some(preview.clone());
                 }
                 self.handle_guarded(request);
             }
+            // With nothing else waiting, score the previewed model on the whole case; any new
+            // request interrupts it between slices.
+            if let Some(preview) = last_preview {
+                let outcome =
+                    catch_unwind(AssertUnwindSafe(|| self.case_dice(&preview, &requests)));
+                if let Ok(Err(message)) = outcome {
+                    (self.reply)(Response::Error(message));
+                }
+            }
         }
+    }
+
+    /// Segments the whole open case with the previewed model, slice by slice, giving up as soon
+    /// as another request arrives; sends the Dice when it completes.
+    fn case_dice(
+        &self,
+        request: &PreviewRequest,
+        requests: &Receiver<Request>,
+    ) -> Result<(), String> {
+        let Some(case) = &self.case else {
+            return Ok(());
+        };
+        let Some(truth) = &case.regions else {
+            return Ok(());
+        };
+        let checkpoint = self.model_for(request)?;
+        let device = backend::cpu_device();
+        let model = checkpoint.build(&device).map_err(|e| e.to_string())?;
+        let size = padded_size(case.dims);
+        let plane = case.dims[0] * case.dims[1];
+        let mut codes = vec![0u8; case.dims.iter().product()];
+        for z in 0..case.dims[2] {
+            if !requests.is_empty() {
+                return Ok(());
+            }
+            // Slices without brain are background (as in whole-volume inference).
+            if case
+                .modalities
+                .iter()
+                .all(|m| m[z * plane..(z + 1) * plane].iter().all(|v| *v == 0.0))
+            {
+                continue;
+            }
+            let square = predict_slice(&model, checkpoint.config.head, case, z, 0.5, &device);
+            paste_axial_slice(&mut codes, case.dims, z, size, &square);
+        }
+        (self.reply)(Response::PreviewCaseDice {
+            id: request.id,
+            dice: region_dice(&codes, truth),
+        });
+        Ok(())
     }
 
     /// Runs one request; a panic inside it is reported as an error instead of ending the worker.
