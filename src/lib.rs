@@ -1,5 +1,6 @@
 //! raagr2-lab: an interactive pruning lab for RAAGR2-Net brain-tumour segmentation.
 
+pub mod analysis;
 pub mod atomic;
 pub mod backend;
 pub mod bench;

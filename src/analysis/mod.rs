@@ -1,0 +1,3 @@
+//! Understanding layers (issue 6): representation similarity between layers and models.
+
+pub mod cka;
