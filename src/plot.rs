@@ -171,6 +171,96 @@ fn draw_legend(
     Ok(())
 }
 
+/// A labelled heatmap of values in [0, 1] (rows top to bottom, columns left to right), each
+/// cell coloured from dark blue (0) to yellow (1) with its value written in it, as a PNG.
+pub fn write_heatmap_png(
+    path: &Path,
+    title: &str,
+    rows: &[String],
+    columns: &[String],
+    values: &[Vec<f64>],
+) -> anyhow::Result<()> {
+    register_fonts();
+    let cell = 54u32;
+    let (left, top) = (90u32, 60u32);
+    let width = left + cell * columns.len() as u32 + 20;
+    let height = top + cell * rows.len() as u32 + 50;
+    let mut pixels = vec![255u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        root.draw(&Text::new(title.to_string(), (10, 18), (FONT, 16)))
+            .map_err(draw_error)?;
+        for (r, row) in values.iter().enumerate() {
+            for (c, value) in row.iter().enumerate() {
+                let x = (left + c as u32 * cell) as i32;
+                let y = (top + r as u32 * cell) as i32;
+                let colour = ramp(*value);
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32 - 2, y + cell as i32 - 2)],
+                    colour.filled(),
+                ))
+                .map_err(draw_error)?;
+                let ink = if value.is_finite() && *value > 0.6 {
+                    BLACK
+                } else {
+                    WHITE
+                };
+                let text = if value.is_finite() {
+                    format!("{value:.2}")
+                } else {
+                    "-".into()
+                };
+                root.draw(&Text::new(
+                    text,
+                    (x + 12, y + 20),
+                    (FONT, 14).into_font().color(&ink),
+                ))
+                .map_err(draw_error)?;
+            }
+            let label = rows[r].clone();
+            root.draw(&Text::new(
+                label,
+                (10, (top + r as u32 * cell) as i32 + 20),
+                (FONT, 15),
+            ))
+            .map_err(draw_error)?;
+        }
+        for (c, name) in columns.iter().enumerate() {
+            let x = (left + c as u32 * cell) as i32 + 8;
+            let y = (top + cell * rows.len() as u32) as i32 + 10;
+            root.draw(&Text::new(name.clone(), (x, y), (FONT, 15)))
+                .map_err(draw_error)?;
+        }
+        root.present().map_err(draw_error)?;
+    }
+    let image = image::RgbImage::from_raw(width, height, pixels)
+        .ok_or_else(|| anyhow::anyhow!("heatmap buffer has the wrong size"))?;
+    let mut png = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    crate::atomic::write_bytes(path, &png).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Dark blue (0) through teal to yellow (1), close to viridis; grey for non-finite values.
+fn ramp(value: f64) -> RGBColor {
+    if !value.is_finite() {
+        return RGBColor(200, 200, 200);
+    }
+    let stops = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let t = value.clamp(0.0, 1.0) * (stops.len() - 1) as f64;
+    let i = (t.floor() as usize).min(stops.len() - 2);
+    let f = t - i as f64;
+    let mix = |a: f64, b: f64| (a + (b - a) * f) as u8;
+    let (a, b) = (stops[i], stops[i + 1]);
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
 fn draw_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing the plot: {e:?}")
 }

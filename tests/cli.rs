@@ -275,3 +275,46 @@ fn eval_with_no_arguments_scores_the_default_model_on_held_out_cases() {
     let wt = report["mean"]["dice"]["WT"].as_f64().unwrap();
     assert!(wt > 0.7, "default model's held-out WT Dice {wt}");
 }
+
+#[test]
+fn cka_of_a_model_with_itself_has_a_unit_diagonal_and_writes_csv_and_png() {
+    let dir = std::env::temp_dir().join(format!("raagr2-cka-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("cka.csv");
+    let out = run(&[
+        "cka",
+        "--synthetic",
+        "1",
+        "--synthetic-seed",
+        "10000",
+        "--slices",
+        "16",
+        "--batch",
+        "8",
+        "-o",
+        csv.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let matrix: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = matrix["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 9, "enc1..enc5 and dec5..dec2");
+    assert_eq!(matrix["slices"], 16);
+    for (i, row) in matrix["values"].as_array().unwrap().iter().enumerate() {
+        let row = row.as_array().unwrap();
+        assert!(
+            (row[i].as_f64().unwrap() - 1.0).abs() < 1e-9,
+            "diagonal {i}"
+        );
+        assert!(row.iter().all(|v| v.as_f64().unwrap() <= 1.0 + 1e-9));
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("layer,enc1,enc2"));
+    assert_eq!(text.lines().count(), 10);
+    let png = image::open(csv.with_extension("png")).expect("heatmap PNG");
+    assert!(png.width() > 400 && png.height() > 400);
+
+    let refused = run(&["cka", "--batch", "3", "-o", csv.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--batch"));
+}

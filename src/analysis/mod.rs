@@ -1,3 +1,4 @@
 //! Understanding layers (issue 6): representation similarity between layers and models.
 
 pub mod cka;
+pub mod similarity;

@@ -1,6 +1,7 @@
 //! The headless command line (clap): `info`, `import`, `bench`, `synth`, `train`, `eval`,
-//! `predict`, `prune`, `sweep`, `plot`.
+//! `predict`, `prune`, `sweep`, `plot`, `cka`.
 
+pub mod cka_cmd;
 mod defaults;
 pub mod fine_tune;
 pub mod pipeline;
@@ -57,6 +58,8 @@ pub enum Command {
     Sweep(sweep_cmd::SweepArgs),
     /// Redraw a sweep CSV as the PNG plot `sweep` makes (Dice vs sparsity per region).
     Plot(sweep_cmd::PlotArgs),
+    /// Layer x layer CKA of a model with itself or another (CSV matrix and PNG heatmap).
+    Cka(cka_cmd::CkaArgs),
 }
 
 /// Which model: a checkpoint, or a fresh one of a variant, width and head.
@@ -209,6 +212,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Prune(args) => prune_cmd::prune(args),
         Command::Sweep(args) => sweep_cmd::sweep(args),
         Command::Plot(args) => sweep_cmd::plot(args),
+        Command::Cka(args) => cka_cmd::cka(args),
     }
 }
 

@@ -59,6 +59,19 @@ impl Raagr2Net {
 
     /// `[B, 4, H, W] -> [B, classes, H, W]` before the sigmoid (training uses these for BCE).
     pub fn forward_logits(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_tapped(x, &mut |_, _| {})
+    }
+
+    /// The output of every encoder level (`enc1`..`enc5`) and decoder level (`dec5`..`dec2`,
+    /// PyTorch's names), in forward order, for `[B, 4, H, W]` inputs (layer analysis, CKA).
+    pub fn layer_outputs(&self, x: Tensor<4>) -> Vec<(String, Tensor<4>)> {
+        let mut outputs = Vec::new();
+        self.forward_tapped(x, &mut |name, t| outputs.push((name, t.clone())));
+        outputs
+    }
+
+    /// The forward pass to logits, handing each level's output to `tap` on the way.
+    fn forward_tapped(&self, x: Tensor<4>, tap: &mut dyn FnMut(String, &Tensor<4>)) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         debug_assert!(h % SPATIAL_MULTIPLE == 0 && w % SPATIAL_MULTIPLE == 0);
         let mut skips: Vec<Tensor<4>> = Vec::with_capacity(self.encoders.len());
@@ -68,11 +81,13 @@ impl Raagr2Net {
                 feature = self.pool.forward(feature);
             }
             feature = encoder.forward(feature);
+            tap(format!("enc{}", i + 1), &feature);
             skips.push(feature.clone());
         }
         let mut deep = skips.pop().expect("five encoder levels");
         for (i, level) in self.decoders.iter().enumerate().rev() {
             deep = level.forward(deep, skips[i].clone());
+            tap(format!("dec{}", i + 2), &deep);
         }
         self.head.forward(deep)
     }

@@ -1,0 +1,79 @@
+//! Layer x layer CKA between the level outputs of one or two models on the same input slices:
+//! each output average-pooled to at most 16 x 16 and flattened (channels x positions) per slice,
+//! accumulated over minibatches with the unbiased HSIC.
+
+use burn::prelude::*;
+use burn::tensor::module::adaptive_avg_pool2d;
+
+use super::cka::{Features, Kernel, MinibatchCka};
+use crate::model::Raagr2Net;
+
+/// Side of the pooled grid each level output is reduced to before flattening (keeps the
+/// feature count per slice in the thousands at every level).
+pub const POOLED_SIDE: usize = 16;
+
+/// CKA of every level of model A (rows) against every level of model B (columns).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimilarityMatrix {
+    pub rows: Vec<String>,
+    pub columns: Vec<String>,
+    /// `values[r][c]`.
+    pub values: Vec<Vec<f64>>,
+    pub slices: usize,
+}
+
+/// Per-level features of a batch `[B, 4, H, W]`: (level name, B x p).
+pub fn level_features(model: &Raagr2Net, inputs: Tensor<4>) -> Vec<(String, Features)> {
+    model
+        .layer_outputs(inputs)
+        .into_iter()
+        .map(|(name, output)| {
+            let [b, c, h, w] = output.dims();
+            let pooled = adaptive_avg_pool2d(output, [h.min(POOLED_SIDE), w.min(POOLED_SIDE)]);
+            let p = c * h.min(POOLED_SIDE) * w.min(POOLED_SIDE);
+            let values: Vec<f64> = pooled
+                .reshape([b, p])
+                .into_data()
+                .iter::<f32>()
+                .map(f64::from)
+                .collect();
+            (name, Features::new(b, p, values))
+        })
+        .collect()
+}
+
+/// Layer x layer CKA of `a` against `b` over `batches` (each at least 4 slices).
+pub fn similarity(
+    a: &Raagr2Net,
+    b: &Raagr2Net,
+    batches: impl IntoIterator<Item = Tensor<4>>,
+    kernel: Kernel,
+) -> SimilarityMatrix {
+    let mut accumulators: Vec<Vec<MinibatchCka>> = Vec::new();
+    let (mut rows, mut columns, mut slices) = (Vec::new(), Vec::new(), 0);
+    for inputs in batches {
+        slices += inputs.dims()[0];
+        let fa = level_features(a, inputs.clone());
+        let fb = level_features(b, inputs);
+        if accumulators.is_empty() {
+            rows = fa.iter().map(|(n, _)| n.clone()).collect();
+            columns = fb.iter().map(|(n, _)| n.clone()).collect();
+            accumulators = vec![vec![MinibatchCka::default(); fb.len()]; fa.len()];
+        }
+        for (r, (_, x)) in fa.iter().enumerate() {
+            for (c, (_, y)) in fb.iter().enumerate() {
+                accumulators[r][c].add(x, y, kernel);
+            }
+        }
+    }
+    let values = accumulators
+        .iter()
+        .map(|row| row.iter().map(MinibatchCka::value).collect())
+        .collect();
+    SimilarityMatrix {
+        rows,
+        columns,
+        values,
+        slices,
+    }
+}

@@ -1,0 +1,149 @@
+//! `cka`: layer x layer CKA of one model with itself or against another (dense vs pruned,
+//! teacher vs student) on the same tumour slices; a CSV matrix and a PNG heatmap.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+
+use super::pipeline::DataArgs;
+use super::{defaults, print_json};
+use crate::analysis::cka::Kernel;
+use crate::analysis::similarity::{SimilarityMatrix, similarity};
+use crate::backend;
+use crate::data::dataset::{SliceDataset, SliceSelection, epoch_batches};
+use crate::plot::write_heatmap_png;
+use crate::report;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KernelKind {
+    Linear,
+    Rbf,
+}
+
+#[derive(Args, Debug)]
+pub struct CkaArgs {
+    /// Model A (rows); the embedded default model when omitted.
+    pub model: Option<PathBuf>,
+    /// Model B (columns); model A itself when omitted.
+    #[arg(long)]
+    pub other: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = KernelKind::Linear)]
+    pub kernel: KernelKind,
+    /// RBF width as a multiple of the median distance between examples.
+    #[arg(long, default_value_t = 0.5)]
+    pub bandwidth: f64,
+    /// Slices compared (tumour slices of the cases, seeded order).
+    #[arg(long, default_value_t = 64)]
+    pub slices: usize,
+    /// Slices per minibatch of the unbiased HSIC (at least 4).
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Crop of the slices (multiple of 16).
+    #[arg(long, default_value_t = 128)]
+    pub crop: usize,
+    /// Cases the slices come from (default: the held-out synthetic cases).
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Where the CSV matrix goes; the PNG heatmap goes beside it.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn cka(args: CkaArgs) -> Result<()> {
+    super::check_size("--crop", args.crop)?;
+    if args.batch < 4 {
+        bail!("--batch must be at least 4 (the unbiased HSIC needs 4 examples)");
+    }
+    if args.slices < args.batch {
+        bail!(
+            "--slices ({}) must be at least --batch ({})",
+            args.slices,
+            args.batch
+        );
+    }
+    let (a, a_name) = defaults::model_or_default(args.model.as_deref())?;
+    let (b, b_name) = match &args.other {
+        Some(path) => defaults::model_or_default(Some(path))?,
+        None => (a.clone(), a_name.clone()),
+    };
+    let cases = defaults::data_or_held_out(&args.data).load(|id| eprintln!("cka: loading {id}"))?;
+    let selection = SliceSelection {
+        tumour_free_share: 0.0,
+        seed: 0,
+    };
+    let set = SliceDataset::from_cases(&cases, args.crop, selection)?;
+    let usable = (args.slices.min(set.len()) / args.batch) * args.batch;
+    if usable == 0 {
+        bail!(
+            "only {} tumour slices in these cases; lower --batch",
+            set.len()
+        );
+    }
+    let device = backend::cpu_device();
+    let (model_a, model_b) = (a.build(&device)?, b.build(&device)?);
+    let kernel = match args.kernel {
+        KernelKind::Linear => Kernel::Linear,
+        KernelKind::Rbf => Kernel::Rbf {
+            bandwidth: args.bandwidth,
+        },
+    };
+    let mut order = epoch_batches(set.len(), args.batch, true, 0);
+    order.truncate(usable / args.batch);
+    eprintln!("cka: {usable} slices in batches of {}", args.batch);
+    let batches = order.iter().map(|indices| set.batch(indices, &device).0);
+    let matrix = similarity(&model_a, &model_b, batches, kernel);
+    crate::atomic::write_bytes(&args.output, csv(&matrix).as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.output.display()))?;
+    let png = args.output.with_extension("png");
+    let short = |name: &str| {
+        std::path::Path::new(name)
+            .file_stem()
+            .map_or(name.to_string(), |s| s.to_string_lossy().into_owned())
+    };
+    let kernel_name = format!("{:?}", args.kernel).to_lowercase();
+    let title = format!(
+        "{kernel_name} CKA: {} (rows) vs {}",
+        short(&a_name),
+        short(&b_name)
+    );
+    write_heatmap_png(&png, &title, &matrix.rows, &matrix.columns, &matrix.values)?;
+    if args.json {
+        return print_json(&matrix);
+    }
+    println!(
+        "{title}, {} slices -> {}, {}\n",
+        matrix.slices,
+        args.output.display(),
+        png.display()
+    );
+    print!("{}", table(&matrix));
+    Ok(())
+}
+
+fn csv(m: &SimilarityMatrix) -> String {
+    let mut text = format!("layer,{}\n", m.columns.join(","));
+    for (name, row) in m.rows.iter().zip(&m.values) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:.4}")).collect();
+        text += &format!("{name},{}\n", cells.join(","));
+    }
+    text
+}
+
+fn table(m: &SimilarityMatrix) -> String {
+    let mut headers = vec![""];
+    headers.extend(m.columns.iter().map(String::as_str));
+    let rows: Vec<Vec<String>> = m
+        .rows
+        .iter()
+        .zip(&m.values)
+        .map(|(name, row)| {
+            let mut cells = vec![name.clone()];
+            cells.extend(row.iter().map(|v| format!("{v:.2}")));
+            cells
+        })
+        .collect();
+    report::table(&headers, &rows)
+}
