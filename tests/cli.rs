@@ -318,3 +318,48 @@ fn cka_of_a_model_with_itself_has_a_unit_diagonal_and_writes_csv_and_png() {
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("--batch"));
 }
+
+#[test]
+fn sensitivity_prunes_one_group_at_a_time_and_writes_csv_and_heatmaps() {
+    let dir = std::env::temp_dir().join(format!("raagr2-sens-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("sens.csv");
+    let out = run(&[
+        "sensitivity",
+        "--synthetic",
+        "1",
+        "--synthetic-seed",
+        "10000",
+        "--groups",
+        "enc1.out,dec2",
+        "--ratios",
+        "0.5,0.75",
+        "-o",
+        csv.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4, "2 groups x 2 ratios");
+    assert_eq!(rows[0]["group"], "enc1.out");
+    assert_eq!(rows[3]["group"], "dec2");
+    for row in rows {
+        for d in row["dice"].as_array().unwrap() {
+            assert!((0.0..=1.0).contains(&d.as_f64().unwrap()));
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 5);
+    for region in ["wt", "tc", "et"] {
+        image::open(csv.with_extension(format!("{region}.png"))).expect("a heatmap per region");
+    }
+    let refused = run(&[
+        "sensitivity",
+        "--groups",
+        "enc9",
+        "-o",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("enc9"));
+}

@@ -1,11 +1,12 @@
 //! The headless command line (clap): `info`, `import`, `bench`, `synth`, `train`, `eval`,
-//! `predict`, `prune`, `sweep`, `plot`, `cka`.
+//! `predict`, `prune`, `sweep`, `plot`, `cka`, `sensitivity`.
 
 pub mod cka_cmd;
 mod defaults;
 pub mod fine_tune;
 pub mod pipeline;
 pub mod prune_cmd;
+pub mod sensitivity_cmd;
 pub mod sweep_cmd;
 
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ pub enum Command {
     Plot(sweep_cmd::PlotArgs),
     /// Layer x layer CKA of a model with itself or another (CSV matrix and PNG heatmap).
     Cka(cka_cmd::CkaArgs),
+    /// Prune one channel group at a time over a grid of ratios: Dice per region (CSV, heatmaps).
+    Sensitivity(sensitivity_cmd::SensitivityArgs),
 }
 
 /// Which model: a checkpoint, or a fresh one of a variant, width and head.
@@ -213,6 +216,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sweep(args) => sweep_cmd::sweep(args),
         Command::Plot(args) => sweep_cmd::plot(args),
         Command::Cka(args) => cka_cmd::cka(args),
+        Command::Sensitivity(args) => sensitivity_cmd::sensitivity(args),
     }
 }
 
