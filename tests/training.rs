@@ -1,4 +1,5 @@
-//! Training on the CPU: a few Adam steps on one batch lower the loss (so the step really learns).
+//! Training on the CPU: a few Adam steps on one batch lower the loss (so the step really learns),
+//! network slimming shrinks gammas, and distillation pulls a student towards its teacher.
 
 use burn::optim::AdamConfig;
 use burn::prelude::*;
@@ -79,5 +80,81 @@ fn slimming_l1_drives_bn_gammas_towards_zero() {
     assert!(
         slimmed < plain - 0.03,
         "mean |gamma| with the L1 term {slimmed} vs without {plain}"
+    );
+}
+
+/// Mean |p_student - p_teacher| over a batch (eval mode, no autodiff).
+fn disagreement(
+    student: &raagr2_lab::model::Raagr2Net,
+    teacher: &raagr2_lab::model::Raagr2Net,
+    x: Tensor<4>,
+) -> f32 {
+    use burn::module::Module;
+    let s = student.valid().forward(x.clone().inner());
+    let t = teacher.forward(x.inner());
+    (s - t).abs().mean().into_scalar::<f32>()
+}
+
+#[test]
+fn distillation_pulls_the_student_towards_the_teacher() {
+    use raagr2_lab::train::{Distillation, StepExtras, train_step_with};
+    // The teacher: a different random network (its outputs are far from the labels below, so
+    // only the teacher term can pull the student towards them).
+    let base = cpu_device();
+    base.seed(3);
+    let teacher_config = ModelConfig::with_width_multiplier(Variant::Base, Head::Regions3, 0.125);
+    let mut teacher_weights =
+        raagr2_lab::model::Checkpoint::from_model(&teacher_config, &teacher_config.init(&base));
+    // Confident, label-unlike outputs: p ~ 0.95 (WT), 0.05 (TC), 0.88 (ET) everywhere.
+    teacher_weights
+        .weights
+        .get_mut("final_conv.bias")
+        .unwrap()
+        .values = vec![3.0, -3.0, 2.0];
+    let teacher = teacher_weights.build(&base).unwrap();
+    let device = cpu_device().autodiff();
+    let x = Tensor::<4>::random([4, 4, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<4>::random([4, 3, 32, 32], Distribution::Bernoulli(0.3), &device);
+    let mut gaps = Vec::new();
+    for alpha in [0.0, 1.0] {
+        device.seed(12);
+        let mut config =
+            ModelConfig::with_width_multiplier(Variant::DepthwiseShared, Head::Regions3, 0.125);
+        config.dropout = 0.0;
+        let mut student = config.init(&device);
+        let before = disagreement(&student, &teacher, x.clone());
+        let distillation = Distillation {
+            teacher: teacher.clone(),
+            teacher_head: Head::Regions3,
+            alpha,
+            temperature: 1.0,
+        };
+        let extras = StepExtras {
+            slimming_l1: 0.0,
+            distillation: Some(&distillation),
+        };
+        let mut optimizer = AdamConfig::new().init();
+        for _ in 0..25 {
+            let (next, _) = train_step_with(
+                Head::Regions3,
+                student,
+                &mut optimizer,
+                1e-2,
+                x.clone(),
+                y.clone(),
+                &extras,
+            );
+            student = next;
+        }
+        gaps.push((before, disagreement(&student, &teacher, x.clone())));
+    }
+    let [(_, ground_truth_only), (start, distilled)] = [gaps[0], gaps[1]];
+    eprintln!(
+        "gap: start {start:.4}, distilled {distilled:.4}, ground truth only {ground_truth_only:.4}"
+    );
+    assert!(
+        distilled < 0.6 * start && distilled < ground_truth_only - 0.05,
+        "teacher-student gap: start {start:.4}, distilled {distilled:.4}, ground truth only \
+         {ground_truth_only:.4}"
     );
 }

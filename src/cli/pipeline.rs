@@ -21,8 +21,8 @@ use crate::metrics::{CaseMetrics, HD95_REGIONS, Region, evaluate_case, mean_metr
 use crate::model::{Checkpoint, load_checkpoint};
 use crate::report;
 use crate::train::{
-    CheckpointPaths, PlateauOptions, SliceSettings, StopReason, TrainEvent, TrainOptions,
-    TrainState, fit,
+    CheckpointPaths, Distillation, PlateauOptions, SliceSettings, StopReason, TrainEvent,
+    TrainOptions, TrainState, fit,
 };
 
 /// Where cases come from: a BraTS folder or synthetic cases made in memory.
@@ -120,6 +120,16 @@ pub struct TrainArgs {
     /// Network slimming: L1 weight on every BN gamma (e.g. 1e-4), before BN-gamma pruning.
     #[arg(long, default_value_t = 0.0)]
     pub slimming_l1: f64,
+    /// Knowledge distillation: a (pruned or dense) teacher checkpoint whose softened outputs
+    /// the student also learns from.
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Weight of the teacher term in [0, 1] (0: ground truth only, 1: teacher only).
+    #[arg(long, default_value_t = 0.5)]
+    pub kd_alpha: f64,
+    /// Softening temperature of the teacher's and student's logits (> 0).
+    #[arg(long, default_value_t = 2.0)]
+    pub kd_temperature: f64,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
     /// Print the training history as JSON at the end.
@@ -176,6 +186,22 @@ pub fn train(args: TrainArgs) -> Result<()> {
         settings.crop
     );
     let mut options = train_options(&args);
+    if let Some(path) = &args.teacher {
+        let teacher = load_checkpoint(path)?;
+        eprintln!(
+            "train: distilling from {} (alpha {}, temperature {})",
+            path.display(),
+            args.kd_alpha,
+            args.kd_temperature
+        );
+        // The teacher runs without autodiff: it is never trained.
+        options.distillation = Some(Arc::new(Distillation {
+            teacher: teacher.build(&device.clone().inner())?,
+            teacher_head: teacher.config.head,
+            alpha: args.kd_alpha,
+            temperature: args.kd_temperature,
+        }));
+    }
     // A masked (unstructurally pruned) model trains under its masks and keeps them.
     options.masks = checkpoint.masks.clone();
     if !options.masks.is_empty() {
@@ -242,6 +268,15 @@ fn check_train_args(args: &TrainArgs) -> Result<()> {
         bail!(
             "--slimming-l1 must be zero or positive, got {}",
             args.slimming_l1
+        );
+    }
+    if !(0.0..=1.0).contains(&args.kd_alpha) {
+        bail!("--kd-alpha must be in [0, 1], got {}", args.kd_alpha);
+    }
+    if !(args.kd_temperature.is_finite() && args.kd_temperature > 0.0) {
+        bail!(
+            "--kd-temperature must be positive, got {}",
+            args.kd_temperature
         );
     }
     if !(args.lr_factor > 0.0 && args.lr_factor < 1.0) {
@@ -335,6 +370,7 @@ fn train_options(args: &TrainArgs) -> TrainOptions {
         max_batches_per_epoch: args.max_batches,
         slimming_l1: args.slimming_l1,
         masks: Default::default(),
+        distillation: None,
     }
 }
 

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::loss::bce_dice_loss;
-use super::{TrainError, region_logits, train_step_with_slimming};
+use super::{StepExtras, TrainError, region_logits, train_step_with};
 use crate::data::dataset::{SliceDataset, epoch_batches};
 use crate::model::checkpoint::{Checkpoint, save_checkpoint};
 use crate::model::{MaskMap, ModelConfig, ModelMasks, Raagr2Net};
@@ -63,6 +63,9 @@ pub struct TrainOptions {
     /// checkpoint stores them).
     #[serde(skip)]
     pub masks: MaskMap,
+    /// Knowledge distillation from a teacher (`train --teacher`); not recorded in the state.
+    #[serde(skip)]
+    pub distillation: Option<std::sync::Arc<super::Distillation>>,
 }
 
 impl Default for TrainOptions {
@@ -78,6 +81,7 @@ impl Default for TrainOptions {
             max_batches_per_epoch: None,
             slimming_l1: 0.0,
             masks: MaskMap::new(),
+            distillation: None,
         }
     }
 }
@@ -334,15 +338,12 @@ fn train_epoch(
             return None;
         }
         let (x, y) = train.batch(indices, device);
-        let (next, loss) = train_step_with_slimming(
-            config.head,
-            model,
-            optimizer,
-            state.learning_rate,
-            x,
-            y,
-            options.slimming_l1,
-        );
+        let extras = StepExtras {
+            slimming_l1: options.slimming_l1,
+            distillation: options.distillation.as_deref(),
+        };
+        let lr = state.learning_rate;
+        let (next, loss) = train_step_with(config.head, model, optimizer, lr, x, y, &extras);
         model = masks.apply(next);
         loss_sum += loss as f64;
         on_event(TrainEvent::Batch {

@@ -1,6 +1,7 @@
 //! Training: the reference loss, one optimisation step, and the full loop with schedules,
 //! checkpoints, resume and cancel.
 
+pub mod distill;
 pub mod fit;
 pub mod loss;
 
@@ -13,6 +14,7 @@ use burn::nn::conv::Conv2d;
 use crate::model::layers::{LayerSite, LayerVisitor, VisitLayers};
 use crate::model::{Head, ModelError, Raagr2Net};
 
+pub use distill::Distillation;
 pub use fit::{
     CheckpointPaths, EpochRecord, PlateauOptions, SliceSettings, StopReason, TrainEvent,
     TrainOptions, TrainOutcome, TrainState, fit,
@@ -75,13 +77,53 @@ pub fn train_step_with_slimming(
     targets: Tensor<4>,
     slimming_l1: f64,
 ) -> (Raagr2Net, f32) {
-    let loss = bce_dice_loss(region_logits(&model, head, inputs), targets);
-    let loss_value = loss.clone().into_scalar::<f32>();
-    let total = if slimming_l1 > 0.0 {
-        loss + gamma_l1(&model).mul_scalar(slimming_l1)
-    } else {
-        loss
+    let extras = StepExtras {
+        slimming_l1,
+        distillation: None,
     };
+    train_step_with(
+        head,
+        model,
+        optimizer,
+        learning_rate,
+        inputs,
+        targets,
+        &extras,
+    )
+}
+
+/// Optional terms of a training step's loss.
+pub struct StepExtras<'a> {
+    /// Network slimming's L1 weight on BN gammas (0: off).
+    pub slimming_l1: f64,
+    /// Knowledge distillation from a teacher.
+    pub distillation: Option<&'a Distillation>,
+}
+
+/// One Adam step with the reference loss and any [`StepExtras`]. The returned loss is the
+/// reference loss on the ground truth alone (comparable with and without the extras).
+pub fn train_step_with(
+    head: Head,
+    model: Raagr2Net,
+    optimizer: &mut ModuleOptimizer,
+    learning_rate: f64,
+    inputs: Tensor<4>,
+    targets: Tensor<4>,
+    extras: &StepExtras,
+) -> (Raagr2Net, f32) {
+    let soft = extras.distillation.map(|d| d.soft_targets(&inputs));
+    let logits = region_logits(&model, head, inputs);
+    let loss = bce_dice_loss(logits.clone(), targets);
+    let loss_value = loss.clone().into_scalar::<f32>();
+    let mut total = match (extras.distillation, soft) {
+        (Some(d), Some(soft)) => {
+            loss.mul_scalar(1.0 - d.alpha) + d.loss(logits, soft).mul_scalar(d.alpha)
+        }
+        _ => loss,
+    };
+    if extras.slimming_l1 > 0.0 {
+        total = total + gamma_l1(&model).mul_scalar(extras.slimming_l1);
+    }
     let grads = GradientsParams::from_grads(total.backward(), &model);
     (optimizer.step(learning_rate, model, grads), loss_value)
 }
