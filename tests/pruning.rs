@@ -427,3 +427,55 @@ fn sweep_writes_one_csv_row_per_method_and_ratio() {
         assert!(String::from_utf8_lossy(&failed.stderr).contains(flag));
     }
 }
+
+#[test]
+fn compare_schedules_reaches_the_same_widths_three_ways_and_reports_cka() {
+    let dir = common::scratch_dir("compare-cli");
+    let dense_path = dir.join("dense.safetensors");
+    raagr2_lab::model::save_checkpoint(&dense_path, &dense(Variant::Base, 4)).unwrap();
+    let output = dir.join("cmp");
+    let results = success_json(&[
+        "compare-schedules",
+        dense_path.to_str().unwrap(),
+        "--ratio",
+        "0.5",
+        "--steps",
+        "2",
+        "--synthetic",
+        "1",
+        "--synthetic-seed",
+        "10000",
+        "--cka-slices",
+        "16",
+        "-o",
+        output.to_str().unwrap(),
+        "--json",
+    ]);
+    let results = results.as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["schedule"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["one-shot", "iterative", "layer-wise"]);
+    let params: Vec<u64> = results
+        .iter()
+        .map(|r| r["params"].as_u64().unwrap())
+        .collect();
+    assert!(
+        params.iter().all(|p| *p == params[0]),
+        "same final size: {params:?}"
+    );
+    assert_eq!(results[1]["steps"], 2);
+    for r in results {
+        let cka = r["cka_to_dense"].as_array().unwrap();
+        assert_eq!(cka.len(), 9);
+        // NaN (JSON null) marks a level without variance over the slices (undefined CKA).
+        let defined: Vec<f64> = cka.iter().filter_map(|pair| pair[1].as_f64()).collect();
+        assert!(defined.len() >= 5, "most levels have a CKA: {cka:?}");
+        assert!(defined.iter().all(|v| *v <= 1.0 + 1e-9));
+    }
+    for name in ["one-shot", "iterative", "layer-wise"] {
+        let path = output.with_extension(format!("{name}.safetensors"));
+        raagr2_lab::model::load_checkpoint(&path).expect("each schedule's model is saved");
+    }
+}

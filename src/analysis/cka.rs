@@ -145,7 +145,12 @@ impl MinibatchCka {
         self.yy += hsic_unbiased(&l, &l, n);
     }
 
+    /// The CKA, or NaN where it is undefined: a representation without variance over the
+    /// examples (e.g. a level whose output is all zero) has no positive self-HSIC.
     pub fn value(&self) -> f64 {
+        if self.xx <= 0.0 || self.yy <= 0.0 {
+            return f64::NAN;
+        }
         self.xy / (self.xx * self.yy).sqrt()
     }
 }

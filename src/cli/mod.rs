@@ -1,7 +1,8 @@
 //! The headless command line (clap): `info`, `import`, `bench`, `synth`, `train`, `eval`,
-//! `predict`, `prune`, `sweep`, `plot`, `cka`, `sensitivity`.
+//! `predict`, `prune`, `sweep`, `plot`, `cka`, `sensitivity`, `compare-schedules`.
 
 pub mod cka_cmd;
+pub mod compare_cmd;
 mod defaults;
 pub mod fine_tune;
 pub mod pipeline;
@@ -63,6 +64,8 @@ pub enum Command {
     Cka(cka_cmd::CkaArgs),
     /// Prune one channel group at a time over a grid of ratios: Dice per region (CSV, heatmaps).
     Sensitivity(sensitivity_cmd::SensitivityArgs),
+    /// One-shot vs iterative vs layer-wise pruning to one ratio: Dice and CKA to the dense model.
+    CompareSchedules(compare_cmd::CompareArgs),
 }
 
 /// Which model: a checkpoint, or a fresh one of a variant, width and head.
@@ -217,6 +220,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(args) => sweep_cmd::plot(args),
         Command::Cka(args) => cka_cmd::cka(args),
         Command::Sensitivity(args) => sensitivity_cmd::sensitivity(args),
+        Command::CompareSchedules(args) => compare_cmd::compare(args),
     }
 }
 
