@@ -182,8 +182,11 @@ pub fn write_heatmap_png(
 ) -> anyhow::Result<()> {
     register_fonts();
     let cell = 54u32;
-    let (left, top) = (90u32, 60u32);
-    let width = left + cell * columns.len() as u32 + 20;
+    // Room for the longest row label and for the whole title (about 8 px per character).
+    let longest = rows.iter().map(|r| r.chars().count()).max().unwrap_or(4) as u32;
+    let (left, top) = (20 + 8 * longest, 60u32);
+    let title_width = 20 + 8 * title.chars().count() as u32;
+    let width = (left + cell * columns.len() as u32 + 20).max(title_width);
     let height = top + cell * rows.len() as u32 + 50;
     let mut pixels = vec![255u8; (width * height * 3) as usize];
     {
