@@ -244,10 +244,11 @@ pub fn write_heatmap_png(
     crate::atomic::write_bytes(path, &png).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Dark blue (0) through teal to yellow (1), close to viridis; grey for non-finite values.
-fn ramp(value: f64) -> RGBColor {
+/// The heatmap colour of a value in [0, 1]: dark blue (0) through teal to yellow (1), close
+/// to viridis; grey for non-finite values. The app's heatmaps use it too.
+pub fn heat_colour(value: f64) -> (u8, u8, u8) {
     if !value.is_finite() {
-        return RGBColor(200, 200, 200);
+        return (200, 200, 200);
     }
     let stops = [
         (68.0, 1.0, 84.0),
@@ -261,7 +262,12 @@ fn ramp(value: f64) -> RGBColor {
     let f = t - i as f64;
     let mix = |a: f64, b: f64| (a + (b - a) * f) as u8;
     let (a, b) = (stops[i], stops[i + 1]);
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+    (mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+fn ramp(value: f64) -> RGBColor {
+    let (r, g, b) = heat_colour(value);
+    RGBColor(r, g, b)
 }
 
 fn draw_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {

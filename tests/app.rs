@@ -229,3 +229,53 @@ fn the_pruned_segmentation_is_saved_as_nifti_on_the_case_grid() {
     );
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn the_layers_tab_computes_cka_and_a_cancellable_sensitivity_heatmap() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case and model", ready);
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "enc4.out 64/64")
+        .set_value_accesskit(0.5);
+    wait_until(&mut harness, "the pruned preview", |app| {
+        app.preview.as_ref().is_some_and(|p| p.kept.contains(&32))
+    });
+    harness.get_by_label("Layers").click();
+    harness.run_steps(2);
+
+    // Dense (rows) vs the panel's pruned model (columns), the default choice.
+    harness.get_by_label("Compute CKA").click();
+    wait_until(&mut harness, "the CKA matrix", |app| {
+        app.layers.cka.is_some() && app.job.is_none()
+    });
+    let cka = harness.state().layers.cka.clone().unwrap();
+    assert_eq!((cka.rows.len(), cka.columns.len()), (9, 9), "nine levels");
+    // Whole minibatches of 8 tumour slices, at most 32 (the default case has fewer).
+    assert!(
+        cka.slices % 8 == 0 && (16..=32).contains(&cka.slices),
+        "{}",
+        cka.slices
+    );
+    let enc1 = cka.rows.iter().position(|r| r == "enc1").unwrap();
+    // enc1 comes before the pruned group and matches itself exactly; later levels drift.
+    assert!((cka.values[enc1][enc1] - 1.0).abs() < 1e-6, "{cka:?}");
+    let lowest = (0..9).map(|i| cka.values[i][i]).fold(1.0, f64::min);
+    assert!(lowest < 0.99, "{cka:?}");
+    harness.get_by_label_contains("dense (rows) vs pruned l2");
+
+    harness.get_by_label("Run sensitivity").click();
+    wait_until(&mut harness, "the first sensitivity cell", |app| {
+        !app.layers.sensitivity.is_empty()
+    });
+    harness.get_by_label("Cancel").click();
+    wait_until(&mut harness, "the job to end", |app| app.job.is_none());
+    let cells = harness.state().layers.sensitivity.clone();
+    assert!(
+        !cells.is_empty() && cells.len() < 111,
+        "stopped early: {}",
+        cells.len()
+    );
+    assert_eq!((cells[0].group, cells[0].ratio), (0, 0.25));
+    assert!(cells[0].dice.iter().all(|d| (0.0..=1.0).contains(d)));
+    harness.get_by_label_contains("cells");
+}

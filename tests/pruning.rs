@@ -447,11 +447,18 @@ fn compare_schedules_reaches_the_same_widths_three_ways_and_reports_cka() {
         "10000",
         "--cka-slices",
         "16",
+        "--fine-tune-budget",
+        "6",
+        "--fine-tune-cases",
+        "2",
+        "--fine-tune-crop",
+        "64",
         "-o",
         output.to_str().unwrap(),
         "--json",
     ]);
-    let results = results.as_array().unwrap();
+    let summary = results;
+    let results = summary["schedules"].as_array().unwrap();
     let names: Vec<&str> = results
         .iter()
         .map(|r| r["schedule"].as_str().unwrap())
@@ -466,6 +473,25 @@ fn compare_schedules_reaches_the_same_widths_three_ways_and_reports_cka() {
         "same final size: {params:?}"
     );
     assert_eq!(results[1]["steps"], 2);
+    // The same fine-tuning budget, split across steps; layer-wise has more steps than the
+    // budget, so each of them still trains one step (reported, not hidden).
+    let tuned: Vec<u64> = results
+        .iter()
+        .map(|r| r["fine_tune_steps"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tuned[..2], [6, 6], "{tuned:?}");
+    assert_eq!(tuned[2], results[2]["steps"].as_u64().unwrap());
+    for r in results {
+        let own = r["self_similarity"].as_f64().expect("a level similarity");
+        assert!((0.0..=1.0 + 1e-9).contains(&own), "{own}");
+    }
+    let pairs = summary["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3, "every pair of schedules");
+    for pair in pairs {
+        let png = image::open(pair["heatmap"].as_str().unwrap()).expect("a heatmap per pair");
+        assert!(png.width() > 200 && png.height() > 200);
+    }
+    assert!(output.with_extension("dense.self.png").exists());
     for r in results {
         let cka = r["cka_to_dense"].as_array().unwrap();
         assert_eq!(cka.len(), 9);

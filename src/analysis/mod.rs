@@ -1,4 +1,5 @@
 //! Understanding layers (issue 6): representation similarity between layers and models.
 
 pub mod cka;
+pub mod sensitivity;
 pub mod similarity;

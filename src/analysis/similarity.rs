@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::module::adaptive_avg_pool2d;
 
 use super::cka::{Features, Kernel, MinibatchCka};
+use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection, epoch_batches};
 use crate::model::Raagr2Net;
 
 /// Side of the pooled grid each level output is reduced to before flattening (keeps the
@@ -75,5 +76,56 @@ pub fn similarity(
         columns,
         values,
         slices,
+    }
+}
+
+/// The tumour slices CKA compares models on: a seeded order cut into whole minibatches.
+pub struct SliceBatches {
+    pub set: SliceDataset,
+    pub order: Vec<Vec<usize>>,
+}
+
+impl SliceBatches {
+    /// Up to `slices` tumour slices of `cases` (cropped to `crop`) in minibatches of `batch`
+    /// (at least 4: the unbiased HSIC needs 4 examples); an error when not one whole
+    /// minibatch exists.
+    pub fn tumour_slices(
+        cases: &[PreparedCase],
+        crop: usize,
+        slices: usize,
+        batch: usize,
+    ) -> anyhow::Result<SliceBatches> {
+        if batch < 4 {
+            anyhow::bail!("a CKA minibatch needs at least 4 slices, got {batch}");
+        }
+        let selection = SliceSelection {
+            tumour_free_share: 0.0,
+            seed: 0,
+        };
+        let set = SliceDataset::from_cases(cases, crop, selection)?;
+        let whole = slices.min(set.len()) / batch;
+        if whole == 0 {
+            anyhow::bail!(
+                "only {} tumour slices here, fewer than one minibatch of {batch}",
+                set.len()
+            );
+        }
+        let mut order = epoch_batches(set.len(), batch, true, 0);
+        order.truncate(whole);
+        Ok(SliceBatches { set, order })
+    }
+
+    /// Slices in all.
+    pub fn len(&self) -> usize {
+        self.order.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The input tensors, one minibatch at a time.
+    pub fn inputs<'a>(&'a self, device: &'a Device) -> impl Iterator<Item = Tensor<4>> + 'a {
+        self.order.iter().map(|b| self.set.batch(b, device).0)
     }
 }

@@ -9,9 +9,8 @@ use clap::{Args, ValueEnum};
 use super::pipeline::DataArgs;
 use super::{defaults, print_json};
 use crate::analysis::cka::Kernel;
-use crate::analysis::similarity::{SimilarityMatrix, similarity};
+use crate::analysis::similarity::{SimilarityMatrix, SliceBatches, similarity};
 use crate::backend;
-use crate::data::dataset::{SliceDataset, SliceSelection, epoch_batches};
 use crate::plot::write_heatmap_png;
 use crate::report;
 
@@ -70,18 +69,7 @@ pub fn cka(args: CkaArgs) -> Result<()> {
         None => (a.clone(), a_name.clone()),
     };
     let cases = defaults::data_or_held_out(&args.data).load(|id| eprintln!("cka: loading {id}"))?;
-    let selection = SliceSelection {
-        tumour_free_share: 0.0,
-        seed: 0,
-    };
-    let set = SliceDataset::from_cases(&cases, args.crop, selection)?;
-    let usable = (args.slices.min(set.len()) / args.batch) * args.batch;
-    if usable == 0 {
-        bail!(
-            "only {} tumour slices in these cases; lower --batch",
-            set.len()
-        );
-    }
+    let batches = SliceBatches::tumour_slices(&cases, args.crop, args.slices, args.batch)?;
     let device = backend::cpu_device();
     let (model_a, model_b) = (a.build(&device)?, b.build(&device)?);
     let kernel = match args.kernel {
@@ -90,11 +78,8 @@ pub fn cka(args: CkaArgs) -> Result<()> {
             bandwidth: args.bandwidth,
         },
     };
-    let mut order = epoch_batches(set.len(), args.batch, true, 0);
-    order.truncate(usable / args.batch);
-    eprintln!("cka: {usable} slices in batches of {}", args.batch);
-    let batches = order.iter().map(|indices| set.batch(indices, &device).0);
-    let matrix = similarity(&model_a, &model_b, batches, kernel);
+    eprintln!("cka: {} slices in batches of {}", batches.len(), args.batch);
+    let matrix = similarity(&model_a, &model_b, batches.inputs(&device), kernel);
     crate::atomic::write_bytes(&args.output, csv(&matrix).as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.output.display()))?;
     let png = args.output.with_extension("png");

@@ -50,6 +50,8 @@ pub struct FineTuner {
     state: TrainState,
     cancel: Arc<AtomicBool>,
     runs: usize,
+    /// Adam steps taken by all fine-tunes so far.
+    steps_trained: usize,
 }
 
 impl FineTuner {
@@ -98,7 +100,38 @@ impl FineTuner {
             },
             cancel: install_ctrl_c(),
             runs: 0,
+            steps_trained: 0,
         })
+    }
+
+    /// Adam steps in one whole epoch over the fine-tuning slices.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train
+            .len()
+            .div_ceil(TrainOptions::default().batch_size)
+    }
+
+    /// Adam steps one fine-tune takes with the current settings.
+    pub fn steps_per_run(&self) -> usize {
+        let per_epoch = self.steps_per_epoch();
+        let capped = self
+            .args
+            .fine_tune_batches
+            .map_or(per_epoch, |cap| cap.min(per_epoch));
+        self.args.fine_tune_epochs * capped
+    }
+
+    /// Makes each later fine-tune about `steps` Adam steps: the fewest whole epochs that hold
+    /// them, each capped to an equal share (a fixed budget split across a schedule's steps).
+    pub fn set_steps_per_run(&mut self, steps: usize) {
+        let epochs = steps.div_ceil(self.steps_per_epoch().max(1)).max(1);
+        self.args.fine_tune_epochs = epochs;
+        self.args.fine_tune_batches = Some(steps.div_ceil(epochs).max(1));
+    }
+
+    /// Adam steps taken by every fine-tune so far (epochs actually finished).
+    pub fn steps_trained(&self) -> usize {
+        self.steps_trained
     }
 
     /// One seeded batch of 8 training slices on the autodiff CPU device, for SNIP.
@@ -116,6 +149,7 @@ impl FineTuner {
     /// Fine-tunes `pruned` (keeping its masks); returns the epoch with the best validation Dice.
     /// Checkpoints go to a temporary folder that is removed afterwards.
     pub fn fine_tune(&mut self, pruned: &Checkpoint) -> Result<Checkpoint> {
+        let steps_per_epoch = self.steps_per_run() / self.args.fine_tune_epochs.max(1);
         self.runs += 1;
         let folder = std::env::temp_dir().join(format!(
             "raagr2-fine-tune-{}-{}",
@@ -125,10 +159,17 @@ impl FineTuner {
         std::fs::create_dir_all(&folder)?;
         let result = self.fit_into(pruned, &folder);
         let _ = std::fs::remove_dir_all(&folder);
-        result
+        let (checkpoint, epochs_done) = result?;
+        self.steps_trained += epochs_done * steps_per_epoch;
+        Ok(checkpoint)
     }
 
-    fn fit_into(&self, pruned: &Checkpoint, folder: &std::path::Path) -> Result<Checkpoint> {
+    /// Trains into `folder`; returns the best checkpoint and the epochs finished.
+    fn fit_into(
+        &self,
+        pruned: &Checkpoint,
+        folder: &std::path::Path,
+    ) -> Result<(Checkpoint, usize)> {
         let device = backend::cpu_device().autodiff();
         let options = TrainOptions {
             epochs: self.args.fine_tune_epochs,
@@ -154,7 +195,7 @@ impl FineTuner {
         if outcome.state.epochs_done == 0 {
             bail!("fine-tuning was cancelled before its first epoch finished");
         }
-        Ok(load_checkpoint(&paths.best)?)
+        Ok((load_checkpoint(&paths.best)?, outcome.state.epochs_done))
     }
 }
 

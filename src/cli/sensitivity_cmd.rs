@@ -11,9 +11,10 @@ use serde::Serialize;
 use super::fine_tune::DiceEvaluator;
 use super::pipeline::DataArgs;
 use super::{defaults, print_json};
+use crate::analysis::sensitivity::sensitivity_grid;
 use crate::inference::InferenceOptions;
 use crate::plot::write_heatmap_png;
-use crate::prune::{ChannelGraph, PruneMethod, Ratios, prune_checkpoint};
+use crate::prune::{ChannelGraph, PruneMethod};
 
 #[derive(Args, Debug)]
 pub struct SensitivityArgs {
@@ -83,24 +84,33 @@ pub fn sensitivity(args: SensitivityArgs) -> Result<()> {
             .load(|id| eprintln!("sensitivity: loading {id}"))?,
         options: InferenceOptions::default(),
     };
-    let mut rows = Vec::new();
-    for &g in &chosen {
-        for &ratio in &ratios {
-            let mut per_group = vec![0.0; names.len()];
-            per_group[g] = ratio;
-            let pruned = prune_checkpoint(&dense, args.method, &Ratios::PerGroup(per_group), None)?;
-            let dice = evaluator.dice(&pruned)?;
+    let cells = sensitivity_grid(
+        &dense,
+        args.method,
+        names.len(),
+        &chosen,
+        &ratios,
+        |pruned| {
+            let dice = evaluator.dice(pruned)?;
+            Ok([dice["WT"], dice["TC"], dice["ET"]])
+        },
+        |cell| {
+            let [wt, tc, et] = cell.dice;
             eprintln!(
-                "sensitivity: {} at {ratio}: WT {:.3} TC {:.3} ET {:.3}",
-                names[g], dice["WT"], dice["TC"], dice["ET"]
+                "sensitivity: {} at {}: WT {wt:.3} TC {tc:.3} ET {et:.3}",
+                names[cell.group], cell.ratio
             );
-            rows.push(SensitivityRow {
-                group: names[g].clone(),
-                ratio,
-                dice: [dice["WT"], dice["TC"], dice["ET"]],
-            });
-        }
-    }
+            true
+        },
+    )?;
+    let rows: Vec<SensitivityRow> = cells
+        .iter()
+        .map(|c| SensitivityRow {
+            group: names[c.group].clone(),
+            ratio: c.ratio,
+            dice: c.dice,
+        })
+        .collect();
     write_outputs(
         &args,
         &rows,

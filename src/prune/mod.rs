@@ -13,7 +13,7 @@ use crate::model::{Checkpoint, ModelConfig, ModelError, WeightMap};
 
 pub use graph::ChannelGraph;
 pub use importance::{StructuredMethod, channel_importance, keep_top};
-pub use schedule::{Schedule, ScheduleHooks, StepRecord, run_schedule};
+pub use schedule::{Schedule, ScheduleHooks, StepRecord, run_schedule, step_count};
 pub use structured::remove_channels;
 pub use unstructured::UnstructuredMethod;
 

@@ -122,7 +122,8 @@ pub fn parameter_counts(checkpoint: &Checkpoint) -> (usize, usize) {
     (params, params - masked)
 }
 
-fn step_count(
+/// How many steps `schedule` takes to reach `ratios` on `dense` (layer-wise: one per pruned part).
+pub fn step_count(
     dense: &Checkpoint,
     method: PruneMethod,
     ratios: &Ratios,

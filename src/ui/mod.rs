@@ -2,6 +2,8 @@
 //! and a pruning panel whose sliders drive live previews computed by the background worker.
 //! Knows nothing of burn: it sends requests and draws the plain data that comes back.
 
+mod heatmap;
+pub mod layers;
 mod plots;
 pub mod viewer;
 
@@ -86,6 +88,7 @@ pub struct LabApp {
     /// Region of the Dice-vs-sparsity plot (0 WT, 1 TC, 2 ET).
     pub plot_region: usize,
     pub notices: Vec<String>,
+    pub layers: layers::LayersState,
 }
 
 /// The central area's pages.
@@ -93,6 +96,7 @@ pub struct LabApp {
 pub enum Tab {
     Slices,
     Plots,
+    Layers,
 }
 
 /// One Dice-vs-sparsity point received from the worker.
@@ -175,6 +179,7 @@ impl LabApp {
             histogram_group: 0,
             plot_region: 0,
             notices: Vec::new(),
+            layers: layers::LayersState::default(),
         }
     }
 
@@ -294,6 +299,8 @@ impl LabApp {
                     self.status = "background job cancelled".into();
                 }
             }
+            Response::SensitivityCell(cell) => self.layers.sensitivity.push(cell),
+            Response::Cka(view) => self.layers.cka = Some(view),
             Response::Saved(path) => self.notices.push(format!("saved {}", path.display())),
         }
     }
@@ -522,11 +529,13 @@ impl eframe::App for LabApp {
             ui.horizontal(|ui| {
                 ui.selectable_value(&mut self.tab, Tab::Slices, "Slices");
                 ui.selectable_value(&mut self.tab, Tab::Plots, "Plots");
+                ui.selectable_value(&mut self.tab, Tab::Layers, "Layers");
             });
             ui.separator();
             match self.tab {
                 Tab::Slices => self.slices_ui(ui),
                 Tab::Plots => self.plots_ui(ui),
+                Tab::Layers => self.layers_ui(ui),
             }
         });
         if self.preview_wanted {

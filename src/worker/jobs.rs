@@ -1,15 +1,19 @@
 //! The worker's long jobs, each on its own thread so previews stay live: a Dice-vs-sparsity
-//! sweep on the open case and fine-tuning of a pruned model (wgpu or CPU), both cancellable.
+//! sweep and a per-group sensitivity run on the open case, CKA between two models, and
+//! fine-tuning of a pruned model (wgpu or CPU); all cancellable.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{FineTuneRequest, Response, region_dice};
+use super::{CkaView, FineTuneRequest, Response, region_dice};
+use crate::analysis::cka::Kernel;
+use crate::analysis::sensitivity::sensitivity_grid;
+use crate::analysis::similarity::{SliceBatches, similarity};
 use crate::backend;
 use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection, synthetic_case};
 use crate::inference::{InferenceOptions, predict_regions};
 use crate::model::Checkpoint;
 use crate::prune::schedule::parameter_counts;
-use crate::prune::{PruneMethod, Ratios, prune_checkpoint};
+use crate::prune::{ChannelGraph, PruneMethod, Ratios, prune_checkpoint};
 use crate::train::{CheckpointPaths, TrainEvent, TrainOptions, TrainState, fit};
 
 /// Prunes the dense model by every method at every ratio and scores the whole open case;
@@ -65,6 +69,105 @@ pub(super) fn sweep(
         label: "sweep done".into(),
     });
     false
+}
+
+/// Dice WT/TC/ET of `checkpoint` over the whole of `case` (which has a ground truth).
+fn case_dice(checkpoint: &Checkpoint, case: &PreparedCase) -> anyhow::Result<[f64; 3]> {
+    let truth = case.regions.as_ref().expect("checked by the caller");
+    let device = backend::cpu_device();
+    let model = checkpoint.build(&device)?;
+    let options = InferenceOptions::default();
+    let head = checkpoint.config.head;
+    let codes = predict_regions(&model, head, case, options, &device, |_, _| {});
+    Ok(region_dice(&codes, truth))
+}
+
+/// Prunes each channel group alone at each ratio and scores the open case, cell by cell;
+/// returns whether it was cancelled.
+pub(super) fn sensitivity(
+    dense: &Checkpoint,
+    case: &PreparedCase,
+    method: PruneMethod,
+    ratios: &[f64],
+    cancel: &AtomicBool,
+    reply: &impl Fn(Response),
+) -> bool {
+    let graph = ChannelGraph::of(&dense.config);
+    let groups: Vec<usize> = (0..graph.groups.len()).collect();
+    let total = groups.len() * ratios.len();
+    let mut done = 0;
+    reply(Response::JobProgress {
+        done,
+        total,
+        label: "sensitivity: starting".into(),
+    });
+    let outcome = sensitivity_grid(
+        dense,
+        method,
+        groups.len(),
+        &groups,
+        ratios,
+        |pruned| case_dice(pruned, case),
+        |cell| {
+            done += 1;
+            let label = format!(
+                "sensitivity: {} at {}",
+                graph.groups[cell.group].0, cell.ratio
+            );
+            reply(Response::SensitivityCell(cell.clone()));
+            reply(Response::JobProgress { done, total, label });
+            !cancel.load(Ordering::SeqCst)
+        },
+    );
+    if let Err(e) = outcome {
+        reply(Response::Error(format!("sensitivity: {e}")));
+        return true;
+    }
+    cancel.load(Ordering::SeqCst)
+}
+
+/// Tumour slices of the open case the app's CKA compares on, and their minibatch size.
+const CKA_SLICES: usize = 32;
+const CKA_BATCH: usize = 8;
+
+/// Linear CKA between every level of `a` and every level of `b` on the open case's tumour
+/// slices; replies with the matrix.
+pub(super) fn cka(
+    a: &(Checkpoint, String),
+    b: &(Checkpoint, String),
+    case: &PreparedCase,
+    cancel: &AtomicBool,
+    reply: &impl Fn(Response),
+) -> Result<(), String> {
+    let batches =
+        SliceBatches::tumour_slices(std::slice::from_ref(case), 128, CKA_SLICES, CKA_BATCH)
+            .map_err(|e| format!("{}: {e}", case.id))?;
+    let device = backend::cpu_device();
+    let model_a = a.0.build(&device).map_err(|e| e.to_string())?;
+    let model_b = b.0.build(&device).map_err(|e| e.to_string())?;
+    let total = batches.order.len();
+    let progress = batches.inputs(&device).enumerate().map(|(i, inputs)| {
+        reply(Response::JobProgress {
+            done: i,
+            total,
+            label: format!("CKA: {} vs {}, minibatch {}/{total}", a.1, b.1, i + 1),
+        });
+        inputs
+    });
+    // Stops taking minibatches once cancelled; the matrix then covers those already seen.
+    let inputs = progress.take_while(|_| !cancel.load(Ordering::SeqCst));
+    let matrix = similarity(&model_a, &model_b, inputs, Kernel::Linear);
+    if cancel.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    reply(Response::Cka(CkaView {
+        title: format!("{} (rows) vs {}", a.1, b.1),
+        rows: matrix.rows,
+        columns: matrix.columns,
+        values: matrix.values,
+        slices: matrix.slices,
+    }));
+    Ok(())
 }
 
 /// Synthetic training cases the app fine-tunes on (the default model's own seeds).

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
+use crate::analysis::sensitivity::SensitivityCell;
 use crate::backend;
 use crate::data::brats::load_case;
 use crate::data::dataset::{CaseSource, PreparedCase, list_cases};
@@ -49,6 +50,17 @@ pub enum Request {
     },
     /// Fine-tune the model of `preview` (a background job) on synthetic training cases.
     StartFineTune(FineTuneRequest),
+    /// Prune each channel group alone at each ratio and score the open case (a background job).
+    StartSensitivity {
+        method: PruneMethod,
+        ratios: Vec<f64>,
+    },
+    /// Layer x layer linear CKA between two models (`None`: the dense model) on the open case's
+    /// tumour slices (a background job).
+    StartCka {
+        a: Option<PreviewRequest>,
+        b: Option<PreviewRequest>,
+    },
     /// Stop the running background job after its current step.
     CancelJob,
     /// Save the model of `preview` (fine-tuned when `fine_tuned`) as a checkpoint.
@@ -77,6 +89,18 @@ pub struct SweepRow {
     pub ratio: f64,
     pub sparsity: f64,
     pub dice: [f64; 3],
+}
+
+/// A CKA matrix as the UI shows it.
+#[derive(Debug, Clone)]
+pub struct CkaView {
+    /// Which models (rows vs columns), in words.
+    pub title: String,
+    pub rows: Vec<String>,
+    pub columns: Vec<String>,
+    /// `values[row][column]`, NaN where undefined.
+    pub values: Vec<Vec<f64>>,
+    pub slices: usize,
 }
 
 /// What a fine-tune job trains.
@@ -201,6 +225,10 @@ pub enum Response {
     JobFinished {
         cancelled: bool,
     },
+    /// One cell of a sensitivity run (group index into the model's groups).
+    SensitivityCell(SensitivityCell),
+    /// A finished CKA matrix.
+    Cka(CkaView),
     /// A file was written.
     Saved(PathBuf),
     /// A request failed; the message names what and why.
@@ -372,6 +400,8 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             Request::Preview(preview) => self.preview(&preview),
             Request::StartSweep { methods, ratios } => self.start_sweep(methods, ratios),
             Request::StartFineTune(request) => self.start_fine_tune(request),
+            Request::StartSensitivity { method, ratios } => self.start_sensitivity(method, ratios),
+            Request::StartCka { a, b } => self.start_cka(a, b),
             Request::CancelJob => {
                 if let Some(flag) = &self.job_cancel {
                     flag.store(true, Ordering::SeqCst);
@@ -457,18 +487,60 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
     }
 
     fn start_sweep(&mut self, methods: Vec<PruneMethod>, ratios: Vec<f64>) -> Result<(), String> {
-        let case = self.case.clone().ok_or("open a case first")?;
-        if case.regions.is_none() {
-            return Err(format!(
-                "{}: no ground truth to compute Dice against",
-                case.id
-            ));
-        }
+        let case = self.case_with_truth("computing Dice")?;
         let cancel = self.claim_job()?;
         let (dense, reply) = (self.dense.clone(), self.reply.clone());
         std::thread::spawn(move || {
             let cancelled = jobs::sweep(&dense, &case, &methods, &ratios, &cancel, &reply);
             reply(Response::JobFinished { cancelled });
+        });
+        Ok(())
+    }
+
+    /// The open case, which must have a ground truth for `what`.
+    fn case_with_truth(&self, what: &str) -> Result<PreparedCase, String> {
+        let case = self.case.clone().ok_or("open a case first")?;
+        if case.regions.is_none() {
+            return Err(format!("{}: no ground truth for {what}", case.id));
+        }
+        Ok(case)
+    }
+
+    fn start_sensitivity(&mut self, method: PruneMethod, ratios: Vec<f64>) -> Result<(), String> {
+        if let PruneMethod::Unstructured(_) = method {
+            return Err("sensitivity prunes channel groups: pick L2, BN gamma or group L2".into());
+        }
+        let case = self.case_with_truth("a sensitivity run")?;
+        let cancel = self.claim_job()?;
+        let (dense, reply) = (self.dense.clone(), self.reply.clone());
+        std::thread::spawn(move || {
+            let cancelled = jobs::sensitivity(&dense, &case, method, &ratios, &cancel, &reply);
+            reply(Response::JobFinished { cancelled });
+        });
+        Ok(())
+    }
+
+    fn start_cka(
+        &mut self,
+        a: Option<PreviewRequest>,
+        b: Option<PreviewRequest>,
+    ) -> Result<(), String> {
+        let case = self.case_with_truth("choosing tumour slices")?;
+        let pick = |request: &Option<PreviewRequest>| match request {
+            Some(r) => Ok((self.model_for(r)?, model_label(r))),
+            None => Ok::<_, String>((self.dense.clone(), "dense".to_string())),
+        };
+        let (model_a, model_b) = (pick(&a)?, pick(&b)?);
+        let cancel = self.claim_job()?;
+        let reply = self.reply.clone();
+        std::thread::spawn(move || {
+            let outcome = jobs::cka(&model_a, &model_b, &case, &cancel, &reply);
+            if let Err(message) = &outcome {
+                reply(Response::Error(format!("CKA: {message}")));
+            }
+            reply(Response::JobFinished {
+                cancelled: outcome.is_err() || cancel.load(Ordering::SeqCst),
+            });
         });
         Ok(())
     }
@@ -615,6 +687,17 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
 /// The method and ratios a preview prunes with. SNIP needs a batch of training data, so the
 /// live preview ranks by global magnitude instead; per-group sliders become their mean for
 /// weight methods (which take one ratio).
+/// A short name of the model a preview request describes (`pruned l2`, `fine-tuned`).
+fn model_label(request: &PreviewRequest) -> String {
+    if request.fine_tuned {
+        return "fine-tuned".into();
+    }
+    match request.global_ratio {
+        Some(r) => format!("pruned {} {:.0}%", request.method.key(), r * 100.0),
+        None => format!("pruned {}", request.method.key()),
+    }
+}
+
 pub fn preview_pruning(request: &PreviewRequest) -> (PruneMethod, Ratios) {
     let method = match request.method {
         PruneMethod::Unstructured(UnstructuredMethod::Snip) => {
