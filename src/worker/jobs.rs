@@ -26,8 +26,6 @@ pub(super) fn sweep(
     cancel: &AtomicBool,
     reply: &impl Fn(Response),
 ) -> bool {
-    let truth = case.regions.as_ref().expect("checked by the caller");
-    let device = backend::cpu_device();
     let (dense_params, _) = parameter_counts(dense);
     let total = methods.len() * ratios.len();
     let mut done = 0;
@@ -39,18 +37,13 @@ pub(super) fn sweep(
             let label = format!("sweep: {} at {ratio}", method.key());
             reply(Response::JobProgress { done, total, label });
             let point = prune_checkpoint(dense, method, &Ratios::Uniform(ratio), None)
-                .map_err(|e| e.to_string())
+                .map_err(anyhow::Error::from)
                 .and_then(|pruned| {
-                    let model = pruned.build(&device).map_err(|e| e.to_string())?;
-                    let head = pruned.config.head;
-                    let options = InferenceOptions::default();
-                    let codes = predict_regions(&model, head, case, options, &device, |_, _| {});
                     let (_, nonzero) = parameter_counts(&pruned);
-                    Ok((
-                        1.0 - nonzero as f64 / dense_params as f64,
-                        region_dice(&codes, truth),
-                    ))
-                });
+                    let sparsity = 1.0 - nonzero as f64 / dense_params as f64;
+                    Ok((sparsity, case_dice(&pruned, case)?))
+                })
+                .map_err(|e| e.to_string());
             match point {
                 Ok((sparsity, dice)) => reply(Response::SweepPoint {
                     method,
