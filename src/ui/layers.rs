@@ -129,7 +129,7 @@ impl LabApp {
             return;
         };
         if self.layers.sensitivity.is_empty() {
-            ui.label("No sensitivity run yet (about two minutes on the default case).");
+            ui.label("No sensitivity run yet (111 whole-case segmentations: several minutes on the CPU).");
             return;
         }
         let groups: Vec<usize> = (0..model.groups.len()).collect();
@@ -196,11 +196,13 @@ impl LabApp {
             return;
         };
         ui.label(format!("{}, {} slices", cka.title, cka.slices));
+        // Fit the columns to the panel (row labels take about 40 points).
+        let width = (ui.available_width() - 40.0) / cka.columns.len().max(1) as f32;
         Heatmap {
             rows: &cka.rows,
             columns: &cka.columns,
             values: &cka.values,
-            cell: egui::vec2(44.0, 30.0),
+            cell: egui::vec2(width.clamp(24.0, 44.0), 30.0),
         }
         .show(ui);
     }
