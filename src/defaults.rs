@@ -1,10 +1,13 @@
-//! What the program ships with: the embedded default model (trained on synthetic cases by the
-//! command in [`DEFAULT_MODEL_COMMAND`]), the default case, and the held-out synthetic cases
-//! `eval` scores when given no data. Nothing here touches the network or the disk.
+//! What the program ships with: the embedded default model (trained on realistic synthetic cases
+//! by the command in [`DEFAULT_MODEL_COMMAND`]), the default case (generated once, then read from
+//! the user's cache), and the held-out synthetic cases `eval` scores when given no data. Nothing
+//! here touches the network.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::data::dataset::{PreparedCase, synthetic_case};
+use crate::data::LabelConvention;
+use crate::data::dataset::{PreparedCase, synthetic_case_id};
+use crate::data::synth::{GENERATOR_VERSION, SynthOptions, generate_case, write_case};
 use crate::model::checkpoint::{Checkpoint, checkpoint_from_bytes};
 
 /// The default model's checkpoint, compiled into the binary.
@@ -17,7 +20,7 @@ pub const DEFAULT_MODEL_COMMAND: &str = "raagr2-lab train --synthetic 24 --width
 /// Training used synthetic seeds 0..24; evaluation defaults to seeds from here on, never seen.
 pub const HELD_OUT_FIRST_SEED: u64 = 10_000;
 /// How many held-out synthetic cases `eval` scores by default.
-pub const HELD_OUT_CASES: usize = 8;
+pub const HELD_OUT_CASES: usize = 10;
 /// The case the app opens on: held out from training.
 pub const DEFAULT_CASE_SEED: u64 = HELD_OUT_FIRST_SEED;
 
@@ -30,9 +33,36 @@ pub fn default_checkpoint() -> Checkpoint {
         .expect("the embedded default model is a valid checkpoint (tested)")
 }
 
-/// The default case: a synthetic case generated in memory (deterministic).
+/// The default case: realistic synthetic case [`DEFAULT_CASE_SEED`] on BraTS's grid. The first
+/// start generates it (a few seconds) and writes it as a BraTS folder to the user's cache;
+/// later starts read it back (the generator writes the same int16 values it keeps in memory,
+/// so both give the same case). Caching is best effort: without a cache, it is generated.
 pub fn default_case() -> PreparedCase {
-    synthetic_case(DEFAULT_CASE_SEED)
+    let id = synthetic_case_id(DEFAULT_CASE_SEED);
+    let cache = cache_dir();
+    if let Some(dir) = &cache {
+        if let Ok(case) = PreparedCase::load(&dir.join(&id), None) {
+            return case;
+        }
+    }
+    let case = generate_case(DEFAULT_CASE_SEED, &SynthOptions::default());
+    if let Some(dir) = &cache {
+        // Each file is written atomically; a half-written folder fails to load and is redone.
+        let _ = write_case(dir, &id, &case, LabelConvention::Brats2021);
+    }
+    PreparedCase::from_synth(&id, &case)
+}
+
+/// Where the default case is cached: `$XDG_CACHE_HOME` or `~/.cache`, under a folder named for
+/// the generator's version (a new generator never reads an old case).
+fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(
+        base.join("raagr2-lab")
+            .join(format!("default-case-{GENERATOR_VERSION}")),
+    )
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod analysis;
 pub mod atomic;
 pub mod backend;
+pub mod baseline;
 pub mod bench;
 pub mod cli;
 pub mod data;

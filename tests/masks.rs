@@ -37,6 +37,7 @@ fn slices(seeds: std::ops::Range<u64>) -> SliceDataset {
     let cases: Vec<_> = seeds.map(synthetic_case).collect();
     let selection = SliceSelection {
         tumour_free_share: 0.05,
+        slice_step: 1,
         seed: 0,
     };
     SliceDataset::from_cases(&cases, 64, selection).unwrap()

@@ -149,8 +149,9 @@ fn small_case(dir: &Path, id: &str) -> std::path::PathBuf {
     let options = SynthOptions {
         dims: [32, 32, 16],
         spacing_mm: 7.5,
+        ..SynthOptions::cartoon()
     };
-    write_case(dir, id, &generate_case(5, &options)).unwrap()
+    write_case(dir, id, &generate_case(5, &options), LabelConvention::Brats2021).unwrap()
 }
 
 #[test]
@@ -208,6 +209,7 @@ fn bad_case_folders_are_refused_naming_the_problem() {
     let odd = SynthOptions {
         dims: [32, 30, 16],
         spacing_mm: 7.5,
+        ..SynthOptions::cartoon()
     };
     let resized = generate_case(1, &odd);
     let header = synthetic_header(odd.dims, odd.spacing_mm);

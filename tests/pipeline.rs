@@ -170,6 +170,7 @@ fn cancelling_after_a_batch_keeps_the_last_completed_epoch() {
     let cases = [synthetic_case(1), synthetic_case(2)];
     let selection = SliceSelection {
         tumour_free_share: 0.0,
+        slice_step: 1,
         seed: 0,
     };
     let train = SliceDataset::from_cases(&cases[..1], 64, selection).unwrap();

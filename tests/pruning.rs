@@ -339,6 +339,7 @@ fn fine_tuning_recovers_dice_after_a_prune() {
 
     let selection = SliceSelection {
         tumour_free_share: 0.05,
+        slice_step: 1,
         seed: 0,
     };
     let train_cases: Vec<_> = (0..3).map(synthetic_case).collect();

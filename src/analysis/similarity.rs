@@ -100,6 +100,7 @@ impl SliceBatches {
         }
         let selection = SliceSelection {
             tumour_free_share: 0.0,
+            slice_step: 1,
             seed: 0,
         };
         let set = SliceDataset::from_cases(cases, crop, selection)?;

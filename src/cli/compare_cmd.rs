@@ -99,7 +99,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         args.fine_tune.fine_tune_epochs > 0 || args.fine_tune_budget.is_some_and(|b| b > 0);
     let mut tuner = (tuning
         || args.method == PruneMethod::Unstructured(crate::prune::UnstructuredMethod::Snip))
-    .then(|| FineTuner::load(&args.fine_tune, args.data.labels))
+    .then(|| FineTuner::load(&args.fine_tune, &args.data))
     .transpose()?;
     let snip = tuner.as_ref().map(FineTuner::snip_batch);
     let device = backend::cpu_device();

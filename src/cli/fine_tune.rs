@@ -10,7 +10,6 @@ use clap::Args;
 
 use super::pipeline::{DataArgs, TrainProgress, install_ctrl_c};
 use crate::backend;
-use crate::data::LabelConvention;
 use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection, epoch_batches};
 use crate::data::preprocess::split_patients;
 use crate::inference::{InferenceOptions, evaluate_cases};
@@ -55,8 +54,9 @@ pub struct FineTuner {
 }
 
 impl FineTuner {
-    /// Loads the fine-tuning cases (synthetic seeds 0.. or a BraTS folder) into slice sets.
-    pub fn load(args: &FineTuneArgs, labels: Option<LabelConvention>) -> Result<FineTuner> {
+    /// Loads the fine-tuning cases (synthetic seeds 0.. of the evaluation data's generator and
+    /// grid, or a BraTS folder) into slice sets.
+    pub fn load(args: &FineTuneArgs, data: &DataArgs) -> Result<FineTuner> {
         super::check_size("--fine-tune-crop", args.fine_tune_crop)?;
         let source = DataArgs {
             data: args.fine_tune_data.clone(),
@@ -65,7 +65,7 @@ impl FineTuner {
                 .is_none()
                 .then_some(args.fine_tune_cases),
             synthetic_seed: 0,
-            labels,
+            ..data.clone()
         };
         let cases = source.load(|id| eprintln!("fine-tune: loading {id}"))?;
         if cases.len() < 2 {
@@ -86,6 +86,7 @@ impl FineTuner {
         };
         let selection = SliceSelection {
             tumour_free_share: 0.05,
+            slice_step: 1,
             seed: 0,
         };
         let crop = args.fine_tune_crop;

@@ -17,6 +17,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::backend::{self, DeviceChoice};
+use crate::data::LabelConvention;
+use crate::data::synth::SynthKind;
 use crate::bench::{self, BenchOptions};
 use crate::model::config::SPATIAL_MULTIPLE;
 use crate::model::summary::{ModelSummary, count_params, summarize};
@@ -196,12 +198,18 @@ pub struct SynthArgs {
     /// Seed of the first case; case i uses seed + i.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Grid x,y,z (default 128,128,80: BraTS's field of view at 1.875 mm).
+    /// Generator: realistic (real anatomy, grown tumours) or cartoon (ellipsoids).
+    #[arg(long, value_enum, default_value_t = SynthKind::Realistic)]
+    pub kind: SynthKind,
+    /// Grid x,y,z (default: BraTS's field of view at --spacing; 240,240,155 at 1 mm).
     #[arg(long, value_delimiter = ',')]
     pub dims: Option<Vec<usize>>,
-    /// Voxel size in mm.
-    #[arg(long, default_value_t = 1.875)]
-    pub spacing: f32,
+    /// Voxel size in mm (default 1 for realistic cases, 1.875 for cartoons).
+    #[arg(long)]
+    pub spacing: Option<f32>,
+    /// File naming and labels: brats2021 (`_t1ce`, ET = 4) or brats2023 (`-t1c`, ET = 3).
+    #[arg(long, value_enum, default_value_t = LabelConvention::Brats2021)]
+    pub naming: LabelConvention,
     #[arg(long)]
     pub json: bool,
 }
@@ -227,60 +235,60 @@ pub fn run(cli: Cli) -> Result<()> {
 #[derive(Serialize)]
 struct SynthReport {
     cases: Vec<PathBuf>,
+    kind: SynthKind,
     dims: [usize; 3],
     spacing_mm: f32,
     elapsed_secs: f64,
+    secs_per_case: f64,
 }
 
 fn synth(args: SynthArgs) -> Result<()> {
-    use crate::data::synth::{SynthOptions, generate_case, write_case};
-    let dims = match &args.dims {
-        Some(d) if d.len() == 3 && d.iter().all(|&n| (8..=1024).contains(&n)) => [d[0], d[1], d[2]],
+    use crate::data::synth::{SynthOptions, case_id, generate_case, write_case};
+    let mut options = SynthOptions::over_brats_view(args.kind, args.spacing)
+        .map_err(|e| anyhow::anyhow!("--spacing: {e}"))?;
+    match &args.dims {
+        Some(d) if d.len() == 3 && d.iter().all(|&n| (8..=1024).contains(&n)) => {
+            options.dims = [d[0], d[1], d[2]]
+        }
         Some(d) => bail!("--dims needs three sizes x,y,z, each in 8..=1024, got {d:?}"),
-        None => SynthOptions::default().dims,
-    };
-    if !(args.spacing.is_finite() && args.spacing > 0.0) {
-        bail!(
-            "--spacing must be a positive number of mm, got {}",
-            args.spacing
-        );
+        None => {}
     }
-    let options = SynthOptions {
-        dims,
-        spacing_mm: args.spacing,
-    };
     let start = std::time::Instant::now();
     let mut cases = Vec::with_capacity(args.count);
     for i in 0..args.count {
         let seed = args.seed + i as u64;
-        let id = format!("Synth_{seed:04}");
+        let id = case_id(seed, args.naming);
         cases.push(write_case(
             &args.output,
             &id,
             &generate_case(seed, &options),
+            args.naming,
         )?);
         if !args.json {
             eprintln!("synth: wrote {}", cases[i].display());
         }
     }
+    let elapsed_secs = start.elapsed().as_secs_f64();
     let report = SynthReport {
+        secs_per_case: elapsed_secs / args.count.max(1) as f64,
         cases,
-        dims,
-        spacing_mm: args.spacing,
-        elapsed_secs: start.elapsed().as_secs_f64(),
+        kind: args.kind,
+        dims: options.dims,
+        spacing_mm: options.spacing_mm,
+        elapsed_secs,
     };
     if args.json {
         return print_json(&report);
     }
+    let [x, y, z] = options.dims;
     println!(
-        "wrote {} synthetic case(s) of {}x{}x{} at {} mm to {} in {:.2} s",
+        "wrote {} {:?} case(s) of {x}x{y}x{z} at {} mm to {} in {:.2} s ({:.2} s per case)",
         report.cases.len(),
-        dims[0],
-        dims[1],
-        dims[2],
-        args.spacing,
+        args.kind,
+        options.spacing_mm,
         args.output.display(),
-        report.elapsed_secs
+        report.elapsed_secs,
+        report.secs_per_case,
     );
     Ok(())
 }

@@ -12,9 +12,11 @@ use serde::Serialize;
 
 use super::{ModelArgs, print_json};
 use crate::backend::{self, DeviceChoice};
+use crate::baseline::ThresholdBaseline;
 use crate::data::LabelConvention;
 use crate::data::dataset::{CaseSource, PreparedCase, SliceDataset, SliceSelection, list_cases};
 use crate::data::preprocess::split_patients;
+use crate::data::synth::{SynthKind, SynthOptions};
 use crate::data::{load_case, write_label_map};
 use crate::inference::{InferenceOptions, evaluate_cases, labels_from_regions, predict_regions};
 use crate::metrics::{CaseMetrics, HD95_REGIONS, Region, evaluate_case, mean_metrics};
@@ -37,6 +39,13 @@ pub struct DataArgs {
     /// Seed of the first synthetic case.
     #[arg(long, default_value_t = 0)]
     pub synthetic_seed: u64,
+    /// Generator of the synthetic cases.
+    #[arg(long, value_enum, default_value_t = SynthKind::Realistic)]
+    pub synthetic_kind: SynthKind,
+    /// Voxel size of the synthetic cases in mm, over BraTS's field of view (default: 1 mm,
+    /// BraTS's own 240x240x155 grid, for realistic cases; 1.875 mm for cartoons).
+    #[arg(long)]
+    pub synthetic_spacing: Option<f32>,
     /// Label convention; by default inferred from the file naming.
     #[arg(long, value_enum)]
     pub labels: Option<LabelConvention>,
@@ -48,11 +57,16 @@ impl DataArgs {
         match (&self.data, self.synthetic) {
             (Some(root), _) => Ok(list_cases(root)?),
             (None, Some(0)) => bail!("--synthetic needs at least one case"),
-            (None, Some(n)) => Ok((0..n as u64)
-                .map(|i| CaseSource::Synthetic {
-                    seed: self.synthetic_seed.wrapping_add(i),
-                })
-                .collect()),
+            (None, Some(n)) => {
+                let options = SynthOptions::over_brats_view(self.synthetic_kind, self.synthetic_spacing)
+                    .map_err(|e| anyhow::anyhow!("--synthetic-spacing: {e}"))?;
+                Ok((0..n as u64)
+                    .map(|i| CaseSource::Synthetic {
+                        seed: self.synthetic_seed.wrapping_add(i),
+                        options,
+                    })
+                    .collect())
+            }
             (None, None) => bail!("give --data <folder> or --synthetic <count>"),
         }
     }
@@ -105,6 +119,12 @@ pub struct TrainArgs {
     /// Share of tumour-free brain slices kept besides all tumour slices.
     #[arg(long, default_value_t = 0.1)]
     pub tumour_free_share: f32,
+    /// Train on every N-th selected slice of each case (1: all).
+    #[arg(long, default_value_t = 1)]
+    pub slice_step: usize,
+    /// Augment training slices: random left-right flips, per-modality gain and offset.
+    #[arg(long)]
+    pub augment: bool,
     /// Share of patients held out for validation (drives the schedule and "best").
     #[arg(long, default_value_t = 0.2)]
     pub val_fraction: f32,
@@ -261,8 +281,15 @@ fn check_train_args(args: &TrainArgs) -> Result<()> {
             args.tumour_free_share
         );
     }
-    if args.epochs == 0 || args.batch == 0 || args.early_stop == 0 || args.lr_patience == 0 {
-        bail!("--epochs, --batch, --early-stop and --lr-patience must be at least 1");
+    if args.epochs == 0
+        || args.batch == 0
+        || args.early_stop == 0
+        || args.lr_patience == 0
+        || args.slice_step == 0
+    {
+        bail!(
+            "--epochs, --batch, --early-stop, --lr-patience and --slice-step must be at least 1"
+        );
     }
     if !(args.slimming_l1.is_finite() && args.slimming_l1 >= 0.0) {
         bail!(
@@ -311,6 +338,7 @@ fn slice_settings(state: &mut TrainState, args: &TrainArgs) -> SliceSettings {
     let given = SliceSettings {
         crop: args.crop,
         tumour_free_share: args.tumour_free_share,
+        slice_step: args.slice_step,
         seed: args.seed,
     };
     match state.slices {
@@ -337,6 +365,7 @@ fn slice_sets(
 ) -> Result<(SliceDataset, SliceDataset)> {
     let selection = SliceSelection {
         tumour_free_share: settings.tumour_free_share,
+        slice_step: settings.slice_step,
         seed: settings.seed,
     };
     let build = |ids: &[String]| -> Result<SliceDataset> {
@@ -369,6 +398,7 @@ fn train_options(args: &TrainArgs) -> TrainOptions {
         threshold: 0.5,
         max_batches_per_epoch: args.max_batches,
         slimming_l1: args.slimming_l1,
+        augment: args.augment,
         masks: Default::default(),
         distillation: None,
     }
@@ -487,6 +517,14 @@ pub enum EvalSplit {
     Test,
 }
 
+/// A non-learned method `eval` scores beside the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaselineKind {
+    /// Global thresholds on z-scored FLAIR (WT) and T1ce (TC, ET), fitted on training cases.
+    Threshold,
+}
+
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// A checkpoint; the embedded default model when omitted.
@@ -498,6 +536,15 @@ pub struct EvalArgs {
     /// Probability threshold per region.
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
+    /// Also score a baseline on the same cases.
+    #[arg(long, value_enum)]
+    pub baseline: Option<BaselineKind>,
+    /// Cases the baseline is fitted on: a BraTS folder (default: the default model's first
+    /// synthetic training cases, seeds 0..--baseline-fit-cases, of the same generator and grid).
+    #[arg(long)]
+    pub baseline_fit_data: Option<PathBuf>,
+    #[arg(long, default_value_t = 8)]
+    pub baseline_fit_cases: usize,
     /// Also write the per-case and mean metrics as JSON to this file.
     #[arg(long)]
     pub json_out: Option<PathBuf>,
@@ -517,6 +564,41 @@ pub struct EvalReport {
     pub threshold: f32,
     pub cases: Vec<CaseMetrics>,
     pub mean: CaseMetrics,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineReport>,
+}
+
+/// A baseline's thresholds and its metrics on the same cases as the model.
+#[derive(Serialize)]
+pub struct BaselineReport {
+    pub kind: BaselineKind,
+    pub thresholds: ThresholdBaseline,
+    pub fitted_on: usize,
+    pub cases: Vec<CaseMetrics>,
+    pub mean: CaseMetrics,
+}
+
+/// Fits the threshold baseline on `args`' fitting cases; returns it and the number of cases.
+fn fit_baseline(args: &EvalArgs, data: &DataArgs) -> Result<(ThresholdBaseline, usize)> {
+    let fit_data = match &args.baseline_fit_data {
+        Some(folder) => DataArgs {
+            data: Some(folder.clone()),
+            synthetic: None,
+            ..data.clone()
+        },
+        None => DataArgs {
+            data: None,
+            synthetic: Some(args.baseline_fit_cases),
+            synthetic_seed: 0,
+            ..data.clone()
+        },
+    };
+    eprintln!("eval: fitting the threshold baseline");
+    let cases = fit_data.load(|id| eprintln!("  {id}"))?;
+    if cases.iter().all(|c| c.regions.is_none()) {
+        bail!("the baseline's fitting cases have no segmentations");
+    }
+    Ok((ThresholdBaseline::fit(&cases), cases.len()))
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
@@ -537,12 +619,27 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         "eval: {model_name} on {device_name}, {} case(s)",
         sources.len()
     );
+    let baseline = match args.baseline {
+        Some(BaselineKind::Threshold) => Some(fit_baseline(&args, &data)?),
+        None => None,
+    };
     let bar = ProgressBar::new(sources.len() as u64);
     let mut scored = Vec::with_capacity(sources.len());
+    let mut baseline_scored = Vec::new();
     // One case in memory at a time.
     for source in &sources {
         bar.set_message(source.id());
         let case = source.load(data.labels)?;
+        if let (Some((thresholds, _)), Some(truth)) = (&baseline, &case.regions) {
+            let predicted = thresholds.predict(&case);
+            baseline_scored.push(evaluate_case(
+                &case.id,
+                &predicted,
+                truth,
+                case.dims,
+                case.spacing_mm,
+            ));
+        }
         let head = checkpoint.config.head;
         scored.extend(evaluate_cases(
             &model,
@@ -560,6 +657,13 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         threshold: args.threshold,
         mean: mean_metrics(&scored),
         cases: scored,
+        baseline: baseline.map(|(thresholds, fitted_on)| BaselineReport {
+            kind: BaselineKind::Threshold,
+            thresholds,
+            fitted_on,
+            mean: mean_metrics(&baseline_scored),
+            cases: baseline_scored,
+        }),
     };
     write_eval_files(&report, args.json_out.as_deref(), args.csv.as_deref())?;
     if args.json {
@@ -622,12 +726,35 @@ fn render_eval(report: &EvalReport) -> String {
     let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
     let mut rows: Vec<Vec<String>> = report.cases.iter().map(eval_row).collect();
     rows.push(eval_row(&report.mean));
-    format!(
+    let mut text = format!(
         "model: {} (threshold {})\n\n{}",
         report.model,
         report.threshold,
         report::table(&headers, &rows)
-    )
+    );
+    if let Some(b) = &report.baseline {
+        let t = &b.thresholds;
+        let dice = |m: &CaseMetrics, r: Region| m.dice(r);
+        text += &format!(
+            "\nthreshold baseline (z-scores: WT FLAIR >= {:.2}, TC T1ce >= {:.2}, ET T1ce >= {:.2}; \
+             fitted on {} case(s))\n",
+            t.wt_flair, t.tc_t1ce, t.et_t1ce, b.fitted_on
+        );
+        let rows: Vec<Vec<String>> = [Region::Wt, Region::Tc, Region::Et]
+            .iter()
+            .map(|&r| {
+                let (model, base) = (dice(&report.mean, r), dice(&b.mean, r));
+                vec![
+                    r.name().to_string(),
+                    format!("{model:.3}"),
+                    format!("{base:.3}"),
+                    format!("{:+.3}", model - base),
+                ]
+            })
+            .collect();
+        text += &report::table(&["mean Dice", "model", "baseline", "model - baseline"], &rows);
+    }
+    text
 }
 
 fn write_eval_files(report: &EvalReport, json: Option<&Path>, csv: Option<&Path>) -> Result<()> {

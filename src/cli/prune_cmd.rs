@@ -149,7 +149,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     let needs_data = args.fine_tune.fine_tune_epochs > 0
         || args.method == PruneMethod::Unstructured(crate::prune::UnstructuredMethod::Snip);
     let mut tuner = if needs_data {
-        Some(FineTuner::load(&args.fine_tune, args.data.labels)?)
+        Some(FineTuner::load(&args.fine_tune, &args.data)?)
     } else {
         None
     };

@@ -99,7 +99,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     let needs_data =
         tuning || methods.contains(&PruneMethod::Unstructured(UnstructuredMethod::Snip));
     let mut tuner = if needs_data {
-        Some(FineTuner::load(&args.fine_tune, args.data.labels)?)
+        Some(FineTuner::load(&args.fine_tune, &args.data)?)
     } else {
         None
     };

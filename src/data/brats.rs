@@ -47,11 +47,18 @@ pub enum LabelConvention {
 
 impl LabelConvention {
     /// File suffixes of T1, T1ce, T2, FLAIR and seg, and the separator before them.
-    fn naming(self) -> ([&'static str; 5], char) {
+    pub fn naming(self) -> ([&'static str; 5], char) {
         match self {
             LabelConvention::Brats2021 => (["t1", "t1ce", "t2", "flair", "seg"], '_'),
             LabelConvention::Brats2023 => (["t1n", "t1c", "t2w", "t2f", "seg"], '-'),
         }
+    }
+
+    /// The `.nii.gz` file name of modality `index` (0..4: T1, T1ce, T2, FLAIR) or of the seg
+    /// (index 4) for case `id`, as BraTS names it.
+    pub fn file_name(self, id: &str, index: usize) -> String {
+        let (suffixes, sep) = self.naming();
+        format!("{id}{sep}{}.nii.gz", suffixes[index])
     }
 
     /// The label value of enhancing tumour.

@@ -58,6 +58,9 @@ pub struct TrainOptions {
     /// Network slimming's L1 weight on BN gammas (0: off).
     #[serde(default)]
     pub slimming_l1: f64,
+    /// Random flips and intensity changes of the training slices (see `SliceDataset::batch_with`).
+    #[serde(default)]
+    pub augment: bool,
     /// Unstructured pruning masks the model trains under: masked weights stay zero after every
     /// step, and every checkpoint carries the masks. Not part of the recorded options (the
     /// checkpoint stores them).
@@ -80,6 +83,7 @@ impl Default for TrainOptions {
             threshold: 0.5,
             max_batches_per_epoch: None,
             slimming_l1: 0.0,
+            augment: false,
             masks: MaskMap::new(),
             distillation: None,
         }
@@ -132,7 +136,14 @@ pub struct TrainState {
 pub struct SliceSettings {
     pub crop: usize,
     pub tumour_free_share: f32,
+    /// Every N-th selected slice (checkpoints from before this setting recorded none: 1).
+    #[serde(default = "one")]
+    pub slice_step: usize,
     pub seed: u64,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TrainState {
@@ -337,7 +348,10 @@ fn train_epoch(
         if cancel.load(Ordering::SeqCst) {
             return None;
         }
-        let (x, y) = train.batch(indices, device);
+        let augment_seed = options
+            .augment
+            .then(|| seed.wrapping_mul(0x9E37_79B9).wrapping_add(i as u64));
+        let (x, y) = train.batch_with(indices, device, augment_seed);
         let extras = StepExtras {
             slimming_l1: options.slimming_l1,
             distillation: options.distillation.as_deref(),

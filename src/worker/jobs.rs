@@ -182,6 +182,7 @@ pub(super) fn fine_tune(
     });
     let selection = SliceSelection {
         tumour_free_share: 0.05,
+        slice_step: 1,
         seed: 0,
     };
     let cases: Vec<PreparedCase> = (0..FINE_TUNE_CASES).map(synthetic_case).collect();

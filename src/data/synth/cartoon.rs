@@ -1,30 +1,8 @@
-//! Synthetic BraTS-like cases: a skull-stripped brain (white and grey matter, ventricles) with a
-//! tumour (necrotic core, enhancing rim, oedema), each tissue with its contrast per modality
-//! (ET bright on T1ce, oedema bright on T2/FLAIR, CSF dark on FLAIR), random shapes, noise and a
-//! bias field. Seeded and deterministic: the same seed gives the same files on every machine.
+//! The cartoon phantom (`synth --kind cartoon`): a lumpy ellipsoid brain (white and grey matter,
+//! ventricles) with a nested-ellipsoid tumour, each tissue with its contrast per modality.
+//! Quick to make and easy to segment; the realistic generator is [`super::realistic`].
 
-use std::path::{Path, PathBuf};
-
-use super::DataError;
-use super::nifti_io::write_volume;
-
-/// Grid and randomness of a synthetic case.
-#[derive(Debug, Clone, Copy)]
-pub struct SynthOptions {
-    /// Voxels along x, y, z. BraTS itself is 240x240x155 at 1 mm; the default is a coarser
-    /// grid over the same field of view so that several cases are written per second.
-    pub dims: [usize; 3],
-    pub spacing_mm: f32,
-}
-
-impl Default for SynthOptions {
-    fn default() -> Self {
-        SynthOptions {
-            dims: [128, 128, 80],
-            spacing_mm: 1.875,
-        }
-    }
-}
+use super::{SplitMix64, SynthCase};
 
 /// Tissue classes of the phantom, in the order of [`CONTRAST`]'s rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,40 +34,6 @@ fn label_of(tissue: Tissue) -> u8 {
         Tissue::Oedema => 2,
         Tissue::Enhancing => 4,
         _ => 0,
-    }
-}
-
-/// SplitMix64: a tiny, fixed PRNG, so synthetic data never changes with a dependency's version.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    pub fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.uniform()
-    }
-
-    /// Standard normal (Box-Muller).
-    pub fn normal(&mut self) -> f32 {
-        let u1 = self.uniform().max(1e-7);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
     }
 }
 
@@ -135,15 +79,6 @@ impl Blob {
             .sum();
         rho / (1.0 + bump)
     }
-}
-
-/// One generated case: four modalities (T1, T1ce, T2, FLAIR) and BraTS 2021 labels, x fastest.
-#[derive(Debug, Clone)]
-pub struct SynthCase {
-    pub dims: [usize; 3],
-    pub spacing_mm: f32,
-    pub modalities: [Vec<f32>; 4],
-    pub labels: Vec<u8>,
 }
 
 /// The phantom's anatomy for one seed, in millimetres from the volume centre.
@@ -232,11 +167,10 @@ impl Anatomy {
     }
 }
 
-/// Generates case number `seed` (deterministic for a given seed and options).
-pub fn generate_case(seed: u64, options: &SynthOptions) -> SynthCase {
+/// Generates cartoon case number `seed` on a grid of `dims` voxels of `s` mm.
+pub fn generate(seed: u64, dims: [usize; 3], s: f32) -> SynthCase {
     let mut rng = SplitMix64::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5EED);
-    let [nx, ny, nz] = options.dims;
-    let s = options.spacing_mm;
+    let [nx, ny, nz] = dims;
     let extent_mm = [nx as f32 * s, ny as f32 * s, nz as f32 * s];
     let anatomy = Anatomy::random(&mut rng, extent_mm);
     // Per modality: a linear bias field (up to +-12%) and a noise level.
@@ -283,104 +217,9 @@ pub fn generate_case(seed: u64, options: &SynthOptions) -> SynthCase {
         }
     }
     SynthCase {
-        dims: options.dims,
+        dims,
         spacing_mm: s,
         modalities,
         labels,
-    }
-}
-
-/// Writes a case as a BraTS 2019-2021 folder `<dir>/<id>/<id>_{t1,t1ce,t2,flair,seg}.nii.gz`
-/// (modalities as int16, the seg as uint8, 1 mm-style RAS affine with the case's spacing).
-pub fn write_case(dir: &Path, id: &str, case: &SynthCase) -> Result<PathBuf, DataError> {
-    let folder = dir.join(id);
-    let header = synthetic_header(case.dims, case.spacing_mm);
-    for (volume, suffix) in case.modalities.iter().zip(["t1", "t1ce", "t2", "flair"]) {
-        let values: Vec<i16> = volume
-            .iter()
-            .map(|v| v.round().clamp(0.0, i16::MAX as f32) as i16)
-            .collect();
-        write_volume(
-            &folder.join(format!("{id}_{suffix}.nii.gz")),
-            case.dims,
-            &values,
-            &header,
-        )?;
-    }
-    write_volume(
-        &folder.join(format!("{id}_seg.nii.gz")),
-        case.dims,
-        &case.labels,
-        &header,
-    )?;
-    Ok(folder)
-}
-
-/// A NIfTI-1 header with the grid, spacing in mm and a centred RAS sform.
-pub fn synthetic_header(dims: [usize; 3], spacing_mm: f32) -> nifti::NiftiHeader {
-    let mut header = nifti::NiftiHeader {
-        dim: [
-            3,
-            dims[0] as u16,
-            dims[1] as u16,
-            dims[2] as u16,
-            1,
-            1,
-            1,
-            1,
-        ],
-        pixdim: [1.0, spacing_mm, spacing_mm, spacing_mm, 1.0, 1.0, 1.0, 1.0],
-        xyzt_units: 2, // millimetres
-        sform_code: 1,
-        qform_code: 0,
-        ..Default::default()
-    };
-    let offset = |n: usize| -(n as f32) * spacing_mm / 2.0;
-    header.srow_x = [spacing_mm, 0.0, 0.0, offset(dims[0])];
-    header.srow_y = [0.0, spacing_mm, 0.0, offset(dims[1])];
-    header.srow_z = [0.0, 0.0, spacing_mm, offset(dims[2])];
-    header.descrip = b"raagr2-lab synthetic BraTS-like case".to_vec();
-    header
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn small() -> SynthOptions {
-        SynthOptions {
-            dims: [64, 64, 32],
-            spacing_mm: 3.75,
-        }
-    }
-
-    #[test]
-    fn same_seed_same_case_other_seed_other_case() {
-        let a = generate_case(3, &small());
-        let b = generate_case(3, &small());
-        let c = generate_case(4, &small());
-        assert_eq!(a.labels, b.labels);
-        assert_eq!(a.modalities[1], b.modalities[1]);
-        assert_ne!(a.labels, c.labels);
-    }
-
-    #[test]
-    fn tumour_regions_have_their_contrasts() {
-        let case = generate_case(1, &small());
-        let mean = |m: usize, label: u8| {
-            let v: Vec<f32> = case
-                .labels
-                .iter()
-                .zip(&case.modalities[m])
-                .filter(|(l, _)| **l == label)
-                .map(|(_, v)| *v)
-                .collect();
-            assert!(!v.is_empty(), "label {label} present");
-            v.iter().sum::<f32>() / v.len() as f32
-        };
-        // ET brightest on T1ce; oedema brighter than ET on FLAIR.
-        assert!(mean(1, 4) > mean(1, 2) * 1.5);
-        assert!(mean(3, 2) > mean(3, 4));
-        assert!(case.labels.contains(&2));
     }
 }
