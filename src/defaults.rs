@@ -21,8 +21,9 @@ pub const DEFAULT_MODEL_COMMAND: &str = "raagr2-lab train --synthetic 24 --width
 pub const HELD_OUT_FIRST_SEED: u64 = 10_000;
 /// How many held-out synthetic cases `eval` scores by default.
 pub const HELD_OUT_CASES: usize = 10;
-/// The case the app opens on: held out from training.
-pub const DEFAULT_CASE_SEED: u64 = HELD_OUT_FIRST_SEED;
+/// The case the app opens on: held out from training, and a glioblastoma-like tumour with all
+/// three sub-regions (necrosis, enhancing rim, oedema) to look at.
+pub const DEFAULT_CASE_SEED: u64 = HELD_OUT_FIRST_SEED + 2;
 
 /// The name the default model goes by in reports.
 pub const DEFAULT_MODEL_NAME: &str = "embedded default model";
@@ -38,15 +39,17 @@ pub fn default_checkpoint() -> Checkpoint {
 /// later starts read it back (the generator writes the same int16 values it keeps in memory,
 /// so both give the same case). Caching is best effort: without a cache, it is generated.
 pub fn default_case() -> PreparedCase {
+    default_case_cached_in(cache_dir().as_deref())
+}
+
+/// [`default_case`] with the cache in `cache` (none: always generated).
+pub fn default_case_cached_in(cache: Option<&Path>) -> PreparedCase {
     let id = synthetic_case_id(DEFAULT_CASE_SEED);
-    let cache = cache_dir();
-    if let Some(dir) = &cache {
-        if let Ok(case) = PreparedCase::load(&dir.join(&id), None) {
-            return case;
-        }
+    if let Some(Ok(case)) = cache.map(|dir| PreparedCase::load(&dir.join(&id), None)) {
+        return case;
     }
     let case = generate_case(DEFAULT_CASE_SEED, &SynthOptions::default());
-    if let Some(dir) = &cache {
+    if let Some(dir) = cache {
         // Each file is written atomically; a half-written folder fails to load and is redone.
         let _ = write_case(dir, &id, &case, LabelConvention::Brats2021);
     }
@@ -79,5 +82,30 @@ mod tests {
             DEFAULT_MODEL_BYTES.len() < 4 * 1024 * 1024,
             "a few MB at most"
         );
+    }
+
+    #[test]
+    fn the_cached_default_case_is_the_generated_one() {
+        let cache =
+            std::env::temp_dir().join(format!("raagr2-default-case-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&cache);
+        let generated = default_case_cached_in(Some(&cache));
+        let folder = cache.join(&generated.id);
+        assert!(
+            folder
+                .join(format!("{}_flair.nii.gz", generated.id))
+                .exists(),
+            "cached"
+        );
+        let read_back = default_case_cached_in(Some(&cache));
+        assert_eq!(read_back.dims, [240, 240, 155]);
+        assert_eq!(read_back.modalities, generated.modalities);
+        assert_eq!(read_back.regions, generated.regions);
+        let regions = generated.regions.as_ref().unwrap();
+        assert!(
+            (1..=3).all(|code| regions.contains(&code)),
+            "NCR, ED and ET all present"
+        );
+        let _ = std::fs::remove_dir_all(&cache);
     }
 }

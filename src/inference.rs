@@ -1,11 +1,11 @@
-//! Whole-volume segmentation with a model: every axial slice, zero-padded to a multiple of 16 (no
-//! crop, so nothing outside the training crop is lost), thresholded per region and combined into
-//! sub-region codes and BraTS labels.
+//! Whole-volume segmentation with a model: every axial slice with brain, over the brain's
+//! bounding box padded to a multiple of 16 (no crop of the brain, so nothing outside the training
+//! crop is lost), thresholded per region and combined into sub-region codes and BraTS labels.
 
 use burn::prelude::*;
 
 use crate::data::dataset::PreparedCase;
-use crate::data::preprocess::{axial_slice, paste_axial_slice};
+use crate::data::preprocess::{PlaneWindow, paste_window, window_slice};
 use crate::data::{DataError, LabelConvention};
 use crate::metrics::{CaseMetrics, evaluate_case};
 use crate::model::config::SPATIAL_MULTIPLE;
@@ -60,22 +60,17 @@ pub fn predict_regions(
     mut on_slices: impl FnMut(usize, usize),
 ) -> Vec<u8> {
     let dims = case.dims;
-    let size = padded_size(dims);
+    let window = brain_window(case);
+    let area = window.w * window.h;
     let mut regions = vec![0u8; dims.iter().product()];
     // Slices without brain are background by definition; only the others go through the model.
     let with_brain: Vec<usize> = (0..dims[2]).filter(|&z| has_brain(case, z)).collect();
     let mut done = 0;
     for chunk in with_brain.chunks(options.batch.max(1)) {
-        let inputs = slice_batch(case, chunk, size, device);
+        let inputs = slice_batch(case, chunk, window, device);
         let codes = codes_from_probabilities(model.forward(inputs), head, options.threshold);
         for (k, &z) in chunk.iter().enumerate() {
-            paste_axial_slice(
-                &mut regions,
-                dims,
-                z,
-                size,
-                &codes[k * size * size..][..size * size],
-            );
+            paste_window(&mut regions, dims, z, window, &codes[k * area..][..area]);
         }
         done += chunk.len();
         on_slices(done, with_brain.len());
@@ -119,9 +114,41 @@ pub fn predict_slice(
     device: &Device,
 ) -> Vec<u8> {
     let size = padded_size(case.dims);
-    let inputs = slice_batch(case, &[z], size, device);
+    let inputs = slice_batch(case, &[z], PlaneWindow::centred(case.dims, size), device);
     codes_from_probabilities(model.forward(inputs), head, threshold)
 }
+
+/// The in-plane window whole-volume segmentation runs on: the brain's bounding box over all
+/// slices plus a margin of [`BRAIN_MARGIN`] voxels, each side rounded up to a multiple of 16
+/// (BraTS's 240 x 240 becomes about 176 x 208: ~35 % less work). Outside it the volume is
+/// background, which the network sees as zeros either way.
+pub fn brain_window(case: &PreparedCase) -> PlaneWindow {
+    let [nx, ny, _] = case.dims;
+    let (mut lo, mut hi) = ([usize::MAX; 2], [0usize; 2]);
+    for (i, _) in case.modalities[0]
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| **v != 0.0 || case.modalities.iter().any(|m| m[*i] != 0.0))
+    {
+        let (x, y) = (i % nx, (i / nx) % ny);
+        lo = [lo[0].min(x), lo[1].min(y)];
+        hi = [hi[0].max(x), hi[1].max(y)];
+    }
+    if lo[0] > hi[0] {
+        return PlaneWindow::centred(case.dims, padded_size(case.dims));
+    }
+    let side = |a: usize| {
+        let extent = hi[a] - lo[a] + 1 + 2 * BRAIN_MARGIN;
+        let size = extent.div_ceil(SPATIAL_MULTIPLE) * SPATIAL_MULTIPLE;
+        let start = (lo[a] + hi[a] + 1) as i64 / 2 - size as i64 / 2;
+        (start, size)
+    };
+    let ((x0, w), (y0, h)) = (side(0), side(1));
+    PlaneWindow { x0, y0, w, h }
+}
+
+/// Voxels of background kept around the brain in [`brain_window`].
+pub const BRAIN_MARGIN: usize = 16;
 
 fn has_brain(case: &PreparedCase, z: usize) -> bool {
     let per_slice = case.dims[0] * case.dims[1];
@@ -132,17 +159,25 @@ fn has_brain(case: &PreparedCase, z: usize) -> bool {
     })
 }
 
-/// Axial slices `zs` of the four modalities as `[B, 4, size, size]`.
-fn slice_batch(case: &PreparedCase, zs: &[usize], size: usize, device: &Device) -> Tensor<4> {
+/// Window `window` of axial slices `zs` of the four modalities as `[B, 4, h, w]`.
+fn slice_batch(
+    case: &PreparedCase,
+    zs: &[usize],
+    window: PlaneWindow,
+    device: &Device,
+) -> Tensor<4> {
     let values: Vec<f32> = zs
         .iter()
         .flat_map(|&z| {
             case.modalities
                 .iter()
-                .flat_map(move |m| axial_slice(m, case.dims, z, size))
+                .flat_map(move |m| window_slice(m, case.dims, z, window))
         })
         .collect();
-    Tensor::from_data(TensorData::new(values, [zs.len(), 4, size, size]), device)
+    Tensor::from_data(
+        TensorData::new(values, [zs.len(), 4, window.h, window.w]),
+        device,
+    )
 }
 
 /// `[B, classes, S, S]` probabilities -> `[B * S * S]` sub-region codes.

@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod inference;
 pub mod metrics;
 pub mod model;
+pub mod montage;
 pub mod plot;
 pub mod prune;
 pub mod report;

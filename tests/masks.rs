@@ -9,7 +9,8 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use raagr2_lab::backend::cpu_device;
-use raagr2_lab::data::dataset::{SliceDataset, SliceSelection, synthetic_case};
+use raagr2_lab::data::dataset::{SliceDataset, SliceSelection, synthetic_case_with};
+use raagr2_lab::data::synth::{SynthKind, SynthOptions};
 use raagr2_lab::metrics::RegionValues;
 use raagr2_lab::model::{Checkpoint, Head, ModelConfig, Variant, load_checkpoint, save_checkpoint};
 use raagr2_lab::prune::unstructured::maskable_keys;
@@ -34,7 +35,9 @@ fn maskable_total(checkpoint: &Checkpoint) -> usize {
 }
 
 fn slices(seeds: std::ops::Range<u64>) -> SliceDataset {
-    let cases: Vec<_> = seeds.map(synthetic_case).collect();
+    // Realistic cases over BraTS's field of view at 3.75 mm (64x64x41): quick.
+    let coarse = SynthOptions::over_brats_view(SynthKind::Realistic, Some(3.75)).unwrap();
+    let cases: Vec<_> = seeds.map(|s| synthetic_case_with(s, &coarse)).collect();
     let selection = SliceSelection {
         tumour_free_share: 0.05,
         slice_step: 1,

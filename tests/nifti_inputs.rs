@@ -151,7 +151,13 @@ fn small_case(dir: &Path, id: &str) -> std::path::PathBuf {
         spacing_mm: 7.5,
         ..SynthOptions::cartoon()
     };
-    write_case(dir, id, &generate_case(5, &options), LabelConvention::Brats2021).unwrap()
+    write_case(
+        dir,
+        id,
+        &generate_case(5, &options),
+        LabelConvention::Brats2021,
+    )
+    .unwrap()
 }
 
 #[test]

@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use raagr2_lab::data::dataset::{SliceDataset, SliceSelection, synthetic_case};
+use raagr2_lab::data::dataset::{SliceDataset, SliceSelection, synthetic_case_with};
 use raagr2_lab::data::read_volume;
+use raagr2_lab::data::synth::{SynthKind, SynthOptions};
 use raagr2_lab::metrics::{Region, evaluate_case};
 use raagr2_lab::model::{Head, ModelConfig, Variant, load_checkpoint};
 use raagr2_lab::train::{CheckpointPaths, StopReason, TrainEvent, TrainOptions, TrainState, fit};
@@ -41,7 +42,17 @@ fn synth_train_eval_predict_round_trip() {
     let dir = common::scratch_dir("pipeline");
     let data = dir.join("cases");
     let model = dir.join("run/model.safetensors");
-    json_of(&run(&["synth", "-o", s(&data), "-n", "3", "--json"]));
+    // Realistic cases over BraTS's field of view at 2 mm (120x120x78): quick to train on.
+    json_of(&run(&[
+        "synth",
+        "-o",
+        s(&data),
+        "-n",
+        "3",
+        "--spacing",
+        "2",
+        "--json",
+    ]));
 
     let train_args = [
         "train",
@@ -167,7 +178,11 @@ fn synth_train_eval_predict_round_trip() {
 #[test]
 fn cancelling_after_a_batch_keeps_the_last_completed_epoch() {
     let dir = common::scratch_dir("cancel");
-    let cases = [synthetic_case(1), synthetic_case(2)];
+    let coarse = SynthOptions::over_brats_view(SynthKind::Realistic, Some(3.75)).unwrap();
+    let cases = [
+        synthetic_case_with(1, &coarse),
+        synthetic_case_with(2, &coarse),
+    ];
     let selection = SliceSelection {
         tumour_free_share: 0.0,
         slice_step: 1,

@@ -17,9 +17,9 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::backend::{self, DeviceChoice};
+use crate::bench::{self, BenchOptions};
 use crate::data::LabelConvention;
 use crate::data::synth::SynthKind;
-use crate::bench::{self, BenchOptions};
 use crate::model::config::SPATIAL_MULTIPLE;
 use crate::model::summary::{ModelSummary, count_params, summarize};
 use crate::model::{
@@ -210,6 +210,10 @@ pub struct SynthArgs {
     /// File naming and labels: brats2021 (`_t1ce`, ET = 4) or brats2023 (`-t1c`, ET = 3).
     #[arg(long, value_enum, default_value_t = LabelConvention::Brats2021)]
     pub naming: LabelConvention,
+    /// Also write `<id>.png` per case here: T1, T1ce, T2, FLAIR and the labels over FLAIR on
+    /// the axial slice with the most tumour.
+    #[arg(long)]
+    pub preview_dir: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -258,12 +262,13 @@ fn synth(args: SynthArgs) -> Result<()> {
     for i in 0..args.count {
         let seed = args.seed + i as u64;
         let id = case_id(seed, args.naming);
-        cases.push(write_case(
-            &args.output,
-            &id,
-            &generate_case(seed, &options),
-            args.naming,
-        )?);
+        let case = generate_case(seed, &options);
+        cases.push(write_case(&args.output, &id, &case, args.naming)?);
+        if let Some(dir) = &args.preview_dir {
+            let prepared = crate::data::dataset::PreparedCase::from_synth(&id, &case);
+            let z = crate::montage::tumour_slice(&prepared);
+            crate::montage::write_montage(&prepared, z, &dir.join(format!("{id}.png")))?;
+        }
         if !args.json {
             eprintln!("synth: wrote {}", cases[i].display());
         }

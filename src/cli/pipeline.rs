@@ -58,8 +58,9 @@ impl DataArgs {
             (Some(root), _) => Ok(list_cases(root)?),
             (None, Some(0)) => bail!("--synthetic needs at least one case"),
             (None, Some(n)) => {
-                let options = SynthOptions::over_brats_view(self.synthetic_kind, self.synthetic_spacing)
-                    .map_err(|e| anyhow::anyhow!("--synthetic-spacing: {e}"))?;
+                let options =
+                    SynthOptions::over_brats_view(self.synthetic_kind, self.synthetic_spacing)
+                        .map_err(|e| anyhow::anyhow!("--synthetic-spacing: {e}"))?;
                 Ok((0..n as u64)
                     .map(|i| CaseSource::Synthetic {
                         seed: self.synthetic_seed.wrapping_add(i),
@@ -287,9 +288,7 @@ fn check_train_args(args: &TrainArgs) -> Result<()> {
         || args.lr_patience == 0
         || args.slice_step == 0
     {
-        bail!(
-            "--epochs, --batch, --early-stop, --lr-patience and --slice-step must be at least 1"
-        );
+        bail!("--epochs, --batch, --early-stop, --lr-patience and --slice-step must be at least 1");
     }
     if !(args.slimming_l1.is_finite() && args.slimming_l1 >= 0.0) {
         bail!(
@@ -752,7 +751,10 @@ fn render_eval(report: &EvalReport) -> String {
                 ]
             })
             .collect();
-        text += &report::table(&["mean Dice", "model", "baseline", "model - baseline"], &rows);
+        text += &report::table(
+            &["mean Dice", "model", "baseline", "model - baseline"],
+            &rows,
+        );
     }
     text
 }

@@ -34,12 +34,65 @@ pub fn zscore_brain(values: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// A `w` x `h` window of an axial plane whose top-left corner sits at (`x0`, `y0`) of the
+/// plane; parts outside the plane read as zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlaneWindow {
+    pub x0: i64,
+    pub y0: i64,
+    pub w: usize,
+    pub h: usize,
+}
+
+impl PlaneWindow {
+    /// The `size` x `size` square centred on a plane of `dims` (cropping or zero-padding).
+    pub fn centred(dims: [usize; 3], size: usize) -> PlaneWindow {
+        let offset = |n: usize| {
+            if n >= size {
+                ((n - size) / 2) as i64
+            } else {
+                -(((size - n) / 2) as i64)
+            }
+        };
+        PlaneWindow {
+            x0: offset(dims[0]),
+            y0: offset(dims[1]),
+            w: size,
+            h: size,
+        }
+    }
+
+    /// The rows the window shares with the plane: (start within the volume's slice plane,
+    /// start within the window, run length).
+    fn runs(self, dims: [usize; 3]) -> impl Iterator<Item = (usize, usize, usize)> {
+        let [nx, ny, _] = dims.map(|n| n as i64);
+        let x_start = self.x0.max(0);
+        let x_end = (self.x0 + self.w as i64).min(nx);
+        let run = (x_end - x_start).max(0) as usize;
+        (0..self.h as i64).filter_map(move |row| {
+            let y = self.y0 + row;
+            (run > 0 && (0..ny).contains(&y)).then(|| {
+                (
+                    (y * nx + x_start) as usize,
+                    (row * self.w as i64 + x_start - self.x0) as usize,
+                    run,
+                )
+            })
+        })
+    }
+}
+
 /// The axial slice `z` of a volume (x fastest, dims `[nx, ny, nz]`), centre-cropped or
 /// zero-padded to `size` x `size`; returned row-major as `[y][x]`.
 pub fn axial_slice(values: &[f32], dims: [usize; 3], z: usize, size: usize) -> Vec<f32> {
-    let mut out = vec![0.0; size * size];
+    window_slice(values, dims, z, PlaneWindow::centred(dims, size))
+}
+
+/// Window `window` of axial slice `z`, row-major `[h][w]`, zero outside the volume.
+pub fn window_slice(values: &[f32], dims: [usize; 3], z: usize, window: PlaneWindow) -> Vec<f32> {
+    let mut out = vec![0.0; window.w * window.h];
     let plane = z * dims[0] * dims[1];
-    for (src, dst, w) in row_runs(dims, size) {
+    for (src, dst, w) in window.runs(dims) {
         out[dst..dst + w].copy_from_slice(&values[plane + src..plane + src + w]);
     }
     out
@@ -54,29 +107,20 @@ pub fn paste_axial_slice<T: Copy>(
     size: usize,
     slice: &[T],
 ) {
+    paste_window(volume, dims, z, PlaneWindow::centred(dims, size), slice);
+}
+
+/// The inverse of [`window_slice`]: the window's pixels inside the volume go back to slice `z`.
+pub fn paste_window<T: Copy>(
+    volume: &mut [T],
+    dims: [usize; 3],
+    z: usize,
+    window: PlaneWindow,
+    slice: &[T],
+) {
     let plane = z * dims[0] * dims[1];
-    for (src, dst, w) in row_runs(dims, size) {
+    for (src, dst, w) in window.runs(dims) {
         volume[plane + src..plane + src + w].copy_from_slice(&slice[dst..dst + w]);
-    }
-}
-
-/// The rows an axial slice shares with its centred `size` x `size` square: (start within the
-/// volume's slice plane, start within the square, run length).
-fn row_runs(dims: [usize; 3], size: usize) -> impl Iterator<Item = (usize, usize, usize)> {
-    let [nx, ny, _] = dims;
-    // Offsets of the crop window in the source (positive) or of the source in the window.
-    let (sx, dx) = centre_offsets(nx, size);
-    let (sy, dy) = centre_offsets(ny, size);
-    let w = nx.min(size);
-    (0..ny.min(size)).map(move |row| ((sy + row) * nx + sx, (dy + row) * size + dx, w))
-}
-
-/// (start in source, start in destination) for centring `n` source pixels in `size`.
-fn centre_offsets(n: usize, size: usize) -> (usize, usize) {
-    if n >= size {
-        ((n - size) / 2, 0)
-    } else {
-        (0, (size - n) / 2)
     }
 }
 

@@ -380,6 +380,9 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
     fn handle(&mut self, request: Request) -> Result<(), String> {
         match request {
             Request::OpenDefault => {
+                (self.reply)(Response::Status(
+                    "opening the default case (the first start generates it: a few seconds)".into(),
+                ));
                 self.open(defaults::default_case());
                 self.case_folder = None;
                 Ok(())

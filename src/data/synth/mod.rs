@@ -66,13 +66,18 @@ impl SynthOptions {
     /// `kind` over BraTS's field of view (240 x 240 x 155 mm) at `spacing_mm`, by default 1 mm
     /// for realistic cases (BraTS's grid) and 1.875 mm for cartoons. Coarser grids make quick
     /// tests and experiments.
-    pub fn over_brats_view(kind: SynthKind, spacing_mm: Option<f32>) -> Result<SynthOptions, String> {
+    pub fn over_brats_view(
+        kind: SynthKind,
+        spacing_mm: Option<f32>,
+    ) -> Result<SynthOptions, String> {
         let spacing_mm = spacing_mm.unwrap_or(match kind {
             SynthKind::Realistic => 1.0,
             SynthKind::Cartoon => 1.875,
         });
         if !(spacing_mm.is_finite() && (0.25..=8.0).contains(&spacing_mm)) {
-            return Err(format!("the voxel size must be 0.25 to 8 mm, got {spacing_mm}"));
+            return Err(format!(
+                "the voxel size must be 0.25 to 8 mm, got {spacing_mm}"
+            ));
         }
         let dims = match (kind, spacing_mm == 1.875) {
             (SynthKind::Cartoon, true) => SynthOptions::cartoon().dims,

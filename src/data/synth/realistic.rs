@@ -276,14 +276,14 @@ pub fn generate(seed: u64, dims: [usize; 3], spacing_mm: f32) -> RealisticCase {
         labels.extend(slab.labels);
         tissue.extend(slab.tissue);
         visible.extend(slab.visible);
-        for m in 0..4 {
-            modalities[m].extend(&slab.values[m]);
+        for (volume, values) in modalities.iter_mut().zip(&slab.values) {
+            volume.extend(values);
         }
     }
-    for m in 0..4 {
-        blur_through_plane(&mut modalities[m], dims, scanner.z_blur[m]);
+    for (m, volume) in modalities.iter_mut().enumerate() {
+        blur_through_plane(volume, dims, scanner.z_blur[m]);
         add_rician_noise(
-            &mut modalities[m],
+            volume,
             &visible,
             dims,
             scanner.gain[m] / scanner.snr[m],
@@ -345,9 +345,9 @@ impl Slab {
             return;
         };
         self.visible[i] = true;
-        for m in 0..4 {
+        for (m, values) in self.values.iter_mut().enumerate() {
             let bias = (scanner.bias_strength[m] * scanner.bias[m].at(p)).exp();
-            self.values[m][i] = intensity[m] * scanner.gain[m] * bias;
+            values[i] = intensity[m] * scanner.gain[m] * bias;
         }
     }
 }
@@ -388,8 +388,8 @@ fn brain_intensity(
     }
     if hyper > 0.01 {
         let h = hyper.min(1.2);
-        for m in 0..4 {
-            v[m] += h * c.hyperintensity[m];
+        for (value, extra) in v.iter_mut().zip(c.hyperintensity) {
+            *value += h * extra;
         }
     }
     // Vessels in sulci and on the surface enhance on T1ce.
@@ -401,8 +401,8 @@ fn brain_intensity(
     }
     if at.oedema_weight > 0.0 {
         let w = at.oedema_weight;
-        for m in 0..4 {
-            v[m] = (1.0 - w) * v[m] + w * c.oedema[m] * texture;
+        for (value, oedema) in v.iter_mut().zip(c.oedema) {
+            *value = (1.0 - w) * *value + w * oedema * texture;
         }
     }
     v

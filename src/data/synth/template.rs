@@ -187,7 +187,9 @@ pub fn box_blur(data: &mut [f32], dims: [usize; 3], r: usize) {
     for axis in 0..3 {
         let n = dims[axis];
         let stride = strides[axis];
-        let others: Vec<usize> = (0..data.len()).filter(|i| (i / stride) % n == 0).collect();
+        let others: Vec<usize> = (0..data.len())
+            .filter(|i| (i / stride).is_multiple_of(n))
+            .collect();
         for start in others {
             line.clear();
             line.extend((0..n).map(|k| data[start + k * stride]));
