@@ -27,13 +27,29 @@ pub fn tumour_slice(case: &PreparedCase) -> usize {
         .unwrap_or(0)
 }
 
+/// A display window from the 0.5th to the 99.5th percentile of the brain's values (so a bright
+/// enhancing rim is not clipped white).
+fn brain_window(values: &[f32]) -> Window {
+    let mut brain: Vec<f32> = values.iter().copied().filter(|v| *v != 0.0).collect();
+    if brain.is_empty() {
+        return Window::default();
+    }
+    brain.sort_by(f32::total_cmp);
+    let at = |q: f64| brain[((brain.len() - 1) as f64 * q) as usize];
+    let (low, high) = (at(0.005), at(0.995));
+    Window {
+        level: (low + high) / 2.0,
+        width: (high - low).max(1e-3),
+    }
+}
+
 /// Writes the montage of `case` at axial slice `z` to `path` (atomically).
 pub fn write_montage(case: &PreparedCase, z: usize, path: &Path) -> Result<()> {
-    let window = Window::default();
     let bare = OverlayStyle {
         visible: [false; 3],
         ..OverlayStyle::default()
     };
+    let windows: Vec<Window> = case.modalities.iter().map(|m| brain_window(m)).collect();
     let mut tiles: Vec<([usize; 2], Vec<u8>)> = (0..4)
         .map(|m| {
             render_slice(
@@ -42,7 +58,7 @@ pub fn write_montage(case: &PreparedCase, z: usize, path: &Path) -> Result<()> {
                 case.dims,
                 Axis::Axial,
                 z,
-                window,
+                windows[m],
                 &bare,
             )
         })
@@ -53,7 +69,7 @@ pub fn write_montage(case: &PreparedCase, z: usize, path: &Path) -> Result<()> {
         case.dims,
         Axis::Axial,
         z,
-        window,
+        windows[3],
         &OverlayStyle::default(),
     ));
     let [w, h] = tiles[0].0;

@@ -53,7 +53,7 @@ fn a_layer_slider_prunes_the_model_and_changes_params_and_dice() {
         harness.state().preview.as_ref().unwrap().params,
         dense_params
     );
-    assert_eq!(harness.state().case.as_ref().unwrap().id, "Synth_10002");
+    assert_eq!(harness.state().case.as_ref().unwrap().id, "Synth_10004");
     harness.get_by_label_contains("dense, case");
 
     let (_, dense_dice) = harness.state().slice_dice();
@@ -150,7 +150,7 @@ fn a_bad_folder_shows_an_error_and_the_app_keeps_working() {
     harness.get_by_label_contains(&format!("Error: {}", &error[..20]));
     assert_eq!(
         harness.state().case.as_ref().unwrap().id,
-        "Synth_10002",
+        "Synth_10004",
         "the open case stays"
     );
     harness.get_by_label("Dismiss").click();

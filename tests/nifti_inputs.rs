@@ -61,7 +61,13 @@ fn every_datatype_loads_with_values_in_x_fastest_order() {
             expected.clone()
         };
         assert_eq!(volume.data, want, "{name}");
-        assert_eq!(volume.affine()[0][3], -4.5, "{name}: affine kept");
+        // BraTS's orientation from the synthetic header: x flipped, y flipped with its origin.
+        let affine = volume.affine();
+        assert_eq!(
+            (affine[0][0], affine[1][1], affine[1][3]),
+            (-1.5, -1.5, 6.0),
+            "{name}: affine kept"
+        );
     }
 }
 

@@ -50,7 +50,7 @@ impl TumourStyle {
                 rng.range(5.0, 28.0)
             },
             core_threshold: rng.range(0.35, 0.6),
-            necrosis_threshold: rng.range(0.88, 0.975),
+            necrosis_threshold: rng.range(0.72, 0.95),
             oedema_threshold: rng.range(0.12, 0.3),
             necrotic: !low_grade && rng.chance(0.85),
             enhancing: !low_grade,
