@@ -378,6 +378,8 @@ fn sensitivity_prunes_one_group_at_a_time_and_writes_csv_and_heatmaps() {
         "sensitivity",
         "--synthetic",
         "1",
+        "--synthetic-spacing",
+        "2",
         "--synthetic-seed",
         "10000",
         "--groups",

@@ -236,6 +236,8 @@ fn prune_command_reports_what_it_wrote_and_refuses_bad_ratios() {
         "1",
         "--synthetic",
         "1",
+        "--synthetic-spacing",
+        "2",
         "--json",
     ];
     let mut args = common_args.to_vec();
@@ -400,6 +402,8 @@ fn sweep_writes_one_csv_row_per_method_and_ratio() {
         "1",
         "--synthetic",
         "1",
+        "--synthetic-spacing",
+        "2",
     ];
     let mut args = base.to_vec();
     args.extend(["--methods", "l2,group-l2", "--ratios", "0,0.5", "--json"]);
@@ -446,6 +450,8 @@ fn compare_schedules_reaches_the_same_widths_three_ways_and_reports_cka() {
         "1",
         "--synthetic-seed",
         "10000",
+        "--synthetic-spacing",
+        "2",
         "--cka-slices",
         "16",
         "--fine-tune-budget",
