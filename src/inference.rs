@@ -104,17 +104,18 @@ pub fn evaluate_cases(
     Ok(scored)
 }
 
-/// Sub-region codes of one axial slice `z`, `[size * size]` row-major over the padded square.
+/// Sub-region codes of window `window` of axial slice `z`, `[h * w]` row-major (use the case's
+/// [`brain_window`] to get exactly what [`predict_regions`] gives for that slice).
 pub fn predict_slice(
     model: &Raagr2Net,
     head: Head,
     case: &PreparedCase,
     z: usize,
+    window: PlaneWindow,
     threshold: f32,
     device: &Device,
 ) -> Vec<u8> {
-    let size = padded_size(case.dims);
-    let inputs = slice_batch(case, &[z], PlaneWindow::centred(case.dims, size), device);
+    let inputs = slice_batch(case, &[z], window, device);
     codes_from_probabilities(model.forward(inputs), head, threshold)
 }
 
@@ -224,6 +225,36 @@ mod tests {
             labels_from_regions(&[0, 1, 2, 3], LabelConvention::Brats2021),
             vec![0, 1, 2, 4]
         );
+    }
+
+    #[test]
+    fn a_slice_preview_is_the_whole_volume_prediction_of_that_slice() {
+        use crate::data::dataset::synthetic_case_with;
+        use crate::data::synth::{SynthKind, SynthOptions};
+        let device = crate::backend::cpu_device();
+        let checkpoint = crate::defaults::default_checkpoint();
+        let model = checkpoint.build(&device).unwrap();
+        let coarse = SynthOptions::over_brats_view(SynthKind::Realistic, Some(3.0)).unwrap();
+        let case = synthetic_case_with(4, &coarse);
+        let [nx, ny, nz] = case.dims;
+        // One slice per forward pass in both, so both run the very same computation.
+        let options = InferenceOptions {
+            threshold: 0.5,
+            batch: 1,
+        };
+        let whole = predict_regions(&model, Head::Regions3, &case, options, &device, |_, _| {});
+        let window = brain_window(&case);
+        assert!(
+            window.w < nx + 2 * BRAIN_MARGIN
+                && window.w.is_multiple_of(16)
+                && window.h.is_multiple_of(16)
+        );
+        for z in [nz / 3, nz / 2] {
+            let slice = predict_slice(&model, Head::Regions3, &case, z, window, 0.5, &device);
+            let mut plane = vec![0u8; nx * ny];
+            paste_window(&mut plane, [nx, ny, 1], 0, window, &slice);
+            assert_eq!(plane, whole[z * nx * ny..(z + 1) * nx * ny], "slice {z}");
+        }
     }
 
     #[test]

@@ -19,11 +19,11 @@ use crate::backend;
 use crate::data::brats::load_case;
 use crate::data::dataset::{CaseSource, PreparedCase, list_cases};
 use crate::data::nifti_io::{write_label_map, write_volume};
-use crate::data::preprocess::paste_axial_slice;
+use crate::data::preprocess::paste_window;
 use crate::data::synth::synthetic_header;
 use crate::defaults;
 use crate::inference::{
-    InferenceOptions, labels_from_regions, padded_size, predict_regions, predict_slice,
+    InferenceOptions, brain_window, labels_from_regions, predict_regions, predict_slice,
 };
 use crate::metrics::{Region, overlap};
 use crate::model::summary::summarize;
@@ -335,7 +335,8 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         let checkpoint = self.model_for(request)?;
         let device = backend::cpu_device();
         let model = checkpoint.build(&device).map_err(|e| e.to_string())?;
-        let size = padded_size(case.dims);
+        // The window whole-volume inference uses, so both give the same codes.
+        let window = brain_window(case);
         let plane = case.dims[0] * case.dims[1];
         let mut codes = vec![0u8; case.dims.iter().product()];
         for z in 0..case.dims[2] {
@@ -350,8 +351,16 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             {
                 continue;
             }
-            let square = predict_slice(&model, checkpoint.config.head, case, z, 0.5, &device);
-            paste_axial_slice(&mut codes, case.dims, z, size, &square);
+            let slice = predict_slice(
+                &model,
+                checkpoint.config.head,
+                case,
+                z,
+                window,
+                0.5,
+                &device,
+            );
+            paste_window(&mut codes, case.dims, z, window, &slice);
         }
         (self.reply)(Response::PreviewCaseDice {
             id: request.id,
@@ -656,12 +665,12 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         let model = pruned.build(&device).map_err(|e| e.to_string())?;
         let started = Instant::now();
         let z = request.slice_idx.min(case.dims[2].saturating_sub(1));
-        let size = padded_size(case.dims);
-        let square = predict_slice(&model, pruned.config.head, case, z, 0.5, &device);
+        let window = brain_window(case);
+        let slice = predict_slice(&model, pruned.config.head, case, z, window, 0.5, &device);
         let forward_ms = started.elapsed().as_secs_f64() * 1e3;
         let mut plane = vec![0u8; case.dims[0] * case.dims[1]];
         let plane_dims = [case.dims[0], case.dims[1], 1];
-        paste_axial_slice(&mut plane, plane_dims, 0, size, &square);
+        paste_window(&mut plane, plane_dims, 0, window, &slice);
         let macs = summarize(&pruned.config, &model, 192, 192)
             .map_err(|e| e.to_string())?
             .macs;

@@ -37,7 +37,7 @@ impl Contrasts {
     /// Textbook relative contrasts (CSF dark on T1 and FLAIR, bright on T2; oedema bright on T2
     /// and FLAIR; the enhancing rim bright on T1ce), each jittered per case.
     fn random(rng: &mut SplitMix64) -> Contrasts {
-        let enhancement = rng.range(1.15, 2.0);
+        let enhancement = rng.range(1.3, 2.2);
         let mut jitter =
             |v: [f32; 4], amount: f32| v.map(|x| x * rng.range(1.0 - amount, 1.0 + amount));
         Contrasts {
@@ -364,14 +364,7 @@ fn brain_intensity(
     let texture = 1.0 + tumour.texture_amount * tumour.texture.at(p);
     let core = match at.part {
         TumourPart::Necrosis => Some(c.necrosis),
-        TumourPart::Enhancing => {
-            // Faint at the rim's edge, patchier than the rest of the tumour.
-            let w = at.enhancement;
-            let patchy = 1.0 + 1.8 * (texture - 1.0);
-            return std::array::from_fn(|m| {
-                ((1.0 - w) * c.oedema[m] + w * c.enhancing[m]) * patchy
-            });
-        }
+        TumourPart::Enhancing => Some(c.enhancing),
         TumourPart::NonEnhancing => Some(c.non_enhancing),
         TumourPart::None | TumourPart::Oedema => None,
     };

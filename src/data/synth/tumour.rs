@@ -32,8 +32,6 @@ pub struct TumourStyle {
     pub enhancing: bool,
     /// Gap field level below which the rim does not enhance (more negative: fewer gaps).
     pub rim_gap_level: f32,
-    /// Density above the core threshold at which enhancement reaches full strength.
-    pub rim_fade: f32,
 }
 
 impl TumourStyle {
@@ -57,7 +55,6 @@ impl TumourStyle {
             necrotic: !low_grade && rng.chance(0.85),
             enhancing: !low_grade,
             rim_gap_level: rng.range(-1.6, -0.2),
-            rim_fade: rng.range(0.05, 0.2),
         }
     }
 
@@ -154,8 +151,6 @@ pub struct TumourAt {
     pub part: TumourPart,
     /// How strongly oedema shows in the intensities (fades across the labelled edge).
     pub oedema_weight: f32,
-    /// How strongly an enhancing voxel enhances (builds up inward from the rim's outer edge).
-    pub enhancement: f32,
 }
 
 impl Tumour {
@@ -291,7 +286,6 @@ impl Tumour {
         let none = TumourAt {
             part: TumourPart::None,
             oedema_weight: 0.0,
-            enhancement: 0.0,
         };
         if t.brain < 0.5 || t.csf >= 0.5 {
             return none;
@@ -312,20 +306,14 @@ impl Tumour {
             } else {
                 TumourPart::NonEnhancing
             };
-            // Enhancement builds up over the rim's outer millimetres: its labelled edge is faint,
-            // as partial volume and leaky vessels make it in real scans.
-            let enhancement = ((core - s.core_threshold) / s.rim_fade).clamp(0.2, 1.0);
             return TumourAt {
                 part,
                 oedema_weight: 1.0,
-                enhancement,
             };
         }
-        // Oedema follows white matter and fades out across its labelled edge (half strength
-        // at the edge, from 30 % to 170 % of the threshold).
+        // Oedema follows white matter and fades out across its labelled edge.
         let score = (e + 0.25 * u) * (0.45 + 0.55 * t.wm / (t.wm + t.gm).max(1e-3)) + 0.03 * border;
-        let weight =
-            ((score - 0.3 * s.oedema_threshold) / (1.4 * s.oedema_threshold)).clamp(0.0, 1.0);
+        let weight = ((score - 0.5 * s.oedema_threshold) / s.oedema_threshold).clamp(0.0, 1.0);
         TumourAt {
             part: if score > s.oedema_threshold {
                 TumourPart::Oedema
@@ -333,7 +321,6 @@ impl Tumour {
                 TumourPart::None
             },
             oedema_weight: weight,
-            enhancement: 0.0,
         }
     }
 }
