@@ -98,18 +98,6 @@ pub fn window_slice(values: &[f32], dims: [usize; 3], z: usize, window: PlaneWin
     out
 }
 
-/// The inverse of [`axial_slice`]: writes a `size` x `size` slice back into axial slice `z` of a
-/// volume of `dims` (the padded margin is dropped; a cropped-away margin is left untouched).
-pub fn paste_axial_slice<T: Copy>(
-    volume: &mut [T],
-    dims: [usize; 3],
-    z: usize,
-    size: usize,
-    slice: &[T],
-) {
-    paste_window(volume, dims, z, PlaneWindow::centred(dims, size), slice);
-}
-
 /// The inverse of [`window_slice`]: the window's pixels inside the volume go back to slice `z`.
 pub fn paste_window<T: Copy>(
     volume: &mut [T],
@@ -234,14 +222,27 @@ mod tests {
     }
 
     #[test]
-    fn pasting_inverts_padding() {
+    fn pasting_inverts_padding_and_off_centre_windows() {
         let v: Vec<f32> = (0..24).map(|i| i as f32).collect();
         let dims = [4, 3, 2];
         let mut back = vec![-1.0; 24];
+        let centred = PlaneWindow::centred(dims, 16);
         for z in 0..2 {
-            paste_axial_slice(&mut back, dims, z, 16, &axial_slice(&v, dims, z, 16));
+            paste_window(&mut back, dims, z, centred, &axial_slice(&v, dims, z, 16));
         }
         assert_eq!(back, v);
+        // A window hanging over the top-left corner: outside reads 0, inside maps back.
+        let corner = PlaneWindow {
+            x0: -1,
+            y0: -2,
+            w: 3,
+            h: 3,
+        };
+        let slice = window_slice(&v, dims, 1, corner);
+        assert_eq!(slice, vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 12.0, 13.0]);
+        let mut plane = vec![0.0; 12];
+        paste_window(&mut plane, [4, 3, 1], 0, corner, &slice);
+        assert_eq!(&plane[..3], &[12.0, 13.0, 0.0]);
     }
 
     #[test]
