@@ -12,15 +12,6 @@ use crate::model::{ModelConfig, Raagr2Net};
 use crate::report;
 use crate::train::train_step;
 
-/// PyTorch 2.15, CPU, 2 threads, eval forward of one 4x192x192 slice at full width
-/// (reference README): about 1.4 s.
-pub const PYTORCH_FORWARD_192_SECS: f64 = 1.4;
-/// Parameters of the full-width base model the PyTorch figures were measured on (5 outputs; the
-/// 3-output head differs by a few hundred).
-const FULL_WIDTH_BASE_PARAMS: usize = 8_911_301;
-/// PyTorch, one Adam step at batch 8, 192x192, full width: 41-50 s (midpoint).
-pub const PYTORCH_TRAIN_STEP_B8_SECS: f64 = 45.5;
-
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     pub config: ModelConfig,
@@ -75,8 +66,6 @@ pub struct BenchReport {
     pub input: [usize; 4],
     pub train_batch: usize,
     pub results: Vec<BackendResult>,
-    pub pytorch_forward_192_secs: f64,
-    pub pytorch_train_step_b8_secs: f64,
 }
 
 /// Times every requested backend; a backend that cannot start is reported as skipped.
@@ -117,8 +106,6 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
         input: [1, 4, options.height, options.width],
         train_batch: options.train_batch,
         results,
-        pytorch_forward_192_secs: PYTORCH_FORWARD_192_SECS,
-        pytorch_train_step_b8_secs: PYTORCH_TRAIN_STEP_B8_SECS,
     }
 }
 
@@ -196,19 +183,10 @@ pub fn render(report: &BenchReport) -> String {
                 .map(|t| format!("{:.3}-{:.3}", t.min_secs, t.max_secs))
                 .unwrap_or_default()
         };
-        let ratio = r
-            .forward
-            .as_ref()
-            // PyTorch's figure is for the full-width base model at 192x192 only.
-            .filter(|_| report.input[2] == 192 && report.input[3] == 192)
-            .filter(|_| report.params.abs_diff(FULL_WIDTH_BASE_PARAMS) < 1_000)
-            .map(|t| format!("{:.2}x", t.median_secs / report.pytorch_forward_192_secs))
-            .unwrap_or_else(|| "-".into());
         rows.push(vec![
             r.backend.clone(),
             fmt(&r.forward),
             range(&r.forward),
-            ratio,
             fmt(&r.train_step),
             range(&r.train_step),
             r.skipped.clone().unwrap_or_default(),
@@ -234,17 +212,11 @@ pub fn render(report: &BenchReport) -> String {
             "backend",
             "forward",
             "range",
-            "vs PyTorch",
             "train step",
             "range",
             "note",
         ],
         &rows,
-    ));
-    out.push_str(&format!(
-        "\nvs PyTorch: our forward median / PyTorch 2.15's {:.1} s (full width, 1x4x192x192, 2 CPU threads; \
-         ratio < 1 is faster). PyTorch's Adam step at batch 8 took {:.0}-{:.0} s.\n",
-        report.pytorch_forward_192_secs, 41.0, 50.0
     ));
     out
 }
