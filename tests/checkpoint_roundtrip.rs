@@ -1,6 +1,6 @@
 //! Save then load gives bit-identical outputs, for every variant and for an uneven channel plan.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use burn::tensor::Distribution;

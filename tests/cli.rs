@@ -1,7 +1,7 @@
 //! The command line as users run it: JSON output matches the table, import works end to end,
 //! bad input exits non-zero naming the file.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

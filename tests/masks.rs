@@ -3,7 +3,7 @@
 //! iterative and layer-wise schedules reach the one-shot result step by step, recording Dice
 //! before and after every fine-tune.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::AtomicBool;
 

@@ -1,7 +1,7 @@
 //! Reading NIfTI and BraTS folders: every datatype, scaling, both namings, and each bad input
 //! with an error that names the file and the problem.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Parity with the PyTorch reference: the reference weights loaded into our model at widths
 //! 8..128 with 5 outputs reproduce the reference output; bad keys and shapes name themselves.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use common::{fixture, max_abs_diff, read_tensor};

@@ -3,7 +3,7 @@
 //! (a NIfTI label map with the source geometry, whose labels score what `predict` reported).
 //! Plus cancelling the training loop after a batch keeps the last completed epoch.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -3,7 +3,7 @@
 //! pruned model computes exactly what the dense model computes with the removed channels cut
 //! off at their consumers; ratio 0 changes nothing; a group pruned to nothing is refused.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use raagr2_lab::backend::cpu_device;
