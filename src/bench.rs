@@ -208,14 +208,7 @@ pub fn render(report: &BenchReport) -> String {
             .map_or(0, |t| t.runs),
     );
     out.push_str(&report::table(
-        &[
-            "backend",
-            "forward",
-            "range",
-            "train step",
-            "range",
-            "note",
-        ],
+        &["backend", "forward", "range", "train step", "range", "note"],
         &rows,
     ));
     out

@@ -52,7 +52,10 @@ pub fn default_case_cached_in(cache: Option<&Path>) -> PreparedCase {
     let case = generate_case(DEFAULT_CASE_SEED, &SynthOptions::default());
     if let Some(dir) = cache {
         // Each file is written atomically; a half-written folder fails to load and is redone.
-        let _ = write_case(dir, &id, &case, LabelConvention::Brats2021);
+        // Without a writable cache the case is simply generated again next time.
+        if let Err(e) = write_case(dir, &id, &case, LabelConvention::Brats2021) {
+            eprintln!("note: the default case is not cached ({e})");
+        }
     }
     PreparedCase::from_synth(&id, &case)
 }

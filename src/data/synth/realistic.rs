@@ -237,6 +237,13 @@ pub fn generate(seed: u64, dims: [usize; 3], spacing_mm: f32) -> RealisticCase {
     let contrasts = Contrasts::random(&mut rng);
     let scanner = Scanner::random(&mut rng, half);
     let look_alikes = LookAlikes::random(&mut rng, half, &anatomy);
+    let recipe = Recipe {
+        anatomy,
+        tumour,
+        contrasts,
+        scanner,
+        look_alikes,
+    };
 
     // Every voxel, slab by slab in parallel: labels, tissue truth and clean intensities.
     let [nx, ny, nz] = dims;
@@ -253,15 +260,7 @@ pub fn generate(seed: u64, dims: [usize; 3], spacing_mm: f32) -> RealisticCase {
                         half[1] - (y as f32 + 0.5) * s,
                         (z as f32 + 0.5) * s - half[2],
                     ];
-                    slab.set(
-                        x + nx * y,
-                        &anatomy,
-                        &tumour,
-                        &contrasts,
-                        &scanner,
-                        &look_alikes,
-                        p,
-                    );
+                    slab.set(x + nx * y, &recipe, p);
                 }
             }
             slab
@@ -281,12 +280,12 @@ pub fn generate(seed: u64, dims: [usize; 3], spacing_mm: f32) -> RealisticCase {
         }
     }
     for (m, volume) in modalities.iter_mut().enumerate() {
-        blur_through_plane(volume, dims, scanner.z_blur[m]);
+        blur_through_plane(volume, dims, recipe.scanner.z_blur[m]);
         add_rician_noise(
             volume,
             &visible,
             dims,
-            scanner.gain[m] / scanner.snr[m],
+            recipe.scanner.gain[m] / recipe.scanner.snr[m],
             seed,
             m,
         );
@@ -301,6 +300,15 @@ pub fn generate(seed: u64, dims: [usize; 3], spacing_mm: f32) -> RealisticCase {
         tissue,
         multifocal: seeds.len() > 1,
     }
+}
+
+/// Everything drawn for one case before its voxels are made.
+struct Recipe<'a> {
+    anatomy: Anatomy<'a>,
+    tumour: Tumour,
+    contrasts: Contrasts,
+    scanner: Scanner,
+    look_alikes: LookAlikes,
 }
 
 /// One axial slice's outputs.
@@ -321,17 +329,15 @@ impl Slab {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn set(
-        &mut self,
-        i: usize,
-        anatomy: &Anatomy,
-        tumour: &Tumour,
-        contrasts: &Contrasts,
-        scanner: &Scanner,
-        look_alikes: &LookAlikes,
-        p: [f32; 3],
-    ) {
+    /// Voxel `i` of the slab, at case point `p` (mm).
+    fn set(&mut self, i: usize, recipe: &Recipe, p: [f32; 3]) {
+        let Recipe {
+            anatomy,
+            tumour,
+            contrasts,
+            scanner,
+            look_alikes,
+        } = recipe;
         let t = anatomy.tissue(p);
         let intensity = if t.brain >= 0.5 {
             self.tissue[i] = if t.csf >= 0.5 { 1 } else { 2 };
