@@ -11,6 +11,8 @@ use egui_kittest::kittest::Queryable;
 use raagr2_lab::ui::LabApp;
 use raagr2_lab::ui::viewer::Axis;
 
+use crate::common;
+
 /// Longest wait for one worker message (the dense segmentation of the default case is the
 /// slowest: a few seconds in release builds).
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -156,6 +158,36 @@ fn a_bad_folder_shows_an_error_and_the_app_keeps_working() {
     harness.get_by_label("Dismiss").click();
     harness.run_steps(2);
     assert!(harness.state().errors.is_empty());
+}
+
+#[test]
+fn a_refused_job_shows_why_and_leaves_the_app_usable() {
+    use raagr2_lab::data::LabelConvention;
+    use raagr2_lab::data::synth::{SynthKind, SynthOptions, generate_case, write_case};
+    let mut harness = app();
+    wait_until(&mut harness, "the default case", |app| app.case.is_some());
+    // A case with no segmentation: a sweep scores Dice, so the worker refuses it.
+    let options = SynthOptions::over_brats_view(SynthKind::Realistic, Some(3.0)).unwrap();
+    let dir = common::scratch_dir("app-no-seg");
+    let folder = write_case(&dir, "NoSeg_1", &generate_case(1, &options), LabelConvention::Brats2021)
+        .unwrap();
+    std::fs::remove_file(folder.join("NoSeg_1_seg.nii.gz")).unwrap();
+    harness.state_mut().open_path(folder);
+    wait_until(&mut harness, "the case without labels", |app| {
+        app.case.as_ref().is_some_and(|c| c.id == "NoSeg_1")
+    });
+    harness.state_mut().start_sweep();
+    assert!(harness.state().job.is_some(), "the sweep is pending");
+    wait_until(&mut harness, "the refusal", |app| app.job.is_none());
+    let error = harness.state().errors.last().cloned().unwrap_or_default();
+    assert!(error.contains("no ground truth"), "says why: {error}");
+    harness.get_by_label_contains("Error: NoSeg_1: no ground truth");
+    // Nothing stays busy: a new job can be asked for.
+    {
+        use egui_kittest::kittest::NodeT;
+        let button = harness.get_by_label("Run sweep");
+        assert!(!button.accesskit_node().is_disabled());
+    }
 }
 
 #[test]

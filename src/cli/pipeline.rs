@@ -535,6 +535,10 @@ pub struct EvalArgs {
     /// Probability threshold per region.
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
+    /// A case's predicted enhancing tumour smaller than this (ml) is relabelled necrosis
+    /// (0 turns the rule off).
+    #[arg(long, default_value_t = crate::inference::DEFAULT_MIN_ENHANCING_ML)]
+    pub min_et_ml: f32,
     /// Also score a baseline on the same cases.
     #[arg(long, value_enum)]
     pub baseline: Option<BaselineKind>,
@@ -602,6 +606,7 @@ fn fit_baseline(args: &EvalArgs, data: &DataArgs) -> Result<(ThresholdBaseline, 
 
 pub fn eval(args: EvalArgs) -> Result<()> {
     check_threshold(args.threshold)?;
+    check_min_et_ml(args.min_et_ml)?;
     let (checkpoint, model_name) = super::defaults::model_or_default(args.model.as_deref())?;
     let data = super::defaults::data_or_held_out(&args.data);
     let mut sources = data.sources()?;
@@ -612,6 +617,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let model = checkpoint.build(&device)?;
     let options = InferenceOptions {
         threshold: args.threshold,
+        min_enhancing_ml: args.min_et_ml,
         ..InferenceOptions::default()
     };
     eprintln!(
@@ -675,6 +681,13 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 pub(crate) fn check_threshold(threshold: f32) -> Result<()> {
     if !(threshold > 0.0 && threshold < 1.0) {
         bail!("--threshold must be in (0, 1), got {threshold}");
+    }
+    Ok(())
+}
+
+pub(crate) fn check_min_et_ml(min_et_ml: f32) -> Result<()> {
+    if !(min_et_ml.is_finite() && min_et_ml >= 0.0) {
+        bail!("--min-et-ml must be a volume in ml, 0 or more, got {min_et_ml}");
     }
     Ok(())
 }
@@ -788,6 +801,10 @@ pub struct PredictArgs {
     pub model: Option<PathBuf>,
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
+    /// A case's predicted enhancing tumour smaller than this (ml) is relabelled necrosis
+    /// (0 turns the rule off).
+    #[arg(long, default_value_t = crate::inference::DEFAULT_MIN_ENHANCING_ML)]
+    pub min_et_ml: f32,
     /// Label convention of the input and of the written labels; by default from the naming.
     #[arg(long, value_enum)]
     pub labels: Option<LabelConvention>,
@@ -809,6 +826,7 @@ struct PredictReport {
 
 pub fn predict(args: PredictArgs) -> Result<()> {
     check_threshold(args.threshold)?;
+    check_min_et_ml(args.min_et_ml)?;
     let start = std::time::Instant::now();
     let (checkpoint, model_name) = super::defaults::model_or_default(args.model.as_deref())?;
     let source = load_case(&args.case, args.labels)?;
@@ -817,6 +835,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     let model = checkpoint.build(&device)?;
     let options = InferenceOptions {
         threshold: args.threshold,
+        min_enhancing_ml: args.min_et_ml,
         ..InferenceOptions::default()
     };
     let bar = ProgressBar::new(0);

@@ -293,11 +293,24 @@ impl LabApp {
                     self.preview_wanted = true;
                 }
             }
+            Response::JobStarted { label } => {
+                self.job = Some((0, 1, format!("{label}: started")));
+            }
+            Response::JobRefused { reason } => {
+                self.job = None;
+                self.status = "job not started (see above)".into();
+                self.errors.push(reason);
+            }
             Response::JobFinished { cancelled } => {
                 self.job = None;
                 if cancelled {
                     self.status = "background job cancelled".into();
                 }
+            }
+            Response::JobFailed { reason } => {
+                self.job = None;
+                self.status = "background job failed (see above)".into();
+                self.errors.push(reason);
             }
             Response::SensitivityCell(cell) => self.layers.sensitivity.push(cell),
             Response::Cka(view) => self.layers.cka = Some(view),

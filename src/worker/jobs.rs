@@ -84,7 +84,7 @@ pub(super) fn sensitivity(
     ratios: &[f64],
     cancel: &AtomicBool,
     reply: &impl Fn(Response),
-) -> bool {
+) -> Result<bool, String> {
     let graph = ChannelGraph::of(&dense.config);
     let groups: Vec<usize> = (0..graph.groups.len()).collect();
     let total = groups.len() * ratios.len();
@@ -112,11 +112,8 @@ pub(super) fn sensitivity(
             !cancel.load(Ordering::SeqCst)
         },
     );
-    if let Err(e) = outcome {
-        reply(Response::Error(format!("sensitivity: {e}")));
-        return true;
-    }
-    cancel.load(Ordering::SeqCst)
+    outcome.map_err(|e| format!("sensitivity: {e}"))?;
+    Ok(cancel.load(Ordering::SeqCst))
 }
 
 /// Tumour slices of the open case the app's CKA compares on, and their minibatch size.

@@ -221,9 +221,22 @@ pub enum Response {
         epochs_done: usize,
         cancelled: bool,
     },
+    /// A background job request was accepted and its thread runs; `label` says what it does.
+    JobStarted {
+        label: String,
+    },
+    /// A background job request was not started (no case, no ground truth, another job
+    /// running...): nothing runs, `reason` says why.
+    JobRefused {
+        reason: String,
+    },
     /// The background job ended (finished or cancelled).
     JobFinished {
         cancelled: bool,
+    },
+    /// The background job stopped on an error or a bug; nothing more comes from it.
+    JobFailed {
+        reason: String,
     },
     /// One cell of a sensitivity run (group index into the model's groups).
     SensitivityCell(SensitivityCell),
@@ -375,14 +388,10 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(message)) => (self.reply)(Response::Error(message)),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown cause".into());
-                (self.reply)(Response::Error(format!("the worker hit a bug: {what}")));
-            }
+            Err(panic) => (self.reply)(Response::Error(format!(
+                "the worker hit a bug: {}",
+                panic_text(panic.as_ref())
+            ))),
         }
     }
 
@@ -410,10 +419,14 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 Ok(())
             }
             Request::Preview(preview) => self.preview(&preview),
-            Request::StartSweep { methods, ratios } => self.start_sweep(methods, ratios),
-            Request::StartFineTune(request) => self.start_fine_tune(request),
-            Request::StartSensitivity { method, ratios } => self.start_sensitivity(method, ratios),
-            Request::StartCka { a, b } => self.start_cka(a, b),
+            Request::StartSweep { methods, ratios } => {
+                self.refused_if_err(|w| w.start_sweep(methods, ratios))
+            }
+            Request::StartFineTune(request) => self.refused_if_err(|w| w.start_fine_tune(request)),
+            Request::StartSensitivity { method, ratios } => {
+                self.refused_if_err(|w| w.start_sensitivity(method, ratios))
+            }
+            Request::StartCka { a, b } => self.refused_if_err(|w| w.start_cka(a, b)),
             Request::CancelJob => {
                 if let Some(flag) = &self.job_cancel {
                     flag.store(true, Ordering::SeqCst);
@@ -498,15 +511,49 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         Ok(flag)
     }
 
-    fn start_sweep(&mut self, methods: Vec<PruneMethod>, ratios: Vec<f64>) -> Result<(), String> {
-        let case = self.case_with_truth("computing Dice")?;
+    /// Answers a job request that could not start with `JobRefused` (the UI is waiting for
+    /// the job to start, so a plain error would leave it waiting).
+    fn refused_if_err(
+        &mut self,
+        start: impl FnOnce(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        if let Err(reason) = start(self) {
+            (self.reply)(Response::JobRefused { reason });
+        }
+        Ok(())
+    }
+
+    /// Claims the job slot and runs `job` on its own thread after answering `JobStarted`; the
+    /// job ends with `JobFinished` (`Ok(cancelled)`), or `JobFailed` on an error or a panic.
+    fn spawn_job(
+        &mut self,
+        label: &str,
+        job: impl FnOnce(&AtomicBool, &F) -> Result<bool, String> + Send + 'static,
+    ) -> Result<(), String> {
         let cancel = self.claim_job()?;
-        let (dense, reply) = (self.dense.clone(), self.reply.clone());
+        let reply = self.reply.clone();
+        reply(Response::JobStarted {
+            label: label.to_string(),
+        });
         std::thread::spawn(move || {
-            let cancelled = jobs::sweep(&dense, &case, &methods, &ratios, &cancel, &reply);
-            reply(Response::JobFinished { cancelled });
+            let outcome = catch_unwind(AssertUnwindSafe(|| job(&cancel, &reply)));
+            reply(match outcome {
+                Ok(Ok(cancelled)) => Response::JobFinished { cancelled },
+                Ok(Err(reason)) => Response::JobFailed { reason },
+                Err(panic) => Response::JobFailed {
+                    reason: format!("the job hit a bug: {}", panic_text(panic.as_ref())),
+                },
+            });
         });
         Ok(())
+    }
+
+    fn start_sweep(&mut self, methods: Vec<PruneMethod>, ratios: Vec<f64>) -> Result<(), String> {
+        let case = self.case_with_truth("computing Dice")?;
+        let dense = self.dense.clone();
+        self.spawn_job("sweep", move |cancel, reply| {
+            Ok(jobs::sweep(&dense, &case, &methods, &ratios, cancel, reply))
+        })
     }
 
     /// The open case, which must have a ground truth for `what`.
@@ -523,13 +570,10 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             return Err("sensitivity prunes channel groups: pick L2, BN gamma or group L2".into());
         }
         let case = self.case_with_truth("a sensitivity run")?;
-        let cancel = self.claim_job()?;
-        let (dense, reply) = (self.dense.clone(), self.reply.clone());
-        std::thread::spawn(move || {
-            let cancelled = jobs::sensitivity(&dense, &case, method, &ratios, &cancel, &reply);
-            reply(Response::JobFinished { cancelled });
-        });
-        Ok(())
+        let dense = self.dense.clone();
+        self.spawn_job("sensitivity", move |cancel, reply| {
+            jobs::sensitivity(&dense, &case, method, &ratios, cancel, reply)
+        })
     }
 
     fn start_cka(
@@ -543,18 +587,11 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             None => Ok::<_, String>((self.dense.clone(), "dense".to_string())),
         };
         let (model_a, model_b) = (pick(&a)?, pick(&b)?);
-        let cancel = self.claim_job()?;
-        let reply = self.reply.clone();
-        std::thread::spawn(move || {
-            let outcome = jobs::cka(&model_a, &model_b, &case, &cancel, &reply);
-            if let Err(message) = &outcome {
-                reply(Response::Error(format!("CKA: {message}")));
-            }
-            reply(Response::JobFinished {
-                cancelled: outcome.is_err() || cancel.load(Ordering::SeqCst),
-            });
-        });
-        Ok(())
+        self.spawn_job("CKA", move |cancel, reply| {
+            jobs::cka(&model_a, &model_b, &case, cancel, reply)
+                .map_err(|message| format!("CKA: {message}"))?;
+            Ok(cancel.load(Ordering::SeqCst))
+        })
     }
 
     fn start_fine_tune(&mut self, request: FineTuneRequest) -> Result<(), String> {
@@ -562,32 +599,23 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             fine_tuned: false,
             ..request.preview.clone()
         })?;
-        let cancel = self.claim_job()?;
-        let (reply, tuned) = (self.reply.clone(), self.tuned.clone());
-        std::thread::spawn(move || {
-            let cancelled = match jobs::fine_tune(start, &request, &cancel, &reply) {
-                Ok((model, device, epochs_done)) => {
-                    let cancelled = cancel.load(Ordering::SeqCst);
-                    if epochs_done > 0
-                        && let Ok(mut slot) = tuned.lock()
-                    {
-                        *slot = Some(model);
-                    }
-                    reply(Response::FineTuned {
-                        device,
-                        epochs_done,
-                        cancelled,
-                    });
-                    cancelled
-                }
-                Err(message) => {
-                    reply(Response::Error(format!("fine-tuning: {message}")));
-                    true
-                }
-            };
-            reply(Response::JobFinished { cancelled });
-        });
-        Ok(())
+        let tuned = self.tuned.clone();
+        self.spawn_job("fine-tune", move |cancel, reply| {
+            let (model, device, epochs_done) = jobs::fine_tune(start, &request, cancel, reply)
+                .map_err(|message| format!("fine-tuning: {message}"))?;
+            let cancelled = cancel.load(Ordering::SeqCst);
+            if epochs_done > 0
+                && let Ok(mut slot) = tuned.lock()
+            {
+                *slot = Some(model);
+            }
+            reply(Response::FineTuned {
+                device,
+                epochs_done,
+                cancelled,
+            });
+            Ok(cancelled)
+        })
     }
 
     fn announce_model(&self) {
@@ -805,7 +833,82 @@ fn load_case_at(path: &Path) -> Result<(PreparedCase, PathBuf), String> {
     Ok((case, case_folder))
 }
 
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown cause".into())
+}
+
 /// Dice of `predicted` against `truth` for WT, TC and ET over one slice or volume of codes.
 pub fn region_dice(predicted: &[u8], truth: &[u8]) -> [f64; 3] {
     [Region::Wt, Region::Tc, Region::Et].map(|region| overlap(predicted, truth, region).dice)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker whose replies land in a channel.
+    fn worker() -> (Worker<impl Fn(Response) + Clone + Send + 'static>, Receiver<Response>) {
+        let (tx, rx) = unbounded();
+        let reply = move |r: Response| {
+            let _ = tx.send(r);
+        };
+        (Worker::new(reply), rx)
+    }
+
+    fn next(rx: &Receiver<Response>) -> Response {
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the worker answers")
+    }
+
+    #[test]
+    fn a_job_that_cannot_start_is_refused_with_a_reason() {
+        let (mut worker, rx) = worker();
+        worker.handle_guarded(Request::StartSweep {
+            methods: vec![],
+            ratios: vec![0.5],
+        });
+        match next(&rx) {
+            Response::JobRefused { reason } => assert!(reason.contains("open a case"), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_panicking_job_reports_failed_and_frees_the_job_slot() {
+        let (mut worker, rx) = worker();
+        let (release, hold) = unbounded::<()>();
+        worker
+            .spawn_job("first", move |_, _| {
+                let _ = hold.recv();
+                panic!("index out of bounds in a test job")
+            })
+            .unwrap();
+        assert!(matches!(next(&rx), Response::JobStarted { label } if label == "first"));
+        // While the first job runs, a second one is refused.
+        let refused = worker.spawn_job("second", |_, _| Ok(false)).unwrap_err();
+        assert!(refused.contains("already running"), "{refused}");
+        release.send(()).unwrap();
+        match next(&rx) {
+            Response::JobFailed { reason } => {
+                assert!(reason.contains("index out of bounds"), "{reason}")
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        // The slot is free again once the panicked thread is gone.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while worker.spawn_job("third", |_, _| Ok(false)).is_err() {
+            assert!(Instant::now() < deadline, "the job slot stays claimed");
+            std::thread::yield_now();
+        }
+        assert!(matches!(next(&rx), Response::JobStarted { .. }));
+        assert!(matches!(
+            next(&rx),
+            Response::JobFinished { cancelled: false }
+        ));
+    }
 }

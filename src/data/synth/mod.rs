@@ -37,7 +37,7 @@ pub struct SynthOptions {
 }
 
 /// Changes whenever a seed would give a different case (cached cases carry it in their path).
-pub const GENERATOR_VERSION: &str = "v3";
+pub const GENERATOR_VERSION: &str = "v4";
 
 /// BraTS's own grid: 240 x 240 x 155 voxels of 1 mm.
 pub const BRATS_DIMS: [usize; 3] = [240, 240, 155];

@@ -66,6 +66,9 @@ struct Scanner {
     snr: [f32; 4],
     /// Weight of each neighbouring slice in the through-plane blur.
     z_blur: [f32; 4],
+    /// Weight of each in-plane neighbour in the point-spread blur (reconstruction from a
+    /// coarser acquisition matrix softens every edge, enhancing rims included).
+    xy_blur: [f32; 4],
 }
 
 impl Scanner {
@@ -92,6 +95,7 @@ impl Scanner {
                     rng.range(0.0, 0.15)
                 }
             }),
+            xy_blur: std::array::from_fn(|_| rng.range(0.03, 0.22)),
         }
     }
 }
@@ -281,6 +285,7 @@ pub fn generate(seed: u64, dims: [usize; 3], spacing_mm: f32) -> RealisticCase {
     }
     for (m, volume) in modalities.iter_mut().enumerate() {
         blur_through_plane(volume, dims, recipe.scanner.z_blur[m]);
+        blur_in_plane(volume, dims, recipe.scanner.xy_blur[m]);
         add_rician_noise(
             volume,
             &visible,
@@ -434,6 +439,37 @@ fn blur_through_plane(values: &mut [f32], dims: [usize; 3], weight: f32) {
                 }
             }
         });
+}
+
+/// Mixes each voxel with its in-plane neighbours by `weight` each, along x then y (a separable
+/// point-spread function); background stays zero so the brain's outline is not smeared outwards.
+fn blur_in_plane(values: &mut [f32], dims: [usize; 3], weight: f32) {
+    if weight <= 0.0 {
+        return;
+    }
+    let [nx, ny, _] = dims;
+    let plane = nx * ny;
+    values.par_chunks_mut(plane).for_each(|slab| {
+        for (step, len, count) in [(1, nx, ny), (nx, ny, nx)] {
+            let source = slab.to_vec();
+            let line_start = |k: usize| if step == 1 { k * nx } else { k };
+            for k in 0..count {
+                let start = line_start(k);
+                for j in 0..len {
+                    let i = start + j * step;
+                    if source[i] <= 0.0 {
+                        continue;
+                    }
+                    let before = if j > 0 { source[i - step] } else { 0.0 };
+                    let after = if j + 1 < len { source[i + step] } else { 0.0 };
+                    // Outside the brain a neighbour counts as the voxel itself.
+                    let before = if before > 0.0 { before } else { source[i] };
+                    let after = if after > 0.0 { after } else { source[i] };
+                    slab[i] = (1.0 - 2.0 * weight) * source[i] + weight * (before + after);
+                }
+            }
+        }
+    });
 }
 
 /// Magnitude images have Rician noise: |signal + complex Gaussian noise of `sigma`|, inside

@@ -24,7 +24,9 @@ pub struct TumourStyle {
     /// Oedema's decay length in white matter (mm).
     pub oedema_reach_mm: f32,
     pub core_threshold: f32,
-    pub necrosis_threshold: f32,
+    /// Where necrosis starts, as a fraction of the way from the core threshold to the tumour's
+    /// peak density (small: thick necrotic centre and thin rim; the peak is known once grown).
+    pub necrosis_fraction: f32,
     pub oedema_threshold: f32,
     /// Has a necrotic centre.
     pub necrotic: bool,
@@ -50,7 +52,7 @@ impl TumourStyle {
                 rng.range(5.0, 28.0)
             },
             core_threshold: rng.range(0.35, 0.6),
-            necrosis_threshold: rng.range(0.72, 0.95),
+            necrosis_fraction: rng.range(0.45, 0.85),
             oedema_threshold: rng.range(0.12, 0.3),
             necrotic: !low_grade && rng.chance(0.85),
             enhancing: !low_grade,
@@ -141,6 +143,8 @@ pub struct Tumour {
     border: SmoothField,
     gaps: SmoothField,
     pub texture: SmoothField,
+    /// Cell density above which the core is necrotic.
+    necrosis_level: f32,
     /// How strongly the texture modulates intensities inside the tumour.
     pub texture_amount: f32,
 }
@@ -269,9 +273,13 @@ impl Tumour {
             });
             std::mem::swap(&mut oedema, &mut next);
         }
+        let peak = density.iter().copied().fold(0.0, f32::max);
+        let necrosis_level =
+            style.core_threshold + style.necrosis_fraction * (peak - style.core_threshold);
         Tumour {
             style,
             grid,
+            necrosis_level,
             density,
             oedema,
             border,
@@ -299,7 +307,7 @@ impl Tumour {
         let border = self.border.at(p);
         let core = u + 0.07 * border;
         if core > s.core_threshold {
-            let part = if s.necrotic && u + 0.025 * border > s.necrosis_threshold {
+            let part = if s.necrotic && u + 0.025 * border > self.necrosis_level {
                 TumourPart::Necrosis
             } else if s.enhancing && self.gaps.at(p) > s.rim_gap_level {
                 TumourPart::Enhancing
