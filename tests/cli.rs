@@ -99,11 +99,12 @@ fn bad_inputs_exit_non_zero_and_name_the_problem() {
     );
 
     let json = common::fixture("dlunet_w8.json");
+    let never_written = common::scratch_dir("cli-bad-inputs").join("never-written.safetensors");
     let not_safetensors = run(&[
         "import",
         json.to_str().unwrap(),
         "-o",
-        "/tmp/never-written.safetensors",
+        never_written.to_str().unwrap(),
     ]);
     assert!(!not_safetensors.status.success());
     assert!(
@@ -111,7 +112,7 @@ fn bad_inputs_exit_non_zero_and_name_the_problem() {
         "{}",
         stderr(&not_safetensors)
     );
-    assert!(!std::path::Path::new("/tmp/never-written.safetensors").exists());
+    assert!(!never_written.exists());
 
     let bad_size = run(&["info", "--size", "100"]);
     assert!(!bad_size.status.success());
@@ -291,6 +292,39 @@ fn pipeline_commands_refuse_bad_input_naming_the_problem() {
         out,
     ]);
     assert!(e.contains("recorded split") && e.contains("Synth_"), "{e}");
+}
+
+#[test]
+fn ratio_zero_is_the_dense_model_for_every_schedule_and_ratio_one_is_explained() {
+    let dir = common::scratch_dir("cli-ratio-zero");
+    let out = dir.join("p.safetensors");
+    let out = out.to_str().unwrap();
+    // One coarse case keeps this quick; the point is that nothing panics.
+    let data = ["--synthetic", "1", "--synthetic-spacing", "3.75"];
+    let mut prune = vec!["prune", "--schedule", "layer-wise", "--ratio", "0", "--runs", "1"];
+    prune.extend(data);
+    prune.extend(["-o", out, "--json"]);
+    let done = run(&prune);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&done)).unwrap();
+    assert_eq!(report["params_before"], report["params_after"]);
+
+    let csv = dir.join("sweep.csv");
+    let mut sweep = vec!["sweep", "--schedule", "layer-wise", "--ratios", "0,0.25"];
+    sweep.extend(["--methods", "l2", "--runs", "1"]);
+    sweep.extend(data);
+    sweep.extend(["-o", csv.to_str().unwrap()]);
+    let done = run(&sweep);
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 3);
+
+    let mut one = vec!["prune", "--ratio", "1"];
+    one.extend(data);
+    one.extend(["-o", out]);
+    let e = failure(&one);
+    assert!(e.contains("below 1") && e.contains("got 1"), "{e}");
+    let e = failure(&["compare-schedules", "--cka-slices", "4", "-o", out]);
+    assert!(e.contains("--cka-slices 4") && !e.contains("tumour slices"), "{e}");
 }
 
 #[test]

@@ -103,6 +103,9 @@ impl SliceBatches {
             slice_step: 1,
             seed: 0,
         };
+        if slices < batch {
+            anyhow::bail!("{slices} slices asked for, fewer than one minibatch of {batch}");
+        }
         let set = SliceDataset::from_cases(cases, crop, selection)?;
         let whole = slices.min(set.len()) / batch;
         if whole == 0 {

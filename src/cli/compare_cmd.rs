@@ -88,7 +88,17 @@ struct PairSummary {
     heatmap: PathBuf,
 }
 
+/// Slices per CKA minibatch (the unbiased HSIC estimator needs at least 4).
+const CKA_BATCH: usize = 8;
+
 pub fn compare(args: CompareArgs) -> Result<()> {
+    if args.cka_slices < CKA_BATCH {
+        anyhow::bail!(
+            "--cka-slices {} is fewer than one CKA minibatch of {CKA_BATCH} slices; ask for at \
+             least {CKA_BATCH}",
+            args.cka_slices
+        );
+    }
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
     let evaluator = DiceEvaluator {
         cases: defaults::data_or_held_out(&args.data)
@@ -104,7 +114,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     let snip = tuner.as_ref().map(FineTuner::snip_batch);
     let device = backend::cpu_device();
     let dense_model = dense.build(&device)?;
-    let cka_slices = SliceBatches::tumour_slices(&evaluator.cases, 128, args.cka_slices, 8)?;
+    let cka_slices = SliceBatches::tumour_slices(&evaluator.cases, 128, args.cka_slices, CKA_BATCH)?;
     let schedules = [
         ("one-shot", Schedule::OneShot),
         ("iterative", Schedule::Iterative { steps: args.steps }),

@@ -140,11 +140,7 @@ fn column_energy(t: &HostTensor) -> Vec<f64> {
 /// The channels kept when pruning `ratio` of a group by importance: the top
 /// `round(width * (1 - ratio))`, in ascending index order (ties keep the lower index).
 pub fn keep_top(name: &str, importance: &[f32], ratio: f64) -> Result<Vec<usize>, PruneError> {
-    if !(0.0..=1.0).contains(&ratio) {
-        return Err(PruneError::Invalid(format!(
-            "{name}: pruning ratio must be in [0, 1], got {ratio}"
-        )));
-    }
+    super::check_ratio(name, ratio)?;
     let keep = (importance.len() as f64 * (1.0 - ratio)).round() as usize;
     if keep == 0 {
         return Err(PruneError::EmptyGroup(name.to_string()));
@@ -167,11 +163,16 @@ mod tests {
         assert_eq!(keep_top("g", &[1.0; 4], 0.0).unwrap(), vec![0, 1, 2, 3]);
         assert!(matches!(
             keep_top("g", &[1.0; 4], 1.0),
-            Err(PruneError::EmptyGroup(_))
+            Err(PruneError::Invalid(_))
         ));
         assert!(matches!(
             keep_top("g", &[1.0; 4], 1.5),
             Err(PruneError::Invalid(_))
+        ));
+        // Below 1 but rounding to no channel at all.
+        assert!(matches!(
+            keep_top("g", &[1.0; 4], 0.9),
+            Err(PruneError::EmptyGroup(_))
         ));
     }
 

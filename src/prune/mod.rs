@@ -219,13 +219,21 @@ pub fn prune_structured(
     remove_channels(config, weights, &kept)
 }
 
+/// Checks a share to remove: 0 (nothing: the dense model) up to, not including, 1 (which
+/// would remove everything). `what` names it in the error.
+pub fn check_ratio(what: &str, ratio: f64) -> Result<(), PruneError> {
+    if (0.0..1.0).contains(&ratio) {
+        return Ok(());
+    }
+    Err(PruneError::Invalid(format!(
+        "{what}: a pruning ratio is the share removed, at least 0 (the dense model) and below 1 \
+         (1 would remove everything); got {ratio}"
+    )))
+}
+
 /// Channels kept per group under one threshold over mean-normalised importances.
 fn keep_global(importance: &[Vec<f32>], ratio: f64) -> Result<Vec<Vec<usize>>, PruneError> {
-    if !(0.0..1.0).contains(&ratio) {
-        return Err(PruneError::Invalid(format!(
-            "global pruning ratio must be in [0, 1), got {ratio}"
-        )));
-    }
+    check_ratio("global ratio", ratio)?;
     let normalised: Vec<Vec<f64>> = importance
         .iter()
         .map(|scores| {

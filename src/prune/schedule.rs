@@ -59,7 +59,8 @@ pub struct StepRecord {
 }
 
 /// Prunes `dense` to `ratios` by `method` following `schedule`; returns the final model (the
-/// last fine-tuned one when fine-tuning is on) and one record per step.
+/// last fine-tuned one when fine-tuning is on) and one record per step, at least one: with
+/// nothing to prune (a layer-wise schedule at ratio 0) the dense model is the one record.
 pub fn run_schedule(
     dense: &Checkpoint,
     method: PruneMethod,
@@ -73,6 +74,19 @@ pub fn run_schedule(
         metadata: Default::default(),
         ..dense.clone()
     };
+    if steps == 0 {
+        let (params, nonzero_params) = parameter_counts(&current);
+        let record = StepRecord {
+            step: 0,
+            label: "nothing to prune (ratio 0): the dense model".into(),
+            params,
+            nonzero_params,
+            dice_pruned: hooks.evaluate(&current)?,
+            dice_fine_tuned: None,
+        };
+        hooks.on_step(&record, 1);
+        return Ok((current, vec![record]));
+    }
     let mut records = Vec::with_capacity(steps);
     for step in 1..=steps {
         let request = step_request(dense, &current, method, ratios, schedule, step, steps)?;
@@ -247,4 +261,44 @@ fn iterative_ratios(
                 .collect(),
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prune::StructuredMethod;
+
+    /// Hooks that never fine-tune, counting evaluations.
+    struct Counting(usize);
+
+    impl ScheduleHooks for Counting {
+        fn evaluate(&mut self, _: &Checkpoint) -> Result<RegionValues> {
+            self.0 += 1;
+            Ok(RegionValues::new())
+        }
+        fn fine_tune(&mut self, _: &Checkpoint, _: usize) -> Result<Option<Checkpoint>> {
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn every_schedule_at_ratio_zero_returns_the_dense_model_with_one_record() {
+        let dense = crate::defaults::default_checkpoint();
+        let method = PruneMethod::Structured(StructuredMethod::L2);
+        for schedule in [
+            Schedule::OneShot,
+            Schedule::Iterative { steps: 2 },
+            Schedule::LayerWise,
+        ] {
+            let mut hooks = Counting(0);
+            let (model, records) =
+                run_schedule(&dense, method, &Ratios::Uniform(0.0), schedule, None, &mut hooks)
+                    .unwrap();
+            assert!(!records.is_empty(), "{}", schedule.name());
+            assert_eq!(model.config.plan, dense.config.plan, "{}", schedule.name());
+            let last = records.last().unwrap();
+            assert_eq!(last.params, parameter_counts(&dense).0);
+            assert!(hooks.0 >= 1);
+        }
+    }
 }

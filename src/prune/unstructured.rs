@@ -179,11 +179,7 @@ pub fn masks_from_scores(
     ratio: f64,
     existing: &MaskMap,
 ) -> Result<MaskMap, PruneError> {
-    if !(0.0..1.0).contains(&ratio) {
-        return Err(PruneError::Invalid(format!(
-            "unstructured pruning ratio must be in [0, 1), got {ratio}"
-        )));
-    }
+    super::check_ratio("unstructured ratio", ratio)?;
     // An already-pruned weight scores below every live one, so it is removed first again.
     let score = |k: &str, i: usize| -> f32 {
         match existing.get(k) {
