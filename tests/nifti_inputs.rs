@@ -241,3 +241,113 @@ fn bad_case_folders_are_refused_naming_the_problem() {
         "{e}"
     );
 }
+
+/// x + 10y + 100z over the 6x5x4 fixture grid, x fastest.
+fn fixture_values() -> Vec<f32> {
+    (0..4)
+        .flat_map(|z| (0..5).flat_map(move |y| (0..6).map(move |x| (x + 10 * y + 100 * z) as f32)))
+        .collect()
+}
+
+#[test]
+fn nifti2_files_written_by_nibabel_read_with_values_scaling_and_affine() {
+    // Written by tools/nifti2_fixtures.py (nibabel): little-endian int16 with scaling and a
+    // rotated sform, gzipped; big-endian float32 with a qform only.
+    let scaled = read_volume(&common::fixture("nifti2_i16_scaled.nii.gz")).unwrap();
+    assert_eq!(scaled.dims, [6, 5, 4]);
+    assert_eq!(scaled.spacing_mm, [1.2, 1.2, 2.5]);
+    let want: Vec<f32> = fixture_values().iter().map(|v| 2.0 * v + 7.0).collect();
+    assert_eq!(scaled.data, want);
+    let a = scaled.affine();
+    assert_eq!((a[0][1], a[1][0], a[2][2]), (-1.2, 1.2, 2.5));
+    assert_eq!((a[0][3], a[1][3], a[2][3]), (30.0, -20.0, 5.0));
+
+    let big_endian = read_volume(&common::fixture("nifti2_f32_be.nii")).unwrap();
+    assert_eq!(big_endian.data, fixture_values());
+    let a = big_endian.affine();
+    let close = |x: f64, y: f64| (x - y).abs() < 1e-5;
+    assert!(close(a[0][0], -1.5) && close(a[1][1], -1.5) && close(a[2][2], 1.5), "{a:?}");
+    assert!(close(a[0][3], 10.0) && close(a[1][3], 20.0) && close(a[2][3], -30.0), "{a:?}");
+}
+
+#[test]
+fn modalities_on_different_grids_of_the_same_size_are_refused() {
+    let dir = common::scratch_dir("grid-mismatch");
+    let folder = small_case(&dir, "Shifted_001");
+    let t2 = folder.join("Shifted_001_t2.nii.gz");
+    let mut volume = read_volume(&t2).unwrap();
+    // Same dims, origin moved by 4 mm along x.
+    volume.header.srow_x[3] += 4.0;
+    let values: Vec<i16> = volume.data.iter().map(|v| *v as i16).collect();
+    raagr2_lab::data::write_volume(&t2, volume.dims, &values, &volume.header).unwrap();
+    let e = load_case(&folder, None).unwrap_err().to_string();
+    assert!(
+        e.contains("Shifted_001_t2.nii.gz")
+            && e.contains("Shifted_001_t1.nii.gz")
+            && e.contains("4.000 mm"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_huge_header_is_refused_before_any_voxel_data_is_read() {
+    let dir = common::scratch_dir("huge-header");
+    let path = dir.join("huge.nii.gz");
+    write(&path, &grid().mapv(|v| v as f32));
+    // Rewrite dims to 1500 x 1500 x 1000 in the (gzipped) header, keeping the small data.
+    let mut raw = Vec::new();
+    use std::io::{Read, Write};
+    flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    for (i, d) in [1500i16, 1500, 1000].iter().enumerate() {
+        raw[42 + 2 * i..44 + 2 * i].copy_from_slice(&d.to_le_bytes());
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    std::fs::write(&path, gz.finish().unwrap()).unwrap();
+    let started = std::time::Instant::now();
+    let e = error_of(&path);
+    assert!(
+        e.contains("huge.nii.gz") && e.contains("2250000000 voxels") && e.contains("limit"),
+        "{e}"
+    );
+    assert!(started.elapsed().as_secs() < 5, "refused without decompressing the data");
+}
+
+#[test]
+fn random_header_mutations_of_real_files_give_errors_not_panics() {
+    let dir = common::scratch_dir("header-fuzz");
+    let good = dir.join("good.nii");
+    write(&good, &grid().mapv(|v| v as i16));
+    let original = std::fs::read(&good).unwrap();
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut refused, mut read) = (0, 0);
+    for round in 0..400 {
+        let mut bytes = original.clone();
+        for _ in 0..1 + next() % 3 {
+            let at = (next() % 352) as usize;
+            bytes[at] = next() as u8;
+        }
+        if round % 5 == 0 {
+            bytes.truncate((next() % original.len() as u64) as usize);
+        }
+        let path = dir.join(format!("m{round}.nii"));
+        std::fs::write(&path, &bytes).unwrap();
+        let outcome = std::panic::catch_unwind(|| read_volume(&path).map(|v| v.data.len()));
+        match outcome.unwrap_or_else(|_| panic!("read_volume panicked on mutation {round}")) {
+            Ok(_) => read += 1,
+            Err(e) => {
+                assert!(e.to_string().contains(&format!("m{round}.nii")), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 50 && read > 50, "{refused} refused, {read} read");
+}

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::DataError;
-use super::nifti_io::{Volume, read_volume};
+use super::nifti_header::{Header, affine_difference, describe_affine};
+use super::nifti_io::{Volume, read_grid, read_volume_with};
 
 /// The four input modalities, in the network's channel order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,8 +143,13 @@ fn case_file(
         .find(|p| p.exists())
 }
 
+/// Largest difference between two files' affines (mm, or mm per voxel) still counted as the
+/// same grid: float32 headers written by different tools differ in the last digits.
+pub const AFFINE_TOLERANCE_MM: f64 = 1e-3;
+
 /// Loads a BraTS case folder. The convention comes from the file naming unless `convention`
-/// overrides it. All modalities (and the seg, if any) must share one grid.
+/// overrides it. Every file's header is read and checked first; all modalities (and the seg,
+/// if any) must share one grid (sizes and affine) before any voxel data is read.
 pub fn load_case(
     folder: &Path,
     convention: Option<LabelConvention>,
@@ -153,7 +159,7 @@ pub fn load_case(
     }
     // The naming found on disk decides which files to open; `convention` only relabels.
     let (id, file_convention) = detect_case(folder)?;
-    let mut volumes = Vec::with_capacity(4);
+    let mut paths = Vec::with_capacity(5);
     for (i, modality) in Modality::ALL.iter().enumerate() {
         let Some(path) = case_file(folder, &id, file_convention, i) else {
             let (suffixes, sep) = file_convention.naming();
@@ -166,27 +172,23 @@ pub fn load_case(
                 ),
             });
         };
-        volumes.push(read_volume(&path)?);
+        paths.push(path);
     }
-    let seg = case_file(folder, &id, file_convention, 4)
-        .map(|p| read_volume(&p))
-        .transpose()?;
-    let reference = &volumes[0];
-    for volume in volumes.iter().chain(seg.iter()) {
-        if volume.dims != reference.dims {
-            return Err(DataError::BadCase {
-                folder: folder.to_path_buf(),
-                problem: format!(
-                    "{} is {:?} but {} is {:?}; all files of a case must share one grid",
-                    file_name(&volume.path),
-                    volume.dims,
-                    file_name(&reference.path),
-                    reference.dims
-                ),
-            });
-        }
+    paths.extend(case_file(folder, &id, file_convention, 4));
+    let grids = paths
+        .iter()
+        .map(|p| read_grid(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (path, grid) in paths.iter().zip(&grids).skip(1) {
+        check_same_grid(folder, (&paths[0], &grids[0]), (path, grid))?;
     }
-    let modalities: [Volume; 4] = volumes.try_into().expect("four modalities pushed above");
+    let mut volumes = paths
+        .iter()
+        .zip(&grids)
+        .map(|(path, (header, _, _))| read_volume_with(path, header))
+        .collect::<Result<Vec<_>, _>>()?;
+    let seg = (volumes.len() == 5).then(|| volumes.pop()).flatten();
+    let modalities: [Volume; 4] = volumes.try_into().expect("four modalities read above");
     Ok(BratsCase {
         id,
         folder: folder.to_path_buf(),
@@ -195,6 +197,41 @@ pub fn load_case(
         seg,
     })
 }
+
+/// Refuses `other` unless it has `reference`'s sizes and affine (within
+/// [`AFFINE_TOLERANCE_MM`]), naming both files and the difference.
+fn check_same_grid(
+    folder: &Path,
+    (reference_path, reference): (&Path, &Grid),
+    (other_path, other): (&Path, &Grid),
+) -> Result<(), DataError> {
+    let bad = |problem: String| DataError::BadCase {
+        folder: folder.to_path_buf(),
+        problem,
+    };
+    let (a, b) = (file_name(reference_path), file_name(other_path));
+    if other.1 != reference.1 {
+        return Err(bad(format!(
+            "{b} is {:?} but {a} is {:?}; all files of a case must share one grid",
+            other.1, reference.1
+        )));
+    }
+    let (affine_a, affine_b) = (reference.0.affine(), other.0.affine());
+    let difference = affine_difference(&affine_a, &affine_b);
+    if difference > AFFINE_TOLERANCE_MM {
+        return Err(bad(format!(
+            "{b} and {a} have the same size but not the same voxel grid (spacing, origin or \
+             orientation differ by up to {difference:.3} mm): {b} {} vs {a} {}; resample them \
+             onto one grid first",
+            describe_affine(&affine_b),
+            describe_affine(&affine_a)
+        )));
+    }
+    Ok(())
+}
+
+/// A file's header, 3-D sizes and spacing.
+type Grid = (Header, [usize; 3], [f32; 3]);
 
 fn file_name(path: &Path) -> String {
     path.file_name()

@@ -2,6 +2,7 @@
 
 pub mod brats;
 pub mod dataset;
+pub mod nifti_header;
 pub mod nifti_io;
 pub mod preprocess;
 pub mod synth;

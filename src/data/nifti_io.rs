@@ -1,11 +1,13 @@
-//! NIfTI-1 volumes (.nii and .nii.gz) in and out: 3-D only, scaling applied, geometry kept,
-//! bad files refused with the file and the problem named.
+//! NIfTI volumes (.nii and .nii.gz, NIfTI-1 and NIfTI-2) in and out: 3-D only, scaling
+//! applied, geometry kept, the header checked before any voxel data is read, bad files refused
+//! with the file and the problem named. Written volumes are NIfTI-1.
 
 use std::path::{Path, PathBuf};
 
-use nifti::{IntoNdArray, NiftiHeader, NiftiObject, ReaderOptions};
+use nifti::NiftiHeader;
 
 use super::DataError;
+use super::nifti_header::{Header, read_header, read_voxels};
 
 /// A 3-D scalar volume, values in x-fastest order (NIfTI's own order).
 #[derive(Debug, Clone)]
@@ -16,8 +18,11 @@ pub struct Volume {
     pub spacing_mm: [f32; 3],
     /// Values after the header's scaling (scl_slope / scl_inter).
     pub data: Vec<f32>,
-    /// The source header, reused when writing derived volumes so they share its geometry.
+    /// The source geometry as a NIfTI-1 header, reused when writing derived volumes so they
+    /// share it.
     pub header: NiftiHeader,
+    /// The voxel-to-world affine (3x4, row-major) of the source header.
+    pub affine: [[f64; 4]; 3],
     pub path: PathBuf,
 }
 
@@ -31,66 +36,43 @@ impl Volume {
         x + self.dims[0] * (y + self.dims[1] * z)
     }
 
-    /// The voxel-to-world affine, row-major 4x4: the sform when its code is set, else plain pixdim
-    /// scaling (a qform-only file's rotation is not applied yet; writing reuses the whole header,
-    /// so predictions still carry the source qform).
+    /// The voxel-to-world affine, row-major 4x4: the sform when its code is set, else the
+    /// qform, else plain pixdim scaling.
     pub fn affine(&self) -> [[f64; 4]; 4] {
-        let h = &self.header;
-        if h.sform_code > 0 {
-            let row = |r: [f32; 4]| r.map(f64::from);
-            [
-                row(h.srow_x),
-                row(h.srow_y),
-                row(h.srow_z),
-                [0.0, 0.0, 0.0, 1.0],
-            ]
-        } else {
-            let s = self.spacing_mm.map(f64::from);
-            [
-                [s[0], 0.0, 0.0, 0.0],
-                [0.0, s[1], 0.0, 0.0],
-                [0.0, 0.0, s[2], 0.0],
-                [0.0, 0.0, 0.0, 1.0],
-            ]
-        }
+        let [x, y, z] = self.affine;
+        [x, y, z, [0.0, 0.0, 0.0, 1.0]]
     }
 }
 
-/// Reads a 3-D NIfTI volume. Errors name the file and say what is wrong: unreadable or not
-/// NIfTI, truncated, not 3-D, or holding NaN/inf voxels.
+/// Reads a 3-D NIfTI volume. Errors name the file and say what is wrong: missing, not NIfTI,
+/// an invalid or oversized header, truncated, not 3-D, or holding NaN/inf voxels.
 pub fn read_volume(path: &Path) -> Result<Volume, DataError> {
+    let header = read_header(path)?;
+    read_volume_with(path, &header)
+}
+
+/// The grid of a NIfTI file from its header alone: 3-D sizes, spacing and affine (checks as
+/// [`read_volume`] does, without reading voxels).
+pub fn read_grid(path: &Path) -> Result<(Header, [usize; 3], [f32; 3]), DataError> {
+    let header = read_header(path)?;
     let bad = |problem: String| DataError::BadFile {
         path: path.to_path_buf(),
         problem,
     };
-    if !path.exists() {
-        return Err(DataError::Missing(path.to_path_buf()));
-    }
-    let object = ReaderOptions::new()
-        .read_file(path)
-        .map_err(|e| bad(describe_nifti_error(&e)))?;
-    let header = object.header().clone();
     let dims = spatial_dims(&header).map_err(bad)?;
-    let spacing_mm = [header.pixdim[1], header.pixdim[2], header.pixdim[3]].map(|s| s.abs());
-    if spacing_mm.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-        return Err(bad(format!(
-            "voxel spacing (pixdim) {spacing_mm:?} mm is not positive and finite"
-        )));
-    }
-    let array = object
-        .into_volume()
-        .into_ndarray::<f32>()
-        .map_err(|e| bad(describe_nifti_error(&e)))?;
-    if array.len() != dims.iter().product::<usize>() {
-        return Err(bad(format!(
-            "holds {} voxels, its header says {:?}",
-            array.len(),
-            dims
-        )));
-    }
-    // Reverse the axes ([x, y, z(, 1..)] -> [(1.., )z, y, x]) so logical row-major iteration runs
-    // x fastest, whatever the array's memory order.
-    let data: Vec<f32> = array.reversed_axes().iter().copied().collect();
+    let spacing_mm = spacing_of(&header).map_err(bad)?;
+    Ok((header, dims, spacing_mm))
+}
+
+/// Reads the voxels of a file whose header [`read_header`] already returned.
+pub fn read_volume_with(path: &Path, header: &Header) -> Result<Volume, DataError> {
+    let bad = |problem: String| DataError::BadFile {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let dims = spatial_dims(header).map_err(bad)?;
+    let spacing_mm = spacing_of(header).map_err(bad)?;
+    let data = read_voxels(path, header)?;
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         let count = data.iter().filter(|v| !v.is_finite()).count();
         let (x, y, z) = (
@@ -106,18 +88,26 @@ pub fn read_volume(path: &Path) -> Result<Volume, DataError> {
         dims,
         spacing_mm,
         data,
-        header,
+        header: header.to_nifti1(),
+        affine: header.affine(),
         path: path.to_path_buf(),
     })
 }
 
-/// The three spatial sizes, refusing 2-D volumes and 4-D ones with more than one frame.
-fn spatial_dims(header: &NiftiHeader) -> Result<[usize; 3], String> {
-    let rank = header.dim[0] as usize;
-    if !(1..=7).contains(&rank) {
-        return Err(format!("invalid dimension count {rank} in the header"));
+fn spacing_of(header: &Header) -> Result<[f32; 3], String> {
+    let spacing_mm = [1, 2, 3].map(|i| header.pixdim[i].abs() as f32);
+    if spacing_mm.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(format!(
+            "voxel spacing (pixdim) {spacing_mm:?} mm is not positive and finite"
+        ));
     }
-    let sizes: Vec<usize> = header.dim[1..=rank].iter().map(|&d| d as usize).collect();
+    Ok(spacing_mm)
+}
+
+/// The three spatial sizes, refusing 2-D volumes and 4-D ones with more than one frame.
+fn spatial_dims(header: &Header) -> Result<[usize; 3], String> {
+    let sizes = &header.sizes;
+    let rank = sizes.len();
     if rank < 3 || sizes[..3].iter().any(|&d| d <= 1) {
         return Err(format!(
             "is {rank}-D with sizes {sizes:?}; a 3-D volume is needed"
@@ -128,18 +118,7 @@ fn spatial_dims(header: &NiftiHeader) -> Result<[usize; 3], String> {
             "is {rank}-D with sizes {sizes:?}; only 3-D volumes are supported (one modality per file)"
         ));
     }
-    Ok([sizes[0], sizes[1], sizes[2]])
-}
-
-fn describe_nifti_error(error: &nifti::NiftiError) -> String {
-    use nifti::NiftiError as E;
-    match error {
-        E::InvalidFormat => "not a NIfTI file (bad header magic)".into(),
-        E::BadVolumeSize | E::NoVolumeData | E::IncompatibleLength(..) | E::Io(_) => {
-            format!("truncated or unreadable NIfTI data ({error})")
-        }
-        other => format!("cannot read as NIfTI ({other})"),
-    }
+    Ok([sizes[0], sizes[1], sizes[2]].map(|d| d as usize))
 }
 
 /// Writes a label map with the geometry (affine, spacing, orientation) of `reference`,
@@ -180,8 +159,30 @@ where
         let _ = std::fs::remove_file(&tmp);
         return Err(DataError::BadFile {
             path: path.to_path_buf(),
-            problem: format!("cannot write NIfTI: {e}"),
+            problem: format!("cannot write NIfTI: {}", describe_write_error(&e)),
         });
     }
     crate::atomic::commit(&tmp, path).map_err(io)
+}
+
+/// The nifti crate's error in words (its I/O variant only has a debug form, which would show
+/// `Io(Os { code: 28, ... })` for a full disk).
+fn describe_write_error(error: &nifti::NiftiError) -> String {
+    match error {
+        nifti::NiftiError::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_said_in_words() {
+        let full = nifti::NiftiError::Io(std::io::Error::from_raw_os_error(28));
+        let text = describe_write_error(&full);
+        assert!(text.contains("No space left on device"), "{text}");
+        assert!(!text.contains("Os {"), "{text}");
+    }
 }
