@@ -118,3 +118,64 @@ fn truncated_checkpoint_is_refused_and_the_good_one_survives_a_failed_save() {
         "temporary files left behind: {leftovers:?}"
     );
 }
+
+/// The default checkpoint with its safetensors JSON header passed through `edit` (the 8-byte
+/// length prefix follows the new length; tensor offsets are relative to the data, so they hold).
+fn with_edited_header(edit: impl Fn(&str) -> String) -> Vec<u8> {
+    let bytes = std::fs::read("assets/default_model.safetensors").unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = edit(std::str::from_utf8(&bytes[8..8 + n]).unwrap());
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend(header.as_bytes());
+    out.extend(&bytes[8 + n..]);
+    out
+}
+
+#[test]
+fn a_config_that_disagrees_with_the_tensors_is_refused_before_building() {
+    let dir = common::scratch_dir("checkpoint-config");
+    // The config is a JSON string inside the header's metadata, so its quotes are escaped.
+    let wide = with_edited_header(|h| h.replacen(r#"\"out\":8,"#, r#"\"out\":99999,"#, 1));
+    let path = dir.join("wide.safetensors");
+    std::fs::write(&path, &wide).unwrap();
+    let started = std::time::Instant::now();
+    let e = load_checkpoint(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("wide.safetensors") && e.contains("99999") && e.contains("tensors hold"),
+        "{e}"
+    );
+    assert!(started.elapsed().as_secs() < 5);
+}
+
+#[test]
+fn random_header_mutations_of_a_checkpoint_give_errors_not_panics() {
+    let dir = common::scratch_dir("checkpoint-fuzz");
+    let original = std::fs::read("assets/default_model.safetensors").unwrap();
+    let header_end = 8 + u64::from_le_bytes(original[..8].try_into().unwrap()) as usize;
+    let mut state = 0x2545f4914f6cdd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let device = cpu_device();
+    for round in 0..200 {
+        let mut bytes = original.clone();
+        for _ in 0..1 + next() % 3 {
+            let at = 8 + (next() % (header_end as u64 - 8)) as usize;
+            // Digits become other digits half the time, so numbers stay numbers.
+            bytes[at] = if bytes[at].is_ascii_digit() && next() % 2 == 0 {
+                b'0' + (next() % 10) as u8
+            } else {
+                next() as u8
+            };
+        }
+        let path = dir.join(format!("m{round}.safetensors"));
+        std::fs::write(&path, &bytes).unwrap();
+        let outcome = std::panic::catch_unwind(|| {
+            load_checkpoint(&path).map(|c| c.build(&device).map(|_| ()))
+        });
+        assert!(outcome.is_ok(), "mutation {round} panicked");
+    }
+}

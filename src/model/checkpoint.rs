@@ -147,6 +147,10 @@ pub fn checkpoint_from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, Mo
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
+    check_config_matches_tensors(&config, &weights).map_err(|reason| ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     let metadata = metadata
         .into_iter()
         .filter(|(k, _)| k != CONFIG_METADATA_KEY && k != FORMAT_METADATA_KEY)
@@ -157,6 +161,31 @@ pub fn checkpoint_from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, Mo
         metadata,
         masks,
     })
+}
+
+/// Refuses a config whose channel widths or head differ from what the stored tensors hold,
+/// before any model is built (a corrupted width would otherwise allocate a model of its size).
+fn check_config_matches_tensors(config: &ModelConfig, weights: &WeightMap) -> Result<(), String> {
+    let stored = infer_plan(weights, config.variant)
+        .map_err(|e| format!("its tensors do not form a {:?} model: {e}", config.variant))?;
+    // Channel widths decide every tensor's size (dw_mult, where a variant has no use for it,
+    // is not recoverable from shapes, so the groups are compared).
+    let grouped_branches_differ = config.variant == Variant::Base && stored != config.plan;
+    if stored.groups() != config.plan.groups() || grouped_branches_differ {
+        return Err(format!(
+            "its config describes channels {:?} but its tensors hold {:?}",
+            config.plan.groups(),
+            stored.groups()
+        ));
+    }
+    let head = infer_head(weights).map_err(|e| e.to_string())?;
+    if head != config.head {
+        return Err(format!(
+            "its config describes the {:?} head but its tensors hold {:?}",
+            config.head, head
+        ));
+    }
+    Ok(())
 }
 
 /// What the user fixed on the command line when importing; the rest is inferred from shapes.
