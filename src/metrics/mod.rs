@@ -3,15 +3,15 @@
 //!
 //! Conventions (as BraTS reports them): when prediction and ground truth are both empty for a
 //! region, Dice = IoU = 1 and HD95 = 0; when exactly one is empty, Dice = IoU = 0 and HD95 is the
-//! volume's diagonal in mm (see [`hd95`]).
+//! volume's diagonal in mm (see [`surface`]).
 
-pub mod hd95;
+pub mod surface;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use hd95::hd95;
+pub use surface::{Hd95Convention, hd95, hd95_with, nsd};
 
 /// Sub-region codes: 0 background, 1 NCR/NET, 2 ED, 3 ET (see `LabelConvention::region_of`).
 pub type RegionMap = [u8];

@@ -1,29 +1,121 @@
-//! The 95th-percentile Hausdorff distance between two 3-D masks, in millimetres.
+//! Surface distances between two 3-D masks, in millimetres: HD95 and the normalised surface
+//! distance (NSD, surface Dice at a tolerance).
 //!
 //! Surfaces are the mask voxels with at least one 6-neighbour outside the mask (or on the volume
-//! border). Distances come from an exact Euclidean distance transform with anisotropic voxel
-//! spacing (Felzenszwalb & Huttenlocher 2012, "Distance Transforms of Sampled Functions"). The
-//! result is the larger of the two directed 95th percentiles (the BraTS/CaPTk convention; MedPy
-//! instead takes one percentile of both directions' distances pooled). Empty masks: both empty gives 0; exactly one empty gives the
-//! volume's diagonal in mm (BraTS reports 373.13, the diagonal of 240x240x155 at 1 mm).
+//! border), as MedPy and the BraTS evaluation find them. Distances come from an exact Euclidean
+//! distance transform with anisotropic voxel spacing (Felzenszwalb & Huttenlocher 2012,
+//! "Distance Transforms of Sampled Functions"), in mm: the BraTS evaluation package works in
+//! voxels and ignores spacing, which is the same on BraTS's 1 mm grids and wrong on anisotropic
+//! data.
+//!
+//! HD95 by default pools both directions' surface distances and takes one 95th percentile (the
+//! BraTS evaluation package and MedPy); [`Hd95Convention::MaxOfDirected`] takes the larger of
+//! the two directed 95th percentiles instead (what this project did before, and CaPTk's
+//! reading of "symmetric"). The two differ when one surface has a few far-off voxels (a small
+//! false-positive blob far from the tumour). Empty masks: both empty gives 0; exactly one empty
+//! gives the volume's diagonal in mm (373.13 on BraTS's 240x240x155 at 1 mm).
 
-/// HD95 in mm between `a` and `b`, masks over a grid `dims` (x fastest) of `spacing_mm`.
+use serde::{Deserialize, Serialize};
+
+/// How HD95 combines the two directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hd95Convention {
+    /// One 95th percentile over both directions' distances pooled (BraTS evaluation, MedPy).
+    #[default]
+    Pooled,
+    /// The larger of the two directed 95th percentiles.
+    MaxOfDirected,
+}
+
+/// HD95 in mm between `a` and `b`, masks over a grid `dims` (x fastest) of `spacing_mm`, by
+/// the default (pooled) convention.
 pub fn hd95(a: &[bool], b: &[bool], dims: [usize; 3], spacing_mm: [f32; 3]) -> f64 {
-    let n: usize = dims.iter().product();
-    assert!(a.len() == n && b.len() == n, "masks must cover the grid");
-    let (a_any, b_any) = (a.iter().any(|v| *v), b.iter().any(|v| *v));
-    match (a_any, b_any) {
-        (false, false) => return 0.0,
-        (true, false) | (false, true) => return diagonal_mm(dims, spacing_mm),
-        _ => {}
+    hd95_with(a, b, dims, spacing_mm, Hd95Convention::Pooled)
+}
+
+/// HD95 in mm by `convention`.
+pub fn hd95_with(
+    a: &[bool],
+    b: &[bool],
+    dims: [usize; 3],
+    spacing_mm: [f32; 3],
+    convention: Hd95Convention,
+) -> f64 {
+    let Some(d) = SurfaceDistances::between(a, b, dims, spacing_mm) else {
+        return empty_case_distance(a, b, dims, spacing_mm);
+    };
+    match convention {
+        Hd95Convention::Pooled => {
+            let mut all = d.a_to_b;
+            all.extend(d.b_to_a);
+            percentile_95(all)
+        }
+        Hd95Convention::MaxOfDirected => percentile_95(d.a_to_b).max(percentile_95(d.b_to_a)),
     }
-    let surface_a = surface(a, dims);
-    let surface_b = surface(b, dims);
-    let to_b = distance_to(&surface_b, dims, spacing_mm);
-    let to_a = distance_to(&surface_a, dims, spacing_mm);
-    let a_to_b = percentile_95(&surface_a, &to_b);
-    let b_to_a = percentile_95(&surface_b, &to_a);
-    a_to_b.max(b_to_a)
+}
+
+/// Normalised surface distance: the share of both surfaces' voxels that lie within
+/// `tolerance_mm` of the other surface (1 for two empty masks, 0 when exactly one is empty).
+pub fn nsd(
+    a: &[bool],
+    b: &[bool],
+    dims: [usize; 3],
+    spacing_mm: [f32; 3],
+    tolerance_mm: f64,
+) -> f64 {
+    let Some(d) = SurfaceDistances::between(a, b, dims, spacing_mm) else {
+        let both_empty = !a.iter().any(|v| *v) && !b.iter().any(|v| *v);
+        return if both_empty { 1.0 } else { 0.0 };
+    };
+    let close = |ds: &[f64]| ds.iter().filter(|d| **d <= tolerance_mm).count();
+    (close(&d.a_to_b) + close(&d.b_to_a)) as f64 / (d.a_to_b.len() + d.b_to_a.len()) as f64
+}
+
+/// HD95 when at least one mask is empty: 0 for both, the diagonal for one.
+fn empty_case_distance(a: &[bool], b: &[bool], dims: [usize; 3], spacing_mm: [f32; 3]) -> f64 {
+    if !a.iter().any(|v| *v) && !b.iter().any(|v| *v) {
+        0.0
+    } else {
+        diagonal_mm(dims, spacing_mm)
+    }
+}
+
+/// Each surface voxel's distance to the other mask's surface, both ways.
+struct SurfaceDistances {
+    a_to_b: Vec<f64>,
+    b_to_a: Vec<f64>,
+}
+
+impl SurfaceDistances {
+    /// `None` when either mask is empty (no surface to measure from).
+    fn between(
+        a: &[bool],
+        b: &[bool],
+        dims: [usize; 3],
+        spacing_mm: [f32; 3],
+    ) -> Option<SurfaceDistances> {
+        let n: usize = dims.iter().product();
+        assert!(a.len() == n && b.len() == n, "masks must cover the grid");
+        if !a.iter().any(|v| *v) || !b.iter().any(|v| *v) {
+            return None;
+        }
+        let (surface_a, surface_b) = (surface(a, dims), surface(b, dims));
+        let to_b = distance_to(&surface_b, dims, spacing_mm);
+        let to_a = distance_to(&surface_a, dims, spacing_mm);
+        let on = |surface: &[bool], distance: &[f64]| -> Vec<f64> {
+            surface
+                .iter()
+                .zip(distance)
+                .filter(|(s, _)| **s)
+                .map(|(_, d)| *d)
+                .collect()
+        };
+        Some(SurfaceDistances {
+            a_to_b: on(&surface_a, &to_b),
+            b_to_a: on(&surface_b, &to_a),
+        })
+    }
 }
 
 /// The length of the grid's diagonal in mm.
@@ -137,14 +229,8 @@ fn squared_distance_1d(f: &[f64], spacing: f64, out: &mut [f64]) {
     }
 }
 
-/// The 95th percentile (linear interpolation, as numpy's default) of `distance` over `surface`.
-fn percentile_95(surface: &[bool], distance: &[f64]) -> f64 {
-    let mut values: Vec<f64> = surface
-        .iter()
-        .zip(distance)
-        .filter(|(s, _)| **s)
-        .map(|(_, d)| *d)
-        .collect();
+/// The 95th percentile (linear interpolation, as numpy's default) of `values` (not empty).
+fn percentile_95(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let rank = 0.95 * (values.len() - 1) as f64;
     let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
@@ -216,6 +302,53 @@ mod tests {
         // Shifted 3 voxels along x (2 mm each): the far faces are 6 mm apart.
         let d = hd95(&cube(0), &cube(3), dims, spacing);
         assert!((d - 6.0).abs() < 1e-9, "{d}");
+    }
+
+    #[test]
+    fn a_far_blob_moves_the_directed_hd95_but_not_the_pooled_one() {
+        // Identical 8x8x8 cubes (296 surface voxels each); the prediction adds a line of 20
+        // voxels 16-35 mm away: 6.3% of the prediction's surface, 3.3% of both pooled.
+        let dims = [50, 12, 12];
+        let at = |x: usize, y: usize, z: usize| x + 50 * (y + 12 * z);
+        let mut truth = vec![false; 50 * 144];
+        for z in 2..10 {
+            for y in 2..10 {
+                for x in 2..10 {
+                    truth[at(x, y, z)] = true;
+                }
+            }
+        }
+        let mut pred = truth.clone();
+        for x in 25..45 {
+            pred[at(x, 5, 5)] = true;
+        }
+        let pooled = hd95(&pred, &truth, dims, [1.0; 3]);
+        let directed = hd95_with(&pred, &truth, dims, [1.0; 3], Hd95Convention::MaxOfDirected);
+        assert_eq!(pooled, 0.0);
+        // The 95th percentile of 316 values falls on the 4th far voxel (19 mm) and a bit beyond.
+        assert!(directed > 19.0 && directed < 20.0, "{directed}");
+    }
+
+    #[test]
+    fn nsd_counts_surface_voxels_within_the_tolerance() {
+        let dims = [20, 20, 20];
+        let cube = |offset: usize| -> Vec<bool> {
+            (0..8000)
+                .map(|i| {
+                    let (x, y, z) = (i % 20, (i / 20) % 20, i / 400);
+                    (5 + offset..11 + offset).contains(&x)
+                        && (5..11).contains(&y)
+                        && (5..11).contains(&z)
+                })
+                .collect()
+        };
+        assert_eq!(nsd(&cube(0), &cube(0), dims, [1.0; 3], 1.0), 1.0);
+        let shifted = nsd(&cube(0), &cube(2), dims, [1.0; 3], 1.0);
+        assert!(shifted > 0.3 && shifted < 1.0, "{shifted}");
+        assert_eq!(nsd(&cube(0), &cube(2), dims, [1.0; 3], 2.0), 1.0);
+        let empty = vec![false; 8000];
+        assert_eq!(nsd(&empty, &empty, dims, [1.0; 3], 1.0), 1.0);
+        assert_eq!(nsd(&empty, &cube(0), dims, [1.0; 3], 1.0), 0.0);
     }
 
     #[test]
