@@ -169,8 +169,13 @@ fn a_refused_job_shows_why_and_leaves_the_app_usable() {
     // A case with no segmentation: a sweep scores Dice, so the worker refuses it.
     let options = SynthOptions::over_brats_view(SynthKind::Realistic, Some(3.0)).unwrap();
     let dir = common::scratch_dir("app-no-seg");
-    let folder = write_case(&dir, "NoSeg_1", &generate_case(1, &options), LabelConvention::Brats2021)
-        .unwrap();
+    let folder = write_case(
+        &dir,
+        "NoSeg_1",
+        &generate_case(1, &options),
+        LabelConvention::Brats2021,
+    )
+    .unwrap();
     std::fs::remove_file(folder.join("NoSeg_1_seg.nii.gz")).unwrap();
     harness.state_mut().open_path(folder);
     wait_until(&mut harness, "the case without labels", |app| {

@@ -301,7 +301,15 @@ fn ratio_zero_is_the_dense_model_for_every_schedule_and_ratio_one_is_explained()
     let out = out.to_str().unwrap();
     // One coarse case keeps this quick; the point is that nothing panics.
     let data = ["--synthetic", "1", "--synthetic-spacing", "3.75"];
-    let mut prune = vec!["prune", "--schedule", "layer-wise", "--ratio", "0", "--runs", "1"];
+    let mut prune = vec![
+        "prune",
+        "--schedule",
+        "layer-wise",
+        "--ratio",
+        "0",
+        "--runs",
+        "1",
+    ];
     prune.extend(data);
     prune.extend(["-o", out, "--json"]);
     let done = run(&prune);
@@ -324,7 +332,10 @@ fn ratio_zero_is_the_dense_model_for_every_schedule_and_ratio_one_is_explained()
     let e = failure(&one);
     assert!(e.contains("below 1") && e.contains("got 1"), "{e}");
     let e = failure(&["compare-schedules", "--cka-slices", "4", "-o", out]);
-    assert!(e.contains("--cka-slices 4") && !e.contains("tumour slices"), "{e}");
+    assert!(
+        e.contains("--cka-slices 4") && !e.contains("tumour slices"),
+        "{e}"
+    );
 }
 
 #[test]

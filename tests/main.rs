@@ -11,4 +11,5 @@ mod nifti_inputs;
 mod parity;
 mod pipeline;
 mod pruning;
+mod score;
 mod training;

@@ -266,8 +266,14 @@ fn nifti2_files_written_by_nibabel_read_with_values_scaling_and_affine() {
     assert_eq!(big_endian.data, fixture_values());
     let a = big_endian.affine();
     let close = |x: f64, y: f64| (x - y).abs() < 1e-5;
-    assert!(close(a[0][0], -1.5) && close(a[1][1], -1.5) && close(a[2][2], 1.5), "{a:?}");
-    assert!(close(a[0][3], 10.0) && close(a[1][3], 20.0) && close(a[2][3], -30.0), "{a:?}");
+    assert!(
+        close(a[0][0], -1.5) && close(a[1][1], -1.5) && close(a[2][2], 1.5),
+        "{a:?}"
+    );
+    assert!(
+        close(a[0][3], 10.0) && close(a[1][3], 20.0) && close(a[2][3], -30.0),
+        "{a:?}"
+    );
 }
 
 #[test]
@@ -312,7 +318,10 @@ fn a_huge_header_is_refused_before_any_voxel_data_is_read() {
         e.contains("huge.nii.gz") && e.contains("2250000000 voxels") && e.contains("limit"),
         "{e}"
     );
-    assert!(started.elapsed().as_secs() < 5, "refused without decompressing the data");
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "refused without decompressing the data"
+    );
 }
 
 #[test]

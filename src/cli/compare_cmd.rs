@@ -114,7 +114,8 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     let snip = tuner.as_ref().map(FineTuner::snip_batch);
     let device = backend::cpu_device();
     let dense_model = dense.build(&device)?;
-    let cka_slices = SliceBatches::tumour_slices(&evaluator.cases, 128, args.cka_slices, CKA_BATCH)?;
+    let cka_slices =
+        SliceBatches::tumour_slices(&evaluator.cases, 128, args.cka_slices, CKA_BATCH)?;
     let schedules = [
         ("one-shot", Schedule::OneShot),
         ("iterative", Schedule::Iterative { steps: args.steps }),

@@ -1,5 +1,5 @@
 //! The headless command line (clap): `info`, `import`, `bench`, `synth`, `train`, `eval`,
-//! `predict`, `prune`, `sweep`, `plot`, `cka`, `sensitivity`, `compare-schedules`.
+//! `predict`, `score`, `prune`, `sweep`, `plot`, `cka`, `sensitivity`, `compare-schedules`.
 
 pub mod cka_cmd;
 pub mod compare_cmd;
@@ -7,6 +7,7 @@ mod defaults;
 pub mod fine_tune;
 pub mod pipeline;
 pub mod prune_cmd;
+pub mod score_cmd;
 pub mod sensitivity_cmd;
 pub mod sweep_cmd;
 
@@ -56,6 +57,9 @@ pub enum Command {
     Eval(pipeline::EvalArgs),
     /// Segment a BraTS case folder and write the label map as NIfTI (source geometry kept).
     Predict(pipeline::PredictArgs),
+    /// Score existing segmentations against ground truth: Dice, IoU, HD95, NSD, sensitivity,
+    /// specificity and BraTS 2023 lesion-wise Dice and HD95 per region.
+    Score(score_cmd::ScoreArgs),
     /// Structured pruning (channels removed) with its measured effect on size, speed and Dice.
     Prune(prune_cmd::PruneArgs),
     /// Structured pruning over a grid of methods and ratios: a CSV of size, speed and Dice.
@@ -227,6 +231,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => pipeline::train(args),
         Command::Eval(args) => pipeline::eval(args),
         Command::Predict(args) => pipeline::predict(args),
+        Command::Score(args) => score_cmd::score(args),
         Command::Prune(args) => prune_cmd::prune(args),
         Command::Sweep(args) => sweep_cmd::sweep(args),
         Command::Plot(args) => sweep_cmd::plot(args),

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::DataError;
-use super::nifti_header::{Header, affine_difference, describe_affine};
-use super::nifti_io::{Volume, read_grid, read_volume_with};
+use super::nifti_io::{Volume, check_same_grid, read_grid, read_volume_with};
 
 /// The four input modalities, in the network's channel order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,10 +142,6 @@ fn case_file(
         .find(|p| p.exists())
 }
 
-/// Largest difference between two files' affines (mm, or mm per voxel) still counted as the
-/// same grid: float32 headers written by different tools differ in the last digits.
-pub const AFFINE_TOLERANCE_MM: f64 = 1e-3;
-
 /// Loads a BraTS case folder. The convention comes from the file naming unless `convention`
 /// overrides it. Every file's header is read and checked first; all modalities (and the seg,
 /// if any) must share one grid (sizes and affine) before any voxel data is read.
@@ -179,8 +174,12 @@ pub fn load_case(
         .iter()
         .map(|p| read_grid(p))
         .collect::<Result<Vec<_>, _>>()?;
-    for (path, grid) in paths.iter().zip(&grids).skip(1) {
-        check_same_grid(folder, (&paths[0], &grids[0]), (path, grid))?;
+    let grid_of = |k: usize| (paths[k].as_path(), &grids[k].0, grids[k].1);
+    for k in 1..paths.len() {
+        check_same_grid(grid_of(0), grid_of(k)).map_err(|problem| DataError::BadCase {
+            folder: folder.to_path_buf(),
+            problem,
+        })?;
     }
     let mut volumes = paths
         .iter()
@@ -196,45 +195,4 @@ pub fn load_case(
         modalities,
         seg,
     })
-}
-
-/// Refuses `other` unless it has `reference`'s sizes and affine (within
-/// [`AFFINE_TOLERANCE_MM`]), naming both files and the difference.
-fn check_same_grid(
-    folder: &Path,
-    (reference_path, reference): (&Path, &Grid),
-    (other_path, other): (&Path, &Grid),
-) -> Result<(), DataError> {
-    let bad = |problem: String| DataError::BadCase {
-        folder: folder.to_path_buf(),
-        problem,
-    };
-    let (a, b) = (file_name(reference_path), file_name(other_path));
-    if other.1 != reference.1 {
-        return Err(bad(format!(
-            "{b} is {:?} but {a} is {:?}; all files of a case must share one grid",
-            other.1, reference.1
-        )));
-    }
-    let (affine_a, affine_b) = (reference.0.affine(), other.0.affine());
-    let difference = affine_difference(&affine_a, &affine_b);
-    if difference > AFFINE_TOLERANCE_MM {
-        return Err(bad(format!(
-            "{b} and {a} have the same size but not the same voxel grid (spacing, origin or \
-             orientation differ by up to {difference:.3} mm): {b} {} vs {a} {}; resample them \
-             onto one grid first",
-            describe_affine(&affine_b),
-            describe_affine(&affine_a)
-        )));
-    }
-    Ok(())
-}
-
-/// A file's header, 3-D sizes and spacing.
-type Grid = (Header, [usize; 3], [f32; 3]);
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }

@@ -282,7 +282,9 @@ pub fn read_header(path: &Path) -> Result<Header, DataError> {
     check_header(&header, max_voxels()).map_err(|problem| bad(path, problem))?;
     if !is_gzip(path)? {
         // An uncompressed file must hold all the data its header implies.
-        let len = std::fs::metadata(path).map_err(|e| io_error(path, e))?.len();
+        let len = std::fs::metadata(path)
+            .map_err(|e| io_error(path, e))?
+            .len();
         let needed = header.vox_offset + header.data_bytes();
         if len < needed {
             return Err(bad(
@@ -334,27 +336,49 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     fn take<const N: usize>(&self, at: usize) -> [u8; N] {
-        self.bytes[at..at + N].try_into().expect("offset inside the header")
+        self.bytes[at..at + N]
+            .try_into()
+            .expect("offset inside the header")
     }
     fn i16(&self, at: usize) -> i64 {
         let b = self.take::<2>(at);
-        (if self.little { i16::from_le_bytes(b) } else { i16::from_be_bytes(b) }) as i64
+        (if self.little {
+            i16::from_le_bytes(b)
+        } else {
+            i16::from_be_bytes(b)
+        }) as i64
     }
     fn i32(&self, at: usize) -> i64 {
         let b = self.take::<4>(at);
-        (if self.little { i32::from_le_bytes(b) } else { i32::from_be_bytes(b) }) as i64
+        (if self.little {
+            i32::from_le_bytes(b)
+        } else {
+            i32::from_be_bytes(b)
+        }) as i64
     }
     fn i64(&self, at: usize) -> i64 {
         let b = self.take::<8>(at);
-        if self.little { i64::from_le_bytes(b) } else { i64::from_be_bytes(b) }
+        if self.little {
+            i64::from_le_bytes(b)
+        } else {
+            i64::from_be_bytes(b)
+        }
     }
     fn f32(&self, at: usize) -> f64 {
         let b = self.take::<4>(at);
-        (if self.little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) }) as f64
+        (if self.little {
+            f32::from_le_bytes(b)
+        } else {
+            f32::from_be_bytes(b)
+        }) as f64
     }
     fn f64(&self, at: usize) -> f64 {
         let b = self.take::<8>(at);
-        if self.little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) }
+        if self.little {
+            f64::from_le_bytes(b)
+        } else {
+            f64::from_be_bytes(b)
+        }
     }
 }
 
@@ -474,10 +498,7 @@ fn sizes_of(dim: &[i64]) -> Result<Vec<u64>, String> {
         .iter()
         .enumerate()
         .map(|(i, &d)| match d {
-            d if d < 0 => Err(format!(
-                "invalid header: dim[{}] is negative ({d})",
-                i + 1
-            )),
+            d if d < 0 => Err(format!("invalid header: dim[{}] is negative ({d})", i + 1)),
             0 => Err(format!("invalid header: dim[{}] is 0", i + 1)),
             d => Ok(d as u64),
         })
@@ -486,9 +507,7 @@ fn sizes_of(dim: &[i64]) -> Result<Vec<u64>, String> {
 
 fn datatype_of(code: i64, bitpix: i64) -> Result<Datatype, String> {
     let datatype = Datatype::from_code(code).ok_or_else(|| {
-        format!(
-            "unsupported datatype code {code} (scalar integer and float voxels are supported)"
-        )
+        format!("unsupported datatype code {code} (scalar integer and float voxels are supported)")
     })?;
     if bitpix != datatype.bytes() as i64 * 8 {
         return Err(format!(
@@ -507,7 +526,9 @@ fn offset_of(vox_offset: f64, minimum: u64) -> Result<u64, String> {
         ));
     }
     if vox_offset > (1u64 << 40) as f64 {
-        return Err(format!("invalid header: vox_offset {vox_offset} is absurdly large"));
+        return Err(format!(
+            "invalid header: vox_offset {vox_offset} is absurdly large"
+        ));
     }
     Ok(vox_offset as u64)
 }
@@ -587,11 +608,18 @@ mod tests {
 
         let mut offset = nifti1([4, 5, 6]);
         offset[108..112].copy_from_slice(&100f32.to_le_bytes());
-        assert!(parse_header(&offset).unwrap_err().contains("vox_offset 100"));
+        assert!(
+            parse_header(&offset)
+                .unwrap_err()
+                .contains("vox_offset 100")
+        );
 
         let huge = parse_header(&nifti1([1500, 1500, 1000])).unwrap();
         let e = check_header(&huge, DEFAULT_MAX_VOXELS).unwrap_err();
-        assert!(e.contains("2250000000 voxels") && e.contains(MAX_VOXELS_VAR), "{e}");
+        assert!(
+            e.contains("2250000000 voxels") && e.contains(MAX_VOXELS_VAR),
+            "{e}"
+        );
 
         assert!(parse_header(b"hello").unwrap_err().contains("not a NIfTI"));
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use nifti::NiftiHeader;
 
 use super::DataError;
-use super::nifti_header::{Header, read_header, read_voxels};
+use super::nifti_header::{Header, affine_difference, describe_affine, read_header, read_voxels};
 
 /// A 3-D scalar volume, values in x-fastest order (NIfTI's own order).
 #[derive(Debug, Clone)]
@@ -92,6 +92,41 @@ pub fn read_volume_with(path: &Path, header: &Header) -> Result<Volume, DataErro
         affine: header.affine(),
         path: path.to_path_buf(),
     })
+}
+
+/// Largest difference between two files' affines (mm, or mm per voxel) still counted as the
+/// same grid: float32 headers written by different tools differ in the last digits.
+pub const AFFINE_TOLERANCE_MM: f64 = 1e-3;
+
+/// Refuses `other` unless it has `reference`'s sizes and affine (within
+/// [`AFFINE_TOLERANCE_MM`]), naming both files and the difference.
+pub fn check_same_grid(
+    (reference_path, reference, reference_dims): (&Path, &Header, [usize; 3]),
+    (other_path, other, other_dims): (&Path, &Header, [usize; 3]),
+) -> Result<(), String> {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let (a, b) = (name(reference_path), name(other_path));
+    if other_dims != reference_dims {
+        return Err(format!(
+            "{b} is {other_dims:?} but {a} is {reference_dims:?}; the files must share one grid"
+        ));
+    }
+    let (affine_a, affine_b) = (reference.affine(), other.affine());
+    let difference = affine_difference(&affine_a, &affine_b);
+    if difference > AFFINE_TOLERANCE_MM {
+        return Err(format!(
+            "{b} and {a} have the same size but not the same voxel grid (spacing, origin or \
+             orientation differ by up to {difference:.3} mm): {b} {} vs {a} {}; resample them \
+             onto one grid first",
+            describe_affine(&affine_b),
+            describe_affine(&affine_a)
+        ));
+    }
+    Ok(())
 }
 
 fn spacing_of(header: &Header) -> Result<[f32; 3], String> {

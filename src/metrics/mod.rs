@@ -5,6 +5,8 @@
 //! region, Dice = IoU = 1 and HD95 = 0; when exactly one is empty, Dice = IoU = 0 and HD95 is the
 //! volume's diagonal in mm (see [`surface`]).
 
+pub mod lesions;
+pub mod score;
 pub mod surface;
 
 use std::collections::BTreeMap;

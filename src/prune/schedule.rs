@@ -291,9 +291,15 @@ mod tests {
             Schedule::LayerWise,
         ] {
             let mut hooks = Counting(0);
-            let (model, records) =
-                run_schedule(&dense, method, &Ratios::Uniform(0.0), schedule, None, &mut hooks)
-                    .unwrap();
+            let (model, records) = run_schedule(
+                &dense,
+                method,
+                &Ratios::Uniform(0.0),
+                schedule,
+                None,
+                &mut hooks,
+            )
+            .unwrap();
             assert!(!records.is_empty(), "{}", schedule.name());
             assert_eq!(model.config.plan, dense.config.plan, "{}", schedule.name());
             let last = records.last().unwrap();

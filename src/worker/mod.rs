@@ -852,7 +852,10 @@ mod tests {
     use super::*;
 
     /// A worker whose replies land in a channel.
-    fn worker() -> (Worker<impl Fn(Response) + Clone + Send + 'static>, Receiver<Response>) {
+    fn worker() -> (
+        Worker<impl Fn(Response) + Clone + Send + 'static>,
+        Receiver<Response>,
+    ) {
         let (tx, rx) = unbounded();
         let reply = move |r: Response| {
             let _ = tx.send(r);
