@@ -1,5 +1,6 @@
 //! The GPU path: a forward and training steps on wgpu when an adapter exists (Mesa lavapipe
-//! counts), compared against the CPU. Skips, saying so, when there is no adapter.
+//! counts), compared against the CPU. Skips, saying so, when there is no adapter, except under
+//! CI=true, where a missing adapter fails.
 //!
 //! Runs without the libtest harness (`harness = false` in Cargo.toml): Mesa's lavapipe crashes
 //! when wgpu resources are torn down from a libtest worker thread at exit, so the check runs on
@@ -21,6 +22,13 @@ fn main() -> ExitCode {
     unsafe { std::env::set_var("CUBECL_AUTOTUNE_LEVEL", "minimal") };
     let gpu = match gpu_device() {
         Ok(device) => device,
+        // On CI (CI=true) the lavapipe adapter is part of the setup: its absence is a failure.
+        Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            println!(
+                "test forward_and_training_step_on_wgpu ... FAILED: CI=true but no wgpu adapter: {reason}"
+            );
+            return ExitCode::FAILURE;
+        }
         Err(reason) => {
             println!(
                 "test forward_and_training_step_on_wgpu ... SKIPPED: {reason} (install mesa-vulkan-drivers for lavapipe)"
@@ -67,7 +75,8 @@ fn forward_and_training_step_on_wgpu(gpu: Device) -> Result<String, String> {
             .unwrap())
     };
     let diff = common::max_abs_diff(&forward(&cpu)?, &forward(&gpu)?);
-    if diff >= 1e-3 {
+    // Written so that a NaN difference fails too.
+    if diff.is_nan() || diff >= 1e-3 {
         return Err(format!("wgpu forward differs from CPU by {diff}"));
     }
 
@@ -97,12 +106,13 @@ fn forward_and_training_step_on_wgpu(gpu: Device) -> Result<String, String> {
     // The first loss (training-mode forward) must match the CPU's. Later steps legitimately
     // drift apart: max-pool over ReLU zeros has ties, and backends route their gradient to
     // different (equally valid) positions.
-    if (cpu_losses[0] - gpu_losses[0]).abs() > 1e-4 {
+    let first_gap = (cpu_losses[0] - gpu_losses[0]).abs();
+    if first_gap.is_nan() || first_gap > 1e-4 {
         return Err(format!(
             "first training loss differs: cpu {cpu_losses:?}, gpu {gpu_losses:?}"
         ));
     }
-    if gpu_losses[STEPS - 1] >= gpu_losses[0] {
+    if gpu_losses[STEPS - 1].is_nan() || gpu_losses[STEPS - 1] >= gpu_losses[0] {
         return Err(format!("loss did not fall on wgpu: {gpu_losses:?}"));
     }
     Ok(format!(

@@ -25,12 +25,25 @@ pub fn read_tensor(path: &PathBuf, name: &str) -> (Vec<usize>, Vec<f32>) {
     (view.shape().to_vec(), values)
 }
 
+/// The largest |a - b|; NaN when either side has a NaN anywhere (so a tolerance check fails,
+/// where `f32::max` would quietly skip it).
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, |m, d| {
+        if m.is_nan() || d.is_nan() {
+            f32::NAN
+        } else {
+            m.max(d)
+        }
+    })
+}
+
+#[test]
+fn a_nan_fails_the_parity_comparison() {
+    assert_eq!(max_abs_diff(&[1.0, 2.0], &[1.5, 2.0]), 0.5);
+    let d = max_abs_diff(&[1.0, f32::NAN, 2.0], &[1.0, 1.0, 2.0]);
+    // NaN comes through, so `diff < tolerance` is false and the comparison fails.
+    assert!(d.is_nan(), "a NaN must come through, got {d}");
 }
 
 /// A fresh scratch directory under the target dir, unique per call (tests run in parallel).
