@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use eframe::egui;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use raagr2_lab::ui::LabApp;
 use raagr2_lab::ui::viewer::Axis;
 
@@ -189,10 +189,60 @@ fn a_refused_job_shows_why_and_leaves_the_app_usable() {
     harness.get_by_label_contains("Error: NoSeg_1: no ground truth");
     // Nothing stays busy: a new job can be asked for.
     {
-        use egui_kittest::kittest::NodeT;
         let button = harness.get_by_label("Run sweep");
         assert!(!button.accesskit_node().is_disabled());
     }
+}
+
+#[test]
+fn textures_are_uploaded_only_when_what_they_show_changes() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case, model and preview", ready);
+    // Let the last results land, then count uploads over frames where nothing changes.
+    harness.run_steps(3);
+    let before = harness.state().texture_uploads();
+    harness.run_steps(20);
+    assert_eq!(
+        harness.state().texture_uploads(),
+        before,
+        "idle frames upload nothing"
+    );
+    // One slice further: each of the four panels uploads once.
+    harness.state_mut().slice_idx += 1;
+    harness.run_steps(5);
+    let after = harness.state().texture_uploads();
+    assert!(after > before && after <= before + 4, "{before} -> {after}");
+}
+
+#[test]
+fn under_a_global_ratio_the_group_sliders_show_the_share_it_removed() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case, model and preview", ready);
+    harness.get_by_label("half").click();
+    wait_until(&mut harness, "the preview of the global pruning", |app| {
+        app.preview
+            .as_ref()
+            .is_some_and(|p| p.params < app.model.as_ref().unwrap().params)
+    });
+    let model = harness.state().model.clone().unwrap();
+    let kept = harness.state().preview.as_ref().unwrap().kept.clone();
+    let g = model
+        .groups
+        .iter()
+        .position(|g| g.name == "enc5.out")
+        .unwrap();
+    let label = format!("enc5.out {}/{}", kept[g], model.groups[g].channels);
+    let slider = harness.get_by_role_and_label(egui::accesskit::Role::Slider, &label);
+    let shown = slider.accesskit_node().numeric_value().unwrap();
+    let effective = 1.0 - kept[g] as f64 / model.groups[g].channels as f64;
+    assert!(
+        effective > 0.0,
+        "the global ratio removed channels of enc5.out"
+    );
+    assert!(
+        (shown - effective).abs() < 1e-9,
+        "shows {shown}, removed {effective}"
+    );
 }
 
 #[test]

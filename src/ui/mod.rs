@@ -7,6 +7,7 @@ pub mod layers;
 mod plots;
 pub mod viewer;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
@@ -56,8 +57,16 @@ const MESSAGE_BUDGET: Duration = Duration::from_millis(8);
 pub struct LabApp {
     worker: WorkerHandle,
     pub settings: Settings,
-    pub case: Option<CaseView>,
+    /// The open case, shared (frames clone the handle, never the volumes).
+    pub case: Option<Arc<CaseView>>,
     pub dense_codes: Option<Vec<u8>>,
+    /// The preview's axial slice placed in a volume of the case's size (built once per preview,
+    /// so the viewer indexes it like the other segmentations).
+    pruned_codes: Option<Vec<u8>>,
+    /// Slice textures by panel, re-uploaded only when what they show changes.
+    textures: viewer::TextureCache,
+    /// Increases whenever a segmentation shown in the viewer changes (texture cache key).
+    codes_generation: u64,
     /// Dense model vs ground truth over the whole case, WT/TC/ET.
     pub dense_case_dice: Option<[f64; 3]>,
     pub model: Option<ModelView>,
@@ -156,6 +165,9 @@ impl LabApp {
             settings,
             case: None,
             dense_codes: None,
+            pruned_codes: None,
+            textures: viewer::TextureCache::default(),
+            codes_generation: 0,
             dense_case_dice: None,
             model: None,
             group_ratios: Vec::new(),
@@ -181,6 +193,11 @@ impl LabApp {
             notices: Vec::new(),
             layers: layers::LayersState::default(),
         }
+    }
+
+    /// Slice textures rendered and uploaded since the start (they are cached per panel).
+    pub fn texture_uploads(&self) -> u64 {
+        self.textures.uploads
     }
 
     /// Asks the worker to open a case folder (or a file inside one).
@@ -225,21 +242,31 @@ impl LabApp {
             }
             Response::CaseLoaded(case) => {
                 self.slice_idx = best_slice(&case);
-                self.case = Some(case);
+                self.case = Some(Arc::new(case));
                 self.dense_codes = None;
                 self.dense_case_dice = None;
                 self.preview = None;
+                self.pruned_codes = None;
+                self.codes_generation += 1;
                 self.preview_wanted = true;
             }
             Response::DensePrediction { case_id, codes } => {
                 if let Some(case) = self.case.as_ref().filter(|c| c.id == case_id) {
                     self.dense_case_dice = case.truth.as_ref().map(|t| region_dice(&codes, t));
                     self.dense_codes = Some(codes);
+                    self.codes_generation += 1;
                 }
             }
             Response::Preview(result) => {
                 // A newer request is on its way: this result is stale.
                 if result.id == self.last_preview_id {
+                    self.pruned_codes = self.case.as_ref().map(|case| {
+                        let mut volume = vec![0u8; case.dims.iter().product()];
+                        let plane = case.dims[0] * case.dims[1];
+                        volume[result.slice_idx * plane..][..plane].copy_from_slice(&result.codes);
+                        volume
+                    });
+                    self.codes_generation += 1;
                     self.preview = Some(result);
                     self.preview_case_dice = None;
                 }
@@ -815,12 +842,22 @@ impl LabApp {
                         .unwrap_or(group.channels);
                     let mean_importance =
                         group.importance.iter().sum::<f32>() / group.importance.len().max(1) as f32;
-                    ui.add_enabled(
-                        !self.use_global,
-                        egui::Slider::new(&mut self.group_ratios[g], 0.0..=0.95)
-                            .text(format!("{} {kept}/{}", group.name, group.channels)),
-                    )
-                    .on_hover_text(format!("mean filter L2 importance {mean_importance:.3}"));
+                    let label = format!("{} {kept}/{}", group.name, group.channels);
+                    let hover = format!("mean filter L2 importance {mean_importance:.3}");
+                    if self.use_global {
+                        // The global threshold decides each group's share: show what it removed.
+                        let mut effective = 1.0 - kept as f64 / group.channels.max(1) as f64;
+                        ui.add_enabled(
+                            false,
+                            egui::Slider::new(&mut effective, 0.0..=1.0).text(label),
+                        )
+                        .on_hover_text(format!("{hover}; set by the global ratio"));
+                    } else {
+                        ui.add(
+                            egui::Slider::new(&mut self.group_ratios[g], 0.0..=0.95).text(label),
+                        )
+                        .on_hover_text(hover);
+                    }
                 }
             });
         }
@@ -935,20 +972,13 @@ impl LabApp {
             return;
         };
         let axis = self.settings.axis;
-        let intensities = &case.modalities[self.settings.modality];
-        let pruned_volume = self.preview.as_ref().map(|p| {
-            // The preview is one axial slice: place it in an otherwise empty volume.
-            let mut volume = vec![0u8; case.dims.iter().product()];
-            let plane = case.dims[0] * case.dims[1];
-            volume[p.slice_idx * plane..(p.slice_idx + 1) * plane].copy_from_slice(&p.codes);
-            volume
-        });
-        // Taken out for the frame so the images can borrow it while `self` is mutated.
+        // Taken out for the frame so the images can borrow them while `self` is mutated.
         let dense_codes = self.dense_codes.take();
+        let pruned_codes = self.pruned_codes.take();
         let panels: [(&str, Option<&[u8]>); 3] = [
             ("Ground truth", case.truth.as_deref()),
             ("Dense", dense_codes.as_deref()),
-            ("Pruned", pruned_volume.as_deref()),
+            ("Pruned", pruned_codes.as_deref()),
         ];
         // A 2x2 grid that fits the panel: each image at most half the width and half the height.
         let [w, h] = axis.plane(case.dims);
@@ -957,43 +987,52 @@ impl LabApp {
         let width = (ui.available_width() / 2.0 - 12.0)
             .min(by_height)
             .max(120.0);
+        let slice = self.slice_idx.min(axis.slices(case.dims).saturating_sub(1));
+        let key = viewer::TextureKey {
+            case_id: case.id.clone(),
+            axis,
+            slice,
+            modality: self.settings.modality,
+            window: self.settings.window,
+            overlay: self.settings.overlay.clone(),
+            codes_generation: self.codes_generation,
+        };
         let mut scroll = 0.0;
         egui::Grid::new("slices").show(ui, |ui| {
             for (i, (title, codes)) in panels.iter().enumerate() {
-                let (plane, pixels) = render_slice(
-                    intensities,
-                    *codes,
-                    case.dims,
-                    axis,
-                    self.slice_idx,
-                    self.settings.window,
-                    &self.settings.overlay,
-                );
-                scroll += self.image_ui(ui, title, plane, pixels, width, &case, *codes);
+                let texture = self.textures.get_or_render(ui.ctx(), title, &key, || {
+                    render_slice(
+                        &case.modalities[key.modality],
+                        *codes,
+                        case.dims,
+                        axis,
+                        slice,
+                        key.window,
+                        &key.overlay,
+                    )
+                });
+                scroll += self.image_ui(ui, title, &texture, width, &case, *codes);
                 if i % 2 == 1 {
                     ui.end_row();
                 }
             }
-            let plane = axis.plane(case.dims);
-            if let (Some(dense), Some(pruned)) = (&dense_codes, &pruned_volume) {
-                let a = plane_codes(dense, case.dims, axis, self.slice_idx);
-                let b = plane_codes(pruned, case.dims, axis, self.slice_idx);
-                let pixels = render_disagreement(&a, &b, plane);
-                self.image_ui(
-                    ui,
-                    "Dense vs pruned (red: dense only, blue: pruned only, orange: other region)",
-                    plane,
-                    pixels,
-                    width,
-                    &case,
-                    None,
-                );
+            if let (Some(dense), Some(pruned)) = (&dense_codes, &pruned_codes) {
+                let title =
+                    "Dense vs pruned (red: dense only, blue: pruned only, orange: other region)";
+                let texture = self.textures.get_or_render(ui.ctx(), title, &key, || {
+                    let plane = axis.plane(case.dims);
+                    let a = plane_codes(dense, case.dims, axis, slice);
+                    let b = plane_codes(pruned, case.dims, axis, slice);
+                    (plane, render_disagreement(&a, &b, plane))
+                });
+                self.image_ui(ui, title, &texture, width, &case, None);
             } else {
                 ui.label("Disagreement map: waiting for both predictions");
             }
             ui.end_row();
         });
         self.dense_codes = dense_codes;
+        self.pruned_codes = pruned_codes;
         if axis != Axis::Axial {
             ui.label(
                 "The pruned preview is computed on axial slices; switch to Axial to scroll it.",
@@ -1004,13 +1043,11 @@ impl LabApp {
     }
 
     /// One slice image with hover read-out and window/level drag; returns wheel steps over it.
-    #[allow(clippy::too_many_arguments)]
     fn image_ui(
         &mut self,
         ui: &mut egui::Ui,
         title: &str,
-        plane: [usize; 2],
-        pixels: Vec<u8>,
+        texture: &egui::TextureHandle,
         width: f32,
         case: &CaseView,
         codes: Option<&[u8]>,
@@ -1018,14 +1055,11 @@ impl LabApp {
         let mut wheel = 0.0;
         ui.vertical(|ui| {
             ui.label(title);
-            let image = egui::ColorImage::from_rgba_unmultiplied(plane, &pixels);
-            let texture = ui
-                .ctx()
-                .load_texture(title, image, egui::TextureOptions::NEAREST);
+            let plane = texture.size();
             let aspect = plane[1] as f32 / plane[0] as f32;
             let size = egui::vec2(width, width * aspect);
             let response = ui.add(
-                egui::Image::new(&texture)
+                egui::Image::new(texture)
                     .fit_to_exact_size(size)
                     .sense(egui::Sense::click_and_drag()),
             );
@@ -1049,17 +1083,7 @@ impl LabApp {
                 let v = ((rel.y * plane[1] as f32) as usize).min(plane[1] - 1);
                 let s = self.slice_idx.min(self.settings.axis.slices(case.dims) - 1);
                 let voxel = self.settings.axis.voxel(case.dims, s, u, v);
-                let value = case.modalities[self.settings.modality][voxel];
-                let label = codes.map_or(0, |c| c[voxel]);
-                let region = if label == 0 {
-                    "background"
-                } else {
-                    REGION_NAMES[label as usize - 1]
-                };
-                response.on_hover_text(format!(
-                    "voxel {voxel}: {} {value:.2}, {region}",
-                    MODALITIES[self.settings.modality]
-                ));
+                response.on_hover_text(viewer::voxel_readout(case, voxel, codes));
             }
         });
         wheel

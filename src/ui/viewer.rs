@@ -1,6 +1,8 @@
 //! Slice images for the viewer: a modality plane under window/level with the tumour sub-regions
 //! overlaid (fill or outline, per-region toggle, colour and opacity), as plain RGBA pixels.
 
+use eframe::egui;
+
 /// Which plane of the volume is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Axis {
@@ -50,6 +52,85 @@ impl Axis {
         debug_assert!(x < nx && y < ny && z < nz);
         x + nx * (y + ny * z)
     }
+}
+
+/// What a slice texture shows; a texture is uploaded again only when this changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextureKey {
+    pub case_id: String,
+    pub axis: Axis,
+    pub slice: usize,
+    pub modality: usize,
+    pub window: Window,
+    pub overlay: OverlayStyle,
+    /// Changes with any segmentation the viewer shows.
+    pub codes_generation: u64,
+}
+
+/// The viewer's textures by panel title, each with the key it was rendered for.
+#[derive(Default)]
+pub struct TextureCache {
+    entries: std::collections::HashMap<String, (TextureKey, egui::TextureHandle)>,
+    /// Textures rendered and uploaded so far (the frame benchmark reads it).
+    pub uploads: u64,
+}
+
+impl TextureCache {
+    /// The texture of panel `title` for `key`, rendering (`render` gives the plane size and
+    /// RGBA pixels) and uploading it only when the key differs from last time.
+    pub fn get_or_render(
+        &mut self,
+        ctx: &egui::Context,
+        title: &str,
+        key: &TextureKey,
+        render: impl FnOnce() -> ([usize; 2], Vec<u8>),
+    ) -> egui::TextureHandle {
+        if let Some((cached, texture)) = self.entries.get(title)
+            && cached == key
+        {
+            return texture.clone();
+        }
+        let (plane, pixels) = render();
+        let image = egui::ColorImage::from_rgba_unmultiplied(plane, &pixels);
+        let options = egui::TextureOptions::NEAREST;
+        self.uploads += 1;
+        let texture = match self.entries.remove(title) {
+            Some((_, mut texture)) => {
+                texture.set(image, options);
+                texture
+            }
+            None => ctx.load_texture(title, image, options),
+        };
+        self.entries
+            .insert(title.to_string(), (key.clone(), texture.clone()));
+        texture
+    }
+}
+
+/// The hover read-out of one voxel: (x, y, z), its position in mm from the first voxel, every
+/// modality's value and the region `codes` gives it.
+pub fn voxel_readout(case: &crate::worker::CaseView, voxel: usize, codes: Option<&[u8]>) -> String {
+    let [nx, ny, _] = case.dims;
+    let (x, y, z) = (voxel % nx, (voxel / nx) % ny, voxel / (nx * ny));
+    let mm = [x, y, z]
+        .iter()
+        .zip(case.spacing_mm)
+        .map(|(i, s)| format!("{:.1}", *i as f32 * s))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let values = super::MODALITIES
+        .iter()
+        .zip(case.modalities.iter())
+        .map(|(name, volume)| format!("{name} {:.2}", volume[voxel]))
+        .collect::<Vec<_>>()
+        .join("  ");
+    let code = codes.map_or(0, |c| c[voxel]);
+    let region = if code == 0 {
+        "background"
+    } else {
+        REGION_NAMES[code as usize - 1]
+    };
+    format!("voxel ({x}, {y}, {z}) at ({mm}) mm\n{values}\n{region}")
 }
 
 /// The three sub-regions drawn in the overlay, by code (1 NCR/NET, 2 ED, 3 ET).
@@ -192,6 +273,31 @@ mod tests {
         // Coronal top row is the highest z.
         assert_eq!(Axis::Coronal.voxel(dims, 2, 3, 0), 3 + 4 * (2 + 3));
         assert_eq!(Axis::Sagittal.plane(dims), [3, 2]);
+    }
+
+    #[test]
+    fn the_hover_readout_gives_position_millimetres_and_every_modality() {
+        let dims = [4, 3, 2];
+        let n = 24;
+        let case = crate::worker::CaseView {
+            id: "c".into(),
+            dims,
+            spacing_mm: [1.0, 2.0, 2.5],
+            modalities: std::array::from_fn(|m| (0..n).map(|i| (m * 100 + i) as f32).collect()),
+            truth: None,
+        };
+        let voxel = 2 + 4 * (1 + 3); // (2, 1, 1)
+        let codes = vec![3u8; n];
+        let text = voxel_readout(&case, voxel, Some(&codes));
+        assert!(
+            text.contains("voxel (2, 1, 1) at (2.0, 2.0, 2.5) mm"),
+            "{text}"
+        );
+        assert!(
+            text.contains("T1 18.00") && text.contains("FLAIR 318.00"),
+            "{text}"
+        );
+        assert!(text.ends_with("ET"), "{text}");
     }
 
     #[test]
