@@ -30,7 +30,7 @@ pub struct PlateauOptions {
 }
 
 impl Default for PlateauOptions {
-    /// The reference's settings (DESIGN section 2).
+    /// The PyTorch reference training's settings (ReduceLROnPlateau: factor 0.1, patience 5).
     fn default() -> Self {
         PlateauOptions {
             factor: 0.1,
