@@ -536,7 +536,13 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             label: label.to_string(),
         });
         std::thread::spawn(move || {
-            let outcome = catch_unwind(AssertUnwindSafe(|| job(&cancel, &reply)));
+            let job_reply = reply.clone();
+            let run = move || job(&cancel, &job_reply);
+            // Jobs compute on a pool one thread short of the machine, leaving a core to the UI.
+            let outcome = catch_unwind(AssertUnwindSafe(|| match background_pool() {
+                Some(pool) => pool.install(run),
+                None => run(),
+            }));
             reply(match outcome {
                 Ok(Ok(cancelled)) => Response::JobFinished { cancelled },
                 Ok(Err(reason)) => Response::JobFailed { reason },
@@ -831,6 +837,17 @@ fn load_case_at(path: &Path) -> Result<(PreparedCase, PathBuf), String> {
         CaseSource::Synthetic { .. } => folder.to_path_buf(),
     };
     Ok((case, case_folder))
+}
+
+/// A rayon pool for background jobs with one thread fewer than the machine has (at least one),
+/// so that compute-heavy jobs leave a core to the UI thread; `None` if it cannot be built.
+fn background_pool() -> Option<rayon::ThreadPool> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads((cores - 1).max(1))
+        .thread_name(|i| format!("raagr2-job-{i}"))
+        .build()
+        .ok()
 }
 
 /// The message of a caught panic.
