@@ -47,7 +47,10 @@ fn main() {
         .build_eframe(|cc| LabApp::new(cc));
     // The default case, the dense segmentation and the first preview.
     let ready = |app: &LabApp| {
-        app.case.is_some() && app.model.is_some() && app.dense_codes.is_some() && app.preview.is_some()
+        app.case.is_some()
+            && app.model.is_some()
+            && app.dense_codes.is_some()
+            && app.preview.is_some()
     };
     while !ready(harness.state()) {
         harness.step();
@@ -118,9 +121,17 @@ fn main() {
             dims[0],
             dims[1],
             dims[2],
-            if still_training { "throughout" } else { "at the start only" }
+            if still_training {
+                "throughout"
+            } else {
+                "at the start only"
+            }
         );
-        println!("  UI thread CPU per frame: p50 {cpu50:.2} ms, p95 {cpu95:.2} ms, max {cpu_max:.2} ms");
-        println!("  wall time per frame:     p50 {wall50:.2} ms, p95 {wall95:.2} ms, max {wall_max:.2} ms");
+        println!(
+            "  UI thread CPU per frame: p50 {cpu50:.2} ms, p95 {cpu95:.2} ms, max {cpu_max:.2} ms"
+        );
+        println!(
+            "  wall time per frame:     p50 {wall50:.2} ms, p95 {wall95:.2} ms, max {wall_max:.2} ms"
+        );
     }
 }

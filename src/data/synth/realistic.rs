@@ -66,8 +66,8 @@ struct Scanner {
     snr: [f32; 4],
     /// Weight of each neighbouring slice in the through-plane blur.
     z_blur: [f32; 4],
-    /// Weight of each in-plane neighbour in the point-spread blur (reconstruction from a
-    /// coarser acquisition matrix softens every edge, enhancing rims included).
+    /// Weight of each in-plane neighbour in the point-spread blur at 1 mm voxels (reconstruction
+    /// from a coarser acquisition matrix softens every edge, enhancing rims included).
     xy_blur: [f32; 4],
 }
 
@@ -285,7 +285,8 @@ pub fn generate(seed: u64, dims: [usize; 3], spacing_mm: f32) -> RealisticCase {
     }
     for (m, volume) in modalities.iter_mut().enumerate() {
         blur_through_plane(volume, dims, recipe.scanner.z_blur[m]);
-        blur_in_plane(volume, dims, recipe.scanner.xy_blur[m]);
+        // The point spread is a property of the scanner (in mm): coarser voxels see less of it.
+        blur_in_plane(volume, dims, recipe.scanner.xy_blur[m] / (s * s));
         add_rician_noise(
             volume,
             &visible,
