@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::data::nifti_io::{check_same_grid, read_grid, read_volume_with};
 use crate::data::{LabelConvention, Volume};
-use crate::metrics::score::{CaseScore, ScoreOptions, mean_score, score_case};
+use crate::metrics::score::{CaseScore, RegionScore, ScoreOptions, mean_score, score_case};
 use crate::metrics::surface::Hd95Convention;
 
 #[derive(Args, Debug)]
@@ -341,41 +341,33 @@ fn render(score: &CaseScore) -> String {
     out
 }
 
+/// The figures of a CSV row, per region, with their column names.
+const CSV_FIGURES: [(&str, fn(&RegionScore) -> f64); 8] = [
+    ("dice", |r| r.dice),
+    ("iou", |r| r.iou),
+    ("hd95_mm", |r| r.hd95_mm),
+    ("nsd", |r| r.nsd),
+    ("sensitivity", |r| r.sensitivity),
+    ("specificity", |r| r.specificity),
+    ("lesion_dice", |r| r.lesion_dice),
+    ("lesion_hd95_mm", |r| r.lesion_hd95_mm),
+];
+
 /// One row per case: per region Dice, IoU, HD95, NSD, sensitivity, specificity, lesion-wise
 /// Dice and HD95.
 fn csv(cases: &[CaseScore]) -> String {
-    let metrics = [
-        "dice",
-        "iou",
-        "hd95_mm",
-        "nsd",
-        "sensitivity",
-        "specificity",
-        "lesion_dice",
-        "lesion_hd95_mm",
-    ];
     let mut out = String::from("case_id");
     for region in ["WT", "TC", "ET"] {
-        for m in metrics {
-            out += &format!(",{region}_{m}");
+        for (name, _) in CSV_FIGURES {
+            out += &format!(",{region}_{name}");
         }
     }
     out.push('\n');
     for case in cases {
         out += &case.case_id;
         for (_, r) in case.regions() {
-            let values = [
-                r.dice,
-                r.iou,
-                r.hd95_mm,
-                r.nsd,
-                r.sensitivity,
-                r.specificity,
-                r.lesion_dice,
-                r.lesion_hd95_mm,
-            ];
-            for v in values {
-                out += &format!(",{v:.6}");
+            for (_, figure) in CSV_FIGURES {
+                out += &format!(",{:.6}", figure(r));
             }
         }
         out.push('\n');

@@ -284,19 +284,21 @@ mod tests {
         }
     }
 
+    /// A 6x6x6 cube at (5 + offset, 5, 5) in a 20^3 grid.
+    fn cube(offset: usize) -> Vec<bool> {
+        (0..8000)
+            .map(|i| {
+                let (x, y, z) = (i % 20, (i / 20) % 20, i / 400);
+                (5 + offset..11 + offset).contains(&x)
+                    && (5..11).contains(&y)
+                    && (5..11).contains(&z)
+            })
+            .collect()
+    }
+
     #[test]
     fn shifted_cube_has_hd95_of_the_shift() {
         let dims = [20, 20, 20];
-        let cube = |offset: usize| -> Vec<bool> {
-            (0..8000)
-                .map(|i| {
-                    let (x, y, z) = (i % 20, (i / 20) % 20, i / 400);
-                    (5 + offset..11 + offset).contains(&x)
-                        && (5..11).contains(&y)
-                        && (5..11).contains(&z)
-                })
-                .collect()
-        };
         let spacing = [2.0, 1.0, 1.0];
         assert_eq!(hd95(&cube(0), &cube(0), dims, spacing), 0.0);
         // Shifted 3 voxels along x (2 mm each): the far faces are 6 mm apart.
@@ -332,16 +334,6 @@ mod tests {
     #[test]
     fn nsd_counts_surface_voxels_within_the_tolerance() {
         let dims = [20, 20, 20];
-        let cube = |offset: usize| -> Vec<bool> {
-            (0..8000)
-                .map(|i| {
-                    let (x, y, z) = (i % 20, (i / 20) % 20, i / 400);
-                    (5 + offset..11 + offset).contains(&x)
-                        && (5..11).contains(&y)
-                        && (5..11).contains(&z)
-                })
-                .collect()
-        };
         assert_eq!(nsd(&cube(0), &cube(0), dims, [1.0; 3], 1.0), 1.0);
         let shifted = nsd(&cube(0), &cube(2), dims, [1.0; 3], 1.0);
         assert!(shifted > 0.3 && shifted < 1.0, "{shifted}");
