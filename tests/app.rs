@@ -218,7 +218,21 @@ fn textures_are_uploaded_only_when_what_they_show_changes() {
 fn under_a_global_ratio_the_group_sliders_show_the_share_it_removed() {
     let mut harness = app();
     wait_until(&mut harness, "the default case, model and preview", ready);
-    harness.get_by_label("half").click();
+    // A preset prunes every group but the first encoder and last decoder levels.
+    harness.get_by_label("quarter").click();
+    harness.run_steps(2);
+    let ratios = harness.state().group_ratios.clone();
+    let model = harness.state().model.clone().unwrap();
+    for (group, ratio) in model.groups.iter().zip(&ratios) {
+        let kept_whole =
+            group.name.starts_with("enc1.") || ["up2", "att2", "dec2"].contains(&group.name.as_str());
+        assert_eq!(*ratio, if kept_whole { 0.0 } else { 0.25 }, "{}", group.name);
+    }
+    harness.get_by_label("One global ratio").click();
+    harness.run_steps(1);
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "Global ratio")
+        .set_value_accesskit(0.5);
     wait_until(&mut harness, "the preview of the global pruning", |app| {
         app.preview
             .as_ref()

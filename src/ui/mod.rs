@@ -794,26 +794,24 @@ impl LabApp {
             ui.label("Presets:");
             for (name, ratio, help) in [
                 ("none", 0.0, "The dense model"),
-                (
-                    "gentle 10%",
-                    0.1,
-                    "One global threshold removing 10% of all channels",
-                ),
-                (
-                    "half",
-                    0.5,
-                    "Half of all channels under one threshold: about 4x fewer MACs",
-                ),
+                ("gentle 10%", 0.1, "10% of every group's channels"),
+                ("quarter", 0.25, "A quarter of every group's channels"),
+                ("half", 0.5, "Half of every group's channels: about 2.4x fewer MACs"),
                 (
                     "aggressive 75%",
                     0.75,
-                    "Three quarters of all channels: watch the regions fail",
+                    "Three quarters of every group's channels: watch the regions fail",
                 ),
             ] {
-                if ui.small_button(name).on_hover_text(help).clicked() {
-                    self.use_global = ratio > 0.0;
-                    self.global_ratio = ratio;
-                    self.group_ratios.iter_mut().for_each(|r| *r = 0.0);
+                let help = format!(
+                    "{help}, except the first encoder level and the last decoder level, which \
+                     stay whole (the sensitivity heatmap shows why)"
+                );
+                if ui.small_button(name).on_hover_text(help).clicked()
+                    && let Some(model) = &self.model
+                {
+                    self.use_global = false;
+                    self.group_ratios = preset_ratios(model, ratio);
                 }
             }
         });
@@ -1088,6 +1086,18 @@ impl LabApp {
         });
         wheel
     }
+}
+
+/// Per-group ratios of a preset: `ratio` everywhere but the first encoder level and the last
+/// decoder level, the groups whose loss alone wrecks the segmentation (the usual practice of
+/// leaving a network's first and last layers unpruned).
+pub fn preset_ratios(model: &ModelView, ratio: f64) -> Vec<f64> {
+    let protected = |name: &str| name.starts_with("enc1.") || ["up2", "att2", "dec2"].contains(&name);
+    model
+        .groups
+        .iter()
+        .map(|g| if protected(&g.name) { 0.0 } else { ratio })
+        .collect()
 }
 
 /// A sentence per method for the hover text (teaching).
