@@ -81,8 +81,23 @@ pub fn predict_regions(
     case: &PreparedCase,
     options: InferenceOptions,
     device: &Device,
-    mut on_slices: impl FnMut(usize, usize),
+    on_slices: impl FnMut(usize, usize),
 ) -> Vec<u8> {
+    predict_regions_until(model, head, case, options, device, on_slices, || false)
+        .expect("never stopped")
+}
+
+/// [`predict_regions`] that gives up (returning `None`) as soon as `stop()` says so between
+/// batches of slices: the app's worker abandons a whole-case Dice when a newer request waits.
+pub fn predict_regions_until(
+    model: &Raagr2Net,
+    head: Head,
+    case: &PreparedCase,
+    options: InferenceOptions,
+    device: &Device,
+    mut on_slices: impl FnMut(usize, usize),
+    stop: impl Fn() -> bool,
+) -> Option<Vec<u8>> {
     let dims = case.dims;
     let window = brain_window(case);
     let area = window.w * window.h;
@@ -91,6 +106,9 @@ pub fn predict_regions(
     let with_brain: Vec<usize> = (0..dims[2]).filter(|&z| has_brain(case, z)).collect();
     let mut done = 0;
     for chunk in with_brain.chunks(options.batch.max(1)) {
+        if stop() {
+            return None;
+        }
         let inputs = slice_batch(case, chunk, window, device);
         let codes = codes_from_probabilities(model.forward(inputs), head, options.threshold);
         for (k, &z) in chunk.iter().enumerate() {
@@ -100,7 +118,7 @@ pub fn predict_regions(
         on_slices(done, with_brain.len());
     }
     suppress_small_enhancing(&mut regions, case.spacing_mm, options.min_enhancing_ml);
-    regions
+    Some(regions)
 }
 
 /// Segments and scores every case (each must have a segmentation); `on_case` is called after

@@ -224,9 +224,14 @@ fn under_a_global_ratio_the_group_sliders_show_the_share_it_removed() {
     let ratios = harness.state().group_ratios.clone();
     let model = harness.state().model.clone().unwrap();
     for (group, ratio) in model.groups.iter().zip(&ratios) {
-        let kept_whole =
-            group.name.starts_with("enc1.") || ["up2", "att2", "dec2"].contains(&group.name.as_str());
-        assert_eq!(*ratio, if kept_whole { 0.0 } else { 0.25 }, "{}", group.name);
+        let kept_whole = group.name.starts_with("enc1.")
+            || ["up2", "att2", "dec2"].contains(&group.name.as_str());
+        assert_eq!(
+            *ratio,
+            if kept_whole { 0.0 } else { 0.25 },
+            "{}",
+            group.name
+        );
     }
     harness.get_by_label("One global ratio").click();
     harness.run_steps(1);

@@ -341,8 +341,11 @@ fn render(score: &CaseScore) -> String {
     out
 }
 
+/// One figure of a region's score.
+type Figure = fn(&RegionScore) -> f64;
+
 /// The figures of a CSV row, per region, with their column names.
-const CSV_FIGURES: [(&str, fn(&RegionScore) -> f64); 8] = [
+const CSV_FIGURES: [(&str, Figure); 8] = [
     ("dice", |r| r.dice),
     ("iou", |r| r.iou),
     ("hd95_mm", |r| r.hd95_mm),

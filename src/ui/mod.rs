@@ -796,7 +796,11 @@ impl LabApp {
                 ("none", 0.0, "The dense model"),
                 ("gentle 10%", 0.1, "10% of every group's channels"),
                 ("quarter", 0.25, "A quarter of every group's channels"),
-                ("half", 0.5, "Half of every group's channels: about 2.4x fewer MACs"),
+                (
+                    "half",
+                    0.5,
+                    "Half of every group's channels: about 2.4x fewer MACs",
+                ),
                 (
                     "aggressive 75%",
                     0.75,
@@ -1092,7 +1096,8 @@ impl LabApp {
 /// decoder level, the groups whose loss alone wrecks the segmentation (the usual practice of
 /// leaving a network's first and last layers unpruned).
 pub fn preset_ratios(model: &ModelView, ratio: f64) -> Vec<f64> {
-    let protected = |name: &str| name.starts_with("enc1.") || ["up2", "att2", "dec2"].contains(&name);
+    let protected =
+        |name: &str| name.starts_with("enc1.") || ["up2", "att2", "dec2"].contains(&name);
     model
         .groups
         .iter()

@@ -23,7 +23,8 @@ use crate::data::preprocess::paste_window;
 use crate::data::synth::synthetic_header;
 use crate::defaults;
 use crate::inference::{
-    InferenceOptions, brain_window, labels_from_regions, predict_regions, predict_slice,
+    InferenceOptions, brain_window, labels_from_regions, predict_regions, predict_regions_until,
+    predict_slice,
 };
 use crate::metrics::{Region, overlap};
 use crate::model::summary::summarize;
@@ -332,8 +333,8 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         }
     }
 
-    /// Segments the whole open case with the previewed model, slice by slice, giving up as soon
-    /// as another request arrives; sends the Dice when it completes.
+    /// Segments the whole open case with the previewed model (as `eval` does), giving up as
+    /// soon as another request arrives; sends the Dice when it completes.
     fn case_dice(
         &self,
         request: &PreviewRequest,
@@ -348,37 +349,21 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         let checkpoint = self.model_for(request)?;
         let device = backend::cpu_device();
         let model = checkpoint.build(&device).map_err(|e| e.to_string())?;
-        // The window whole-volume inference uses, so both give the same codes.
-        let window = brain_window(case);
-        let plane = case.dims[0] * case.dims[1];
-        let mut codes = vec![0u8; case.dims.iter().product()];
-        for z in 0..case.dims[2] {
-            if !requests.is_empty() {
-                return Ok(());
-            }
-            // Slices without brain are background (as in whole-volume inference).
-            if case
-                .modalities
-                .iter()
-                .all(|m| m[z * plane..(z + 1) * plane].iter().all(|v| *v == 0.0))
-            {
-                continue;
-            }
-            let slice = predict_slice(
-                &model,
-                checkpoint.config.head,
-                case,
-                z,
-                window,
-                0.5,
-                &device,
-            );
-            paste_window(&mut codes, case.dims, z, window, &slice);
+        let head = checkpoint.config.head;
+        // Small batches, so that a new request is noticed within a few slices.
+        let options = InferenceOptions {
+            batch: 2,
+            ..InferenceOptions::default()
+        };
+        let stop = || !requests.is_empty();
+        if let Some(codes) =
+            predict_regions_until(&model, head, case, options, &device, |_, _| {}, stop)
+        {
+            (self.reply)(Response::PreviewCaseDice {
+                id: request.id,
+                dice: region_dice(&codes, truth),
+            });
         }
-        (self.reply)(Response::PreviewCaseDice {
-            id: request.id,
-            dice: region_dice(&codes, truth),
-        });
         Ok(())
     }
 
