@@ -3,6 +3,9 @@
 //! Only plain data (numbers, strings, voxel arrays) crosses to the UI.
 
 mod jobs;
+mod protocol;
+
+pub use protocol::*;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -14,7 +17,6 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use crate::analysis::sensitivity::SensitivityCell;
 use crate::backend;
 use crate::data::brats::load_case;
 use crate::data::dataset::{CaseSource, PreparedCase, list_cases};
@@ -34,220 +36,6 @@ use crate::prune::{
     ChannelGraph, PruneMethod, Ratios, StructuredMethod, UnstructuredMethod, channel_importance,
     prune_checkpoint,
 };
-
-/// What the UI asks for.
-#[derive(Debug, Clone)]
-pub enum Request {
-    /// The embedded default case (synthetic, generated in memory).
-    OpenDefault,
-    /// A BraTS case folder, or a file inside one.
-    OpenPath(PathBuf),
-    /// Prune the dense model and segment axial slice `slice_idx` with the result.
-    Preview(PreviewRequest),
-    /// Dice of the open case vs sparsity for each method over `ratios` (a background job).
-    StartSweep {
-        methods: Vec<PruneMethod>,
-        ratios: Vec<f64>,
-    },
-    /// Fine-tune the model of `preview` (a background job) on synthetic training cases.
-    StartFineTune(FineTuneRequest),
-    /// Prune each channel group alone at each ratio and score the open case (a background job).
-    StartSensitivity {
-        method: PruneMethod,
-        ratios: Vec<f64>,
-    },
-    /// Layer x layer linear CKA between two models (`None`: the dense model) on the open case's
-    /// tumour slices (a background job).
-    StartCka {
-        a: Option<PreviewRequest>,
-        b: Option<PreviewRequest>,
-    },
-    /// Stop the running background job after its current step.
-    CancelJob,
-    /// Save the model of `preview` (fine-tuned when `fine_tuned`) as a checkpoint.
-    ExportModel {
-        preview: PreviewRequest,
-        fine_tuned: bool,
-        path: PathBuf,
-    },
-    /// Segment the whole open case with the dense model (`preview: None`) or the model of
-    /// `preview`, and save the label map as NIfTI with the case's geometry.
-    ExportPrediction {
-        preview: Option<PreviewRequest>,
-        path: PathBuf,
-    },
-    /// Save sweep points as CSV (`.csv`) or as the PNG plot (any other extension).
-    ExportSweep {
-        points: Vec<SweepRow>,
-        path: PathBuf,
-    },
-}
-
-/// One Dice-vs-sparsity point, as the UI holds it.
-#[derive(Debug, Clone)]
-pub struct SweepRow {
-    pub method: PruneMethod,
-    pub ratio: f64,
-    pub sparsity: f64,
-    pub dice: [f64; 3],
-}
-
-/// A CKA matrix as the UI shows it.
-#[derive(Debug, Clone)]
-pub struct CkaView {
-    /// Which models (rows vs columns), in words.
-    pub title: String,
-    pub rows: Vec<String>,
-    pub columns: Vec<String>,
-    /// `values[row][column]`, NaN where undefined.
-    pub values: Vec<Vec<f64>>,
-    pub slices: usize,
-}
-
-/// What a fine-tune job trains.
-#[derive(Debug, Clone)]
-pub struct FineTuneRequest {
-    pub preview: PreviewRequest,
-    pub epochs: usize,
-    pub learning_rate: f64,
-    /// Batches per epoch (small numbers keep a demo short).
-    pub batches_per_epoch: usize,
-    pub device: crate::backend::DeviceChoice,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct PreviewRequest {
-    /// Increases with every request; results carry it so stale ones can be dropped.
-    pub id: u64,
-    pub method: PruneMethod,
-    /// Per channel group (structured methods) in [`ModelView::groups`] order.
-    pub group_ratios: Vec<f64>,
-    /// When set, one ratio for the whole model instead of `group_ratios`.
-    pub global_ratio: Option<f64>,
-    pub slice_idx: usize,
-    /// Preview the fine-tuned model (from the last fine-tune job) instead of pruning afresh.
-    pub fine_tuned: bool,
-}
-
-/// A case as the viewer needs it.
-#[derive(Debug, Clone)]
-pub struct CaseView {
-    pub id: String,
-    /// x, y, z voxel counts (x fastest in the arrays).
-    pub dims: [usize; 3],
-    pub spacing_mm: [f32; 3],
-    /// T1, T1ce, T2, FLAIR, z-scored inside the brain.
-    pub modalities: [Vec<f32>; 4],
-    /// Sub-region codes 0 background, 1 NCR/NET, 2 ED, 3 ET, when a segmentation exists.
-    pub truth: Option<Vec<u8>>,
-}
-
-/// The dense model's prunable structure and size.
-#[derive(Debug, Clone)]
-pub struct ModelView {
-    pub description: String,
-    /// (name, channels, mean filter-L2 importance per channel).
-    pub groups: Vec<GroupView>,
-    pub params: usize,
-    pub macs: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct GroupView {
-    pub name: String,
-    pub channels: usize,
-    /// Filter-L2 importance per channel.
-    pub importance: Vec<f32>,
-    /// Mean |gamma| of the batch norms on each channel (network slimming's score).
-    pub bn_gamma: Vec<f32>,
-}
-
-/// The result of one preview.
-#[derive(Debug, Clone)]
-pub struct PreviewResult {
-    pub id: u64,
-    pub slice_idx: usize,
-    /// Sub-region codes of the axial slice (dims x * y).
-    pub codes: Vec<u8>,
-    pub params: usize,
-    pub nonzero_params: usize,
-    pub macs: u64,
-    /// Channels kept per group (same order as the model's groups).
-    pub kept: Vec<usize>,
-    pub prune_ms: f64,
-    pub forward_ms: f64,
-}
-
-/// What the worker tells the UI.
-#[derive(Debug, Clone)]
-pub enum Response {
-    Status(String),
-    ModelReady(ModelView),
-    CaseLoaded(CaseView),
-    /// The dense model's segmentation of the whole open case (codes, case voxel order).
-    DensePrediction {
-        case_id: String,
-        codes: Vec<u8>,
-    },
-    Preview(PreviewResult),
-    /// Dice WT/TC/ET of the previewed model over the whole open case (computed after the slice
-    /// preview when no newer request waits; `id` is the preview's).
-    PreviewCaseDice {
-        id: u64,
-        dice: [f64; 3],
-    },
-    /// A background job advanced: `done` of `total` steps, with what it is doing.
-    JobProgress {
-        done: usize,
-        total: usize,
-        label: String,
-    },
-    /// One point of a sweep: Dice WT/TC/ET of the open case at a sparsity.
-    SweepPoint {
-        method: PruneMethod,
-        ratio: f64,
-        sparsity: f64,
-        dice: [f64; 3],
-    },
-    /// One fine-tuning epoch: losses and validation Dice.
-    TrainEpoch {
-        epoch: usize,
-        train_loss: f64,
-        val_loss: f64,
-        val_dice: [f64; 3],
-    },
-    /// Fine-tuning ended; the tuned model can be previewed with `fine_tuned: true`.
-    FineTuned {
-        device: String,
-        epochs_done: usize,
-        cancelled: bool,
-    },
-    /// A background job request was accepted and its thread runs; `label` says what it does.
-    JobStarted {
-        label: String,
-    },
-    /// A background job request was not started (no case, no ground truth, another job
-    /// running...): nothing runs, `reason` says why.
-    JobRefused {
-        reason: String,
-    },
-    /// The background job ended (finished or cancelled).
-    JobFinished {
-        cancelled: bool,
-    },
-    /// The background job stopped on an error or a bug; nothing more comes from it.
-    JobFailed {
-        reason: String,
-    },
-    /// One cell of a sensitivity run (group index into the model's groups).
-    SensitivityCell(SensitivityCell),
-    /// A finished CKA matrix.
-    Cka(CkaView),
-    /// A file was written.
-    Saved(PathBuf),
-    /// A request failed; the message names what and why.
-    Error(String),
-}
 
 /// The UI's end of the worker.
 pub struct WorkerHandle {
@@ -715,9 +503,6 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
     }
 }
 
-/// The method and ratios a preview prunes with. SNIP needs a batch of training data, so the
-/// live preview ranks by global magnitude instead; per-group sliders become their mean for
-/// weight methods (which take one ratio).
 /// A short name of the model a preview request describes (`pruned l2`, `fine-tuned`).
 fn model_label(request: &PreviewRequest) -> String {
     if request.fine_tuned {
@@ -729,6 +514,9 @@ fn model_label(request: &PreviewRequest) -> String {
     }
 }
 
+/// The method and ratios a preview prunes with. SNIP needs a batch of training data, so the
+/// live preview ranks by global magnitude instead; per-group sliders become their mean for
+/// weight methods (which take one ratio).
 pub fn preview_pruning(request: &PreviewRequest) -> (PruneMethod, Ratios) {
     let method = match request.method {
         PruneMethod::Unstructured(UnstructuredMethod::Snip) => {
