@@ -489,9 +489,10 @@ fn compare_schedules_reaches_the_same_widths_three_ways_and_reports_cka() {
         .collect();
     assert_eq!(tuned[..2], [6, 6], "{tuned:?}");
     assert_eq!(tuned[2], results[2]["steps"].as_u64().unwrap());
+    // Means of unbiased minibatch CKA: near [0, 1] but not bounded by it (see below).
     for r in results {
         let own = r["self_similarity"].as_f64().expect("a level similarity");
-        assert!((0.0..=1.0 + 1e-9).contains(&own), "{own}");
+        assert!((-0.25..=1.25).contains(&own), "{own}");
     }
     let pairs = summary["pairs"].as_array().unwrap();
     assert_eq!(pairs.len(), 3, "every pair of schedules");

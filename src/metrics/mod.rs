@@ -90,6 +90,38 @@ pub fn overlap(prediction: &RegionMap, truth: &RegionMap, region: Region) -> Ove
 /// The regions that get a Hausdorff distance.
 pub const HD95_REGIONS: [Region; 3] = [Region::Wt, Region::Tc, Region::Et];
 
+/// One figure per BraTS region (WT, TC, ET); in JSON under the keys "WT", "TC", "ET".
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct RegionScores {
+    #[serde(rename = "WT")]
+    pub wt: f64,
+    #[serde(rename = "TC")]
+    pub tc: f64,
+    #[serde(rename = "ET")]
+    pub et: f64,
+}
+
+impl RegionScores {
+    pub fn from_array([wt, tc, et]: [f64; 3]) -> RegionScores {
+        RegionScores { wt, tc, et }
+    }
+
+    /// WT, TC, ET in that order.
+    pub fn as_array(self) -> [f64; 3] {
+        [self.wt, self.tc, self.et]
+    }
+
+    /// The WT, TC and ET entries of per-region values (NaN where one is missing).
+    pub fn from_values(values: &RegionValues) -> RegionScores {
+        let get = |r: Region| values.get(r.name()).copied().unwrap_or(f64::NAN);
+        RegionScores {
+            wt: get(Region::Wt),
+            tc: get(Region::Tc),
+            et: get(Region::Et),
+        }
+    }
+}
+
 /// Values per region, keyed by region name ("WT", "TC", ...), as they appear in JSON.
 pub type RegionValues = BTreeMap<String, f64>;
 

@@ -5,6 +5,7 @@ pub mod graph;
 pub mod importance;
 pub mod schedule;
 pub mod structured;
+pub mod sweep;
 pub mod unstructured;
 
 use burn::prelude::*;

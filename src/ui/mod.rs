@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 
 use crate::prune::PruneMethod;
+use crate::prune::sweep::SweepPoint;
 use crate::worker::{
     self, CaseView, FineTuneRequest, ModelView, PreviewRequest, PreviewResult, Request, Response,
-    SweepRow, WorkerHandle, region_dice,
+    WorkerHandle, region_dice,
 };
 use viewer::{
     Axis, OverlayStyle, REGION_NAMES, Window, plane_codes, render_disagreement, render_slice,
@@ -106,15 +107,6 @@ pub enum Tab {
     Slices,
     Plots,
     Layers,
-}
-
-/// One Dice-vs-sparsity point received from the worker.
-#[derive(Debug, Clone)]
-pub struct SweepPoint {
-    pub method: PruneMethod,
-    pub ratio: f64,
-    pub sparsity: f64,
-    pub dice: [f64; 3],
 }
 
 /// One fine-tuning epoch received from the worker.
@@ -279,17 +271,7 @@ impl LabApp {
             Response::JobProgress { done, total, label } => {
                 self.job = Some((done, total, label));
             }
-            Response::SweepPoint {
-                method,
-                ratio,
-                sparsity,
-                dice,
-            } => self.sweep_points.push(SweepPoint {
-                method,
-                ratio,
-                sparsity,
-                dice,
-            }),
+            Response::SweepPoint(point) => self.sweep_points.push(point),
             Response::TrainEpoch {
                 epoch,
                 train_loss,
@@ -455,16 +437,7 @@ impl LabApp {
     }
 
     fn export_sweep_dialog(&self) {
-        let points: Vec<SweepRow> = self
-            .sweep_points
-            .iter()
-            .map(|p| SweepRow {
-                method: p.method,
-                ratio: p.ratio,
-                sparsity: p.sparsity,
-                dice: p.dice,
-            })
-            .collect();
+        let points = self.sweep_points.clone();
         self.save_dialog("Save the sweep (CSV or PNG)", "sweep.csv", move |path| {
             Request::ExportSweep { points, path }
         });

@@ -100,7 +100,7 @@ impl LabApp {
                         .sweep_points
                         .iter()
                         .filter(|p| p.method == *method)
-                        .map(|p| [p.sparsity, p.dice[region]])
+                        .map(|p| [p.sparsity, p.dice.as_array()[region]])
                         .collect();
                     plot.line(Line::new(method.key(), points).color(colour(i)).width(2.0));
                 }

@@ -31,7 +31,7 @@ use crate::inference::{
 use crate::metrics::{Region, overlap};
 use crate::model::summary::summarize;
 use crate::model::{Checkpoint, save_checkpoint};
-use crate::plot::{Panel, Series, write_panels_png};
+use crate::prune::sweep::{SweepPoint, to_csv, write_sweep_plot};
 use crate::prune::{
     ChannelGraph, PruneMethod, Ratios, StructuredMethod, UnstructuredMethod, channel_importance,
     prune_checkpoint,
@@ -537,56 +537,17 @@ pub fn preview_pruning(request: &PreviewRequest) -> (PruneMethod, Ratios) {
     (method, ratios)
 }
 
-/// Sweep points as CSV, or as the PNG plot `sweep` draws (Dice vs share removed per region).
-fn export_sweep(points: &[SweepRow], path: &Path) -> Result<(), String> {
+/// Sweep points as CSV (the format `sweep` writes and `plot` reads), or as the PNG plot
+/// `sweep` draws.
+fn export_sweep(points: &[SweepPoint], path: &Path) -> Result<(), String> {
     let is_csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        let mut text = String::from("method,ratio,sparsity,dice_wt,dice_tc,dice_et\n");
-        for p in points {
-            let [wt, tc, et] = p.dice;
-            text += &format!(
-                "{},{},{:.4},{wt:.4},{tc:.4},{et:.4}\n",
-                p.method.key(),
-                p.ratio,
-                p.sparsity
-            );
-        }
-        return crate::atomic::write_bytes(path, text.as_bytes())
+        return crate::atomic::write_bytes(path, to_csv(points).as_bytes())
             .map_err(|e| format!("{}: {e}", path.display()));
     }
-    let mut methods: Vec<PruneMethod> = points.iter().map(|p| p.method).collect();
-    methods.dedup();
-    let panels: Vec<Panel> = ["WT", "TC", "ET"]
-        .iter()
-        .enumerate()
-        .map(|(r, region)| Panel {
-            title: format!("Dice {region}"),
-            series: methods
-                .iter()
-                .enumerate()
-                .map(|(i, m)| Series {
-                    name: m.key().to_string(),
-                    points: points
-                        .iter()
-                        .filter(|p| p.method == *m)
-                        .map(|p| (p.sparsity, p.dice[r]))
-                        .collect(),
-                    colour_index: i,
-                    dashed: false,
-                })
-                .collect(),
-        })
-        .collect();
-    write_panels_png(
-        path,
-        &panels,
-        "share of parameters removed",
-        "Dice",
-        (0.0, 1.0),
-    )
-    .map_err(|e| e.to_string())
+    write_sweep_plot(path, points, "open case").map_err(|e| e.to_string())
 }
 
 /// A BraTS case folder, or the folder of a file inside one: the prepared case and its folder.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::analysis::sensitivity::SensitivityCell;
 use crate::prune::PruneMethod;
+use crate::prune::sweep::SweepPoint;
 
 /// What the UI asks for.
 #[derive(Debug, Clone)]
@@ -49,18 +50,9 @@ pub enum Request {
     },
     /// Save sweep points as CSV (`.csv`) or as the PNG plot (any other extension).
     ExportSweep {
-        points: Vec<SweepRow>,
+        points: Vec<SweepPoint>,
         path: PathBuf,
     },
-}
-
-/// One Dice-vs-sparsity point, as the UI holds it.
-#[derive(Debug, Clone)]
-pub struct SweepRow {
-    pub method: PruneMethod,
-    pub ratio: f64,
-    pub sparsity: f64,
-    pub dice: [f64; 3],
 }
 
 /// A CKA matrix as the UI shows it.
@@ -174,12 +166,7 @@ pub enum Response {
         label: String,
     },
     /// One point of a sweep: Dice WT/TC/ET of the open case at a sparsity.
-    SweepPoint {
-        method: PruneMethod,
-        ratio: f64,
-        sparsity: f64,
-        dice: [f64; 3],
-    },
+    SweepPoint(SweepPoint),
     /// One fine-tuning epoch: losses and validation Dice.
     TrainEpoch {
         epoch: usize,

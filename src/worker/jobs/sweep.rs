@@ -4,8 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::case_dice;
 use crate::data::dataset::PreparedCase;
+use crate::metrics::RegionScores;
 use crate::model::Checkpoint;
 use crate::prune::schedule::parameter_counts;
+use crate::prune::sweep::SweepPoint;
 use crate::prune::{PruneMethod, Ratios, prune_checkpoint};
 use crate::worker::Response;
 
@@ -38,12 +40,12 @@ pub(in crate::worker) fn sweep(
                 })
                 .map_err(|e| e.to_string());
             match point {
-                Ok((sparsity, dice)) => reply(Response::SweepPoint {
+                Ok((sparsity, dice)) => reply(Response::SweepPoint(SweepPoint::dice_only(
                     method,
                     ratio,
                     sparsity,
-                    dice,
-                }),
+                    RegionScores::from_array(dice),
+                ))),
                 Err(e) => reply(Response::Error(format!("{} at {ratio}: {e}", method.key()))),
             }
             done += 1;
