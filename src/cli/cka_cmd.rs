@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 
-use super::pipeline::DataArgs;
+use super::data_args::DataArgs;
 use super::{defaults, print_json};
 use crate::analysis::cka::Kernel;
 use crate::analysis::similarity::{SimilarityMatrix, SliceBatches, similarity};

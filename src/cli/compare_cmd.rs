@@ -9,8 +9,8 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
+use super::data_args::DataArgs;
 use super::fine_tune::{CliHooks, DiceEvaluator, FineTuneArgs, FineTuner};
-use super::pipeline::DataArgs;
 use super::{defaults, print_json};
 use crate::analysis::cka::Kernel;
 use crate::analysis::similarity::{SimilarityMatrix, SliceBatches, similarity};

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::pipeline::DataArgs;
+use super::data_args::DataArgs;
 use crate::defaults::{
     DEFAULT_MODEL_NAME, HELD_OUT_CASES, HELD_OUT_FIRST_SEED, default_checkpoint,
 };

@@ -8,7 +8,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Result, bail};
 use clap::Args;
 
-use super::pipeline::{DataArgs, TrainProgress, install_ctrl_c};
+use super::data_args::DataArgs;
+use super::train_cmd::{TrainProgress, install_ctrl_c};
 use crate::backend;
 use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection, epoch_batches};
 use crate::data::preprocess::split_patients;

@@ -3,13 +3,16 @@
 
 pub mod cka_cmd;
 pub mod compare_cmd;
+pub mod data_args;
 mod defaults;
+pub mod eval_cmd;
 pub mod fine_tune;
-pub mod pipeline;
+pub mod predict_cmd;
 pub mod prune_cmd;
 pub mod score_cmd;
 pub mod sensitivity_cmd;
 pub mod sweep_cmd;
+pub mod train_cmd;
 
 use std::path::PathBuf;
 
@@ -51,12 +54,12 @@ pub enum Command {
     /// Write synthetic BraTS-like cases (real .nii.gz files in the BraTS 2019-2021 layout).
     Synth(SynthArgs),
     /// Train a model on BraTS folders or synthetic cases (Adam, plateau schedule, early stop).
-    Train(pipeline::TrainArgs),
+    Train(train_cmd::TrainArgs),
     /// Dice, IoU and HD95 per case and region; with no arguments, the embedded model on
     /// held-out synthetic cases.
-    Eval(pipeline::EvalArgs),
+    Eval(eval_cmd::EvalArgs),
     /// Segment a BraTS case folder and write the label map as NIfTI (source geometry kept).
-    Predict(pipeline::PredictArgs),
+    Predict(predict_cmd::PredictArgs),
     /// Score existing segmentations against ground truth: Dice, IoU, HD95, NSD, sensitivity,
     /// specificity and BraTS 2023 lesion-wise Dice and HD95 per region.
     Score(score_cmd::ScoreArgs),
@@ -228,9 +231,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => import(args),
         Command::Bench(args) => bench_command(args),
         Command::Synth(args) => synth(args),
-        Command::Train(args) => pipeline::train(args),
-        Command::Eval(args) => pipeline::eval(args),
-        Command::Predict(args) => pipeline::predict(args),
+        Command::Train(args) => train_cmd::train(args),
+        Command::Eval(args) => eval_cmd::eval(args),
+        Command::Predict(args) => predict_cmd::predict(args),
         Command::Score(args) => score_cmd::score(args),
         Command::Prune(args) => prune_cmd::prune(args),
         Command::Sweep(args) => sweep_cmd::sweep(args),

@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use super::data_args::DataArgs;
 use super::fine_tune::{CliHooks, DiceEvaluator, FineTuneArgs, FineTuner};
-use super::pipeline::DataArgs;
 use super::{defaults, print_json};
 use crate::backend;
 use crate::bench::{Timing, compare_forward};
@@ -130,7 +130,7 @@ struct PruneReport {
 
 pub fn prune(args: PruneArgs) -> Result<()> {
     super::check_size("--size", args.size)?;
-    super::pipeline::check_threshold(args.threshold)?;
+    super::eval_cmd::check_threshold(args.threshold)?;
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }

@@ -8,8 +8,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
+use super::data_args::DataArgs;
 use super::fine_tune::DiceEvaluator;
-use super::pipeline::DataArgs;
 use super::{defaults, print_json};
 use crate::analysis::sensitivity::sensitivity_grid;
 use crate::inference::InferenceOptions;

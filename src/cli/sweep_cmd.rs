@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::Args;
 
+use super::data_args::DataArgs;
 use super::fine_tune::{CliHooks, DiceEvaluator, FineTuneArgs, FineTuner};
-use super::pipeline::DataArgs;
 use super::prune_cmd::ScheduleKind;
 use super::{defaults, print_json};
 use crate::backend;
@@ -68,7 +68,7 @@ pub struct SweepArgs {
 
 pub fn sweep(args: SweepArgs) -> Result<()> {
     super::check_size("--size", args.size)?;
-    super::pipeline::check_threshold(args.threshold)?;
+    super::eval_cmd::check_threshold(args.threshold)?;
     let methods = parse_methods(&args.methods)?;
     let ratios = parse_ratio_grid(&args.ratios)?;
     let schedule = args.schedule.with_steps(args.steps);
