@@ -31,11 +31,22 @@ pub enum ScheduleKind {
     LayerWise,
 }
 
-impl ScheduleKind {
-    pub fn with_steps(self, steps: usize) -> Schedule {
-        match self {
+/// How a ratio is reached, as `prune` and `sweep` take it.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ScheduleArgs {
+    /// How the ratio is reached.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::OneShot)]
+    pub schedule: ScheduleKind,
+    /// Steps of an iterative schedule.
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+}
+
+impl ScheduleArgs {
+    pub fn schedule(self) -> Schedule {
+        match self.schedule {
             ScheduleKind::OneShot => Schedule::OneShot,
-            ScheduleKind::Iterative => Schedule::Iterative { steps },
+            ScheduleKind::Iterative => Schedule::Iterative { steps: self.steps },
             ScheduleKind::LayerWise => Schedule::LayerWise,
         }
     }
@@ -59,12 +70,8 @@ pub struct PruneArgs {
     /// (each group's importances divided by their mean), instead of the same share per group.
     #[arg(long)]
     pub global: bool,
-    /// How the ratio is reached.
-    #[arg(long, value_enum, default_value_t = ScheduleKind::OneShot)]
-    pub schedule: ScheduleKind,
-    /// Steps of an iterative schedule.
-    #[arg(long, default_value_t = 3)]
-    pub steps: usize,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
     /// Where the pruned checkpoint goes.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -142,7 +149,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     } else {
         Ratios::Uniform(args.ratio)
     };
-    let schedule = args.schedule.with_steps(args.steps);
+    let schedule = args.schedule.schedule();
     // Prune once up front: an impossible ratio fails in milliseconds, and this times what the
     // app's live preview pays.
     let started = std::time::Instant::now();

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::data_args::DataArgs;
 use super::fine_tune::{CliHooks, DiceEvaluator, FineTuneArgs, FineTuner};
-use super::prune_cmd::ScheduleKind;
+use super::prune_cmd::ScheduleArgs;
 use super::{defaults, print_json};
 use crate::backend;
 use crate::bench::compare_forward;
@@ -37,11 +37,9 @@ pub struct SweepArgs {
     /// `prune --global`) instead of the same share of every group.
     #[arg(long)]
     pub global: bool,
-    /// How each point's ratio is reached.
-    #[arg(long, value_enum, default_value_t = ScheduleKind::OneShot)]
-    pub schedule: ScheduleKind,
-    #[arg(long, default_value_t = 3)]
-    pub steps: usize,
+    /// How each point's ratio is reached (`--schedule`, `--steps`).
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
     /// Where the CSV goes.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -71,7 +69,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     super::eval_cmd::check_threshold(args.threshold)?;
     let methods = parse_methods(&args.methods)?;
     let ratios = parse_ratio_grid(&args.ratios)?;
-    let schedule = args.schedule.with_steps(args.steps);
+    let schedule = args.schedule.schedule();
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
     let tuning = args.fine_tune.fine_tune_epochs > 0;
     let needs_data =
