@@ -137,8 +137,7 @@ fn overlay_toggle_and_view_switch_change_what_is_drawn() {
 fn a_bad_folder_shows_an_error_and_the_app_keeps_working() {
     let mut harness = app();
     wait_until(&mut harness, "the default case", |app| app.case.is_some());
-    let folder = std::env::temp_dir().join(format!("raagr2-app-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&folder).unwrap();
+    let folder = common::scratch_dir("app-bad-folder");
     std::fs::write(folder.join("notes.txt"), "not an MRI").unwrap();
     harness.state_mut().open_path(folder.join("notes.txt"));
     wait_until(&mut harness, "an error", |app| !app.errors.is_empty());
@@ -315,7 +314,7 @@ fn the_pruned_segmentation_is_saved_as_nifti_on_the_case_grid() {
     wait_until(&mut harness, "the default case and model", ready);
     harness.get_by_label("half").click();
     harness.run_steps(2);
-    let path = std::env::temp_dir().join(format!("raagr2-app-seg-{}.nii.gz", std::process::id()));
+    let path = common::scratch_dir("app-seg").join("pruned_seg.nii.gz");
     harness.state().export_prediction_to(path.clone());
     wait_until(&mut harness, "the saved file", |app| {
         app.notices.iter().any(|n| n.contains("saved")) || !app.errors.is_empty()

@@ -373,8 +373,7 @@ fn eval_with_no_arguments_scores_the_default_model_on_held_out_cases() {
 
 #[test]
 fn cka_of_a_model_with_itself_has_a_unit_diagonal_and_writes_csv_and_png() {
-    let dir = std::env::temp_dir().join(format!("raagr2-cka-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("cka-cli");
     let csv = dir.join("cka.csv");
     let out = run(&[
         "cka",
@@ -416,8 +415,7 @@ fn cka_of_a_model_with_itself_has_a_unit_diagonal_and_writes_csv_and_png() {
 
 #[test]
 fn sensitivity_prunes_one_group_at_a_time_and_writes_csv_and_heatmaps() {
-    let dir = std::env::temp_dir().join(format!("raagr2-sens-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("sensitivity-cli");
     let csv = dir.join("sens.csv");
     let out = run(&[
         "sensitivity",
