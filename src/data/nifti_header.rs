@@ -255,19 +255,30 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read>, DataError> {
 }
 
 /// Reads up to `n` bytes (fewer only at the end of the stream); a corrupt gzip stream is named.
-fn read_up_to(path: &Path, stream: &mut dyn Read, n: usize) -> Result<Vec<u8>, DataError> {
-    let mut bytes = Vec::with_capacity(n);
+/// The buffer grows with what arrives, so a header claiming more than the file holds (a
+/// gzipped file's size is unknown until decompressed) costs no huge allocation up front.
+fn read_up_to(path: &Path, stream: &mut dyn Read, n: u64) -> Result<Vec<u8>, DataError> {
+    let mut bytes = Vec::with_capacity(n.min(16 << 20) as usize);
     stream
-        .take(n as u64)
+        .take(n)
         .read_to_end(&mut bytes)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => bad(
-                path,
-                format!("truncated: the compressed data ends early ({e})"),
-            ),
-            _ => bad(path, format!("unreadable or corrupt compressed data ({e})")),
-        })?;
+        .map_err(|e| stream_error(path, e))?;
     Ok(bytes)
+}
+
+/// Skips up to `n` bytes without keeping them; returns how many there were.
+fn skip_up_to(path: &Path, stream: &mut dyn Read, n: u64) -> Result<u64, DataError> {
+    std::io::copy(&mut stream.take(n), &mut std::io::sink()).map_err(|e| stream_error(path, e))
+}
+
+fn stream_error(path: &Path, e: std::io::Error) -> DataError {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => bad(
+            path,
+            format!("truncated: the compressed data ends early ({e})"),
+        ),
+        _ => bad(path, format!("unreadable or corrupt compressed data ({e})")),
+    }
 }
 
 /// Reads and checks the header of a NIfTI-1 or NIfTI-2 file (gzipped or not) without reading
@@ -306,11 +317,11 @@ pub fn read_header(path: &Path) -> Result<Header, DataError> {
 /// in the file's order (first axis fastest).
 pub fn read_voxels(path: &Path, header: &Header) -> Result<Vec<f32>, DataError> {
     let mut stream = open_stream(path)?;
-    let skipped = read_up_to(path, &mut stream, header.vox_offset as usize)?;
+    let skipped = skip_up_to(path, &mut stream, header.vox_offset)?;
     let size = header.datatype.bytes();
     let expected = header.data_bytes() as usize;
-    let raw = read_up_to(path, &mut stream, expected)?;
-    if skipped.len() < header.vox_offset as usize || raw.len() < expected {
+    let raw = read_up_to(path, &mut stream, expected as u64)?;
+    if skipped < header.vox_offset || raw.len() < expected {
         return Err(bad(
             path,
             format!(

@@ -325,6 +325,26 @@ fn a_huge_header_is_refused_before_any_voxel_data_is_read() {
 }
 
 #[test]
+fn a_gzipped_file_claiming_a_far_data_offset_is_truncated_not_an_allocation() {
+    // The size of gzipped data is unknown until decompressed, so the header check cannot
+    // refuse this; reading must stream past it instead of reserving 500 GB.
+    let dir = common::scratch_dir("far-offset");
+    let path = dir.join("far.nii.gz");
+    write(&path, &grid().mapv(|v| v as f32));
+    let mut raw = Vec::new();
+    use std::io::{Read, Write};
+    flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    raw[108..112].copy_from_slice(&5e11f32.to_le_bytes());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    std::fs::write(&path, gz.finish().unwrap()).unwrap();
+    let e = error_of(&path);
+    assert!(e.contains("far.nii.gz") && e.contains("truncated"), "{e}");
+}
+
+#[test]
 fn random_header_mutations_of_real_files_give_errors_not_panics() {
     let dir = common::scratch_dir("header-fuzz");
     let good = dir.join("good.nii");
