@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::lesions::{LesionRules, lesion_wise};
 use super::surface::{Hd95Convention, hd95_with, nsd};
-use super::{HD95_REGIONS, Region, RegionMap};
+use super::{HD95_REGIONS, Overlap, Region, RegionMap, overlap};
 
 /// How `score` measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,9 +115,11 @@ fn score_region(
         }
     };
     let lesions = lesion_wise(&p, &t, dims, spacing_mm, options.lesions);
+    // Dice and IoU from the one function `eval` uses too.
+    let Overlap { dice, iou } = overlap(pred, truth, region);
     RegionScore {
-        dice: ratio(2 * tp, 2 * tp + fp + fn_, 1.0),
-        iou: ratio(tp, tp + fp + fn_, 1.0),
+        dice,
+        iou,
         hd95_mm: hd95_with(&p, &t, dims, spacing_mm, options.hd95),
         nsd: nsd(&p, &t, dims, spacing_mm, options.nsd_tolerance_mm),
         sensitivity: ratio(tp, tp + fn_, if fp == 0 { 1.0 } else { 0.0 }),
