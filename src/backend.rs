@@ -36,15 +36,39 @@ pub fn gpu_device() -> Result<Device, String> {
         .map_err(|e| format!("no wgpu adapter: {e}"))
 }
 
-/// Resolves a choice to a device and a human label (e.g. "cpu (flex)", "gpu (wgpu)").
-pub fn resolve(choice: DeviceChoice) -> Result<(Device, &'static str), String> {
+/// Resolves a choice to a device and a human label naming the adapter, e.g. "cpu (flex)",
+/// "gpu (wgpu: NVIDIA H200)".
+pub fn resolve(choice: DeviceChoice) -> Result<(Device, String), String> {
     match choice {
-        DeviceChoice::Cpu | DeviceChoice::Flex => Ok((cpu_device(), "cpu (flex)")),
-        DeviceChoice::Ndarray => Ok((ndarray_device(), "cpu (ndarray)")),
-        DeviceChoice::Gpu => gpu_device().map(|d| (d, "gpu (wgpu)")),
+        DeviceChoice::Cpu | DeviceChoice::Flex => Ok((cpu_device(), "cpu (flex)".into())),
+        DeviceChoice::Ndarray => Ok((ndarray_device(), "cpu (ndarray)".into())),
+        DeviceChoice::Gpu => gpu_device().map(|d| {
+            let label = gpu_label(&d);
+            (d, label)
+        }),
         DeviceChoice::Auto => Ok(match gpu_device() {
-            Ok(d) => (d, "gpu (wgpu)"),
-            Err(_) => (cpu_device(), "cpu (flex)"),
+            Ok(d) => {
+                let label = gpu_label(&d);
+                (d, label)
+            }
+            Err(_) => (cpu_device(), "cpu (flex)".into()),
         }),
     }
+}
+
+/// The adapter's own name (e.g. "NVIDIA H200", "llvmpipe (LLVM 15.0.6, 256 bits)"), so a user
+/// sees whether the "GPU" is a real card or a software rasteriser.
+fn gpu_label(device: &Device) -> String {
+    match device.identity() {
+        Some(identity) => format!("gpu (wgpu: {})", identity.name),
+        None => "gpu (wgpu)".into(),
+    }
+}
+
+/// The GPU adapter's name, or why none can be used; for the app's device chooser.
+pub fn probe_gpu() -> Result<String, String> {
+    gpu_device().map(|d| {
+        d.identity()
+            .map_or_else(|| "wgpu adapter".to_string(), |identity| identity.name)
+    })
 }

@@ -198,7 +198,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     eprintln!("prune: timing both models ({} runs each)", args.runs);
     let [latency_before, latency_after] = compare_forward(
         &[&dense_model, &pruned_model],
-        [args.batch, args.size],
+        [args.batch, args.size, args.size],
         args.runs,
         &device,
     );

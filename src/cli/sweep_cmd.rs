@@ -127,7 +127,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             let summary = summarize(&pruned.config, &model, args.size, args.size)?;
             let [dense_time, time] = compare_forward(
                 &[&dense_model, &model],
-                [args.batch, args.size],
+                [args.batch, args.size, args.size],
                 args.runs.max(1),
                 &device,
             );

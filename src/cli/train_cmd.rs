@@ -187,7 +187,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let report = TrainReport {
         best: &paths.best,
         last: &paths.last,
-        device: device_name,
+        device: &device_name,
         stop: outcome.stop,
         train_slices: train_set.len(),
         val_slices: val_set.len(),

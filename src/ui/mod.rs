@@ -92,6 +92,7 @@ pub struct LabApp {
     pub tuned_available: bool,
     pub show_tuned: bool,
     pub fine_tune: FineTuneSettings,
+    pub gpu: GpuState,
     pub tab: Tab,
     /// Group whose BN-gamma histogram is shown.
     pub histogram_group: usize,
@@ -116,6 +117,20 @@ pub struct TrainPoint {
     pub train_loss: f64,
     pub val_loss: f64,
     pub val_dice: [f64; 3],
+    /// Wall time of the epoch, validation included.
+    pub secs: f64,
+}
+
+/// What the app knows of the GPU the fine-tune may run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuState {
+    /// Not looked for yet (looking opens an adapter, so it waits until GPU or auto is chosen).
+    Unknown,
+    Probing,
+    /// The adapter's name.
+    Found(String),
+    /// Why no adapter can be used.
+    Missing(String),
 }
 
 /// Fine-tuning settings of the panel.
@@ -179,6 +194,7 @@ impl LabApp {
             tuned_available: false,
             show_tuned: false,
             fine_tune: FineTuneSettings::default(),
+            gpu: GpuState::Unknown,
             tab: Tab::Slices,
             histogram_group: 0,
             plot_region: 0,
@@ -277,12 +293,20 @@ impl LabApp {
                 train_loss,
                 val_loss,
                 val_dice,
+                secs,
             } => self.train_history.push(TrainPoint {
                 epoch,
                 train_loss,
                 val_loss,
                 val_dice,
+                secs,
             }),
+            Response::GpuProbe(found) => {
+                self.gpu = match found {
+                    Ok(name) => GpuState::Found(name),
+                    Err(reason) => GpuState::Missing(reason),
+                };
+            }
             Response::FineTuned {
                 device,
                 epochs_done,
@@ -293,8 +317,15 @@ impl LabApp {
                 } else {
                     "finished:"
                 };
+                let per_epoch = self.train_history.iter().map(|p| p.secs).sum::<f64>()
+                    / self.train_history.len().max(1) as f64;
+                let timing = if self.train_history.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {per_epoch:.1} s per epoch")
+                };
                 self.notices.push(format!(
-                    "fine-tuning on {device} {how} {epochs_done} epoch(s)"
+                    "fine-tuning on {device} {how} {epochs_done} epoch(s){timing}"
                 ));
                 if epochs_done > 0 {
                     self.tuned_available = true;
@@ -318,6 +349,9 @@ impl LabApp {
             }
             Response::JobFailed { reason } => {
                 self.job = None;
+                if let Some(cause) = reason.split("no wgpu adapter: ").nth(1) {
+                    self.gpu = GpuState::Missing(cause.to_string());
+                }
                 self.status = "background job failed (see above)".into();
                 self.errors.push(reason);
             }
@@ -849,6 +883,41 @@ impl LabApp {
         }
     }
 
+    /// The adapter a GPU fine-tune would use, or, when there is none, why, with the CPU offered.
+    fn gpu_ui(&mut self, ui: &mut egui::Ui) {
+        use crate::backend::DeviceChoice as D;
+        if self.fine_tune.device == D::Cpu {
+            return;
+        }
+        if self.gpu == GpuState::Unknown {
+            self.gpu = GpuState::Probing;
+            let _ = self.worker.requests.send(Request::ProbeGpu);
+        }
+        match &self.gpu {
+            GpuState::Unknown | GpuState::Probing => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("looking for a GPU adapter…");
+                });
+            }
+            GpuState::Found(name) => {
+                ui.label(format!("GPU: {name}"));
+            }
+            GpuState::Missing(reason) => {
+                let what = if self.fine_tune.device == D::Auto {
+                    "no GPU adapter: auto fine-tunes on the CPU"
+                } else {
+                    "no GPU adapter"
+                };
+                ui.colored_label(ui.visuals().warn_fg_color, what)
+                    .on_hover_text(reason.as_str());
+                if self.fine_tune.device == D::Gpu && ui.button("Use the CPU").clicked() {
+                    self.fine_tune.device = D::Cpu;
+                }
+            }
+        }
+    }
+
     fn jobs_ui(&mut self, ui: &mut egui::Ui) {
         egui::CollapsingHeader::new("Fine-tune and export")
             .default_open(true)
@@ -868,6 +937,7 @@ impl LabApp {
                         ui.selectable_value(&mut self.fine_tune.device, choice, name).on_hover_text(help);
                     }
                 });
+                self.gpu_ui(ui);
                 let running = self.job.is_some();
                 ui.horizontal(|ui| {
                     if ui.add_enabled(!running, egui::Button::new("Fine-tune"))

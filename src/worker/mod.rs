@@ -200,6 +200,12 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 self.refused_if_err(|w| w.start_sensitivity(method, ratios))
             }
             Request::StartCka { a, b } => self.refused_if_err(|w| w.start_cka(a, b)),
+            Request::ProbeGpu => {
+                // Opening an adapter can take seconds; it must not hold up previews.
+                let reply = self.reply.clone();
+                std::thread::spawn(move || reply(Response::GpuProbe(backend::probe_gpu())));
+                Ok(())
+            }
             Request::CancelJob => {
                 if let Some(flag) = &self.job_cancel {
                     flag.store(true, Ordering::SeqCst);

@@ -36,6 +36,8 @@ pub enum Request {
     },
     /// Stop the running background job after its current step.
     CancelJob,
+    /// Look for a wgpu adapter (answered by `GpuProbe`; not a job: it runs beside one).
+    ProbeGpu,
     /// Save the model of `preview` (fine-tuned when `fine_tuned`) as a checkpoint.
     ExportModel {
         preview: PreviewRequest,
@@ -173,7 +175,11 @@ pub enum Response {
         train_loss: f64,
         val_loss: f64,
         val_dice: [f64; 3],
+        /// Wall time of the epoch, validation included.
+        secs: f64,
     },
+    /// The wgpu adapter's name, or why there is none.
+    GpuProbe(Result<String, String>),
     /// Fine-tuning ended; the tuned model can be previewed with `fine_tuned: true`.
     FineTuned {
         device: String,

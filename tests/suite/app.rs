@@ -8,8 +8,9 @@ use std::time::Duration;
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
-use raagr2_lab::ui::LabApp;
+use raagr2_lab::backend::DeviceChoice;
 use raagr2_lab::ui::viewer::Axis;
+use raagr2_lab::ui::{GpuState, LabApp};
 
 use crate::common;
 
@@ -306,6 +307,66 @@ fn a_fine_tune_starts_on_the_chosen_device_and_cancels() {
     wait_until(&mut harness, "a preview after the cancel", |app| {
         app.preview.as_ref().is_some_and(|p| p.kept.contains(&32))
     });
+}
+
+#[test]
+fn without_a_gpu_adapter_the_app_says_so_and_offers_the_cpu() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case and model", ready);
+    // As the worker's probe answers on a machine without a usable adapter.
+    harness.state_mut().gpu = GpuState::Missing("no Vulkan, Metal or DX12 adapter".into());
+    harness.get_by_label("GPU").click();
+    harness.run_steps(2);
+    harness.get_by_label("no GPU adapter");
+    harness.get_by_label("Use the CPU").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().fine_tune.device, DeviceChoice::Cpu);
+    assert!(harness.query_by_label("Use the CPU").is_none());
+}
+
+/// The app's GPU path on real hardware: probe, name the adapter, fine-tune two epochs and time
+/// them. Run where a GPU exists: `cargo test --release --test main -- --ignored gpu_fine_tune`.
+#[test]
+#[ignore = "needs a GPU adapter (on lavapipe the kernels take minutes to compile)"]
+fn a_gpu_fine_tune_names_the_adapter_and_times_each_epoch() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case and model", ready);
+    harness.get_by_label("GPU").click();
+    wait_until(&mut harness, "the GPU probe", |app| {
+        matches!(app.gpu, GpuState::Found(_) | GpuState::Missing(_))
+    });
+    let name = match harness.state().gpu.clone() {
+        GpuState::Found(name) => name,
+        other => panic!("no GPU adapter: {other:?}"),
+    };
+    eprintln!("adapter: {name}");
+    harness.get_by_label(&format!("GPU: {name}"));
+    harness.state_mut().fine_tune.epochs = 2;
+    harness.get_by_label("Fine-tune").click();
+    wait_until(&mut harness, "the fine-tune to end", |app| {
+        app.job.is_none() && app.notices.iter().any(|n| n.contains("fine-tuning on"))
+    });
+    assert!(
+        harness.state().errors.is_empty(),
+        "{:?}",
+        harness.state().errors
+    );
+    let notice = harness.state().notices.last().cloned().unwrap_or_default();
+    eprintln!("{notice}");
+    for point in &harness.state().train_history {
+        eprintln!(
+            "epoch {}: {:.2} s, train loss {:.4}, val Dice {:?}",
+            point.epoch, point.secs, point.train_loss, point.val_dice
+        );
+    }
+    assert!(
+        notice.contains(&format!("gpu (wgpu: {name}) finished: 2 epoch(s)")),
+        "{notice}"
+    );
+    assert!(notice.contains("s per epoch"), "{notice}");
+    assert_eq!(harness.state().train_history.len(), 2);
+    assert!(harness.state().train_history.iter().all(|p| p.secs > 0.0));
+    assert!(harness.state().tuned_available);
 }
 
 #[test]

@@ -199,7 +199,7 @@ fn explicit_widths_and_synth_cases_work_from_the_command_line() {
 }
 
 #[test]
-fn bench_json_reports_a_forward_timing() {
+fn bench_json_reports_forward_timings_per_batch_and_the_first_call_apart() {
     let out = run(&[
         "bench",
         "--width",
@@ -208,6 +208,8 @@ fn bench_json_reports_a_forward_timing() {
         "32",
         "--runs",
         "1",
+        "--forward-batches",
+        "1,2",
         "--train-batch",
         "1",
         "--backends",
@@ -217,8 +219,46 @@ fn bench_json_reports_a_forward_timing() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let first = &report["results"][0];
-    assert!(first["forward"]["median_secs"].as_f64().unwrap() > 0.0);
+    for (i, batch) in [1, 2].into_iter().enumerate() {
+        let forward = &first["forward"][i];
+        assert_eq!(forward["batch"], batch);
+        assert!(forward["median_secs"].as_f64().unwrap() > 0.0);
+        assert!(forward["first_secs"].as_f64().unwrap() > 0.0);
+    }
     assert!(first["train_step"]["median_secs"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bench_against_pytorch_without_python_says_why_and_still_times_burn() {
+    let out = Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+        .args([
+            "bench",
+            "--width",
+            "0.0625",
+            "--size",
+            "32",
+            "--runs",
+            "1",
+            "--train-batch",
+            "0",
+            "--backends",
+            "flex",
+            "--against-pytorch",
+        ])
+        .env("RAAGR2_PYTHON", "/no/such/python3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.contains("cpu (flex)"), "{table}");
+    assert!(
+        table.contains("pytorch (cpu)") && table.contains("cannot run /no/such/python3"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("/ pytorch"),
+        "no ratio without a peer: {table}"
+    );
 }
 
 /// Runs a command that must fail; returns its stderr.

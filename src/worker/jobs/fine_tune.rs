@@ -47,6 +47,7 @@ pub(in crate::worker) fn fine_tune(
         ..TrainOptions::default()
     };
     let epochs = request.epochs;
+    let mut last_epoch_secs: Option<f64> = None;
     let outcome = fit(
         &start.config,
         model,
@@ -65,14 +66,21 @@ pub(in crate::worker) fn fine_tune(
             } => reply(Response::JobProgress {
                 done: epoch - 1,
                 total: epochs,
-                label: format!("fine-tune on {device_name}: epoch {epoch}, batch {batch}/{batches}, loss {loss:.3}"),
+                label: format!(
+                    "fine-tune on {device_name}: epoch {epoch}, batch {batch}/{batches}, loss {loss:.3}{}",
+                    last_epoch_secs.map_or_else(String::new, |s| format!(", last epoch {s:.1} s"))
+                ),
             }),
-            TrainEvent::Epoch(record) => reply(Response::TrainEpoch {
-                epoch: record.epoch,
-                train_loss: record.train_loss,
-                val_loss: record.val_loss,
-                val_dice: record.val_dice,
-            }),
+            TrainEvent::Epoch(record) => {
+                last_epoch_secs = Some(record.elapsed_secs);
+                reply(Response::TrainEpoch {
+                    epoch: record.epoch,
+                    train_loss: record.train_loss,
+                    val_loss: record.val_loss,
+                    val_dice: record.val_dice,
+                    secs: record.elapsed_secs,
+                })
+            }
             _ => {}
         },
     )

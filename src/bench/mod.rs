@@ -1,0 +1,382 @@
+//! Benchmarks: eval forward latency per batch size and one Adam training step per backend,
+//! the first (compile/autotune) call reported apart from the steady-state median, optionally
+//! side by side with PyTorch measured in the same run.
+
+mod pytorch;
+
+use std::time::Instant;
+
+use burn::optim::AdamConfig;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{self, DeviceChoice};
+use crate::model::{ModelConfig, Raagr2Net};
+use crate::report;
+use crate::train::train_step;
+
+pub use pytorch::PytorchDevice;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub config: ModelConfig,
+    pub height: usize,
+    pub width: usize,
+    pub runs: usize,
+    /// Batch sizes of the timed eval forwards.
+    pub forward_batches: Vec<usize>,
+    /// Batch size of the training step; 0 skips it.
+    pub train_batch: usize,
+    pub backends: Vec<DeviceChoice>,
+    /// PyTorch devices to time the same network on in the same run (empty: none).
+    pub pytorch: Vec<PytorchDevice>,
+    /// CPU threads PyTorch may use (the machine's cores when `None`).
+    pub pytorch_threads: Option<usize>,
+}
+
+/// The first call's time (kernel compilation, autotune, allocation) and the median, min and max
+/// of the timed runs after it, in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timing {
+    pub first_secs: f64,
+    pub median_secs: f64,
+    pub min_secs: f64,
+    pub max_secs: f64,
+    pub runs: usize,
+}
+
+impl Timing {
+    fn from_samples(first_secs: f64, mut samples: Vec<f64>) -> Timing {
+        samples.sort_by(f64::total_cmp);
+        let n = samples.len();
+        let median = if n % 2 == 1 {
+            samples[n / 2]
+        } else {
+            (samples[n / 2 - 1] + samples[n / 2]) / 2.0
+        };
+        Timing {
+            first_secs,
+            median_secs: median,
+            min_secs: samples[0],
+            max_secs: samples[n - 1],
+            runs: n,
+        }
+    }
+}
+
+/// Eval-forward timing at one batch size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardTiming {
+    pub batch: usize,
+    #[serde(flatten)]
+    pub timing: Timing,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackendResult {
+    /// "cpu (flex)", "gpu (wgpu: NVIDIA H200)", "pytorch 2.11.0 (cuda: NVIDIA H200)".
+    pub backend: String,
+    /// Whether this row is the peer (PyTorch) the project is compared against.
+    #[serde(default)]
+    pub peer: bool,
+    /// "cpu" or "gpu": rows are compared within a kind.
+    pub kind: String,
+    pub forward: Vec<ForwardTiming>,
+    pub train_step: Option<Timing>,
+    /// Why this backend was not measured (e.g. no wgpu adapter).
+    pub skipped: Option<String>,
+}
+
+impl BackendResult {
+    fn skipped(backend: String, kind: &str, reason: String) -> BackendResult {
+        BackendResult {
+            backend,
+            peer: false,
+            kind: kind.into(),
+            forward: Vec::new(),
+            train_step: None,
+            skipped: Some(reason),
+        }
+    }
+
+    fn forward_at(&self, batch: usize) -> Option<&Timing> {
+        self.forward
+            .iter()
+            .find(|f| f.batch == batch)
+            .map(|f| &f.timing)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub params: usize,
+    /// Channels, height, width of one input slice.
+    pub input: [usize; 3],
+    pub forward_batches: Vec<usize>,
+    pub train_batch: usize,
+    pub runs: usize,
+    pub results: Vec<BackendResult>,
+}
+
+fn kind_of(choice: DeviceChoice) -> &'static str {
+    match choice {
+        DeviceChoice::Gpu => "gpu",
+        DeviceChoice::Auto => "auto",
+        _ => "cpu",
+    }
+}
+
+/// Times every requested backend, then PyTorch where asked; a backend that cannot start is
+/// reported as skipped.
+pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> BenchReport {
+    // PyTorch runs first, in its own process, before this one opens any device: a wgpu runtime
+    // left alive here would share the GPU and the cores with it.
+    let mut peers = Vec::new();
+    for &device in &options.pytorch {
+        progress(&format!(
+            "pytorch ({}): forward and train step",
+            device.as_str()
+        ));
+        let row = pytorch::run(options, device);
+        progress(&summary_line(&row));
+        peers.push(row);
+    }
+    let mut results = Vec::new();
+    for &choice in &options.backends {
+        let (device, label) = match backend::resolve(choice) {
+            Ok(found) => found,
+            Err(reason) => {
+                let name = format!("{choice:?}").to_lowercase();
+                results.push(BackendResult::skipped(name, kind_of(choice), reason));
+                continue;
+            }
+        };
+        let kind = if label.starts_with("gpu") {
+            "gpu"
+        } else {
+            "cpu"
+        };
+        let mut forward = Vec::new();
+        for &batch in &options.forward_batches {
+            progress(&format!("{label}: forward batch {batch} x{}", options.runs));
+            let model = options.config.init(&device);
+            let [timing] = compare_forward(
+                &[&model],
+                [batch, options.height, options.width],
+                options.runs,
+                &device,
+            );
+            progress(&format!(
+                "{label}: forward b{batch} {} (first {})",
+                format_secs(timing.median_secs),
+                format_secs(timing.first_secs)
+            ));
+            forward.push(ForwardTiming { batch, timing });
+        }
+        let train_step = (options.train_batch > 0).then(|| {
+            progress(&format!(
+                "{label}: train step (batch {}) x{}",
+                options.train_batch, options.runs
+            ));
+            time_train_step(options, &device)
+        });
+        let row = BackendResult {
+            backend: label,
+            peer: false,
+            kind: kind.into(),
+            forward,
+            train_step,
+            skipped: None,
+        };
+        progress(&summary_line(&row));
+        results.push(row);
+    }
+    results.extend(peers);
+    BenchReport {
+        model: options.config.describe(),
+        params: crate::model::summary::count_params(&options.config.init(&backend::cpu_device())),
+        input: [4, options.height, options.width],
+        forward_batches: options.forward_batches.clone(),
+        train_batch: options.train_batch,
+        runs: options.runs,
+        results,
+    }
+}
+
+/// One backend's medians on a line, logged as soon as they are measured.
+fn summary_line(row: &BackendResult) -> String {
+    if let Some(reason) = &row.skipped {
+        return format!("{}: skipped ({reason})", row.backend);
+    }
+    let mut parts: Vec<String> = row
+        .forward
+        .iter()
+        .map(|f| {
+            format!(
+                "forward b{} {} (first {})",
+                f.batch,
+                format_secs(f.timing.median_secs),
+                format_secs(f.timing.first_secs)
+            )
+        })
+        .collect();
+    if let Some(t) = &row.train_step {
+        parts.push(format!(
+            "train step {} (first {})",
+            format_secs(t.median_secs),
+            format_secs(t.first_secs)
+        ));
+    }
+    format!("{}: {}", row.backend, parts.join(", "))
+}
+
+/// Eval-forward latency of several models on one `batch x 4 x height x width` input, measured
+/// in one run with the models interleaved (so machine load affects them alike): a first call
+/// each, timed apart, then `runs` timed rounds. Reading the output back to the host makes each
+/// timing include the device's work.
+pub fn compare_forward<const N: usize>(
+    models: &[&Raagr2Net; N],
+    [batch, height, width]: [usize; 3],
+    runs: usize,
+    device: &Device,
+) -> [Timing; N] {
+    let shape = [batch.max(1), 4, height, width];
+    let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device);
+    let mut first = [0.0; N];
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(runs));
+    for run in 0..=runs {
+        for (i, model) in models.iter().enumerate() {
+            let start = Instant::now();
+            let _ = model.forward(x.clone()).into_data();
+            let secs = start.elapsed().as_secs_f64();
+            if run == 0 {
+                first[i] = secs;
+            } else {
+                samples[i].push(secs);
+            }
+        }
+    }
+    let mut samples = samples.into_iter();
+    std::array::from_fn(|i| Timing::from_samples(first[i], samples.next().unwrap_or_default()))
+}
+
+/// Forward, loss, backward and Adam update on a random batch; the first step timed apart. The
+/// device is synchronised after each step so queued GPU work is counted.
+fn time_train_step(options: &BenchOptions, device: &Device) -> Timing {
+    let device = device.clone().autodiff();
+    let mut model = options.config.init(&device);
+    let mut optimizer = AdamConfig::new().init();
+    let b = options.train_batch;
+    let (h, w) = (options.height, options.width);
+    let x = Tensor::<4>::random([b, 4, h, w], Distribution::Normal(0.0, 1.0), &device);
+    // Targets are the three regions (WT, TC, ET) whatever the head's layout.
+    let y = Tensor::<4>::random([b, 3, h, w], Distribution::Bernoulli(0.2), &device);
+    let mut first = 0.0;
+    let mut samples = Vec::with_capacity(options.runs);
+    for run in 0..=options.runs {
+        let start = Instant::now();
+        let (next, _loss) = train_step(
+            options.config.head,
+            model,
+            &mut optimizer,
+            1e-4,
+            x.clone(),
+            y.clone(),
+        );
+        model = next;
+        let _ = device.sync();
+        let secs = start.elapsed().as_secs_f64();
+        if run == 0 {
+            first = secs;
+        } else {
+            samples.push(secs);
+        }
+    }
+    Timing::from_samples(first, samples)
+}
+
+/// The report as the table `bench` prints: one row per backend, then this project's time over
+/// PyTorch's for each measurement (below 1: this project is faster).
+pub fn render(report: &BenchReport) -> String {
+    let mut headers: Vec<String> = vec!["backend".into()];
+    for b in &report.forward_batches {
+        headers.push(format!("forward b{b}"));
+    }
+    if report.train_batch > 0 {
+        headers.push(format!("train step b{}", report.train_batch));
+    }
+    headers.push("first call (fwd / train)".into());
+    headers.push("note".into());
+    let secs = |t: Option<&Timing>| t.map_or_else(|| "-".into(), |t| format_secs(t.median_secs));
+    let mut rows = Vec::new();
+    for r in &report.results {
+        let mut row = vec![r.backend.clone()];
+        for &b in &report.forward_batches {
+            row.push(secs(r.forward_at(b)));
+        }
+        if report.train_batch > 0 {
+            row.push(secs(r.train_step.as_ref()));
+        }
+        let first_fwd = r.forward.first().map(|f| format_secs(f.timing.first_secs));
+        let first_train = r.train_step.as_ref().map(|t| format_secs(t.first_secs));
+        row.push(match (first_fwd, first_train) {
+            (Some(f), Some(t)) => format!("{f} / {t}"),
+            (Some(f), None) => f,
+            _ => "-".into(),
+        });
+        row.push(r.skipped.clone().unwrap_or_default());
+        rows.push(row);
+    }
+    for r in report
+        .results
+        .iter()
+        .filter(|r| !r.peer && r.skipped.is_none())
+    {
+        let Some(peer) = report
+            .results
+            .iter()
+            .find(|p| p.peer && p.kind == r.kind && p.skipped.is_none())
+        else {
+            continue;
+        };
+        let ratio = |ours: Option<&Timing>, theirs: Option<&Timing>| match (ours, theirs) {
+            (Some(a), Some(b)) if b.median_secs > 0.0 => {
+                format!("{:.2}x", a.median_secs / b.median_secs)
+            }
+            _ => "-".into(),
+        };
+        let mut row = vec![format!("{} / pytorch", r.backend)];
+        for &b in &report.forward_batches {
+            row.push(ratio(r.forward_at(b), peer.forward_at(b)));
+        }
+        if report.train_batch > 0 {
+            row.push(ratio(r.train_step.as_ref(), peer.train_step.as_ref()));
+        }
+        row.push(String::new());
+        row.push("time ratio; below 1.00x is faster than PyTorch".into());
+        rows.push(row);
+    }
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let mut out = format!(
+        "model: {} ({} params)\ninput: batch x {}x{}x{}; median of {} runs after a first call timed apart\n\n",
+        report.model,
+        report::thousands(report.params as u64),
+        report.input[0],
+        report.input[1],
+        report.input[2],
+        report.runs,
+    );
+    out.push_str(&report::table(&headers, &rows));
+    out
+}
+
+/// Seconds under 1 as milliseconds, so GPU and CPU rows read alike.
+fn format_secs(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{:.1} ms", secs * 1e3)
+    } else {
+        format!("{secs:.2} s")
+    }
+}
