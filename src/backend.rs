@@ -3,7 +3,7 @@
 use burn::prelude::*;
 
 /// Which device a command runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceChoice {
     /// The fastest CPU backend (see [`cpu_device`]).

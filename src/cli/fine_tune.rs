@@ -11,13 +11,12 @@ use clap::Args;
 use super::data_args::DataArgs;
 use super::train_cmd::{TrainProgress, install_ctrl_c};
 use crate::backend;
-use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection, epoch_batches};
-use crate::data::preprocess::split_patients;
+use crate::data::dataset::{PreparedCase, epoch_batches};
 use crate::inference::{InferenceOptions, evaluate_cases};
 use crate::metrics::{RegionValues, mean_metrics};
-use crate::model::{Checkpoint, load_checkpoint};
+use crate::model::Checkpoint;
 use crate::prune::{ScheduleHooks, SnipBatch, StepRecord};
-use crate::train::{CheckpointPaths, TrainOptions, TrainState, fit};
+use crate::train::fine_tune::{FineTuneData, FineTuneSettings, fine_tune};
 
 /// Fine-tuning after each pruning step (and the data SNIP scores on).
 #[derive(Args, Debug, Clone)]
@@ -42,14 +41,11 @@ pub struct FineTuneArgs {
     pub fine_tune_batches: Option<usize>,
 }
 
-/// The fine-tuning slices, split by patient, and the settings to train on them.
+/// The fine-tuning slices and the settings to train on them, across a schedule's steps.
 pub struct FineTuner {
     args: FineTuneArgs,
-    train: SliceDataset,
-    val: SliceDataset,
-    state: TrainState,
+    data: FineTuneData,
     cancel: Arc<AtomicBool>,
-    runs: usize,
     /// Adam steps taken by all fine-tunes so far.
     steps_trained: usize,
 }
@@ -69,48 +65,17 @@ impl FineTuner {
             ..data.clone()
         };
         let cases = source.load(|id| eprintln!("fine-tune: loading {id}"))?;
-        if cases.len() < 2 {
-            bail!("fine-tuning needs at least 2 cases, got {}", cases.len());
-        }
-        let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
-        let mut split = split_patients(&ids, 0.2, 0.0, 0);
-        if split.val.is_empty() {
-            let moved = split.train.pop().expect("two or more cases");
-            split.val.push(moved);
-        }
-        let pick = |ids: &[String]| -> Vec<PreparedCase> {
-            cases
-                .iter()
-                .filter(|c| ids.contains(&c.id))
-                .cloned()
-                .collect()
-        };
-        let selection = SliceSelection {
-            tumour_free_share: 0.05,
-            slice_step: 1,
-            seed: 0,
-        };
-        let crop = args.fine_tune_crop;
         Ok(FineTuner {
             args: args.clone(),
-            train: SliceDataset::from_cases(&pick(&split.train), crop, selection)?,
-            val: SliceDataset::from_cases(&pick(&split.val), crop, selection)?,
-            state: TrainState {
-                train_ids: split.train,
-                val_ids: split.val,
-                ..TrainState::default()
-            },
+            data: FineTuneData::from_cases(&cases, args.fine_tune_crop)?,
             cancel: install_ctrl_c(),
-            runs: 0,
             steps_trained: 0,
         })
     }
 
     /// Adam steps in one whole epoch over the fine-tuning slices.
     pub fn steps_per_epoch(&self) -> usize {
-        self.train
-            .len()
-            .div_ceil(TrainOptions::default().batch_size)
+        self.data.steps_per_epoch()
     }
 
     /// Adam steps one fine-tune takes with the current settings.
@@ -139,8 +104,8 @@ impl FineTuner {
     /// One seeded batch of 8 training slices on the autodiff CPU device, for SNIP.
     pub fn snip_batch(&self) -> SnipBatch {
         let device = backend::cpu_device().autodiff();
-        let order = epoch_batches(self.train.len(), 8, true, 0);
-        let (inputs, targets) = self.train.batch(&order[0], &device);
+        let order = epoch_batches(self.data.train.len(), 8, true, 0);
+        let (inputs, targets) = self.data.train.batch(&order[0], &device);
         SnipBatch {
             inputs,
             targets,
@@ -148,56 +113,30 @@ impl FineTuner {
         }
     }
 
-    /// Fine-tunes `pruned` (keeping its masks); returns the epoch with the best validation Dice.
-    /// Checkpoints go to a temporary folder that is removed afterwards.
+    /// Fine-tunes `pruned` (keeping its masks) on the CPU; returns the epoch with the best
+    /// validation Dice.
     pub fn fine_tune(&mut self, pruned: &Checkpoint) -> Result<Checkpoint> {
         let steps_per_epoch = self.steps_per_run() / self.args.fine_tune_epochs.max(1);
-        self.runs += 1;
-        let folder = std::env::temp_dir().join(format!(
-            "raagr2-fine-tune-{}-{}",
-            std::process::id(),
-            self.runs
-        ));
-        std::fs::create_dir_all(&folder)?;
-        let result = self.fit_into(pruned, &folder);
-        let _ = std::fs::remove_dir_all(&folder);
-        let (checkpoint, epochs_done) = result?;
-        self.steps_trained += epochs_done * steps_per_epoch;
-        Ok(checkpoint)
-    }
-
-    /// Trains into `folder`; returns the best checkpoint and the epochs finished.
-    fn fit_into(
-        &self,
-        pruned: &Checkpoint,
-        folder: &std::path::Path,
-    ) -> Result<(Checkpoint, usize)> {
-        let device = backend::cpu_device().autodiff();
-        let options = TrainOptions {
+        let settings = FineTuneSettings {
             epochs: self.args.fine_tune_epochs,
             learning_rate: self.args.fine_tune_lr,
             max_batches_per_epoch: self.args.fine_tune_batches,
-            masks: pruned.masks.clone(),
-            ..TrainOptions::default()
         };
-        let paths = CheckpointPaths::beside(&folder.join("fine-tuned.safetensors"));
         let progress = TrainProgress::new();
-        let outcome = fit(
-            &pruned.config,
-            pruned.build(&device)?,
-            &self.train,
-            &self.val,
-            &options,
-            self.state.clone(),
-            &paths,
+        let tuned = fine_tune(
+            pruned,
+            &self.data,
+            settings,
+            &backend::cpu_device(),
             &self.cancel,
             |event| progress.show(&event),
         )?;
         progress.finish();
-        if outcome.state.epochs_done == 0 {
+        let Some(best) = tuned.best else {
             bail!("fine-tuning was cancelled before its first epoch finished");
-        }
-        Ok((load_checkpoint(&paths.best)?, outcome.state.epochs_done))
+        };
+        self.steps_trained += tuned.epochs_done * steps_per_epoch;
+        Ok(best)
     }
 }
 

@@ -36,7 +36,7 @@ impl Modality {
 }
 
 /// How label values map to tumour sub-regions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LabelConvention {
     /// BraTS 2019-2021: 1 NCR/NET, 2 ED, 4 ET.

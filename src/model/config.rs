@@ -14,7 +14,7 @@ pub const SPATIAL_MULTIPLE: usize = 16;
 pub const BRANCH_DILATIONS: [usize; 4] = [1, 3, 6, 9];
 
 /// How the ReASPP3 encoder modules are built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Variant {
     /// The dissertation's DLU-Net: two grouped-conv branches and two full dilated-conv branches.
@@ -53,7 +53,7 @@ impl Variant {
 }
 
 /// The output head: which channel holds which tumour region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Head {
     /// Three channels: WT, TC, ET (this project's default).

@@ -15,7 +15,7 @@ use super::graph::{ChannelGraph, LayerKind, Segment, Span};
 use crate::model::{HostTensor, WeightMap};
 
 /// How channels are ranked for structured pruning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StructuredMethod {
     /// Filter L2 norm of the producing convs (seed 1).

@@ -18,7 +18,7 @@ use crate::train::{bce_dice_loss, region_logits};
 const HEAD_WEIGHT: &str = "final_conv.weight";
 
 /// How individual weights are ranked for unstructured pruning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UnstructuredMethod {
     /// |w|, the same share removed from every conv layer.

@@ -2,6 +2,7 @@
 //! checkpoints, resume and cancel.
 
 pub mod distill;
+pub mod fine_tune;
 pub mod fit;
 pub mod loss;
 

@@ -17,7 +17,7 @@ use super::LabelConvention;
 use super::nifti_io::write_volume;
 
 /// Which generator makes a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SynthKind {
     /// Real brain anatomy (ICBM 2009a template, warped per case), grown tumours, artefacts.

@@ -3,13 +3,16 @@
 use std::sync::atomic::AtomicBool;
 
 use crate::backend;
-use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection, synthetic_case};
+use crate::data::dataset::{PreparedCase, synthetic_case};
 use crate::model::Checkpoint;
-use crate::train::{CheckpointPaths, TrainEvent, TrainOptions, TrainState, fit};
+use crate::train::TrainEvent;
+use crate::train::fine_tune::{FineTuneData, FineTuneSettings, fine_tune as fine_tune_checkpoint};
 use crate::worker::{FineTuneRequest, Response};
 
 /// Synthetic training cases the app fine-tunes on (the default model's own seeds).
 const FINE_TUNE_CASES: u64 = 4;
+/// Side of the fine-tuning crops (smaller than training's 192: quicker steps in the app).
+const FINE_TUNE_CROP: usize = 128;
 
 /// Fine-tunes `start` on synthetic cases (masks kept); returns the best model, the device's
 /// name and the epochs completed.
@@ -25,39 +28,17 @@ pub(in crate::worker) fn fine_tune(
         total: request.epochs,
         label: format!("fine-tune: preparing data on {device_name}"),
     });
-    let selection = SliceSelection {
-        tumour_free_share: 0.05,
-        slice_step: 1,
-        seed: 0,
-    };
     let cases: Vec<PreparedCase> = (0..FINE_TUNE_CASES).map(synthetic_case).collect();
-    let (train_cases, val_cases) = cases.split_at(cases.len() - 1);
-    let train = SliceDataset::from_cases(train_cases, 128, selection).map_err(|e| e.to_string())?;
-    let val = SliceDataset::from_cases(val_cases, 128, selection).map_err(|e| e.to_string())?;
-    let folder = std::env::temp_dir().join(format!("raagr2-app-fine-tune-{}", std::process::id()));
-    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-    let paths = CheckpointPaths::beside(&folder.join("tuned.safetensors"));
-    let device = device.autodiff();
-    let model = start.build(&device).map_err(|e| e.to_string())?;
-    let options = TrainOptions {
+    let data = FineTuneData::from_cases(&cases, FINE_TUNE_CROP).map_err(|e| e.to_string())?;
+    let settings = FineTuneSettings {
         epochs: request.epochs,
         learning_rate: request.learning_rate,
         max_batches_per_epoch: Some(request.batches_per_epoch),
-        masks: start.masks.clone(),
-        ..TrainOptions::default()
     };
     let epochs = request.epochs;
     let mut last_epoch_secs: Option<f64> = None;
-    let outcome = fit(
-        &start.config,
-        model,
-        &train,
-        &val,
-        &options,
-        TrainState::default(),
-        &paths,
-        cancel,
-        |event| match event {
+    let tuned = fine_tune_checkpoint(&start, &data, settings, &device, cancel, |event| {
+        match event {
             TrainEvent::Batch {
                 epoch,
                 batch,
@@ -82,15 +63,8 @@ pub(in crate::worker) fn fine_tune(
                 })
             }
             _ => {}
-        },
-    )
+        }
+    })
     .map_err(|e| e.to_string())?;
-    let epochs_done = outcome.state.epochs_done;
-    let best = if epochs_done > 0 {
-        crate::model::load_checkpoint(&paths.best).map_err(|e| e.to_string())?
-    } else {
-        start
-    };
-    let _ = std::fs::remove_dir_all(&folder);
-    Ok((best, device_name.to_string(), epochs_done))
+    Ok((tuned.best.unwrap_or(start), device_name, tuned.epochs_done))
 }

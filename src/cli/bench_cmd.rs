@@ -1,0 +1,92 @@
+//! `bench`: forward and training-step timings per backend, optionally beside PyTorch.
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use super::model_args::ModelArgs;
+use super::{check_size, print_json};
+use crate::backend::DeviceChoice;
+use crate::bench::{self, BenchOptions};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Input height and width (multiples of 16).
+    #[arg(long, default_value_t = 192)]
+    pub size: usize,
+    /// Timed runs per measurement (after a first call, which is reported apart).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Batch sizes of the timed eval forwards.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub forward_batches: Vec<usize>,
+    /// Batch size of the timed training step; 0 skips training.
+    #[arg(long, default_value_t = 2)]
+    pub train_batch: usize,
+    /// Backends to time; `all` = flex, ndarray and gpu.
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    pub backends: Vec<String>,
+    /// Also time the same network in PyTorch (tools/torch_bench.py, run with `python3` or
+    /// $RAAGR2_PYTHON) in this run: on the CPU next to CPU backends, on CUDA next to `gpu`.
+    #[arg(long)]
+    pub against_pytorch: bool,
+    /// CPU threads for PyTorch (default: all cores, as burn's CPU backends use).
+    #[arg(long)]
+    pub pytorch_threads: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_backends(names: &[String]) -> Result<Vec<DeviceChoice>> {
+    let mut out = Vec::new();
+    for name in names {
+        match name.as_str() {
+            "all" => out.extend([DeviceChoice::Flex, DeviceChoice::Ndarray, DeviceChoice::Gpu]),
+            "cpu" | "flex" => out.push(DeviceChoice::Flex),
+            "ndarray" => out.push(DeviceChoice::Ndarray),
+            "gpu" | "wgpu" => out.push(DeviceChoice::Gpu),
+            other => bail!("unknown backend {other:?}: use flex, ndarray, gpu or all"),
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    check_size("--size", args.size)?;
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    if args.forward_batches.contains(&0) {
+        bail!("--forward-batches takes batch sizes of at least 1");
+    }
+    let checkpoint = args.model.checkpoint()?;
+    let backends = parse_backends(&args.backends)?;
+    let mut pytorch = Vec::new();
+    if args.against_pytorch {
+        if backends.iter().any(|b| *b != DeviceChoice::Gpu) {
+            pytorch.push(bench::PytorchDevice::Cpu);
+        }
+        if backends.contains(&DeviceChoice::Gpu) {
+            pytorch.push(bench::PytorchDevice::Cuda);
+        }
+    }
+    let options = BenchOptions {
+        config: checkpoint.config.clone(),
+        height: args.size,
+        width: args.size,
+        runs: args.runs,
+        forward_batches: args.forward_batches,
+        train_batch: args.train_batch,
+        backends,
+        pytorch,
+        pytorch_threads: args.pytorch_threads,
+    };
+    let report = bench::run_bench(&options, |step| eprintln!("bench: {step}"));
+    if args.json {
+        return print_json(&report);
+    }
+    print!("{}", bench::render(&report));
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Fine-tuning a (pruned) checkpoint with its masks kept: the one setup that the command line's
+//! pruning schedules and the app's worker share (data split, options, scratch checkpoints).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use burn::prelude::*;
+
+use super::{CheckpointPaths, TrainError, TrainEvent, TrainOptions, TrainState, fit};
+use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection};
+use crate::data::preprocess::split_patients;
+use crate::model::{Checkpoint, load_checkpoint};
+
+/// Fine-tuning slices: every tumour slice and a few tumour-free ones, as training saw them.
+const SELECTION: SliceSelection = SliceSelection {
+    tumour_free_share: 0.05,
+    slice_step: 1,
+    seed: 0,
+};
+
+/// The fine-tuning slices, split by patient, and the split recorded for the checkpoints.
+pub struct FineTuneData {
+    pub train: SliceDataset,
+    pub val: SliceDataset,
+    state: TrainState,
+}
+
+impl FineTuneData {
+    /// Splits `cases` by patient (a fifth, at least one, for validation) into `crop` x `crop`
+    /// slice sets.
+    pub fn from_cases(cases: &[PreparedCase], crop: usize) -> Result<FineTuneData, TrainError> {
+        if cases.len() < 2 {
+            return Err(TrainError::Data(format!(
+                "fine-tuning needs at least 2 cases, got {}",
+                cases.len()
+            )));
+        }
+        let ids: Vec<String> = cases.iter().map(|c| c.id.clone()).collect();
+        let mut split = split_patients(&ids, 0.2, 0.0, 0);
+        if split.val.is_empty()
+            && let Some(moved) = split.train.pop()
+        {
+            split.val.push(moved);
+        }
+        let pick = |ids: &[String]| -> Vec<PreparedCase> {
+            cases
+                .iter()
+                .filter(|c| ids.contains(&c.id))
+                .cloned()
+                .collect()
+        };
+        let slices = |ids: &[String]| {
+            SliceDataset::from_cases(&pick(ids), crop, SELECTION)
+                .map_err(|e| TrainError::Data(e.to_string()))
+        };
+        Ok(FineTuneData {
+            train: slices(&split.train)?,
+            val: slices(&split.val)?,
+            state: TrainState {
+                train_ids: split.train,
+                val_ids: split.val,
+                ..TrainState::default()
+            },
+        })
+    }
+
+    /// Adam steps in one whole epoch over the training slices.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train
+            .len()
+            .div_ceil(TrainOptions::default().batch_size)
+    }
+}
+
+/// How long and how fast to fine-tune.
+#[derive(Debug, Clone, Copy)]
+pub struct FineTuneSettings {
+    pub epochs: usize,
+    pub learning_rate: f64,
+    /// Caps the batches of each epoch (`None`: whole epochs).
+    pub max_batches_per_epoch: Option<usize>,
+}
+
+/// What a fine-tune produced.
+pub struct FineTuned {
+    /// The checkpoint of the epoch with the best validation Dice; `None` when no epoch finished.
+    pub best: Option<Checkpoint>,
+    pub epochs_done: usize,
+}
+
+/// Trains `start` (its masks kept) on `data` on `device` (the plain device; gradients are
+/// added here). Checkpoints go to a scratch folder that is removed afterwards.
+pub fn fine_tune(
+    start: &Checkpoint,
+    data: &FineTuneData,
+    settings: FineTuneSettings,
+    device: &Device,
+    cancel: &AtomicBool,
+    on_event: impl FnMut(TrainEvent),
+) -> Result<FineTuned, TrainError> {
+    let folder = scratch_folder();
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", folder.display())))?;
+    let result = fit_into(start, data, settings, device, cancel, on_event, &folder);
+    let _ = std::fs::remove_dir_all(&folder);
+    result
+}
+
+fn fit_into(
+    start: &Checkpoint,
+    data: &FineTuneData,
+    settings: FineTuneSettings,
+    device: &Device,
+    cancel: &AtomicBool,
+    on_event: impl FnMut(TrainEvent),
+    folder: &std::path::Path,
+) -> Result<FineTuned, TrainError> {
+    let device = device.clone().autodiff();
+    let options = TrainOptions {
+        epochs: settings.epochs,
+        learning_rate: settings.learning_rate,
+        max_batches_per_epoch: settings.max_batches_per_epoch,
+        masks: start.masks.clone(),
+        ..TrainOptions::default()
+    };
+    let paths = CheckpointPaths::beside(&folder.join("fine-tuned.safetensors"));
+    let outcome = fit(
+        &start.config,
+        start.build(&device)?,
+        &data.train,
+        &data.val,
+        &options,
+        data.state.clone(),
+        &paths,
+        cancel,
+        on_event,
+    )?;
+    let epochs_done = outcome.state.epochs_done;
+    let best = if epochs_done > 0 {
+        Some(load_checkpoint(&paths.best)?)
+    } else {
+        None
+    };
+    Ok(FineTuned { best, epochs_done })
+}
+
+/// A folder of its own for each fine-tune of this process (the app and a schedule may run
+/// several).
+fn scratch_folder() -> PathBuf {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, Ordering::SeqCst);
+    std::env::temp_dir().join(format!("raagr2-fine-tune-{}-{run}", std::process::id()))
+}
