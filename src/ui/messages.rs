@@ -1,0 +1,135 @@
+//! The worker's answers applied to the app's state: one arm per message kind.
+
+use std::sync::Arc;
+
+use super::slices::best_slice;
+use super::{GpuState, LabApp, TrainPoint};
+use crate::worker::{Response, region_dice};
+
+impl LabApp {
+    pub(super) fn handle(&mut self, response: Response) {
+        self.messages_seen += 1;
+        match response {
+            Response::Status(text) => self.status = text,
+            Response::Error(text) => {
+                self.status = "error (see above)".into();
+                self.errors.push(text);
+            }
+            Response::ModelReady(model) => {
+                self.group_ratios = vec![0.0; model.groups.len()];
+                self.model = Some(model);
+                self.preview_wanted = true;
+            }
+            Response::CaseLoaded(case) => {
+                self.slice_idx = best_slice(&case);
+                self.case = Some(Arc::new(case));
+                self.dense_codes = None;
+                self.dense_case_dice = None;
+                self.preview = None;
+                self.pruned_codes = None;
+                self.codes_generation += 1;
+                self.preview_wanted = true;
+            }
+            Response::DensePrediction { case_id, codes } => {
+                if let Some(case) = self.case.as_ref().filter(|c| c.id == case_id) {
+                    self.dense_case_dice = case.truth.as_ref().map(|t| region_dice(&codes, t));
+                    self.dense_codes = Some(codes);
+                    self.codes_generation += 1;
+                }
+            }
+            Response::Preview(result) => {
+                // A newer request is on its way: this result is stale.
+                if result.id == self.last_preview_id {
+                    self.pruned_codes = self.case.as_ref().map(|case| {
+                        let mut volume = vec![0u8; case.dims.iter().product()];
+                        let plane = case.dims[0] * case.dims[1];
+                        volume[result.slice_idx * plane..][..plane].copy_from_slice(&result.codes);
+                        volume
+                    });
+                    self.codes_generation += 1;
+                    self.preview = Some(result);
+                    self.preview_case_dice = None;
+                }
+            }
+            Response::PreviewCaseDice { id, dice } => {
+                if id == self.last_preview_id {
+                    self.preview_case_dice = Some(dice);
+                }
+            }
+            Response::JobProgress { done, total, label } => {
+                self.job = Some((done, total, label));
+            }
+            Response::SweepPoint(point) => self.sweep_points.push(point),
+            Response::TrainEpoch {
+                epoch,
+                train_loss,
+                val_loss,
+                val_dice,
+                secs,
+            } => self.train_history.push(TrainPoint {
+                epoch,
+                train_loss,
+                val_loss,
+                val_dice,
+                secs,
+            }),
+            Response::GpuProbe(found) => {
+                self.gpu = match found {
+                    Ok(name) => GpuState::Found(name),
+                    Err(reason) => GpuState::Missing(reason),
+                };
+            }
+            Response::FineTuned {
+                device,
+                epochs_done,
+                cancelled,
+            } => {
+                let how = if cancelled {
+                    "cancelled after"
+                } else {
+                    "finished:"
+                };
+                let per_epoch = self.train_history.iter().map(|p| p.secs).sum::<f64>()
+                    / self.train_history.len().max(1) as f64;
+                let timing = if self.train_history.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {per_epoch:.1} s per epoch")
+                };
+                self.notices.push(format!(
+                    "fine-tuning on {device} {how} {epochs_done} epoch(s){timing}"
+                ));
+                if epochs_done > 0 {
+                    self.tuned_available = true;
+                    self.show_tuned = true;
+                    self.preview_wanted = true;
+                }
+            }
+            Response::JobStarted { label } => {
+                self.job = Some((0, 1, format!("{label}: started")));
+            }
+            Response::JobRefused { reason } => {
+                self.job = None;
+                self.status = "job not started (see above)".into();
+                self.errors.push(reason);
+            }
+            Response::JobFinished { cancelled } => {
+                self.job = None;
+                if cancelled {
+                    self.status = "background job cancelled".into();
+                }
+            }
+            Response::JobFailed { reason } => {
+                self.job = None;
+                if let Some(cause) = reason.split("no wgpu adapter: ").nth(1) {
+                    self.gpu = GpuState::Missing(cause.to_string());
+                }
+                self.status = "background job failed (see above)".into();
+                self.errors.push(reason);
+            }
+            Response::SensitivityCell(cell) => self.layers.sensitivity.push(cell),
+            Response::Cka(view) => self.layers.cka = Some(view),
+            Response::Saved(path) => self.notices.push(format!("saved {}", path.display())),
+        }
+    }
+}
