@@ -16,7 +16,7 @@ use crate::analysis::cka::Kernel;
 use crate::analysis::similarity::{SimilarityMatrix, SliceBatches, similarity};
 use crate::backend;
 use crate::inference::InferenceOptions;
-use crate::metrics::RegionValues;
+use crate::metrics::RegionScores;
 use crate::plot::write_heatmap_png;
 use crate::prune::{PruneMethod, Ratios, Schedule, run_schedule, step_count};
 use crate::report;
@@ -63,7 +63,7 @@ struct ScheduleResult {
     params: usize,
     nonzero_params: usize,
     /// Dice after the last step's fine-tune (or pruning, without fine-tuning).
-    dice: RegionValues,
+    dice: RegionScores,
     /// Linear CKA of each level output with the dense model's same level.
     cka_to_dense: Vec<(String, f64)>,
     /// Mean CKA between different levels of the model itself (higher: less diverse features).
@@ -107,10 +107,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     };
     let tuning =
         args.fine_tune.fine_tune_epochs > 0 || args.fine_tune_budget.is_some_and(|b| b > 0);
-    let mut tuner = (tuning
-        || args.method == PruneMethod::Unstructured(crate::prune::UnstructuredMethod::Snip))
-    .then(|| FineTuner::load(&args.fine_tune, &args.data))
-    .transpose()?;
+    let mut tuner = FineTuner::load_if_needed(&args.fine_tune, &args.data, tuning, &[args.method])?;
     let snip = tuner.as_ref().map(FineTuner::snip_batch);
     let device = backend::cpu_device();
     let dense_model = dense.build(&device)?;
@@ -170,10 +167,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             self_similarity: off_diagonal_mean(&own),
             params: last.params,
             nonzero_params: last.nonzero_params,
-            dice: last
-                .dice_fine_tuned
-                .clone()
-                .unwrap_or_else(|| last.dice_pruned.clone()),
+            dice: last.dice_fine_tuned.unwrap_or(last.dice_pruned),
             cka_to_dense: matrix
                 .rows
                 .iter()
@@ -300,9 +294,9 @@ fn table(results: &[ScheduleResult]) -> String {
                 r.steps.to_string(),
                 r.fine_tune_steps.to_string(),
                 report::thousands(r.nonzero_params as u64),
-                format!("{:.3}", r.dice["WT"]),
-                format!("{:.3}", r.dice["TC"]),
-                format!("{:.3}", r.dice["ET"]),
+                format!("{:.3}", r.dice.wt),
+                format!("{:.3}", r.dice.tc),
+                format!("{:.3}", r.dice.et),
             ];
             row.extend(r.cka_to_dense.iter().map(|(_, v)| format!("{v:.2}")));
             row.push(format!("{:.3}", r.self_similarity));

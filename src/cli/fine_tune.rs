@@ -13,9 +13,9 @@ use super::train_cmd::{TrainProgress, install_ctrl_c};
 use crate::backend;
 use crate::data::dataset::{PreparedCase, epoch_batches};
 use crate::inference::{InferenceOptions, evaluate_cases};
-use crate::metrics::{RegionValues, mean_metrics};
+use crate::metrics::{RegionScores, mean_metrics};
 use crate::model::Checkpoint;
-use crate::prune::{ScheduleHooks, SnipBatch, StepRecord};
+use crate::prune::{PruneMethod, ScheduleHooks, SnipBatch, StepRecord, UnstructuredMethod};
 use crate::train::fine_tune::{FineTuneData, FineTuneSettings, fine_tune};
 
 /// Fine-tuning after each pruning step (and the data SNIP scores on).
@@ -71,6 +71,20 @@ impl FineTuner {
             cancel: install_ctrl_c(),
             steps_trained: 0,
         })
+    }
+
+    /// The fine-tuning cases when they are needed: to fine-tune (`tuning`) or for the batch SNIP
+    /// scores weights on (when `methods` has it).
+    pub fn load_if_needed(
+        args: &FineTuneArgs,
+        data: &DataArgs,
+        tuning: bool,
+        methods: &[PruneMethod],
+    ) -> Result<Option<FineTuner>> {
+        let snip = methods.contains(&PruneMethod::Unstructured(UnstructuredMethod::Snip));
+        (tuning || snip)
+            .then(|| FineTuner::load(args, data))
+            .transpose()
     }
 
     /// Adam steps in one whole epoch over the fine-tuning slices.
@@ -147,12 +161,12 @@ pub struct DiceEvaluator {
 }
 
 impl DiceEvaluator {
-    pub fn dice(&self, checkpoint: &Checkpoint) -> Result<RegionValues> {
+    pub fn dice(&self, checkpoint: &Checkpoint) -> Result<RegionScores> {
         let device = backend::cpu_device();
         let model = checkpoint.build(&device)?;
         let head = checkpoint.config.head;
         let scored = evaluate_cases(&model, head, &self.cases, self.options, &device, |_| {})?;
-        Ok(mean_metrics(&scored).dice)
+        Ok(mean_metrics(&scored).dice.regions3())
     }
 }
 
@@ -166,7 +180,7 @@ pub struct CliHooks<'a> {
 }
 
 impl ScheduleHooks for CliHooks<'_> {
-    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionValues> {
+    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores> {
         self.evaluator.dice(checkpoint)
     }
 
@@ -178,8 +192,7 @@ impl ScheduleHooks for CliHooks<'_> {
     }
 
     fn on_step(&mut self, record: &StepRecord, steps: usize) {
-        let dice =
-            |d: &RegionValues| format!("WT {:.3} TC {:.3} ET {:.3}", d["WT"], d["TC"], d["ET"]);
+        let dice = |d: &RegionScores| format!("WT {:.3} TC {:.3} ET {:.3}", d.wt, d.tc, d.et);
         let tuned = record
             .dice_fine_tuned
             .as_ref()

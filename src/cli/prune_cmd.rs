@@ -13,7 +13,7 @@ use super::{defaults, print_json};
 use crate::backend;
 use crate::bench::{Timing, compare_forward};
 use crate::inference::InferenceOptions;
-use crate::metrics::RegionValues;
+use crate::metrics::{Region, RegionScores};
 use crate::model::summary::summarize;
 use crate::model::{Checkpoint, save_checkpoint};
 use crate::prune::{ChannelGraph, PruneMethod, Ratios, Schedule, StepRecord, run_schedule};
@@ -52,6 +52,27 @@ impl ScheduleArgs {
     }
 }
 
+/// How `prune` and `sweep` measure a pruned model: latency, MACs, Dice, optional fine-tuning.
+#[derive(Args, Debug)]
+pub struct MeasureArgs {
+    /// Slices per timed forward: 8 is what whole-volume inference runs at once.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Input side for MACs and latency (multiple of 16).
+    #[arg(long, default_value_t = 192)]
+    pub size: usize,
+    /// Timed forward runs per model (interleaved, after a first call).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Cases the Dice is measured on (default: the held-out synthetic cases).
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+    #[command(flatten)]
+    pub fine_tune: FineTuneArgs,
+}
+
 #[derive(Args, Debug)]
 pub struct PruneArgs {
     /// A checkpoint; the embedded default model when omitted.
@@ -75,22 +96,8 @@ pub struct PruneArgs {
     /// Where the pruned checkpoint goes.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Slices per timed forward: 8 is what whole-volume inference runs at once.
-    #[arg(long, default_value_t = 8)]
-    pub batch: usize,
-    /// Input side for MACs and latency (multiple of 16).
-    #[arg(long, default_value_t = 192)]
-    pub size: usize,
-    /// Timed forward runs per model (interleaved, after a warm-up).
-    #[arg(long, default_value_t = 10)]
-    pub runs: usize,
-    /// Cases the Dice is measured on (default: the held-out synthetic cases).
     #[command(flatten)]
-    pub data: DataArgs,
-    #[arg(long, default_value_t = 0.5)]
-    pub threshold: f32,
-    #[command(flatten)]
-    pub fine_tune: FineTuneArgs,
+    pub measure: MeasureArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -124,9 +131,9 @@ struct PruneReport {
     speedup: f64,
     /// Mean Dice per region over the evaluation cases: dense, after the last pruning step, and
     /// (when fine-tuned) after its fine-tuning.
-    dice_before: RegionValues,
-    dice_after: RegionValues,
-    dice_fine_tuned: Option<RegionValues>,
+    dice_before: RegionScores,
+    dice_after: RegionScores,
+    dice_fine_tuned: Option<RegionScores>,
     /// Every step of the schedule with Dice before and after its fine-tune.
     steps: Vec<StepRecord>,
     fine_tune_epochs: usize,
@@ -136,9 +143,9 @@ struct PruneReport {
 }
 
 pub fn prune(args: PruneArgs) -> Result<()> {
-    super::check_size("--size", args.size)?;
-    super::eval_cmd::check_threshold(args.threshold)?;
-    if args.runs == 0 {
+    super::check_size("--size", args.measure.size)?;
+    super::eval_cmd::check_threshold(args.measure.threshold)?;
+    if args.measure.runs == 0 {
         bail!("--runs must be at least 1");
     }
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
@@ -153,28 +160,27 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     // Prune once up front: an impossible ratio fails in milliseconds, and this times what the
     // app's live preview pays.
     let started = std::time::Instant::now();
-    let needs_data = args.fine_tune.fine_tune_epochs > 0
-        || args.method == PruneMethod::Unstructured(crate::prune::UnstructuredMethod::Snip);
-    let mut tuner = if needs_data {
-        Some(FineTuner::load(&args.fine_tune, &args.data)?)
-    } else {
-        None
-    };
+    let mut tuner = FineTuner::load_if_needed(
+        &args.measure.fine_tune,
+        &args.measure.data,
+        args.measure.fine_tune.fine_tune_epochs > 0,
+        &[args.method],
+    )?;
     let snip = tuner.as_ref().map(FineTuner::snip_batch);
     crate::prune::prune_checkpoint(&dense, args.method, &ratios, snip.as_ref())?;
     let prune_secs = started.elapsed().as_secs_f64();
 
-    let cases =
-        defaults::data_or_held_out(&args.data).load(|id| eprintln!("prune: loading {id}"))?;
+    let cases = defaults::data_or_held_out(&args.measure.data)
+        .load(|id| eprintln!("prune: loading {id}"))?;
     let evaluator = DiceEvaluator {
         cases,
         options: InferenceOptions {
-            threshold: args.threshold,
+            threshold: args.measure.threshold,
             ..InferenceOptions::default()
         },
     };
     let dice_before = evaluator.dice(&dense)?;
-    let tuning = args.fine_tune.fine_tune_epochs > 0;
+    let tuning = args.measure.fine_tune.fine_tune_epochs > 0;
     let mut hooks = CliHooks {
         evaluator: &evaluator,
         tuner: if tuning { tuner.as_mut() } else { None },
@@ -193,13 +199,26 @@ pub fn prune(args: PruneArgs) -> Result<()> {
 
     let device = backend::cpu_device();
     let (dense_model, pruned_model) = (dense.build(&device)?, pruned.build(&device)?);
-    let before = summarize(&dense.config, &dense_model, args.size, args.size)?;
-    let after = summarize(&pruned.config, &pruned_model, args.size, args.size)?;
-    eprintln!("prune: timing both models ({} runs each)", args.runs);
+    let before = summarize(
+        &dense.config,
+        &dense_model,
+        args.measure.size,
+        args.measure.size,
+    )?;
+    let after = summarize(
+        &pruned.config,
+        &pruned_model,
+        args.measure.size,
+        args.measure.size,
+    )?;
+    eprintln!(
+        "prune: timing both models ({} runs each)",
+        args.measure.runs
+    );
     let [latency_before, latency_after] = compare_forward(
         &[&dense_model, &pruned_model],
-        [args.batch, args.size, args.size],
-        args.runs,
+        [args.measure.batch, args.measure.size, args.measure.size],
+        args.measure.runs,
         &device,
     );
     let last = steps.last().expect("a schedule has at least one step");
@@ -219,9 +238,9 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         latency_before,
         latency_after,
         dice_before,
-        dice_after: last.dice_pruned.clone(),
-        dice_fine_tuned: last.dice_fine_tuned.clone(),
-        fine_tune_epochs: args.fine_tune.fine_tune_epochs,
+        dice_after: last.dice_pruned,
+        dice_fine_tuned: last.dice_fine_tuned,
+        fine_tune_epochs: args.measure.fine_tune.fine_tune_epochs,
         eval_cases: evaluator.cases.len(),
         steps,
         prune_secs,
@@ -304,11 +323,11 @@ fn render(r: &PruneReport) -> String {
             format!("{:.2}x", r.speedup),
         ],
     ];
-    let mut dice_rows = |label: &str, after: &RegionValues| {
-        for region in ["WT", "TC", "ET"] {
-            let (b, a) = (r.dice_before[region], after[region]);
+    let mut dice_rows = |label: &str, after: &RegionScores| {
+        for region in [Region::Wt, Region::Tc, Region::Et] {
+            let (b, a) = (r.dice_before.get(region), after.get(region));
             rows.push(vec![
-                format!("Dice {region}{label}"),
+                format!("Dice {}{label}", region.name()),
                 format!("{b:.4}"),
                 format!("{a:.4}"),
                 format!("{:+.4}", a - b),
@@ -342,7 +361,7 @@ fn render(r: &PruneReport) -> String {
 
 /// Dice before and after each step's fine-tune.
 fn steps_table(steps: &[StepRecord]) -> String {
-    let dice = |d: &RegionValues| format!("{:.3}/{:.3}/{:.3}", d["WT"], d["TC"], d["ET"]);
+    let dice = |d: &RegionScores| format!("{:.3}/{:.3}/{:.3}", d.wt, d.tc, d.et);
     let rows: Vec<Vec<String>> = steps
         .iter()
         .map(|s| {

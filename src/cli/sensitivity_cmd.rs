@@ -92,7 +92,7 @@ pub fn sensitivity(args: SensitivityArgs) -> Result<()> {
         &ratios,
         |pruned| {
             let dice = evaluator.dice(pruned)?;
-            Ok([dice["WT"], dice["TC"], dice["ET"]])
+            Ok(dice.as_array())
         },
         |cell| {
             let [wt, tc, et] = cell.dice;

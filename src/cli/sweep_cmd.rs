@@ -3,22 +3,23 @@
 //! per region on the evaluation cases.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Result, bail};
 use clap::Args;
 
-use super::data_args::DataArgs;
-use super::fine_tune::{CliHooks, DiceEvaluator, FineTuneArgs, FineTuner};
-use super::prune_cmd::ScheduleArgs;
+use super::fine_tune::{CliHooks, DiceEvaluator, FineTuner};
+use super::prune_cmd::{MeasureArgs, ScheduleArgs};
 use super::{defaults, print_json};
 use crate::backend;
 use crate::bench::compare_forward;
 use crate::inference::InferenceOptions;
-use crate::metrics::RegionScores;
 use crate::model::summary::summarize;
 use crate::prune::schedule::parameter_counts;
-use crate::prune::sweep::{CSV_HEADER, SweepPoint, parse_csv, row, to_csv, write_sweep_plot};
-use crate::prune::{PruneMethod, Ratios, UnstructuredMethod, prune_checkpoint, run_schedule};
+use crate::prune::sweep::{
+    CSV_HEADER, SweepPoint, for_each_point, parse_csv, row, to_csv, write_sweep_plot,
+};
+use crate::prune::{PruneMethod, Ratios, prune_checkpoint, run_schedule};
 use crate::report;
 
 #[derive(Args, Debug)]
@@ -46,39 +47,26 @@ pub struct SweepArgs {
     /// Where the PNG plot of Dice vs sparsity goes (default: beside the CSV, `.png`).
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Slices per timed forward: 8 is what whole-volume inference runs at once.
-    #[arg(long, default_value_t = 8)]
-    pub batch: usize,
-    /// Input side for MACs and latency (multiple of 16).
-    #[arg(long, default_value_t = 192)]
-    pub size: usize,
-    #[arg(long, default_value_t = 5)]
-    pub runs: usize,
     #[command(flatten)]
-    pub data: DataArgs,
-    #[arg(long, default_value_t = 0.5)]
-    pub threshold: f32,
-    #[command(flatten)]
-    pub fine_tune: FineTuneArgs,
+    pub measure: MeasureArgs,
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn sweep(args: SweepArgs) -> Result<()> {
-    super::check_size("--size", args.size)?;
-    super::eval_cmd::check_threshold(args.threshold)?;
+    super::check_size("--size", args.measure.size)?;
+    super::eval_cmd::check_threshold(args.measure.threshold)?;
     let methods = parse_methods(&args.methods)?;
     let ratios = parse_ratio_grid(&args.ratios)?;
     let schedule = args.schedule.schedule();
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
-    let tuning = args.fine_tune.fine_tune_epochs > 0;
-    let needs_data =
-        tuning || methods.contains(&PruneMethod::Unstructured(UnstructuredMethod::Snip));
-    let mut tuner = if needs_data {
-        Some(FineTuner::load(&args.fine_tune, &args.data)?)
-    } else {
-        None
-    };
+    let tuning = args.measure.fine_tune.fine_tune_epochs > 0;
+    let mut tuner = FineTuner::load_if_needed(
+        &args.measure.fine_tune,
+        &args.measure.data,
+        tuning,
+        &methods,
+    )?;
     let snip = tuner.as_ref().map(FineTuner::snip_batch);
     let share = |ratio: f64| {
         if args.global {
@@ -89,17 +77,18 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     };
     // Prune every point once first (milliseconds each), so an impossible ratio is refused
     // before minutes of fine-tuning, timing and evaluation.
-    for &method in &methods {
-        for &ratio in &ratios {
-            prune_checkpoint(&dense, method, &share(ratio), snip.as_ref())
-                .map_err(|e| anyhow::anyhow!("{} at ratio {ratio}: {e}", method.key()))?;
-        }
-    }
+    // Ctrl-C stops a fine-tune (FineTuner); between points the sweep runs to its end.
+    let never = AtomicBool::new(false);
+    for_each_point(&methods, &ratios, &never, |_, method, ratio| {
+        prune_checkpoint(&dense, method, &share(ratio), snip.as_ref())
+            .map(drop)
+            .map_err(|e| anyhow::anyhow!("{} at ratio {ratio}: {e}", method.key()))
+    })?;
     let evaluator = DiceEvaluator {
-        cases: defaults::data_or_held_out(&args.data)
+        cases: defaults::data_or_held_out(&args.measure.data)
             .load(|id| eprintln!("sweep: loading {id}"))?,
         options: InferenceOptions {
-            threshold: args.threshold,
+            threshold: args.measure.threshold,
             ..InferenceOptions::default()
         },
     };
@@ -107,44 +96,43 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     let dense_model = dense.build(&device)?;
     let (dense_params, _) = parameter_counts(&dense);
     let mut points = Vec::new();
-    for &method in &methods {
-        for &ratio in &ratios {
-            let mut hooks = CliHooks {
-                evaluator: &evaluator,
-                tuner: if tuning { tuner.as_mut() } else { None },
-                tag: format!("sweep {} {ratio}", method.key()),
-            };
-            let (pruned, steps) = run_schedule(
-                &dense,
-                method,
-                &share(ratio),
-                schedule,
-                snip.as_ref(),
-                &mut hooks,
-            )?;
-            let last = steps.last().expect("a schedule has at least one step");
-            let model = pruned.build(&device)?;
-            let summary = summarize(&pruned.config, &model, args.size, args.size)?;
-            let [dense_time, time] = compare_forward(
-                &[&dense_model, &model],
-                [args.batch, args.size, args.size],
-                args.runs.max(1),
-                &device,
-            );
-            points.push(SweepPoint {
-                method,
-                ratio,
-                params: Some(last.params),
-                nonzero_params: Some(last.nonzero_params),
-                sparsity: 1.0 - last.nonzero_params as f64 / dense_params as f64,
-                macs: Some(summary.macs),
-                latency_ms: Some(time.median_secs * 1e3),
-                dense_latency_ms: Some(dense_time.median_secs * 1e3),
-                dice: RegionScores::from_values(&last.dice_pruned),
-                dice_fine_tuned: last.dice_fine_tuned.as_ref().map(RegionScores::from_values),
-            });
-        }
-    }
+    for_each_point(&methods, &ratios, &never, |_, method, ratio| {
+        let mut hooks = CliHooks {
+            evaluator: &evaluator,
+            tuner: if tuning { tuner.as_mut() } else { None },
+            tag: format!("sweep {} {ratio}", method.key()),
+        };
+        let (pruned, steps) = run_schedule(
+            &dense,
+            method,
+            &share(ratio),
+            schedule,
+            snip.as_ref(),
+            &mut hooks,
+        )?;
+        let last = steps.last().expect("a schedule has at least one step");
+        let model = pruned.build(&device)?;
+        let summary = summarize(&pruned.config, &model, args.measure.size, args.measure.size)?;
+        let [dense_time, time] = compare_forward(
+            &[&dense_model, &model],
+            [args.measure.batch, args.measure.size, args.measure.size],
+            args.measure.runs.max(1),
+            &device,
+        );
+        points.push(SweepPoint {
+            method,
+            ratio,
+            params: Some(last.params),
+            nonzero_params: Some(last.nonzero_params),
+            sparsity: 1.0 - last.nonzero_params as f64 / dense_params as f64,
+            macs: Some(summary.macs),
+            latency_ms: Some(time.median_secs * 1e3),
+            dense_latency_ms: Some(dense_time.median_secs * 1e3),
+            dice: last.dice_pruned,
+            dice_fine_tuned: last.dice_fine_tuned,
+        });
+        anyhow::Ok(())
+    })?;
     crate::atomic::write_bytes(&args.output, to_csv(&points).as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.output.display()))?;
     let plot_path = args

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::mask_overlap;
 use super::surface::hd95;
 
 /// The parameters of the lesion-wise definition.
@@ -87,7 +88,7 @@ pub fn lesion_wise(
             .iter()
             .map(|c| *c != 0 && matched.binary_search(c).is_ok())
             .collect();
-        dice_sum += dice(&matched_mask, &lesion_mask);
+        dice_sum += mask_overlap(&matched_mask, &lesion_mask).dice;
         hd_sum += hd95(&matched_mask, &lesion_mask, dims, spacing_mm);
     }
     let false_positives = touched.iter().skip(1).filter(|t| !**t).count();
@@ -150,19 +151,6 @@ fn mask_of(voxels: &[usize], len: usize) -> Vec<bool> {
         mask[i] = true;
     }
     mask
-}
-
-fn dice(a: &[bool], b: &[bool]) -> f64 {
-    let (mut both, mut total) = (0usize, 0usize);
-    for (&x, &y) in a.iter().zip(b) {
-        both += (x && y) as usize;
-        total += x as usize + y as usize;
-    }
-    if total == 0 {
-        1.0
-    } else {
-        2.0 * both as f64 / total as f64
-    }
 }
 
 /// Offsets of the neighbours within `max_axes` non-zero axes (1: faces, 2: +edges, 3: +corners).

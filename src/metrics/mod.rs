@@ -9,8 +9,6 @@ pub mod lesions;
 pub mod score;
 pub mod surface;
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 pub use surface::{Hd95Convention, hd95, hd95_with, nsd};
@@ -67,9 +65,28 @@ pub fn overlap(prediction: &RegionMap, truth: &RegionMap, region: Region) -> Ove
         truth.len(),
         "maps must cover the same voxels"
     );
+    count_overlap(
+        prediction
+            .iter()
+            .zip(truth)
+            .map(|(&p, &t)| (region.contains(p), region.contains(t))),
+    )
+}
+
+/// Dice and IoU of two boolean masks of equal length (e.g. one lesion against its match).
+pub fn mask_overlap(prediction: &[bool], truth: &[bool]) -> Overlap {
+    assert_eq!(
+        prediction.len(),
+        truth.len(),
+        "masks must cover the same voxels"
+    );
+    count_overlap(prediction.iter().copied().zip(truth.iter().copied()))
+}
+
+/// Dice and IoU from (predicted, true) voxel pairs; two empty masks agree perfectly (BraTS).
+fn count_overlap(pairs: impl Iterator<Item = (bool, bool)>) -> Overlap {
     let (mut both, mut pred, mut gt) = (0u64, 0u64, 0u64);
-    for (&p, &t) in prediction.iter().zip(truth) {
-        let (p, t) = (region.contains(p), region.contains(t));
+    for (p, t) in pairs {
         both += (p && t) as u64;
         pred += p as u64;
         gt += t as u64;
@@ -91,7 +108,7 @@ pub fn overlap(prediction: &RegionMap, truth: &RegionMap, region: Region) -> Ove
 pub const HD95_REGIONS: [Region; 3] = [Region::Wt, Region::Tc, Region::Et];
 
 /// One figure per BraTS region (WT, TC, ET); in JSON under the keys "WT", "TC", "ET".
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, serde::Deserialize)]
 pub struct RegionScores {
     #[serde(rename = "WT")]
     pub wt: f64,
@@ -111,45 +128,76 @@ impl RegionScores {
         [self.wt, self.tc, self.et]
     }
 
-    /// The WT, TC and ET entries of per-region values (NaN where one is missing).
-    pub fn from_values(values: &RegionValues) -> RegionScores {
-        let get = |r: Region| values.get(r.name()).copied().unwrap_or(f64::NAN);
-        RegionScores {
-            wt: get(Region::Wt),
-            tc: get(Region::Tc),
-            et: get(Region::Et),
+    /// The figure of `region`; NaN for NCR and ED, which this type does not hold.
+    pub fn get(&self, region: Region) -> f64 {
+        match region {
+            Region::Wt => self.wt,
+            Region::Tc => self.tc,
+            Region::Et => self.et,
+            Region::Ncr | Region::Ed => f64::NAN,
         }
     }
 }
 
-/// Values per region, keyed by region name ("WT", "TC", ...), as they appear in JSON.
-pub type RegionValues = BTreeMap<String, f64>;
+/// One figure per sub-region of [`Region::ALL`] (WT, TC, ET, NCR, ED); in JSON a map from the
+/// region's name.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SubRegionScores([f64; 5]);
+
+impl SubRegionScores {
+    pub fn from_fn(mut value: impl FnMut(Region) -> f64) -> SubRegionScores {
+        SubRegionScores(Region::ALL.map(&mut value))
+    }
+
+    pub fn get(&self, region: Region) -> f64 {
+        self.0[region_index(region)]
+    }
+
+    /// The WT, TC and ET figures.
+    pub fn regions3(&self) -> RegionScores {
+        RegionScores::from_array([Region::Wt, Region::Tc, Region::Et].map(|r| self.get(r)))
+    }
+}
+
+fn region_index(region: Region) -> usize {
+    Region::ALL
+        .iter()
+        .position(|r| *r == region)
+        .expect("Region::ALL lists every region")
+}
+
+impl Serialize for SubRegionScores {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(Region::ALL.len()))?;
+        for region in Region::ALL {
+            map.serialize_entry(region.name(), &self.get(region))?;
+        }
+        map.end()
+    }
+}
 
 /// All metrics of one case: Dice and IoU per [`Region::ALL`], HD95 per [`HD95_REGIONS`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseMetrics {
     pub case_id: String,
-    pub dice: RegionValues,
-    pub iou: RegionValues,
-    pub hd95_mm: RegionValues,
+    pub dice: SubRegionScores,
+    pub iou: SubRegionScores,
+    pub hd95_mm: RegionScores,
 }
 
 impl CaseMetrics {
     pub fn dice(&self, region: Region) -> f64 {
-        value(&self.dice, region)
+        self.dice.get(region)
     }
 
     pub fn iou(&self, region: Region) -> f64 {
-        value(&self.iou, region)
+        self.iou.get(region)
     }
 
     pub fn hd95(&self, region: Region) -> f64 {
-        value(&self.hd95_mm, region)
+        self.hd95_mm.get(region)
     }
-}
-
-fn value(values: &RegionValues, region: Region) -> f64 {
-    values.get(region.name()).copied().unwrap_or(f64::NAN)
 }
 
 /// Evaluates a predicted sub-region map against the truth on a grid `dims` of `spacing_mm`.
@@ -160,49 +208,26 @@ pub fn evaluate_case(
     dims: [usize; 3],
     spacing_mm: [f32; 3],
 ) -> CaseMetrics {
-    let overlaps: Vec<(Region, Overlap)> = Region::ALL
-        .iter()
-        .map(|r| (*r, overlap(prediction, truth, *r)))
-        .collect();
+    let overlaps = Region::ALL.map(|r| overlap(prediction, truth, r));
     let mask = |map: &RegionMap, r: Region| map.iter().map(|c| r.contains(*c)).collect::<Vec<_>>();
-    let hd95_mm = HD95_REGIONS
-        .iter()
-        .map(|r| {
-            let d = hd95(&mask(prediction, *r), &mask(truth, *r), dims, spacing_mm);
-            (r.name().to_string(), d)
-        })
-        .collect();
+    let hd95_of = |r: Region| hd95(&mask(prediction, r), &mask(truth, r), dims, spacing_mm);
     CaseMetrics {
         case_id: case_id.to_string(),
-        dice: by_name(&overlaps, |o| o.dice),
-        iou: by_name(&overlaps, |o| o.iou),
-        hd95_mm,
+        dice: SubRegionScores::from_fn(|r| overlaps[region_index(r)].dice),
+        iou: SubRegionScores::from_fn(|r| overlaps[region_index(r)].iou),
+        hd95_mm: RegionScores::from_array(HD95_REGIONS.map(hd95_of)),
     }
-}
-
-fn by_name(overlaps: &[(Region, Overlap)], pick: fn(&Overlap) -> f64) -> RegionValues {
-    overlaps
-        .iter()
-        .map(|(r, o)| (r.name().to_string(), pick(o)))
-        .collect()
 }
 
 /// Mean of each metric over cases (every case counts equally), with id "mean".
 pub fn mean_metrics(cases: &[CaseMetrics]) -> CaseMetrics {
-    let mean_of = |pick: fn(&CaseMetrics) -> &RegionValues| -> RegionValues {
-        let mut sums = RegionValues::new();
-        for case in cases {
-            for (name, v) in pick(case) {
-                *sums.entry(name.clone()).or_default() += v / cases.len() as f64;
-            }
-        }
-        sums
-    };
+    let n = cases.len() as f64;
+    let mean = |pick: &dyn Fn(&CaseMetrics) -> f64| cases.iter().map(pick).sum::<f64>() / n;
     CaseMetrics {
         case_id: "mean".into(),
-        dice: mean_of(|c| &c.dice),
-        iou: mean_of(|c| &c.iou),
-        hd95_mm: mean_of(|c| &c.hd95_mm),
+        dice: SubRegionScores::from_fn(|r| mean(&|c| c.dice(r))),
+        iou: SubRegionScores::from_fn(|r| mean(&|c| c.iou(r))),
+        hd95_mm: RegionScores::from_array(HD95_REGIONS.map(|r| mean(&|c| c.hd95(r)))),
     }
 }
 

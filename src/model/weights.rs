@@ -235,12 +235,14 @@ impl Importer<'_> {
 
 impl LayerVisitor for Importer<'_> {
     fn conv(&mut self, name: &str, conv: &mut Conv2d, _site: LayerSite) {
-        let dims = conv.weight.dims();
+        // `lazy_shape`, not `dims`: reading the shape must not run the random initialiser of a
+        // weight that is about to be replaced (a full-width model is 36 MB of throwaway work).
+        let dims = conv.weight.lazy_shape().dims::<4>();
         if let Some(w) = self.take::<4>(key(name, "weight"), &dims) {
             conv.weight = Param::from_tensor(w);
         }
         if let Some(bias) = conv.bias.as_mut() {
-            let dims = bias.dims();
+            let dims = bias.lazy_shape().dims::<1>();
             if let Some(b) = self.take::<1>(key(name, "bias"), &dims) {
                 *bias = Param::from_tensor(b);
             }
@@ -248,7 +250,7 @@ impl LayerVisitor for Importer<'_> {
     }
 
     fn norm(&mut self, name: &str, norm: &mut BatchNorm, _site: LayerSite) {
-        let dims = norm.gamma.dims();
+        let dims = norm.gamma.lazy_shape().dims::<1>();
         if let Some(t) = self.take::<1>(key(name, "weight"), &dims) {
             norm.gamma = Param::from_tensor(t);
         }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::unstructured::maskable_modules;
 use super::{ChannelGraph, PruneMethod, Ratios, SnipBatch, prune_checkpoint_in};
-use crate::metrics::RegionValues;
+use crate::metrics::RegionScores;
 use crate::model::Checkpoint;
 
 /// How the final ratio is reached.
@@ -37,7 +37,7 @@ impl Schedule {
 /// What the schedule asks of its caller.
 pub trait ScheduleHooks {
     /// Mean Dice per region of a model on the evaluation cases.
-    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionValues>;
+    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores>;
     /// Fine-tunes after step `step` (1-based); `None` when fine-tuning is off.
     fn fine_tune(&mut self, checkpoint: &Checkpoint, step: usize) -> Result<Option<Checkpoint>>;
     /// Called after every step with its record (progress display).
@@ -54,8 +54,8 @@ pub struct StepRecord {
     pub params: usize,
     /// Parameters not masked to zero (equal to `params` for channel pruning).
     pub nonzero_params: usize,
-    pub dice_pruned: RegionValues,
-    pub dice_fine_tuned: Option<RegionValues>,
+    pub dice_pruned: RegionScores,
+    pub dice_fine_tuned: Option<RegionScores>,
 }
 
 /// Prunes `dense` to `ratios` by `method` following `schedule`; returns the final model (the
@@ -272,9 +272,9 @@ mod tests {
     struct Counting(usize);
 
     impl ScheduleHooks for Counting {
-        fn evaluate(&mut self, _: &Checkpoint) -> Result<RegionValues> {
+        fn evaluate(&mut self, _: &Checkpoint) -> Result<RegionScores> {
             self.0 += 1;
-            Ok(RegionValues::new())
+            Ok(RegionScores::default())
         }
         fn fine_tune(&mut self, _: &Checkpoint, _: usize) -> Result<Option<Checkpoint>> {
             Ok(None)

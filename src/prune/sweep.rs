@@ -1,12 +1,35 @@
-//! One point of a Dice-vs-sparsity sweep, its CSV and its plot: what the `sweep` command writes,
-//! what the app exports and what `plot` reads back, whoever wrote it (the app does not time
-//! models, so its rows leave the size and latency columns empty).
+//! The Dice-vs-sparsity sweep: the one loop over methods x ratios, one point of it, its CSV and
+//! its plot: what the `sweep` command writes, what the app exports and what `plot` reads back,
+//! whoever wrote it (the app does not time models, so its rows leave the size and latency columns
+//! empty).
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
 use super::PruneMethod;
 use crate::metrics::RegionScores;
 use crate::plot::{Panel, Series, write_panels_png};
+
+/// Visits every method at every ratio (method-major), calling `point(index, method, ratio)`,
+/// until `cancel` is set; returns whether it was cancelled. An error from `point` stops it.
+pub fn for_each_point<E>(
+    methods: &[PruneMethod],
+    ratios: &[f64],
+    cancel: &AtomicBool,
+    mut point: impl FnMut(usize, PruneMethod, f64) -> Result<(), E>,
+) -> Result<bool, E> {
+    let grid = methods
+        .iter()
+        .flat_map(|&method| ratios.iter().map(move |&ratio| (method, ratio)));
+    for (index, (method, ratio)) in grid.enumerate() {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(true);
+        }
+        point(index, method, ratio)?;
+    }
+    Ok(false)
+}
 
 /// One method at one ratio.
 #[derive(Debug, Clone, PartialEq, Serialize)]

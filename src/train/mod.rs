@@ -63,25 +63,7 @@ pub fn train_step(
     inputs: Tensor<4>,
     targets: Tensor<4>,
 ) -> (Raagr2Net, f32) {
-    train_step_with_slimming(head, model, optimizer, learning_rate, inputs, targets, 0.0)
-}
-
-/// [`train_step`] with network slimming's sparsity term `slimming_l1 * sum |gamma|` over every
-/// batch norm added to the loss (Liu et al. 2017), which drives unimportant channels' gammas
-/// towards zero so BN-gamma pruning can remove them. The returned loss excludes the term.
-pub fn train_step_with_slimming(
-    head: Head,
-    model: Raagr2Net,
-    optimizer: &mut ModuleOptimizer,
-    learning_rate: f64,
-    inputs: Tensor<4>,
-    targets: Tensor<4>,
-    slimming_l1: f64,
-) -> (Raagr2Net, f32) {
-    let extras = StepExtras {
-        slimming_l1,
-        distillation: None,
-    };
+    let extras = StepExtras::default();
     train_step_with(
         head,
         model,
@@ -93,7 +75,8 @@ pub fn train_step_with_slimming(
     )
 }
 
-/// Optional terms of a training step's loss.
+/// Optional terms of a training step's loss (none by default).
+#[derive(Default)]
 pub struct StepExtras<'a> {
     /// Network slimming's L1 weight on BN gammas (0: off).
     pub slimming_l1: f64,

@@ -11,7 +11,7 @@ use anyhow::Result;
 use raagr2_lab::backend::cpu_device;
 use raagr2_lab::data::dataset::{SliceDataset, SliceSelection, synthetic_case_with};
 use raagr2_lab::data::synth::{SynthKind, SynthOptions};
-use raagr2_lab::metrics::RegionValues;
+use raagr2_lab::metrics::RegionScores;
 use raagr2_lab::model::{Checkpoint, Head, ModelConfig, Variant, load_checkpoint, save_checkpoint};
 use raagr2_lab::prune::unstructured::maskable_keys;
 use raagr2_lab::prune::{
@@ -252,13 +252,10 @@ struct CountingHooks {
 }
 
 impl ScheduleHooks for CountingHooks {
-    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionValues> {
+    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores> {
         self.evaluations += 1;
         let kept = 1.0 - checkpoint.mask_sparsity();
-        Ok(["WT", "TC", "ET"]
-            .iter()
-            .map(|r| (r.to_string(), kept))
-            .collect())
+        Ok(RegionScores::from_array([kept; 3]))
     }
 
     fn fine_tune(&mut self, checkpoint: &Checkpoint, _step: usize) -> Result<Option<Checkpoint>> {
@@ -310,7 +307,7 @@ fn iterative_and_layer_wise_schedules_reach_the_one_shot_sizes_step_by_step() {
     };
     let schedule = Schedule::Iterative { steps: 4 };
     let (last, records) = run_schedule(&dense, l1, &ratios, schedule, None, &mut hooks).unwrap();
-    let sparsity: Vec<f64> = records.iter().map(|r| r.dice_pruned["WT"]).collect();
+    let sparsity: Vec<f64> = records.iter().map(|r| r.dice_pruned.wt).collect();
     let expected = [0.875, 0.75, 0.625, 0.5];
     for (got, want) in sparsity.iter().zip(expected) {
         assert!(

@@ -63,14 +63,18 @@ fn slimming_l1_drives_bn_gammas_towards_zero() {
         let x = Tensor::<4>::random([2, 4, 32, 32], Distribution::Normal(0.0, 1.0), &device);
         let y = Tensor::<4>::random([2, 3, 32, 32], Distribution::Bernoulli(0.3), &device);
         for _ in 0..10 {
-            let (next, _) = raagr2_lab::train::train_step_with_slimming(
+            let extras = raagr2_lab::train::StepExtras {
+                slimming_l1,
+                distillation: None,
+            };
+            let (next, _) = raagr2_lab::train::train_step_with(
                 Head::Regions3,
                 model,
                 &mut optimizer,
                 1e-2,
                 x.clone(),
                 y.clone(),
-                slimming_l1,
+                &extras,
             );
             model = next;
         }
