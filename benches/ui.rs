@@ -61,9 +61,9 @@ fn main() {
     // A fine-tune long enough to outlast the frames; wait until it trains (past data loading).
     {
         let app = harness.state_mut();
-        app.fine_tune.epochs = 50;
-        app.fine_tune.batches_per_epoch = 1000;
-        app.fine_tune.device = DeviceChoice::Cpu;
+        app.fine_tune.settings.epochs = 50;
+        app.fine_tune.settings.batches_per_epoch = 1000;
+        app.fine_tune.settings.device = DeviceChoice::Cpu;
         app.start_fine_tune();
     }
     let training = |app: &LabApp| {

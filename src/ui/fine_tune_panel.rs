@@ -49,6 +49,30 @@ impl Default for FineTuneSettings {
     }
 }
 
+/// The panel's state: settings, the GPU found, the epochs of the last fine-tune and whether its
+/// model exists and is shown.
+#[derive(Debug, Clone)]
+pub struct FineTuneState {
+    pub settings: FineTuneSettings,
+    pub gpu: GpuState,
+    pub history: Vec<TrainPoint>,
+    /// A fine-tuned model exists in the worker; `show_tuned` previews it.
+    pub tuned_available: bool,
+    pub show_tuned: bool,
+}
+
+impl Default for FineTuneState {
+    fn default() -> Self {
+        FineTuneState {
+            settings: FineTuneSettings::default(),
+            gpu: GpuState::Unknown,
+            history: Vec::new(),
+            tuned_available: false,
+            show_tuned: false,
+        }
+    }
+}
+
 /// What the panel asks of the app: the panel edits only its own settings and says the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PanelCommand {
@@ -231,14 +255,14 @@ impl LabApp {
     /// Draws the panel and carries out what it asked.
     pub(super) fn jobs_ui(&mut self, ui: &mut egui::Ui) {
         let view = PanelView {
-            gpu: &self.gpu,
+            gpu: &self.fine_tune.gpu,
             job: self.job.as_ref(),
-            tuned_available: self.tuned_available,
-            show_tuned: self.show_tuned,
+            tuned_available: self.fine_tune.tuned_available,
+            show_tuned: self.fine_tune.show_tuned,
             sweep_ready: !self.sweep_points.is_empty(),
             notices: &self.notices,
         };
-        let commands = fine_tune_ui(&mut self.fine_tune, &view, ui);
+        let commands = fine_tune_ui(&mut self.fine_tune.settings, &view, ui);
         for command in commands {
             self.apply(command);
         }
@@ -247,14 +271,14 @@ impl LabApp {
     fn apply(&mut self, command: PanelCommand) {
         match command {
             PanelCommand::ProbeGpu => {
-                self.gpu = GpuState::Probing;
+                self.fine_tune.gpu = GpuState::Probing;
                 let _ = self.worker.requests.send(Request::ProbeGpu);
             }
             PanelCommand::StartFineTune => self.start_fine_tune(),
             PanelCommand::StartSweep => self.start_sweep(),
             PanelCommand::CancelJob => self.cancel_job(),
             PanelCommand::ShowTuned(show) => {
-                self.show_tuned = show;
+                self.fine_tune.show_tuned = show;
                 self.preview_wanted = true;
             }
             PanelCommand::SaveModel => self.export_model_dialog(),

@@ -168,7 +168,7 @@ impl LabApp {
             .on_hover_text("Linear centred kernel alignment (unbiased minibatch HSIC) between the outputs of every encoder and decoder level of two models, on 32 tumour slices of the open case. 1: the same representation up to rotation and scale.");
         let busy = self.job.is_some();
         let choices = [CkaModel::Dense, CkaModel::Pruned, CkaModel::FineTuned];
-        let tuned = self.tuned_available;
+        let tuned = self.fine_tune.tuned_available;
         ui.horizontal(|ui| {
             for (label, slot) in [
                 ("Rows", &mut self.layers.cka_rows),

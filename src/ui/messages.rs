@@ -16,7 +16,7 @@ impl LabApp {
                 self.errors.push(text);
             }
             Response::ModelReady(model) => {
-                self.group_ratios = vec![0.0; model.groups.len()];
+                self.pruning.group_ratios = vec![0.0; model.groups.len()];
                 self.model = Some(model);
                 self.preview_wanted = true;
             }
@@ -66,7 +66,7 @@ impl LabApp {
                 val_loss,
                 val_dice,
                 secs,
-            } => self.train_history.push(TrainPoint {
+            } => self.fine_tune.history.push(TrainPoint {
                 epoch,
                 train_loss,
                 val_loss,
@@ -74,7 +74,7 @@ impl LabApp {
                 secs,
             }),
             Response::GpuProbe(found) => {
-                self.gpu = match found {
+                self.fine_tune.gpu = match found {
                     Ok(name) => GpuState::Found(name),
                     Err(reason) => GpuState::Missing(reason),
                 };
@@ -89,9 +89,9 @@ impl LabApp {
                 } else {
                     "finished:"
                 };
-                let per_epoch = self.train_history.iter().map(|p| p.secs).sum::<f64>()
-                    / self.train_history.len().max(1) as f64;
-                let timing = if self.train_history.is_empty() {
+                let per_epoch = self.fine_tune.history.iter().map(|p| p.secs).sum::<f64>()
+                    / self.fine_tune.history.len().max(1) as f64;
+                let timing = if self.fine_tune.history.is_empty() {
                     String::new()
                 } else {
                     format!(", {per_epoch:.1} s per epoch")
@@ -100,8 +100,8 @@ impl LabApp {
                     "fine-tuning on {device} {how} {epochs_done} epoch(s){timing}"
                 ));
                 if epochs_done > 0 {
-                    self.tuned_available = true;
-                    self.show_tuned = true;
+                    self.fine_tune.tuned_available = true;
+                    self.fine_tune.show_tuned = true;
                     self.preview_wanted = true;
                 }
             }
@@ -122,7 +122,7 @@ impl LabApp {
             Response::JobFailed { reason } => {
                 self.job = None;
                 if let Some(cause) = reason.split("no wgpu adapter: ").nth(1) {
-                    self.gpu = GpuState::Missing(cause.to_string());
+                    self.fine_tune.gpu = GpuState::Missing(cause.to_string());
                 }
                 self.status = "background job failed (see above)".into();
                 self.errors.push(reason);

@@ -12,8 +12,8 @@ mod slices;
 mod view_panel;
 pub mod viewer;
 
-pub use fine_tune_panel::{FineTuneSettings, GpuState, TrainPoint};
-pub use pruning_panel::{method_help, preset_ratios};
+pub use fine_tune_panel::{FineTuneSettings, FineTuneState, GpuState, TrainPoint};
+pub use pruning_panel::{PruningState, method_help, preset_ratios};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,9 +77,7 @@ pub struct LabApp {
     /// Dense model vs ground truth over the whole case, WT/TC/ET.
     pub dense_case_dice: Option<[f64; 3]>,
     pub model: Option<ModelView>,
-    pub group_ratios: Vec<f64>,
-    pub global_ratio: f64,
-    pub use_global: bool,
+    pub pruning: PruningState,
     pub slice_idx: usize,
     pub preview: Option<PreviewResult>,
     /// Dice of the previewed model over the whole case (arrives after the slice preview).
@@ -93,12 +91,7 @@ pub struct LabApp {
     /// The running background job: (done, total, what).
     pub job: Option<(usize, usize, String)>,
     pub sweep_points: Vec<SweepPoint>,
-    pub train_history: Vec<TrainPoint>,
-    /// A fine-tuned model exists in the worker; `show_tuned` previews it.
-    pub tuned_available: bool,
-    pub show_tuned: bool,
-    pub fine_tune: FineTuneSettings,
-    pub gpu: GpuState,
+    pub fine_tune: FineTuneState,
     pub tab: Tab,
     /// Group whose BN-gamma histogram is shown.
     pub histogram_group: usize,
@@ -140,9 +133,7 @@ impl LabApp {
             codes_generation: 0,
             dense_case_dice: None,
             model: None,
-            group_ratios: Vec::new(),
-            global_ratio: 0.0,
-            use_global: false,
+            pruning: PruningState::default(),
             slice_idx: 0,
             preview: None,
             preview_case_dice: None,
@@ -153,11 +144,7 @@ impl LabApp {
             messages_seen: 0,
             job: None,
             sweep_points: Vec::new(),
-            train_history: Vec::new(),
-            tuned_available: false,
-            show_tuned: false,
-            fine_tune: FineTuneSettings::default(),
-            gpu: GpuState::Unknown,
+            fine_tune: FineTuneState::default(),
             tab: Tab::Slices,
             histogram_group: 0,
             plot_region: 0,
@@ -210,10 +197,10 @@ impl LabApp {
         Some(PreviewRequest {
             id: self.last_preview_id,
             method: self.settings.method,
-            group_ratios: self.group_ratios.clone(),
-            global_ratio: self.use_global.then_some(self.global_ratio),
+            group_ratios: self.pruning.group_ratios.clone(),
+            global_ratio: self.pruning.use_global.then_some(self.pruning.global_ratio),
             slice_idx,
-            fine_tuned: self.show_tuned,
+            fine_tuned: self.fine_tune.show_tuned,
         })
     }
 
@@ -247,19 +234,23 @@ impl LabApp {
         let Some(preview) = self.current_request() else {
             return;
         };
-        self.train_history.clear();
+        self.fine_tune.history.clear();
         let request = FineTuneRequest {
             preview: PreviewRequest {
                 fine_tuned: false,
                 ..preview
             },
-            epochs: self.fine_tune.epochs,
-            learning_rate: self.fine_tune.learning_rate,
-            batches_per_epoch: self.fine_tune.batches_per_epoch,
-            device: self.fine_tune.device,
+            epochs: self.fine_tune.settings.epochs,
+            learning_rate: self.fine_tune.settings.learning_rate,
+            batches_per_epoch: self.fine_tune.settings.batches_per_epoch,
+            device: self.fine_tune.settings.device,
         };
         let _ = self.worker.requests.send(Request::StartFineTune(request));
-        self.job = Some((0, self.fine_tune.epochs, "fine-tune: starting".into()));
+        self.job = Some((
+            0,
+            self.fine_tune.settings.epochs,
+            "fine-tune: starting".into(),
+        ));
     }
 
     pub fn cancel_job(&self) {
@@ -319,7 +310,7 @@ impl LabApp {
             return;
         };
         let requests = self.worker.requests.clone();
-        let fine_tuned = self.show_tuned;
+        let fine_tuned = self.fine_tune.show_tuned;
         std::thread::spawn(move || {
             if let Some(path) = rfd::FileDialog::new()
                 .set_title("Save the pruned model")

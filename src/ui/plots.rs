@@ -55,7 +55,7 @@ impl LabApp {
         // from group to group), else its slider.
         let ratio = match self.preview.as_ref().and_then(|p| p.kept.get(g)) {
             Some(kept) => 1.0 - *kept as f64 / model.groups[g].channels.max(1) as f64,
-            None => self.group_ratios.get(g).copied().unwrap_or(0.0),
+            None => self.pruning.group_ratios.get(g).copied().unwrap_or(0.0),
         };
         let cut = threshold(gammas, ratio);
         Plot::new("gamma-histogram")
@@ -113,7 +113,7 @@ impl LabApp {
     fn training_plot_ui(&mut self, ui: &mut egui::Ui, height: f32) {
         ui.strong("Fine-tuning: loss and validation Dice per epoch")
             .on_hover_text("Filled in while a fine-tune runs (right panel).");
-        let history = &self.train_history;
+        let history = &self.fine_tune.history;
         Plot::new("training")
             .height(height)
             .legend(Legend::default())

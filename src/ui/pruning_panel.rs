@@ -7,14 +7,22 @@ use super::LabApp;
 use crate::prune::PruneMethod;
 use crate::worker::ModelView;
 
+/// The ratios the panel drives: per group, or one global share.
+#[derive(Debug, Clone, Default)]
+pub struct PruningState {
+    pub group_ratios: Vec<f64>,
+    pub global_ratio: f64,
+    pub use_global: bool,
+}
+
 impl LabApp {
     pub(super) fn pruning_panel_ui(&mut self, ui: &mut egui::Ui) {
         ui.heading("Pruning");
         let before = (
             self.settings.method,
-            self.use_global,
-            self.global_ratio,
-            self.group_ratios.clone(),
+            self.pruning.use_global,
+            self.pruning.global_ratio,
+            self.pruning.group_ratios.clone(),
         );
         egui::ComboBox::from_label("Method")
             .selected_text(self.settings.method.key())
@@ -50,18 +58,18 @@ impl LabApp {
                 if ui.small_button(name).on_hover_text(help).clicked()
                     && let Some(model) = &self.model
                 {
-                    self.use_global = false;
-                    self.group_ratios = preset_ratios(model, ratio);
+                    self.pruning.use_global = false;
+                    self.pruning.group_ratios = preset_ratios(model, ratio);
                 }
             }
         });
-        ui.checkbox(&mut self.use_global, "One global ratio")
+        ui.checkbox(&mut self.pruning.use_global, "One global ratio")
             .on_hover_text(
                 "One importance threshold across all groups instead of a ratio per group",
             );
         ui.add_enabled(
-            self.use_global,
-            egui::Slider::new(&mut self.global_ratio, 0.0..=0.95).text("Global ratio"),
+            self.pruning.use_global,
+            egui::Slider::new(&mut self.pruning.global_ratio, 0.0..=0.95).text("Global ratio"),
         );
         if let Some(model) = self.model.clone() {
             ui.separator();
@@ -82,7 +90,7 @@ impl LabApp {
                         group.importance.iter().sum::<f32>() / group.importance.len().max(1) as f32;
                     let label = format!("{} {kept}/{}", group.name, group.channels);
                     let hover = format!("mean filter L2 importance {mean_importance:.3}");
-                    if self.use_global {
+                    if self.pruning.use_global {
                         // The global threshold decides each group's share: show what it removed.
                         let mut effective = 1.0 - kept as f64 / group.channels.max(1) as f64;
                         ui.add_enabled(
@@ -92,7 +100,8 @@ impl LabApp {
                         .on_hover_text(format!("{hover}; set by the global ratio"));
                     } else {
                         ui.add(
-                            egui::Slider::new(&mut self.group_ratios[g], 0.0..=0.95).text(label),
+                            egui::Slider::new(&mut self.pruning.group_ratios[g], 0.0..=0.95)
+                                .text(label),
                         )
                         .on_hover_text(hover);
                     }
@@ -101,13 +110,13 @@ impl LabApp {
         }
         let after = (
             self.settings.method,
-            self.use_global,
-            self.global_ratio,
-            self.group_ratios.clone(),
+            self.pruning.use_global,
+            self.pruning.global_ratio,
+            self.pruning.group_ratios.clone(),
         );
         if before != after {
             // New ratios describe a new pruned model, not the fine-tuned one.
-            self.show_tuned = false;
+            self.fine_tune.show_tuned = false;
             self.preview_wanted = true;
         }
     }

@@ -221,7 +221,7 @@ fn under_a_global_ratio_the_group_sliders_show_the_share_it_removed() {
     // A preset prunes every group but the first encoder and last decoder levels.
     harness.get_by_label("quarter").click();
     harness.run_steps(2);
-    let ratios = harness.state().group_ratios.clone();
+    let ratios = harness.state().pruning.group_ratios.clone();
     let model = harness.state().model.clone().unwrap();
     for (group, ratio) in model.groups.iter().zip(&ratios) {
         let kept_whole = group.name.starts_with("enc1.")
@@ -297,7 +297,7 @@ fn a_fine_tune_starts_on_the_chosen_device_and_cancels() {
     let notice = harness.state().notices.last().cloned().unwrap_or_default();
     assert!(notice.contains("cancelled after 0 epoch"), "{notice}");
     assert!(
-        !harness.state().tuned_available,
+        !harness.state().fine_tune.tuned_available,
         "nothing fine-tuned to show"
     );
     // The app still previews after the cancelled job.
@@ -314,13 +314,14 @@ fn without_a_gpu_adapter_the_app_says_so_and_offers_the_cpu() {
     let mut harness = app();
     wait_until(&mut harness, "the default case and model", ready);
     // As the worker's probe answers on a machine without a usable adapter.
-    harness.state_mut().gpu = GpuState::Missing("no Vulkan, Metal or DX12 adapter".into());
+    harness.state_mut().fine_tune.gpu =
+        GpuState::Missing("no Vulkan, Metal or DX12 adapter".into());
     harness.get_by_label("GPU").click();
     harness.run_steps(2);
     harness.get_by_label("no GPU adapter");
     harness.get_by_label("Use the CPU").click();
     harness.run_steps(2);
-    assert_eq!(harness.state().fine_tune.device, DeviceChoice::Cpu);
+    assert_eq!(harness.state().fine_tune.settings.device, DeviceChoice::Cpu);
     assert!(harness.query_by_label("Use the CPU").is_none());
 }
 
@@ -333,15 +334,15 @@ fn a_gpu_fine_tune_names_the_adapter_and_times_each_epoch() {
     wait_until(&mut harness, "the default case and model", ready);
     harness.get_by_label("GPU").click();
     wait_until(&mut harness, "the GPU probe", |app| {
-        matches!(app.gpu, GpuState::Found(_) | GpuState::Missing(_))
+        matches!(app.fine_tune.gpu, GpuState::Found(_) | GpuState::Missing(_))
     });
-    let name = match harness.state().gpu.clone() {
+    let name = match harness.state().fine_tune.gpu.clone() {
         GpuState::Found(name) => name,
         other => panic!("no GPU adapter: {other:?}"),
     };
     eprintln!("adapter: {name}");
     harness.get_by_label(&format!("GPU: {name}"));
-    harness.state_mut().fine_tune.epochs = 2;
+    harness.state_mut().fine_tune.settings.epochs = 2;
     harness.get_by_label("Fine-tune").click();
     wait_until(&mut harness, "the fine-tune to end", |app| {
         app.job.is_none() && app.notices.iter().any(|n| n.contains("fine-tuning on"))
@@ -353,7 +354,7 @@ fn a_gpu_fine_tune_names_the_adapter_and_times_each_epoch() {
     );
     let notice = harness.state().notices.last().cloned().unwrap_or_default();
     eprintln!("{notice}");
-    for point in &harness.state().train_history {
+    for point in &harness.state().fine_tune.history {
         eprintln!(
             "epoch {}: {:.2} s, train loss {:.4}, val Dice {:?}",
             point.epoch, point.secs, point.train_loss, point.val_dice
@@ -364,9 +365,16 @@ fn a_gpu_fine_tune_names_the_adapter_and_times_each_epoch() {
         "{notice}"
     );
     assert!(notice.contains("s per epoch"), "{notice}");
-    assert_eq!(harness.state().train_history.len(), 2);
-    assert!(harness.state().train_history.iter().all(|p| p.secs > 0.0));
-    assert!(harness.state().tuned_available);
+    assert_eq!(harness.state().fine_tune.history.len(), 2);
+    assert!(
+        harness
+            .state()
+            .fine_tune
+            .history
+            .iter()
+            .all(|p| p.secs > 0.0)
+    );
+    assert!(harness.state().fine_tune.tuned_available);
 }
 
 #[test]
