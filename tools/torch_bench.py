@@ -566,6 +566,45 @@ def bench_train_step(model: DLUNet, batch: int, size: int, runs: int, lr: float,
     return summarize(first, samples, batch=batch, loss_first=losses[0], loss_last=losses[-1], **peak_memory(device))
 
 
+def bench_onnxruntime(model: DLUNet, batches: list[int], size: int, runs: int, threads: int) -> dict:
+    """The same eval forward exported to ONNX and run by ONNX Runtime on the CPU (what such a
+    network is deployed with): its graph optimiser folds BatchNorm and fuses activations. The
+    outputs are checked against PyTorch's before timing."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        return {"skipped": f"onnxruntime is not installed ({e}); pip install onnx onnxruntime"}
+    import io
+    model = copy.deepcopy(model).cpu().eval()
+    x = torch.randn(1, INPUT_CHANNELS, size, size)
+    buffer = io.BytesIO()
+    try:
+        torch.onnx.export(model, (x,), buffer, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17, dynamo=False)
+    except Exception as e:  # noqa: BLE001 - any exporter failure is reported, not fatal
+        return {"skipped": f"ONNX export failed: {e}"}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        expected = model(x).numpy()
+    got = session.run(None, {"x": x.numpy()})[0]
+    max_diff = float(np.abs(expected - got).max())
+    report = {"version": ort.__version__, "threads": options.intra_op_num_threads,
+              "max_abs_diff_vs_pytorch": max_diff, "forward": []}
+    for batch in batches:
+        xb = np.random.randn(batch, INPUT_CHANNELS, size, size).astype(np.float32)
+        run = lambda: session.run(None, {"x": xb})  # noqa: E731
+        start = time.perf_counter(); run(); first = time.perf_counter() - start
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter(); run(); samples.append(time.perf_counter() - start)
+        report["forward"].append(summarize(first, samples, batch=batch))
+    return report
+
+
 def build_model(args) -> tuple[ModelConfig, DLUNet]:
     if args.checkpoint:
         return load_checkpoint(Path(args.checkpoint))
@@ -625,6 +664,10 @@ def run_bench(args) -> dict:
     for batch in args.forward_batches:
         report["forward"].append(bench_forward(model, batch, args.size, args.runs, device, args.to_host))
         progress(args, f"forward batch {batch}: median {report['forward'][-1]['median_secs']:.4f} s")
+    if args.onnx and device.type == "cpu":
+        report["onnxruntime"] = bench_onnxruntime(model, args.forward_batches, args.size, args.runs, args.threads)
+        progress(args, "onnxruntime: " + json.dumps(report["onnxruntime"].get("skipped") or
+                                                      [f["median_secs"] for f in report["onnxruntime"]["forward"]]))
     if args.train_batch > 0:
         train_model = copy.deepcopy(model)
         report["train_step"] = bench_train_step(train_model, args.train_batch, args.size, args.runs, args.lr, device)
@@ -651,6 +694,10 @@ def render(report: dict) -> str:
     rows = [(f"forward b={f['batch']}", f) for f in report["forward"]]
     if report["train_step"]:
         rows.append((f"train step b={report['train_step']['batch']}", report["train_step"]))
+    ort_report = report.get("onnxruntime") or {}
+    if ort_report.get("skipped"):
+        lines.append(f"onnxruntime: {ort_report['skipped']}")
+    rows += [(f"onnxruntime fwd b={f['batch']}", f) for f in ort_report.get("forward", [])]
     for name, t in rows:
         lines.append(
             f"{name:<22}{t['first_secs']:>9.4f}s{t['median_secs']:>9.4f}s{t['min_secs']:>9.4f}s{t['max_secs']:>9.4f}s{t['runs']:>6}"
@@ -686,6 +733,7 @@ def parse_args(argv=None):
     p.add_argument("--no-cudnn-benchmark", action="store_true", help="leave torch.backends.cudnn.benchmark off")
     p.add_argument("--no-tf32", action="store_true", help="strict fp32 convolutions on CUDA (PyTorch's default allows TF32)")
     p.add_argument("--to-host", action="store_true", help="copy each forward's output to host memory inside the timer")
+    p.add_argument("--onnx", action="store_true", help="on the CPU, also time the forward in ONNX Runtime (needs onnx, onnxruntime)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (progress goes to stderr)")
     args = p.parse_args(argv)
     if args.runs < 1:

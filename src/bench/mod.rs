@@ -77,7 +77,7 @@ pub struct ForwardTiming {
 pub struct BackendResult {
     /// "cpu (flex)", "gpu (wgpu: NVIDIA H200)", "pytorch 2.11.0 (cuda: NVIDIA H200)".
     pub backend: String,
-    /// Whether this row is the peer (PyTorch) the project is compared against.
+    /// Whether this row is a peer (PyTorch, ONNX Runtime) the project is compared against.
     #[serde(default)]
     pub peer: bool,
     /// "cpu" or "gpu": rows are compared within a kind.
@@ -139,9 +139,10 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
             "pytorch ({}): forward and train step",
             device.as_str()
         ));
-        let row = pytorch::run(options, device);
-        progress(&summary_line(&row));
-        peers.push(row);
+        for row in pytorch::run(options, device) {
+            progress(&summary_line(&row));
+            peers.push(row);
+        }
     }
     let mut results = Vec::new();
     for &choice in &options.backends {
@@ -329,34 +330,18 @@ pub fn render(report: &BenchReport) -> String {
         row.push(r.skipped.clone().unwrap_or_default());
         rows.push(row);
     }
-    for r in report
+    let ours = report
         .results
         .iter()
-        .filter(|r| !r.peer && r.skipped.is_none())
-    {
-        let Some(peer) = report
+        .filter(|r| !r.peer && r.skipped.is_none());
+    for r in ours {
+        let peers = report
             .results
             .iter()
-            .find(|p| p.peer && p.kind == r.kind && p.skipped.is_none())
-        else {
-            continue;
-        };
-        let ratio = |ours: Option<&Timing>, theirs: Option<&Timing>| match (ours, theirs) {
-            (Some(a), Some(b)) if b.median_secs > 0.0 => {
-                format!("{:.2}x", a.median_secs / b.median_secs)
-            }
-            _ => "-".into(),
-        };
-        let mut row = vec![format!("{} / pytorch", r.backend)];
-        for &b in &report.forward_batches {
-            row.push(ratio(r.forward_at(b), peer.forward_at(b)));
+            .filter(|p| p.peer && p.kind == r.kind && p.skipped.is_none());
+        for peer in peers {
+            rows.push(ratio_row(report, r, peer));
         }
-        if report.train_batch > 0 {
-            row.push(ratio(r.train_step.as_ref(), peer.train_step.as_ref()));
-        }
-        row.push(String::new());
-        row.push("time ratio; below 1.00x is faster than PyTorch".into());
-        rows.push(row);
     }
     let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut out = format!(
@@ -370,6 +355,27 @@ pub fn render(report: &BenchReport) -> String {
     );
     out.push_str(&report::table(&headers, &rows));
     out
+}
+
+/// This project's time over a peer's for each measurement both made.
+fn ratio_row(report: &BenchReport, ours: &BackendResult, peer: &BackendResult) -> Vec<String> {
+    let ratio = |a: Option<&Timing>, b: Option<&Timing>| match (a, b) {
+        (Some(a), Some(b)) if b.median_secs > 0.0 => {
+            format!("{:.2}x", a.median_secs / b.median_secs)
+        }
+        _ => "-".into(),
+    };
+    let peer_name = peer.backend.split(" (").next().unwrap_or(&peer.backend);
+    let mut row = vec![format!("{} / {peer_name}", ours.backend)];
+    for &b in &report.forward_batches {
+        row.push(ratio(ours.forward_at(b), peer.forward_at(b)));
+    }
+    if report.train_batch > 0 {
+        row.push(ratio(ours.train_step.as_ref(), peer.train_step.as_ref()));
+    }
+    row.push(String::new());
+    row.push("time ratio; below 1.00x is faster".into());
+    row
 }
 
 /// Seconds under 1 as milliseconds, so GPU and CPU rows read alike.

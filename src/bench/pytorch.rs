@@ -40,33 +40,65 @@ impl PytorchDevice {
 struct PeerReport {
     version: String,
     device_name: String,
+    threads: usize,
     forward: Vec<ForwardTiming>,
     train_step: Option<Timing>,
+    /// The same forward in ONNX Runtime (CPU runs with `--onnx` only).
+    onnxruntime: Option<OrtReport>,
 }
 
-/// PyTorch's timings as a result row, or a skipped row saying why it could not run.
-pub fn run(options: &BenchOptions, device: PytorchDevice) -> BackendResult {
+/// ONNX Runtime's part of the script's report: timings, or why there are none.
+#[derive(Deserialize)]
+struct OrtReport {
+    version: Option<String>,
+    threads: Option<usize>,
+    #[serde(default)]
+    forward: Vec<ForwardTiming>,
+    skipped: Option<String>,
+}
+
+/// PyTorch's timings as result rows (ONNX Runtime's too on the CPU), or a skipped row saying
+/// why they could not be measured.
+pub fn run(options: &BenchOptions, device: PytorchDevice) -> Vec<BackendResult> {
     let name = format!("pytorch ({})", device.as_str());
-    match try_run(options, device) {
-        Ok(peer) => BackendResult {
-            backend: format!(
-                "pytorch {} ({}: {})",
-                peer.version,
-                device.as_str(),
-                peer.device_name
-            ),
-            peer: true,
-            kind: device.kind().into(),
-            forward: peer.forward,
-            train_step: peer.train_step,
-            skipped: None,
-        },
+    let peer = match try_run(options, device) {
+        Ok(peer) => peer,
         Err(reason) => {
             let mut row = BackendResult::skipped(name, device.kind(), reason);
             row.peer = true;
-            row
+            return vec![row];
         }
+    };
+    let mut rows = vec![BackendResult {
+        backend: format!(
+            "pytorch {} ({}: {}, {} threads)",
+            peer.version,
+            device.as_str(),
+            peer.device_name,
+            peer.threads
+        ),
+        peer: true,
+        kind: device.kind().into(),
+        forward: peer.forward,
+        train_step: peer.train_step,
+        skipped: None,
+    }];
+    if let Some(ort) = peer.onnxruntime {
+        let label = format!(
+            "onnxruntime {} (cpu, {} threads)",
+            ort.version.as_deref().unwrap_or("?"),
+            ort.threads.unwrap_or(0)
+        );
+        rows.push(BackendResult {
+            backend: label,
+            peer: true,
+            kind: device.kind().into(),
+            forward: ort.forward,
+            train_step: None,
+            skipped: ort.skipped,
+        });
     }
+    rows
 }
 
 fn try_run(options: &BenchOptions, device: PytorchDevice) -> Result<PeerReport, String> {
@@ -101,6 +133,9 @@ fn try_run(options: &BenchOptions, device: PytorchDevice) -> Result<PeerReport, 
         // Both sides read the output back to the host, as a viewer must.
         .arg("--to-host")
         .arg("--json");
+    if device == PytorchDevice::Cpu {
+        command.arg("--onnx");
+    }
     if let Some(threads) = options.pytorch_threads {
         command.args(["--threads", &threads.to_string()]);
     }

@@ -28,7 +28,8 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub backends: Vec<String>,
     /// Also time the same network in PyTorch (tools/torch_bench.py, run with `python3` or
-    /// $RAAGR2_PYTHON) in this run: on the CPU next to CPU backends, on CUDA next to `gpu`.
+    /// $RAAGR2_PYTHON) in this run: on the CPU next to CPU backends (with ONNX Runtime's forward
+    /// too), on CUDA next to `gpu`.
     #[arg(long)]
     pub against_pytorch: bool,
     /// CPU threads for PyTorch (default: all cores, as burn's CPU backends use).
