@@ -56,19 +56,23 @@ pub fn resolve(choice: DeviceChoice) -> Result<(Device, String), String> {
     }
 }
 
-/// The adapter's own name (e.g. "NVIDIA H200", "llvmpipe (LLVM 15.0.6, 256 bits)"), so a user
-/// sees whether the "GPU" is a real card or a software rasteriser.
-fn gpu_label(device: &Device) -> String {
+/// The adapter's own name (e.g. "NVIDIA H200"), marked when it is no card but a software
+/// rasteriser such as Mesa's llvmpipe, so a user sees that such a "GPU" computes on the CPU.
+fn adapter_name(device: &Device) -> String {
     match device.identity() {
-        Some(identity) => format!("gpu (wgpu: {})", identity.name),
-        None => "gpu (wgpu)".into(),
+        Some(identity) if identity.physical.is_none() => {
+            format!("{} [software, on the CPU]", identity.name)
+        }
+        Some(identity) => identity.name,
+        None => "wgpu adapter".into(),
     }
+}
+
+fn gpu_label(device: &Device) -> String {
+    format!("gpu (wgpu: {})", adapter_name(device))
 }
 
 /// The GPU adapter's name, or why none can be used; for the app's device chooser.
 pub fn probe_gpu() -> Result<String, String> {
-    gpu_device().map(|d| {
-        d.identity()
-            .map_or_else(|| "wgpu adapter".to_string(), |identity| identity.name)
-    })
+    gpu_device().map(|d| adapter_name(&d))
 }
