@@ -98,23 +98,7 @@ pub fn fine_tune(
     cancel: &AtomicBool,
     on_event: impl FnMut(TrainEvent),
 ) -> Result<FineTuned, TrainError> {
-    let folder = scratch_folder();
-    std::fs::create_dir_all(&folder)
-        .map_err(|e| TrainError::Data(format!("{}: {e}", folder.display())))?;
-    let result = fit_into(start, data, settings, device, cancel, on_event, &folder);
-    let _ = std::fs::remove_dir_all(&folder);
-    result
-}
-
-fn fit_into(
-    start: &Checkpoint,
-    data: &FineTuneData,
-    settings: FineTuneSettings,
-    device: &Device,
-    cancel: &AtomicBool,
-    on_event: impl FnMut(TrainEvent),
-    folder: &std::path::Path,
-) -> Result<FineTuned, TrainError> {
+    let folder = ScratchFolder::create()?;
     let device = device.clone().autodiff();
     let options = TrainOptions {
         epochs: settings.epochs,
@@ -123,7 +107,7 @@ fn fit_into(
         masks: start.masks.clone(),
         ..TrainOptions::default()
     };
-    let paths = CheckpointPaths::beside(&folder.join("fine-tuned.safetensors"));
+    let paths = CheckpointPaths::beside(&folder.0.join("fine-tuned.safetensors"));
     let outcome = fit(
         &start.config,
         start.build(&device)?,
@@ -145,9 +129,23 @@ fn fit_into(
 }
 
 /// A folder of its own for each fine-tune of this process (the app and a schedule may run
-/// several).
-fn scratch_folder() -> PathBuf {
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let run = RUNS.fetch_add(1, Ordering::SeqCst);
-    std::env::temp_dir().join(format!("raagr2-fine-tune-{}-{run}", std::process::id()))
+/// several), removed when dropped, whether the fine-tune ended well or not.
+struct ScratchFolder(PathBuf);
+
+impl ScratchFolder {
+    fn create() -> Result<ScratchFolder, TrainError> {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("raagr2-fine-tune-{}-{run}", std::process::id()));
+        std::fs::create_dir_all(&path)
+            .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))?;
+        Ok(ScratchFolder(path))
+    }
+}
+
+impl Drop for ScratchFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
