@@ -2,6 +2,7 @@
 //! the first (compile/autotune) call reported apart from the steady-state median, optionally
 //! side by side with PyTorch measured in the same run.
 
+mod load;
 mod pytorch;
 
 use std::time::Instant;
@@ -16,6 +17,7 @@ use crate::model::{ModelConfig, Raagr2Net};
 use crate::report;
 use crate::train::train_step;
 
+pub use load::LoadResult;
 pub use pytorch::PytorchDevice;
 
 #[derive(Debug, Clone)]
@@ -33,6 +35,10 @@ pub struct BenchOptions {
     pub pytorch: Vec<PytorchDevice>,
     /// CPU threads PyTorch may use (the machine's cores when `None`).
     pub pytorch_threads: Option<usize>,
+    /// A BraTS case folder whose loading is timed.
+    pub load_case: Option<std::path::PathBuf>,
+    /// Time nibabel loading it too, in the same run.
+    pub load_against_nibabel: bool,
 }
 
 /// The first call's time (kernel compilation, autotune, allocation) and the median, min and max
@@ -118,6 +124,8 @@ pub struct BenchReport {
     pub train_batch: usize,
     pub runs: usize,
     pub results: Vec<BackendResult>,
+    /// Loading `--load-case`: this project's reader, then nibabel's.
+    pub case_load: Vec<LoadResult>,
 }
 
 fn kind_of(choice: DeviceChoice) -> &'static str {
@@ -195,6 +203,13 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
         results.push(row);
     }
     results.extend(peers);
+    let case_load = match &options.load_case {
+        Some(case) => {
+            progress(&format!("loading {} x{}", case.display(), options.runs));
+            load::time_loads(case, options.runs, options.load_against_nibabel)
+        }
+        None => Vec::new(),
+    };
     BenchReport {
         model: options.config.describe(),
         params: crate::model::summary::count_params(&options.config.init(&backend::cpu_device())),
@@ -203,6 +218,7 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
         train_batch: options.train_batch,
         runs: options.runs,
         results,
+        case_load,
     }
 }
 
@@ -353,8 +369,44 @@ pub fn render(report: &BenchReport) -> String {
         report.input[2],
         report.runs,
     );
-    out.push_str(&report::table(&headers, &rows));
+    if !rows.is_empty() {
+        out.push_str(&report::table(&headers, &rows));
+    }
+    if !report.case_load.is_empty() {
+        out.push_str(&render_case_load(&report.case_load));
+    }
     out
+}
+
+/// The case-load table: each reader's median and first load, then the ratio to nibabel.
+fn render_case_load(loads: &[LoadResult]) -> String {
+    let mut rows: Vec<Vec<String>> = loads
+        .iter()
+        .map(|l| {
+            let median = l.timing.as_ref().map(|t| format_secs(t.median_secs));
+            let first = l.timing.as_ref().map(|t| format_secs(t.first_secs));
+            vec![
+                l.reader.clone(),
+                median.unwrap_or_else(|| "-".into()),
+                first.unwrap_or_else(|| "-".into()),
+                l.skipped.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    if let [ours, peer] = loads
+        && let (Some(a), Some(b)) = (&ours.timing, &peer.timing)
+    {
+        rows.push(vec![
+            "raagr2-lab / nibabel".into(),
+            format!("{:.2}x", a.median_secs / b.median_secs),
+            String::new(),
+            "time ratio; below 1.00x is faster".into(),
+        ]);
+    }
+    format!(
+        "\ncase load (four modalities and the segmentation, decoded to float32)\n\n{}",
+        report::table(&["reader", "median", "first", "note"], &rows)
+    )
 }
 
 /// This project's time over a peer's for each measurement both made.

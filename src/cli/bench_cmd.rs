@@ -24,7 +24,8 @@ pub struct BenchArgs {
     /// Batch size of the timed training step; 0 skips training.
     #[arg(long, default_value_t = 2)]
     pub train_batch: usize,
-    /// Backends to time; `all` = flex, ndarray and gpu.
+    /// Backends to time; `all` = flex, ndarray and gpu; `none` (with --load-case) times loading
+    /// only.
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub backends: Vec<String>,
     /// Also time the same network in PyTorch (tools/torch_bench.py, run with `python3` or
@@ -32,6 +33,10 @@ pub struct BenchArgs {
     /// too), on CUDA next to `gpu`.
     #[arg(long)]
     pub against_pytorch: bool,
+    /// Also time loading this BraTS case folder (four modalities and the segmentation); with
+    /// --against-pytorch, beside nibabel (tools/nibabel_load.py) in the same run.
+    #[arg(long)]
+    pub load_case: Option<std::path::PathBuf>,
     /// CPU threads for PyTorch (default: all cores, as burn's CPU backends use).
     #[arg(long)]
     pub pytorch_threads: Option<usize>,
@@ -44,10 +49,11 @@ fn parse_backends(names: &[String]) -> Result<Vec<DeviceChoice>> {
     for name in names {
         match name.as_str() {
             "all" => out.extend([DeviceChoice::Flex, DeviceChoice::Ndarray, DeviceChoice::Gpu]),
+            "none" => {}
             "cpu" | "flex" => out.push(DeviceChoice::Flex),
             "ndarray" => out.push(DeviceChoice::Ndarray),
             "gpu" | "wgpu" => out.push(DeviceChoice::Gpu),
-            other => bail!("unknown backend {other:?}: use flex, ndarray, gpu or all"),
+            other => bail!("unknown backend {other:?}: use flex, ndarray, gpu, all or none"),
         }
     }
     out.dedup();
@@ -83,6 +89,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         backends,
         pytorch,
         pytorch_threads: args.pytorch_threads,
+        load_case: args.load_case,
+        load_against_nibabel: args.against_pytorch,
     };
     let report = bench::run_bench(&options, |step| eprintln!("bench: {step}"));
     if args.json {

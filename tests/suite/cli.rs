@@ -261,6 +261,47 @@ fn bench_against_pytorch_without_python_says_why_and_still_times_burn() {
     );
 }
 
+#[test]
+fn bench_times_loading_a_case_and_names_a_missing_peer() {
+    let dir = common::scratch_dir("cli-bench-load");
+    let out = run(&[
+        "synth",
+        "-o",
+        dir.to_str().unwrap(),
+        "--kind",
+        "cartoon",
+        "--dims",
+        "32,32,16",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let case = dir.join("Synth_0000");
+    let out = Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+        .args(["bench", "--backends", "none", "--runs", "2", "--json"])
+        .arg("--load-case")
+        .arg(&case)
+        .arg("--against-pytorch")
+        .env("RAAGR2_PYTHON", "/no/such/python3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let own = &report["case_load"][0];
+    assert!(
+        own["timing"]["median_secs"].as_f64().unwrap() > 0.0,
+        "{own}"
+    );
+    assert_eq!(own["timing"]["runs"], 2);
+    let peer = &report["case_load"][1];
+    assert!(
+        peer["skipped"]
+            .as_str()
+            .is_some_and(|s| s.contains("/no/such/python3")),
+        "{peer}"
+    );
+    assert!(report["results"].as_array().unwrap().is_empty());
+}
+
 /// Runs a command that must fail; returns its stderr.
 fn failure(args: &[&str]) -> String {
     let out = run(args);
