@@ -8,6 +8,8 @@
 # step compiles and autotunes its kernels (about 40 s at width 0.25, more at full width), so the
 # full-width bench needs minutes, not seconds; `train` at width 0.25 spent 42 s on its first
 # epoch and 6 s on each later one.
+# To shorten the first steps, try CUBECL_AUTOTUNE_LEVEL=minimal (cubecl reads it from the
+# environment; it trades some steady-state speed for less tuning), and report which was used.
 # Each stage has its own time limit and logs as it goes (all into OUT_DIR/log.txt), so a stage
 # that hangs or breaks leaves the others' results.
 set -u
