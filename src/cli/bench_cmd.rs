@@ -68,6 +68,10 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     if args.forward_batches.contains(&0) {
         bail!("--forward-batches takes batch sizes of at least 1");
     }
+    if let Some(case) = &args.load_case {
+        // A case that cannot be read is bad input, not a row of timings.
+        crate::data::brats::load_case(case, None)?;
+    }
     let checkpoint = args.model.checkpoint()?;
     let backends = parse_backends(&args.backends)?;
     let mut pytorch = Vec::new();

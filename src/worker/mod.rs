@@ -203,7 +203,16 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             Request::ProbeGpu => {
                 // Opening an adapter can take seconds; it must not hold up previews.
                 let reply = self.reply.clone();
-                std::thread::spawn(move || reply(Response::GpuProbe(backend::probe_gpu())));
+                std::thread::spawn(move || {
+                    // A driver that panics while opening must still get the UI an answer.
+                    let found = catch_unwind(backend::probe_gpu).unwrap_or_else(|panic| {
+                        Err(format!(
+                            "opening the GPU adapter failed: {}",
+                            panic_text(panic.as_ref())
+                        ))
+                    });
+                    reply(Response::GpuProbe(found));
+                });
                 Ok(())
             }
             Request::CancelJob => {

@@ -300,6 +300,16 @@ fn bench_times_loading_a_case_and_names_a_missing_peer() {
         "{peer}"
     );
     assert!(report["results"].as_array().unwrap().is_empty());
+
+    let missing = dir.join("no-such-case");
+    let e = failure(&[
+        "bench",
+        "--backends",
+        "none",
+        "--load-case",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(e.contains("no-such-case"), "{e}");
 }
 
 /// Runs a command that must fail; returns its stderr.
