@@ -3,12 +3,11 @@
 //! `tools/nibabel_load.py`.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::Timing;
+use super::{Timing, peer_script};
 use crate::data::brats::load_case;
 
 /// The script, embedded so `bench` works from any folder.
@@ -82,24 +81,10 @@ fn time_nibabel(case: &Path, runs: usize) -> LoadResult {
 }
 
 fn run_nibabel(case: &Path, runs: usize) -> Result<NibabelReport, String> {
-    let script = std::env::temp_dir().join(format!("raagr2-nibabel-{}.py", std::process::id()));
-    std::fs::write(&script, SCRIPT).map_err(|e| format!("{}: {e}", script.display()))?;
-    let python = std::env::var("RAAGR2_PYTHON").unwrap_or_else(|_| "python3".into());
-    let output = Command::new(&python)
-        .arg(&script)
-        .arg(case)
-        .args(["--runs", &runs.to_string(), "--json"])
-        .output();
-    let _ = std::fs::remove_file(&script);
-    let output = output.map_err(|e| format!("cannot run {python}: {e}"))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().last().unwrap_or_default().to_string();
-        return Err(format!(
-            "tools/nibabel_load.py failed ({}): {last}",
-            output.status
-        ));
-    }
-    serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("tools/nibabel_load.py printed no report ({e})"))
+    let args = [
+        case.display().to_string(),
+        "--runs".into(),
+        runs.to_string(),
+    ];
+    peer_script::run("tools/nibabel_load.py", SCRIPT, &args)
 }

@@ -3,6 +3,7 @@
 //! side by side with PyTorch measured in the same run.
 
 mod load;
+mod peer_script;
 mod pytorch;
 
 use std::time::Instant;

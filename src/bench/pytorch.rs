@@ -1,10 +1,9 @@
 //! The peer in `bench --against-pytorch`: the same network in PyTorch (tools/torch_bench.py,
 //! embedded in the binary), timed in the same run with the same sizes, and its JSON read back.
 
-use std::process::Command;
-
 use serde::Deserialize;
 
+use super::peer_script;
 use super::{BackendResult, BenchOptions, ForwardTiming, Timing};
 use crate::model::ChannelPlan;
 
@@ -111,47 +110,31 @@ fn try_run(options: &BenchOptions, device: PytorchDevice) -> Result<PeerReport, 
     if options.height != options.width {
         return Err("the PyTorch twin times square inputs only".into());
     }
-    let script = std::env::temp_dir().join(format!("raagr2-torch-bench-{}.py", std::process::id()));
-    std::fs::write(&script, SCRIPT).map_err(|e| format!("{}: {e}", script.display()))?;
-    let python = std::env::var("RAAGR2_PYTHON").unwrap_or_else(|_| "python3".into());
     let batches: Vec<String> = options
         .forward_batches
         .iter()
         .map(usize::to_string)
         .collect();
-    let mut command = Command::new(&python);
-    command
-        .arg(&script)
-        .args(["--device", device.as_str()])
-        .args(["--variant", config.variant.name()])
-        .args(["--width", &(widths[0] as f64 / 32.0).to_string()])
-        .args(["--outputs", &config.head.classes().to_string()])
-        .args(["--size", &options.height.to_string()])
-        .args(["--forward-batches", &batches.join(",")])
-        .args(["--train-batch", &options.train_batch.to_string()])
-        .args(["--runs", &options.runs.to_string()])
-        // Both sides read the output back to the host, as a viewer must.
-        .arg("--to-host")
-        .arg("--json");
+    let mut args: Vec<String> = [
+        ("--device", device.as_str().to_string()),
+        ("--variant", config.variant.name().to_string()),
+        ("--width", (widths[0] as f64 / 32.0).to_string()),
+        ("--outputs", config.head.classes().to_string()),
+        ("--size", options.height.to_string()),
+        ("--forward-batches", batches.join(",")),
+        ("--train-batch", options.train_batch.to_string()),
+        ("--runs", options.runs.to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value])
+    .collect();
+    // Both sides read the output back to the host, as a viewer must.
+    args.push("--to-host".into());
     if device == PytorchDevice::Cpu {
-        command.arg("--onnx");
+        args.push("--onnx".into());
     }
     if let Some(threads) = options.pytorch_threads {
-        command.args(["--threads", &threads.to_string()]);
+        args.extend(["--threads".to_string(), threads.to_string()]);
     }
-    let output = command.output();
-    let _ = std::fs::remove_file(&script);
-    let output = output.map_err(|e| format!("cannot run {python}: {e}"))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(format!(
-            "{python} tools/torch_bench.py failed ({}): {}",
-            output.status,
-            tail.join(" | ")
-        ));
-    }
-    serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("tools/torch_bench.py printed no report ({e})"))
+    peer_script::run("tools/torch_bench.py", SCRIPT, &args)
 }
