@@ -492,7 +492,7 @@ fn compare_schedules_reaches_the_same_widths_three_ways_and_reports_cka() {
     // Means of unbiased minibatch CKA: near [0, 1] but not bounded by it (see below).
     for r in results {
         let own = r["self_similarity"].as_f64().expect("a level similarity");
-        assert!((-0.25..=1.25).contains(&own), "{own}");
+        assert!((-1.0..=2.0).contains(&own), "{own}");
     }
     let pairs = summary["pairs"].as_array().unwrap();
     assert_eq!(pairs.len(), 3, "every pair of schedules");
@@ -508,8 +508,16 @@ fn compare_schedules_reaches_the_same_widths_three_ways_and_reports_cka() {
         let defined: Vec<f64> = cka.iter().filter_map(|pair| pair[1].as_f64()).collect();
         assert!(defined.len() >= 5, "most levels have a CKA: {cka:?}");
         // The unbiased minibatch estimator is not bounded by 1: on 16 slices (two minibatches
-        // of 8) it strays above it, by up to 13 % seen on this random model.
-        assert!(defined.iter().all(|v| *v <= 1.25), "{cka:?}");
+        // of 8) of a random width-4 model halved, a level left with one or two near-constant
+        // channels strays above it (1.13 here, 1.27 on the CI machine, whose float sums differ).
+        // The estimator itself is checked exactly in analysis::cka's unit tests; this only
+        // guards against garbage (unnormalised HSIC, a wrong level's features).
+        assert!(defined.iter().all(|v| (-1.0..=2.0).contains(v)), "{cka:?}");
+        let mean = defined.iter().sum::<f64>() / defined.len() as f64;
+        assert!(
+            (0.5..=1.1).contains(&mean),
+            "levels resemble the dense ones: {cka:?}"
+        );
     }
     for name in ["one-shot", "iterative", "layer-wise"] {
         let path = output.with_extension(format!("{name}.safetensors"));
