@@ -3,6 +3,10 @@
 
 use clap::Parser;
 
+/// mimalloc reuses freed tensor buffers instead of unmapping and page-faulting them back in.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // No command: the desktop app on the embedded default case and model.
     let outcome = if std::env::args_os().len() == 1 {

@@ -4,6 +4,7 @@
 mod app;
 mod checkpoint_roundtrip;
 mod cli;
+mod cpu_kernels;
 mod masks;
 mod nifti_inputs;
 mod parity;
