@@ -42,7 +42,15 @@ fn cases() -> Vec<Case> {
         case([1, 4, 9, 9], 4, [3, 3], [1, 1], same(1), [1, 1], 4),
         case([1, 6, 9, 9], 6, [3, 3], [2, 2], same(1), [1, 1], 2),
         case([1, 3, 8, 7], 5, [3, 3], [1, 1], [(1, 2), (0, 1)], [1, 1], 1),
-        case([1, 3, 10, 12], 4, [3, 5], [1, 2], [(1, 1), (2, 2)], [1, 1], 1),
+        case(
+            [1, 3, 10, 12],
+            4,
+            [3, 5],
+            [1, 2],
+            [(1, 1), (2, 2)],
+            [1, 1],
+            1,
+        ),
         case([1, 5, 7, 7], 4, [1, 1], [1, 1], same(0), [1, 1], 1),
         // Enough rows for several tiles, so partial sums across tiles are exercised.
         case([1, 32, 40, 40], 64, [3, 3], [1, 1], same(1), [1, 1], 1),
@@ -157,7 +165,14 @@ fn batch_norms(device: &Device) -> Vec<Vec<f32>> {
     let x = Tensor::<4>::from_data(TensorData::new(offset, shape), &device).require_grad();
     let channel = |seed| tensor([5], seed, &device);
     let variance = channel(9).abs().add_scalar(0.1);
-    let inference = batch_norm(x.clone(), channel(6), channel(7), channel(8), variance, 1e-5);
+    let inference = batch_norm(
+        x.clone(),
+        channel(6),
+        channel(7),
+        channel(8),
+        variance,
+        1e-5,
+    );
     let (gamma, beta) = (channel(10), channel(11));
     let train = batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
     let grads = projected_sum(train.output.clone(), &device).backward();

@@ -78,19 +78,13 @@ fn lane_sum<T: PlanarElement>(values: &[T], f: impl Fn(f64) -> f64) -> f64 {
             *lane += f(wide(v));
         }
     }
-    let tail: f64 = chunks
-        .remainder()
-        .iter()
-        .map(|v| f(wide(v)))
-        .sum();
+    let tail: f64 = chunks.remainder().iter().map(|v| f(wide(v))).sum();
     lanes.iter().sum::<f64>() + tail
 }
 
 /// Sum of `dy * (x - mean)` over two slices, in eight f64 lanes.
 fn lane_dot<T: PlanarElement>(xs: &[T], dys: &[T], mean: f64) -> f64 {
-    let f = |x: &T, dy: &T| {
-        (wide(x) - mean) * wide(dy)
-    };
+    let f = |x: &T, dy: &T| (wide(x) - mean) * wide(dy);
     let mut lanes = [0.0f64; 8];
     let (mut xc, mut dc) = (xs.chunks_exact(8), dys.chunks_exact(8));
     for (x8, d8) in (&mut xc).zip(&mut dc) {
@@ -98,7 +92,12 @@ fn lane_dot<T: PlanarElement>(xs: &[T], dys: &[T], mean: f64) -> f64 {
             *lane += f(x, dy);
         }
     }
-    let tail: f64 = xc.remainder().iter().zip(dc.remainder()).map(|(x, dy)| f(x, dy)).sum();
+    let tail: f64 = xc
+        .remainder()
+        .iter()
+        .zip(dc.remainder())
+        .map(|(x, dy)| f(x, dy))
+        .sum();
     lanes.iter().sum::<f64>() + tail
 }
 
@@ -150,11 +149,18 @@ pub(crate) fn batch_norm<T: PlanarElement>(
 fn statistics<T: PlanarElement>(x: &[T], planes: Planes) -> (Vec<f64>, Vec<f64>) {
     let mut mean = vec![0.0; planes.channels];
     let mut variance = vec![0.0; planes.channels];
-    let (mean_ptr, variance_ptr) = (SharedMut(mean.as_mut_ptr()), SharedMut(variance.as_mut_ptr()));
+    let (mean_ptr, variance_ptr) = (
+        SharedMut(mean.as_mut_ptr()),
+        SharedMut(variance.as_mut_ptr()),
+    );
     for_each_index(planes.channels, |c| {
         let (mean_ptr, variance_ptr) = (mean_ptr, variance_ptr);
         let plane = |start: usize| &x[start..start + planes.plane];
-        let m = planes.starts(c).map(|s| lane_sum(plane(s), |v| v)).sum::<f64>() / planes.count();
+        let m = planes
+            .starts(c)
+            .map(|s| lane_sum(plane(s), |v| v))
+            .sum::<f64>()
+            / planes.count();
         let var = planes
             .starts(c)
             .map(|s| lane_sum(plane(s), |v| (v - m) * (v - m)))

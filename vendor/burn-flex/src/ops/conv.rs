@@ -577,7 +577,13 @@ where
     let g = geometry;
     FlexTensor::new(
         Bytes::from_elems(output),
-        Layout::contiguous(Shape::from(vec![g.batch, g.channels_out, 1, g.out_h, g.out_w])),
+        Layout::contiguous(Shape::from(vec![
+            g.batch,
+            g.channels_out,
+            1,
+            g.out_h,
+            g.out_w,
+        ])),
         dtype,
     )
 }

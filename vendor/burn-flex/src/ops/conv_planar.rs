@@ -262,7 +262,8 @@ fn for_each_patch_row(
                 let (ow_lo, ow_hi) =
                     valid_out_range(kx, dilation_w, pad_w, stride_w, g.in_w, g.out_w);
                 for i in 0..rows {
-                    let ih = ((oh_start + i) * stride_h + ky * dilation_h) as isize - pad_h as isize;
+                    let ih =
+                        ((oh_start + i) * stride_h + ky * dilation_h) as isize - pad_h as isize;
                     if ih < 0 || ih >= g.in_h as isize || ow_lo >= ow_hi {
                         visit(r, i, None, (0, 0));
                         continue;
@@ -396,7 +397,11 @@ pub(crate) fn forward<T: PlanarElement>(
     let rows_per_tile = g.rows_per_tile((2 * threads).div_ceil(g.batch * g.groups));
     let tiles = tiles(g, rows_per_tile);
     let parallelism = gemm_parallelism(tiles.len());
-    let (col_len, ocpg, block) = (g.col_len(), g.out_channels_per_group(), g.channels_per_group() * g.in_plane());
+    let (col_len, ocpg, block) = (
+        g.col_len(),
+        g.out_channels_per_group(),
+        g.channels_per_group() * g.in_plane(),
+    );
     let mut output: Vec<T> = Vec::with_capacity(total);
     let out = SharedMut(output.as_mut_ptr());
     for_each_index(tiles.len(), |t| {
@@ -406,8 +411,8 @@ pub(crate) fn forward<T: PlanarElement>(
         let input = &x_data[input_start..input_start + block];
         with_col_scratch::<T, _>(col_len * pixels, |col| {
             im2col(col, input, g, tile);
-            let out_offset = (tile.b * g.channels_out + tile.g * ocpg) * g.out_plane()
-                + tile.oh_start * g.out_w;
+            let out_offset =
+                (tile.b * g.channels_out + tile.g * ocpg) * g.out_plane() + tile.oh_start * g.out_w;
             let out = out;
             // SAFETY: each tile writes its own rows of its own (batch, group) output channels;
             // together the tiles cover all `total` elements of the allocation. gemm does not
@@ -428,7 +433,13 @@ pub(crate) fn forward<T: PlanarElement>(
     unsafe { output.set_len(total) };
     if let Some(bias) = bias {
         let bias = bias.to_contiguous();
-        super::conv_common::add_bias(&mut output, bias.storage(), g.batch, g.channels_out, g.out_plane());
+        super::conv_common::add_bias(
+            &mut output,
+            bias.storage(),
+            g.batch,
+            g.channels_out,
+            g.out_plane(),
+        );
     }
     output
 }
@@ -453,13 +464,17 @@ pub(crate) fn weight_grad<T: PlanarElement>(
     let workers = thread_count().min(tiles.len()).max(1);
     let parallelism = gemm_parallelism(if workers == 1 { 1 } else { tiles.len() });
     let mut partials: Vec<Vec<T>> = (0..workers).map(|_| vec![T::zero(); grad_len]).collect();
-    let partial_ptrs: Vec<SharedMut<T>> = partials.iter_mut().map(|p| SharedMut(p.as_mut_ptr())).collect();
+    let partial_ptrs: Vec<SharedMut<T>> = partials
+        .iter_mut()
+        .map(|p| SharedMut(p.as_mut_ptr()))
+        .collect();
     for_each_index(workers, |w| {
         let grad = partial_ptrs[w];
         let chunk = tiles.len().div_ceil(workers);
         for tile in tiles.iter().skip(w * chunk).take(chunk) {
             let pixels = tile.rows * g.out_w;
-            let input_start = (tile.b * g.channels_in + tile.g * g.channels_per_group()) * g.in_plane();
+            let input_start =
+                (tile.b * g.channels_in + tile.g * g.channels_per_group()) * g.in_plane();
             let input = &x_data[input_start..input_start + block];
             with_col_scratch::<T, _>(col_len * pixels, |col| {
                 im2col(col, input, g, *tile);
@@ -502,7 +517,11 @@ pub(crate) fn input_grad<T: PlanarElement>(
     let dy = output_grad.to_contiguous();
     let w_data: &[T] = weight.storage();
     let dy_data: &[T] = dy.storage();
-    let (col_len, ocpg, cpg) = (g.col_len(), g.out_channels_per_group(), g.channels_per_group());
+    let (col_len, ocpg, cpg) = (
+        g.col_len(),
+        g.out_channels_per_group(),
+        g.channels_per_group(),
+    );
     let block = cpg * g.in_plane();
     let mut dx = vec![T::zero(); g.batch * g.channels_in * g.in_plane()];
     let dx_ptr = SharedMut(dx.as_mut_ptr());
@@ -514,7 +533,12 @@ pub(crate) fn input_grad<T: PlanarElement>(
         let dx_ptr = dx_ptr;
         // SAFETY: block (b, group) is the only task writing these input channels.
         let block_grad: &mut [T] = unsafe {
-            core::slice::from_raw_parts_mut(dx_ptr.0.add((b * g.channels_in + group * cpg) * g.in_plane()), block)
+            core::slice::from_raw_parts_mut(
+                dx_ptr
+                    .0
+                    .add((b * g.channels_in + group * cpg) * g.in_plane()),
+                block,
+            )
         };
         let mut oh_start = 0;
         while oh_start < g.out_h {
@@ -526,7 +550,8 @@ pub(crate) fn input_grad<T: PlanarElement>(
             };
             let pixels = tile.rows * g.out_w;
             with_col_scratch::<T, _>(col_len * pixels, |col| {
-                let dy_offset = (b * g.channels_out + group * ocpg) * g.out_plane() + oh_start * g.out_w;
+                let dy_offset =
+                    (b * g.channels_out + group * ocpg) * g.out_plane() + oh_start * g.out_w;
                 // SAFETY: col is this thread's scratch; lhs is W_g transposed ([col_len, ocpg]),
                 // rhs the tile's rows of dY.
                 unsafe {

@@ -188,6 +188,25 @@ fn map_coord(out_coord: usize, ratio: f64, align_corners: bool) -> f64 {
     }
 }
 
+/// Per output coordinate of one axis: the two source indices bilinear interpolation blends and
+/// the weight of the second.
+fn linear_axis_taps<T: Float>(
+    in_size: usize,
+    out_size: usize,
+    ratio: f64,
+    align_corners: bool,
+) -> Vec<(usize, usize, T)> {
+    (0..out_size)
+        .map(|o| {
+            let coord = map_coord(o, ratio, align_corners);
+            let low = (coord.floor().max(0.0) as usize).min(in_size - 1);
+            let high = (low + 1).min(in_size - 1);
+            let weight = T::from((coord - low as f64).max(0.0)).unwrap();
+            (low, high, weight)
+        })
+        .collect()
+}
+
 /// Precompute nearest-neighbor source index lookup table.
 /// Returns a Vec where `map[out_coord]` is the corresponding input coordinate.
 fn nearest_index_map(in_size: usize, out_size: usize) -> Vec<usize> {
@@ -342,92 +361,38 @@ where
     let in_hw = in_height * in_width;
     let out_hw = out_height * out_width;
 
-    let output = {
-        #[cfg(feature = "rayon")]
+    // Source indices and weights depend only on the output row or column: computed once per
+    // axis instead of (with a floor and two casts) once per output element.
+    let y_taps = linear_axis_taps::<T>(in_height, out_height, y_ratio, align_corners);
+    let x_taps = linear_axis_taps::<T>(in_width, out_width, x_ratio, align_corners);
+    let plane = |bc: usize, out_plane: &mut [T]| {
+        let in_plane = &input[bc * in_hw..(bc + 1) * in_hw];
+        for (out_row, &(y_low, y_high, y_weight)) in
+            out_plane.chunks_exact_mut(out_width).zip(&y_taps)
         {
-            use rayon::prelude::*;
-
-            let mut output = vec![T::zero(); out_numel];
-            let out_ptr = crate::ops::SendMutPtr::new(output.as_mut_ptr());
-
-            (0..batch).into_par_iter().for_each(|b| {
-                (0..channels).into_par_iter().for_each(|c| {
-                    let in_base = b * channels * in_hw + c * in_hw;
-                    let out_base = b * channels * out_hw + c * out_hw;
-
-                    for oh in 0..out_height {
-                        let y_in = map_coord(oh, y_ratio, align_corners);
-                        let y_low = (y_in.floor().max(0.0)) as usize;
-                        let y_high = (y_low + 1).min(in_height - 1);
-                        let y_weight = T::from((y_in - y_low as f64).max(0.0)).unwrap();
-
-                        for ow in 0..out_width {
-                            let x_in = map_coord(ow, x_ratio, align_corners);
-                            let x_low = (x_in.floor().max(0.0)) as usize;
-                            let x_high = (x_low + 1).min(in_width - 1);
-                            let x_weight = T::from((x_in - x_low as f64).max(0.0)).unwrap();
-
-                            let p_a = input[in_base + y_low * in_width + x_low];
-                            let p_b = input[in_base + y_low * in_width + x_high];
-                            let p_c = input[in_base + y_high * in_width + x_low];
-                            let p_d = input[in_base + y_high * in_width + x_high];
-
-                            let one = T::one();
-                            let result = p_a * (one - x_weight) * (one - y_weight)
-                                + p_b * x_weight * (one - y_weight)
-                                + p_c * (one - x_weight) * y_weight
-                                + p_d * x_weight * y_weight;
-
-                            let out_idx = out_base + oh * out_width + ow;
-                            unsafe {
-                                out_ptr.write(out_idx, result);
-                            }
-                        }
-                    }
-                });
-            });
-            output
-        }
-        #[cfg(not(feature = "rayon"))]
-        {
-            let mut output = vec![T::zero(); out_numel];
-
-            for b in 0..batch {
-                for c in 0..channels {
-                    let in_base = b * channels * in_hw + c * in_hw;
-                    let out_base = b * channels * out_hw + c * out_hw;
-
-                    for oh in 0..out_height {
-                        let y_in = map_coord(oh, y_ratio, align_corners);
-                        let y_low = (y_in.floor().max(0.0)) as usize;
-                        let y_high = (y_low + 1).min(in_height - 1);
-                        let y_weight = T::from((y_in - y_low as f64).max(0.0)).unwrap();
-
-                        for ow in 0..out_width {
-                            let x_in = map_coord(ow, x_ratio, align_corners);
-                            let x_low = (x_in.floor().max(0.0)) as usize;
-                            let x_high = (x_low + 1).min(in_width - 1);
-                            let x_weight = T::from((x_in - x_low as f64).max(0.0)).unwrap();
-
-                            let p_a = input[in_base + y_low * in_width + x_low];
-                            let p_b = input[in_base + y_low * in_width + x_high];
-                            let p_c = input[in_base + y_high * in_width + x_low];
-                            let p_d = input[in_base + y_high * in_width + x_high];
-
-                            let one = T::one();
-                            let result = p_a * (one - x_weight) * (one - y_weight)
-                                + p_b * x_weight * (one - y_weight)
-                                + p_c * (one - x_weight) * y_weight
-                                + p_d * x_weight * y_weight;
-
-                            output[out_base + oh * out_width + ow] = result;
-                        }
-                    }
-                }
+            let low = &in_plane[y_low * in_width..(y_low + 1) * in_width];
+            let high = &in_plane[y_high * in_width..(y_high + 1) * in_width];
+            for (out, &(x_low, x_high, x_weight)) in out_row.iter_mut().zip(&x_taps) {
+                let top = low[x_low] + (low[x_high] - low[x_low]) * x_weight;
+                let bottom = high[x_low] + (high[x_high] - high[x_low]) * x_weight;
+                *out = top + (bottom - top) * y_weight;
             }
-            output
         }
     };
+    let mut output = vec![T::zero(); out_numel];
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        output
+            .par_chunks_mut(out_hw.max(1))
+            .enumerate()
+            .for_each(|(bc, out_plane)| plane(bc, out_plane));
+    }
+    #[cfg(not(feature = "rayon"))]
+    output
+        .chunks_mut(out_hw.max(1))
+        .enumerate()
+        .for_each(|(bc, out_plane)| plane(bc, out_plane));
 
     FlexTensor::new(
         Bytes::from_elems(output),

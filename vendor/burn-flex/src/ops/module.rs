@@ -7,9 +7,10 @@ use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
     ops::{
-        AttentionModuleOptions, BatchNormTrain, BatchNormTrainBackward, ConvOptions, ConvTransposeOptions, DeformConv2dBackward,
-        DeformConvOptions, FloatTensorOps, IntTensorOps, InterpolateMode, InterpolateOptions,
-        MaxPool2dBackward, MaxPool2dWithIndices, ModuleOps, conv::pad_asymmetric_conv_input,
+        AttentionModuleOptions, BatchNormTrain, BatchNormTrainBackward, ConvOptions,
+        ConvTransposeOptions, DeformConv2dBackward, DeformConvOptions, FloatTensorOps,
+        IntTensorOps, InterpolateMode, InterpolateOptions, MaxPool2dBackward, MaxPool2dWithIndices,
+        ModuleOps, conv::pad_asymmetric_conv_input,
     },
     tensor::{BoolTensor, FloatTensor, IntTensor},
 };
@@ -137,13 +138,25 @@ impl ModuleOps<Flex> for Flex {
         let stats = [gamma, mean, variance];
         let [x_grad, gamma_grad, beta_grad] = match x.dtype() {
             DType::F32 => batch_norm::batch_norm_train_backward::<f32>(
-                x, stats, epsilon, output_grad, DType::F32,
+                x,
+                stats,
+                epsilon,
+                output_grad,
+                DType::F32,
             ),
             DType::F64 => batch_norm::batch_norm_train_backward::<f64>(
-                x, stats, epsilon, output_grad, DType::F64,
+                x,
+                stats,
+                epsilon,
+                output_grad,
+                DType::F64,
             ),
             DType::F16 => batch_norm::batch_norm_train_backward::<burn_std::f16>(
-                x, stats, epsilon, output_grad, DType::F16,
+                x,
+                stats,
+                epsilon,
+                output_grad,
+                DType::F16,
             ),
             DType::BF16 => batch_norm::batch_norm_train_backward::<f32>(
                 widen_bf16(x),
@@ -165,13 +178,17 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let geometry = planar_backward_geometry(&x, &weight, &output_grad, &options);
-        planar_by_dtype(x.dtype(), [weight, output_grad], |dtype, [weight, output_grad]| {
-            match dtype {
+        planar_by_dtype(
+            x.dtype(),
+            [weight, output_grad],
+            |dtype, [weight, output_grad]| match dtype {
                 DType::F32 => conv_planar::input_grad::<f32>(weight, output_grad, &geometry, dtype),
                 DType::F64 => conv_planar::input_grad::<f64>(weight, output_grad, &geometry, dtype),
-                _ => conv_planar::input_grad::<burn_std::f16>(weight, output_grad, &geometry, dtype),
-            }
-        })
+                _ => {
+                    conv_planar::input_grad::<burn_std::f16>(weight, output_grad, &geometry, dtype)
+                }
+            },
+        )
     }
 
     fn conv2d_weight_backward(
@@ -182,11 +199,25 @@ impl ModuleOps<Flex> for Flex {
     ) -> FloatTensor<Flex> {
         let geometry = planar_backward_geometry(&x, &weight, &output_grad, &options);
         let weight_shape = conv_planar::weight_dims(&weight);
-        planar_by_dtype(x.dtype(), [x, output_grad], |dtype, [x, output_grad]| match dtype {
-            DType::F32 => conv_planar::weight_grad::<f32>(x, output_grad, weight_shape, &geometry, dtype),
-            DType::F64 => conv_planar::weight_grad::<f64>(x, output_grad, weight_shape, &geometry, dtype),
-            _ => conv_planar::weight_grad::<burn_std::f16>(x, output_grad, weight_shape, &geometry, dtype),
-        })
+        planar_by_dtype(
+            x.dtype(),
+            [x, output_grad],
+            |dtype, [x, output_grad]| match dtype {
+                DType::F32 => {
+                    conv_planar::weight_grad::<f32>(x, output_grad, weight_shape, &geometry, dtype)
+                }
+                DType::F64 => {
+                    conv_planar::weight_grad::<f64>(x, output_grad, weight_shape, &geometry, dtype)
+                }
+                _ => conv_planar::weight_grad::<burn_std::f16>(
+                    x,
+                    output_grad,
+                    weight_shape,
+                    &geometry,
+                    dtype,
+                ),
+            },
+        )
     }
 
     fn conv2d_bias_backward(
@@ -194,11 +225,15 @@ impl ModuleOps<Flex> for Flex {
         bias: FloatTensor<Flex>,
         output_grad: FloatTensor<Flex>,
     ) -> FloatTensor<Flex> {
-        planar_by_dtype(bias.dtype(), [output_grad], |dtype, [output_grad]| match dtype {
-            DType::F32 => conv_planar::bias_grad::<f32>(output_grad, dtype),
-            DType::F64 => conv_planar::bias_grad::<f64>(output_grad, dtype),
-            _ => conv_planar::bias_grad::<burn_std::f16>(output_grad, dtype),
-        })
+        planar_by_dtype(
+            bias.dtype(),
+            [output_grad],
+            |dtype, [output_grad]| match dtype {
+                DType::F32 => conv_planar::bias_grad::<f32>(output_grad, dtype),
+                DType::F64 => conv_planar::bias_grad::<f64>(output_grad, dtype),
+                _ => conv_planar::bias_grad::<burn_std::f16>(output_grad, dtype),
+            },
+        )
     }
 
     fn deform_conv2d(
@@ -952,9 +987,7 @@ fn planar_by_dtype<const N: usize>(
 ) -> FlexTensor {
     match dtype {
         DType::F32 | DType::F64 | DType::F16 => kernel(dtype, tensors),
-        DType::BF16 => {
-            narrow_bf16(kernel(DType::F32, tensors.map(widen_bf16)))
-        }
+        DType::BF16 => narrow_bf16(kernel(DType::F32, tensors.map(widen_bf16))),
         dtype => panic!("conv2d backward: unsupported dtype {dtype:?}"),
     }
 }
