@@ -24,6 +24,11 @@ pub fn cpu_device() -> Device {
     Device::flex()
 }
 
+/// Whether `device` (autodiff or not) is the Flex CPU backend.
+pub fn is_flex(device: &Device) -> bool {
+    device.clone().without_autodiff() == Device::flex()
+}
+
 #[allow(deprecated)] // NdArray stays selectable so `bench` can compare it against Flex.
 pub fn ndarray_device() -> Device {
     Device::ndarray()

@@ -42,18 +42,19 @@ impl VisitLayers for UpConv {
 
 /// Bilinear x2 upsample with align_corners = true: `[B, C, H, W] -> [B, C, 2H, 2W]`.
 ///
-/// Inference uses burn's interpolate kernel. On autodiff devices the same linear map is applied
-/// as two matrix products, because burn's CubeCL (wgpu) backends have no bilinear-interpolate
-/// backward; the matmul form differentiates on every backend and gives the same values.
+/// Inference, and training on Flex, use burn's interpolate kernel. Other autodiff devices apply
+/// the same linear map as two matrix products, because burn's CubeCL (wgpu) and NdArray backends
+/// have no bilinear-interpolate backward; the matmul form differentiates on every backend and
+/// gives the same values.
 pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
-    if !x.device().is_autodiff() {
+    let device = x.device();
+    if !device.is_autodiff() || crate::backend::is_flex(&device) {
         let options = InterpolateOptions::new(InterpolateMode::Bilinear)
             .with_align_corners(true)
             .with_output_size([2 * h, 2 * w]);
         return interpolate(x, options);
     }
-    let device = x.device();
     let along_w = x
         .reshape([b * c * h, w])
         .matmul(interpolation_matrix(w, &device));
@@ -246,21 +247,40 @@ mod tests {
 
     #[test]
     fn matmul_upsample_matches_the_interpolate_kernel() {
-        let device = crate::backend::cpu_device();
-        let x = Tensor::<4>::random([2, 3, 5, 4], Distribution::Normal(0.0, 1.0), &device);
-        let kernel = upsample2x(x.clone())
+        // Flex trains through the interpolate kernel (and its backward), NdArray through the
+        // matmul form: values and input gradients must agree, and inference must match both.
+        let host = crate::backend::cpu_device();
+        let x =
+            Tensor::<4>::random([2, 3, 5, 4], Distribution::Normal(0.0, 1.0), &host).into_data();
+        let projection =
+            Tensor::<4>::random([2, 3, 10, 8], Distribution::Normal(0.0, 1.0), &host).into_data();
+        let run = |device: Device| {
+            let device = device.autodiff();
+            let x = Tensor::<4>::from_data(x.clone(), &device).require_grad();
+            let up = upsample2x(x.clone());
+            assert_eq!(up.dims(), [2, 3, 10, 8]);
+            let weights = Tensor::<4>::from_data(projection.clone(), &device);
+            let grads = (up.clone() * weights).sum().backward();
+            let grad = x.grad(&grads).expect("x has a gradient");
+            [up.into_data(), grad.into_data()].map(|d| d.try_to_vec_as::<f32>().unwrap())
+        };
+        let max_diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let [kernel, kernel_grad] = run(crate::backend::cpu_device());
+        let [matmul, matmul_grad] = run(crate::backend::ndarray_device());
+        let inference = upsample2x(Tensor::<4>::from_data(x.clone(), &host))
             .into_data()
             .try_to_vec_as::<f32>()
             .unwrap();
-        let x_ad = Tensor::<4>::from_data(x.into_data(), &device.clone().autodiff());
-        let up = upsample2x(x_ad);
-        assert_eq!(up.dims(), [2, 3, 10, 8]);
-        let matmul = up.into_data().try_to_vec_as::<f32>().unwrap();
-        let diff = kernel
-            .iter()
-            .zip(&matmul)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(diff < 1e-5, "max difference {diff}");
+        assert!(max_diff(&kernel, &matmul) < 1e-5, "values differ");
+        assert!(
+            max_diff(&kernel_grad, &matmul_grad) < 1e-5,
+            "gradients differ"
+        );
+        assert!(max_diff(&inference, &kernel) < 1e-6, "inference differs");
     }
 }

@@ -368,7 +368,7 @@ where
     let plane = |bc: usize, out_plane: &mut [T]| {
         let in_plane = &input[bc * in_hw..(bc + 1) * in_hw];
         for (out_row, &(y_low, y_high, y_weight)) in
-            out_plane.chunks_exact_mut(out_width).zip(&y_taps)
+            out_plane.chunks_exact_mut(out_width.max(1)).zip(&y_taps)
         {
             let low = &in_plane[y_low * in_width..(y_low + 1) * in_width];
             let high = &in_plane[y_high * in_width..(y_high + 1) * in_width];
@@ -926,32 +926,25 @@ where
     let out_hw = out_height * out_width;
     let bc = batch * channels;
 
+    // The forward's per-axis taps: each output gradient goes back to the four source elements
+    // it was blended from, with the same weights.
+    let y_taps = linear_axis_taps::<T>(in_height, out_height, y_ratio, align_corners);
+    let x_taps = linear_axis_taps::<T>(in_width, out_width, x_ratio, align_corners);
     let run_plane = |bc_idx: usize, grad_plane: &mut [T]| {
-        let out_base = bc_idx * out_hw;
-
-        for oh in 0..out_height {
-            let y_in = map_coord(oh, y_ratio, align_corners);
-            let y_low = (y_in.floor().max(0.0)) as usize;
-            let y_high = (y_low + 1).min(in_height - 1);
-            let y_weight = T::from((y_in - y_low as f64).max(0.0)).unwrap();
-
-            for ow in 0..out_width {
-                let x_in = map_coord(ow, x_ratio, align_corners);
-                let x_low = (x_in.floor().max(0.0)) as usize;
-                let x_high = (x_low + 1).min(in_width - 1);
-                let x_weight = T::from((x_in - x_low as f64).max(0.0)).unwrap();
-
-                let grad_val = grad_data[out_base + oh * out_width + ow];
-                let one = T::one();
-
-                grad_plane[y_low * in_width + x_low] = grad_plane[y_low * in_width + x_low]
-                    + grad_val * (one - x_weight) * (one - y_weight);
-                grad_plane[y_low * in_width + x_high] =
-                    grad_plane[y_low * in_width + x_high] + grad_val * x_weight * (one - y_weight);
-                grad_plane[y_high * in_width + x_low] =
-                    grad_plane[y_high * in_width + x_low] + grad_val * (one - x_weight) * y_weight;
-                grad_plane[y_high * in_width + x_high] =
-                    grad_plane[y_high * in_width + x_high] + grad_val * x_weight * y_weight;
+        let out_plane = &grad_data[bc_idx * out_hw..(bc_idx + 1) * out_hw];
+        for (grad_row, &(y_low, y_high, y_weight)) in
+            out_plane.chunks_exact(out_width.max(1)).zip(&y_taps)
+        {
+            for (&g, &(x_low, x_high, x_weight)) in grad_row.iter().zip(&x_taps) {
+                let bottom = g * y_weight;
+                let top = g - bottom;
+                let (top_right, bottom_right) = (top * x_weight, bottom * x_weight);
+                let low = y_low * in_width;
+                grad_plane[low + x_low] = grad_plane[low + x_low] + (top - top_right);
+                grad_plane[low + x_high] = grad_plane[low + x_high] + top_right;
+                let high = y_high * in_width;
+                grad_plane[high + x_low] = grad_plane[high + x_low] + (bottom - bottom_right);
+                grad_plane[high + x_high] = grad_plane[high + x_high] + bottom_right;
             }
         }
     };
