@@ -514,16 +514,34 @@ def summarize(first: float, samples: list[float], **extra) -> dict:
     }
 
 
+def process_peak_bytes():
+    """This process's peak resident size since the last reset (Linux's VmHWM), or None."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def peak_memory(device: torch.device) -> dict:
-    if device.type != "cuda":
-        return {}
-    return {"peak_mem_bytes": torch.cuda.max_memory_allocated(device)}
+    if device.type == "cuda":
+        return {"peak_mem_bytes": torch.cuda.max_memory_allocated(device)}
+    peak = process_peak_bytes()
+    return {} if peak is None else {"peak_mem_bytes": peak}
 
 
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+        return
+    # As the Rust bench: the peak restarts from the current resident size (Linux 4.0+).
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def bench_forward(model: DLUNet, batch: int, size: int, runs: int, device: torch.device, to_host: bool) -> dict:

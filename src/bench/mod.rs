@@ -3,6 +3,7 @@
 //! side by side with PyTorch measured in the same run.
 
 mod load;
+mod memory;
 mod peer_script;
 mod pytorch;
 
@@ -51,6 +52,10 @@ pub struct Timing {
     pub min_secs: f64,
     pub max_secs: f64,
     pub runs: usize,
+    /// Peak memory while measuring: the process's resident size on the CPU, the allocator's
+    /// peak on CUDA (PyTorch); absent where it was not measured (wgpu).
+    #[serde(default)]
+    pub peak_mem_bytes: Option<u64>,
 }
 
 impl Timing {
@@ -68,6 +73,7 @@ impl Timing {
             min_secs: samples[0],
             max_secs: samples[n - 1],
             runs: n,
+            peak_mem_bytes: None,
         }
     }
 }
@@ -172,12 +178,19 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
         for &batch in &options.forward_batches {
             progress(&format!("{label}: forward batch {batch} x{}", options.runs));
             let model = options.config.init(&device);
-            let [timing] = compare_forward(
-                &[&model],
-                [batch, options.height, options.width],
-                options.runs,
-                &device,
-            );
+            let (timing, peak) = with_peak_memory(kind, || {
+                let [timing] = compare_forward(
+                    &[&model],
+                    [batch, options.height, options.width],
+                    options.runs,
+                    &device,
+                );
+                timing
+            });
+            let timing = Timing {
+                peak_mem_bytes: peak,
+                ..timing
+            };
             progress(&format!(
                 "{label}: forward b{batch} {} (first {})",
                 format_secs(timing.median_secs),
@@ -190,7 +203,11 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
                 "{label}: train step (batch {}) x{}",
                 options.train_batch, options.runs
             ));
-            time_train_step(options, &device)
+            let (timing, peak) = with_peak_memory(kind, || time_train_step(options, &device));
+            Timing {
+                peak_mem_bytes: peak,
+                ..timing
+            }
         });
         let row = BackendResult {
             backend: label,
@@ -221,6 +238,19 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
         results,
         case_load,
     }
+}
+
+/// Runs `measure` and, on the CPU, the process's peak resident memory during it (a GPU's
+/// memory is not in the process's resident size).
+fn with_peak_memory<T>(kind: &str, measure: impl FnOnce() -> T) -> (T, Option<u64>) {
+    memory::reset_peak();
+    let result = measure();
+    let peak = if kind == "cpu" {
+        memory::peak_bytes()
+    } else {
+        None
+    };
+    (result, peak)
 }
 
 /// One backend's medians on a line, logged as soon as they are measured.
@@ -373,10 +403,55 @@ pub fn render(report: &BenchReport) -> String {
     if !rows.is_empty() {
         out.push_str(&report::table(&headers, &rows));
     }
+    if let Some(memory) = render_peak_memory(report) {
+        out.push_str(&memory);
+    }
     if !report.case_load.is_empty() {
         out.push_str(&render_case_load(&report.case_load));
     }
     out
+}
+
+/// Peak memory per measurement, for the rows that report it.
+fn render_peak_memory(report: &BenchReport) -> Option<String> {
+    let mib = |t: Option<&Timing>| {
+        t.and_then(|t| t.peak_mem_bytes).map_or_else(
+            || "-".into(),
+            |b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64),
+        )
+    };
+    let rows: Vec<Vec<String>> = report
+        .results
+        .iter()
+        .filter(|r| r.forward.iter().any(|f| f.timing.peak_mem_bytes.is_some()))
+        .map(|r| {
+            let mut row = vec![r.backend.clone()];
+            row.extend(report.forward_batches.iter().map(|&b| mib(r.forward_at(b))));
+            if report.train_batch > 0 {
+                row.push(mib(r.train_step.as_ref()));
+            }
+            row
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let mut headers = vec!["backend".to_string()];
+    headers.extend(
+        report
+            .forward_batches
+            .iter()
+            .map(|b| format!("forward b{b}")),
+    );
+    if report.train_batch > 0 {
+        headers.push(format!("train step b{}", report.train_batch));
+    }
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    Some(format!(
+        "\npeak memory while measuring (CPU: the process's resident size, reset before each \
+         measurement; CUDA: PyTorch's allocator)\n\n{}",
+        report::table(&headers, &rows)
+    ))
 }
 
 /// The case-load table: each reader's median and first load, then the ratio to nibabel.
