@@ -264,11 +264,18 @@ mod tests {
             let grad = x.grad(&grads).expect("x has a gradient");
             [up.into_data(), grad.into_data()].map(|d| d.try_to_vec_as::<f32>().unwrap())
         };
+        // NaN-aware: a NaN anywhere makes the difference NaN, which fails the checks below.
         let max_diff = |a: &[f32], b: &[f32]| {
             a.iter()
                 .zip(b)
                 .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max)
+                .fold(0.0f32, |m, d| {
+                    if m.is_nan() || d.is_nan() {
+                        f32::NAN
+                    } else {
+                        m.max(d)
+                    }
+                })
         };
         let [kernel, kernel_grad] = run(crate::backend::cpu_device());
         let [matmul, matmul_grad] = run(crate::backend::ndarray_device());

@@ -9,6 +9,8 @@ use burn::tensor::module::{batch_norm, batch_norm_train, conv2d};
 use burn::tensor::ops::ConvOptions;
 use raagr2_lab::backend::{cpu_device, ndarray_device};
 
+use crate::common;
+
 /// One convolution to compare.
 struct Case {
     x: [usize; 4],
@@ -89,15 +91,12 @@ fn projected_sum(output: Tensor<4>, device: &Device) -> Tensor<1> {
     (output * projection).sum()
 }
 
-/// Panics naming `what` unless `got` matches `want` to 1e-5 of `want`'s largest magnitude.
+/// Panics naming `what` unless `got` matches `want` to 1e-5 of `want`'s largest magnitude (a
+/// NaN on either side fails).
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: sizes differ");
     let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let worst = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let worst = common::max_abs_diff(got, want);
     assert!(
         worst <= 1e-5 * scale,
         "{what}: max difference {worst} (scale {scale})"

@@ -16,6 +16,7 @@ use burn_backend::DType;
 use burn_backend::ops::conv::calculate_conv_output_size;
 use burn_std::{Bytes, Shape};
 
+use super::conv::valid_out_range;
 use crate::{FlexTensor, Layout};
 
 /// Elements of one im2col tile: 256 Ki (1 MiB of f32) stays within L2.
@@ -216,32 +217,6 @@ fn with_col_scratch<T: bytemuck::Pod, R>(len: usize, f: impl FnOnce(&mut [T]) ->
     (f.take().expect("called once"))(&mut all[..len])
 }
 
-/// The half-open range of output positions whose input index `o * stride + k * dilation - pad`
-/// lies inside `[0, in_size)`.
-fn valid_out_range(
-    k: usize,
-    dilation: usize,
-    pad: usize,
-    stride: usize,
-    in_size: usize,
-    out_size: usize,
-) -> (usize, usize) {
-    let offset = k * dilation;
-    let start = if offset >= pad {
-        0
-    } else {
-        (pad - offset).div_ceil(stride)
-    };
-    let threshold = in_size + pad;
-    let end = if offset >= threshold {
-        0
-    } else {
-        (threshold - offset).div_ceil(stride)
-    };
-    let end = end.min(out_size);
-    (start.min(end), end)
-}
-
 /// Visits every (im2col row, output row of the tile) pair whose input row exists: `visit(r, i,
 /// input_offset, ow_lo, ow_hi)` with `r` the im2col row, `i` the tile row, `input_offset` the
 /// offset of input element (ih, iw(ow_lo)) within the group's channel block, and the valid
@@ -325,6 +300,7 @@ fn col2im<T: PlanarElement>(input_grad: &mut [T], col: &[T], g: &PlanarGeometry,
 }
 
 /// A raw pointer that may cross rayon threads; every use writes a region no other task writes.
+/// (`ops::SendMutPtr` is the same idea but exists only with the `rayon` feature.)
 #[derive(Clone, Copy)]
 pub(crate) struct SharedMut<T>(pub(crate) *mut T);
 unsafe impl<T> Send for SharedMut<T> {}
@@ -370,7 +346,7 @@ unsafe fn matmul<T: PlanarElement>(
     }
 }
 
-fn dims4(tensor: &FlexTensor) -> [usize; 4] {
+pub(crate) fn dims4(tensor: &FlexTensor) -> [usize; 4] {
     let shape = tensor.layout().shape();
     [shape[0], shape[1], shape[2], shape[3]]
 }
@@ -462,7 +438,7 @@ pub(crate) fn weight_grad<T: PlanarElement>(
     let grad_len = g.channels_out * col_len;
     let tiles = tiles(g, g.rows_per_tile(1));
     let workers = thread_count().min(tiles.len()).max(1);
-    let parallelism = gemm_parallelism(if workers == 1 { 1 } else { tiles.len() });
+    let parallelism = gemm_parallelism(workers);
     let mut partials: Vec<Vec<T>> = (0..workers).map(|_| vec![T::zero(); grad_len]).collect();
     let partial_ptrs: Vec<SharedMut<T>> = partials
         .iter_mut()
@@ -618,9 +594,4 @@ pub(crate) fn geometry_2d(
         options.dilation,
         options.groups,
     )
-}
-
-/// Weight shape of a conv2d call.
-pub(crate) fn weight_dims(weight: &FlexTensor) -> [usize; 4] {
-    dims4(weight)
 }

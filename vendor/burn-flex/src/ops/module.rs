@@ -198,7 +198,7 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let geometry = planar_backward_geometry(&x, &weight, &output_grad, &options);
-        let weight_shape = conv_planar::weight_dims(&weight);
+        let weight_shape = conv_planar::dims4(&weight);
         planar_by_dtype(
             x.dtype(),
             [x, output_grad],
@@ -971,7 +971,7 @@ fn planar_backward_geometry(
     output_grad: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> conv_planar::PlanarGeometry {
-    let mut geometry = conv_planar::geometry_2d(x, conv_planar::weight_dims(weight), options);
+    let mut geometry = conv_planar::geometry_2d(x, conv_planar::dims4(weight), options);
     let shape = output_grad.layout().shape();
     geometry.out_h = shape[2];
     geometry.out_w = shape[3];
