@@ -1,5 +1,7 @@
 //! Run-time choice of the compute device: CPU (flex or ndarray) or GPU through wgpu.
 
+use std::sync::OnceLock;
+
 use burn::prelude::*;
 
 /// Which device a command runs on.
@@ -34,11 +36,17 @@ pub fn ndarray_device() -> Device {
     Device::ndarray()
 }
 
-/// Initialises wgpu on the default adapter, or says why not.
+/// The wgpu device on the default adapter, or why there is none. wgpu's runtime registers once
+/// per process (a second `init` fails with "Service already initialized"), so the first answer
+/// is kept and every later caller (the app's probe, then its fine-tune) gets the same one.
 pub fn gpu_device() -> Result<Device, String> {
-    Device::wgpu_options()
-        .init()
-        .map_err(|e| format!("no wgpu adapter: {e}"))
+    static GPU: OnceLock<Result<Device, String>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        Device::wgpu_options()
+            .init()
+            .map_err(|e| format!("no wgpu adapter: {e}"))
+    })
+    .clone()
 }
 
 /// Resolves a choice to a device and a human label naming the adapter, e.g. "cpu (flex)",

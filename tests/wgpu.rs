@@ -36,6 +36,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    // The app asks twice (its adapter probe, then the fine-tune): wgpu's runtime registers once
+    // per process, so a second request must hand back the same device, not an error.
+    if let Err(reason) = gpu_device() {
+        println!(
+            "test forward_and_training_step_on_wgpu ... FAILED: a second gpu_device(): {reason}"
+        );
+        return ExitCode::FAILURE;
+    }
     match forward_and_training_step_on_wgpu(gpu) {
         Ok(summary) => {
             println!("test forward_and_training_step_on_wgpu ... ok ({summary})");

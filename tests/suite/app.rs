@@ -25,7 +25,11 @@ fn app() -> Harness<'static, LabApp> {
 }
 
 /// Runs frames and handles worker messages until `done` holds.
-fn wait_until(harness: &mut Harness<'static, LabApp>, what: &str, done: impl Fn(&LabApp) -> bool) {
+fn wait_until(
+    harness: &mut Harness<'static, LabApp>,
+    what: &str,
+    mut done: impl FnMut(&LabApp) -> bool,
+) {
     loop {
         harness.step();
         if done(harness.state()) {
@@ -344,8 +348,19 @@ fn a_gpu_fine_tune_names_the_adapter_and_times_each_epoch() {
     harness.get_by_label(&format!("GPU: {name}"));
     harness.state_mut().fine_tune.settings.epochs = 2;
     harness.get_by_label("Fine-tune").click();
+    // The job's progress line as it changes, with the time since the click: on a real card the
+    // first steps compile and autotune kernels, and this log says where the time went.
+    let started = std::time::Instant::now();
+    let mut last_label = String::new();
     wait_until(&mut harness, "the fine-tune to end", |app| {
-        app.job.is_none() && app.notices.iter().any(|n| n.contains("fine-tuning on"))
+        if let Some((_, _, label)) = &app.job
+            && *label != last_label
+        {
+            eprintln!("{:7.1} s  {label}", started.elapsed().as_secs_f64());
+            last_label.clone_from(label);
+        }
+        !app.errors.is_empty()
+            || (app.job.is_none() && app.notices.iter().any(|n| n.contains("fine-tuning on")))
     });
     assert!(
         harness.state().errors.is_empty(),
