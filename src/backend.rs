@@ -36,10 +36,24 @@ pub fn ndarray_device() -> Device {
     Device::ndarray()
 }
 
-/// The wgpu device on the default adapter, or why there is none. wgpu's runtime registers once
-/// per process (a second `init` fails with "Service already initialized"), so the first answer
-/// is kept and every later caller (the app's probe, then its fine-tune) gets the same one.
+/// The wgpu device on the default adapter once it has shown that it sums large tensors right
+/// (see [`check_reductions`]), or why it cannot be used. The answer is kept: every later caller
+/// (the app's probe, then its fine-tune) gets the same one.
 pub fn gpu_device() -> Result<Device, String> {
+    static CHECKED: OnceLock<Result<Device, String>> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let device = gpu_device_unchecked()?;
+            check_reductions(&device)?;
+            Ok(device)
+        })
+        .clone()
+}
+
+/// The wgpu device on the default adapter without the reduction check (tests of the kernels
+/// themselves). wgpu's runtime registers once per process (a second `init` fails with "Service
+/// already initialized"), so the first answer is kept.
+pub fn gpu_device_unchecked() -> Result<Device, String> {
     static GPU: OnceLock<Result<Device, String>> = OnceLock::new();
     GPU.get_or_init(|| {
         Device::wgpu_options()
@@ -47,6 +61,30 @@ pub fn gpu_device() -> Result<Device, String> {
             .map_err(|e| format!("no wgpu adapter: {e}"))
     })
     .clone()
+}
+
+/// Rows and length of the reduction check: as batch norm's statistics over 8 x 128 x 128 pixels.
+const REDUCTION_CHECK: [usize; 2] = [8, 128 * 128 * 8];
+
+/// Sums rows of ones on `device` and compares them with their exact length. Mesa's lavapipe
+/// (wgpu 29, cubecl 0.11) returns zeros for some rows once a reduction passes 2^18 elements,
+/// which turns training-mode batch norm and the loss into garbage (losses of 1e15), so such an
+/// adapter is refused with this reason rather than trusted.
+fn check_reductions(device: &Device) -> Result<(), String> {
+    let [rows, len] = REDUCTION_CHECK;
+    let sums = Tensor::<2>::ones([rows, len], device)
+        .sum_dim(1)
+        .into_data()
+        .try_to_vec_as::<f32>()
+        .map_err(|e| format!("reading the reduction check back: {e:?}"))?;
+    match sums.iter().find(|&&s| s != len as f32) {
+        None => Ok(()),
+        Some(wrong) => Err(format!(
+            "{} sums a row of {len} ones to {wrong}: its large reductions are wrong, so \
+             training and scores there would be too (use the CPU)",
+            adapter_name(device)
+        )),
+    }
 }
 
 /// Resolves a choice to a device and a human label naming the adapter, e.g. "cpu (flex)",

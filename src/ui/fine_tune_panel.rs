@@ -179,9 +179,9 @@ fn device_ui(
         }
         GpuState::Missing(reason) => {
             let what = if settings.device == D::Auto {
-                "no GPU adapter: auto fine-tunes on the CPU"
+                "no usable GPU adapter: auto fine-tunes on the CPU"
             } else {
-                "no GPU adapter"
+                "no usable GPU adapter"
             };
             ui.colored_label(ui.visuals().warn_fg_color, what)
                 .on_hover_text(reason.as_str());

@@ -322,7 +322,7 @@ fn without_a_gpu_adapter_the_app_says_so_and_offers_the_cpu() {
         GpuState::Missing("no Vulkan, Metal or DX12 adapter".into());
     harness.get_by_label("GPU").click();
     harness.run_steps(2);
-    harness.get_by_label("no GPU adapter");
+    harness.get_by_label("no usable GPU adapter");
     harness.get_by_label("Use the CPU").click();
     harness.run_steps(2);
     assert_eq!(harness.state().fine_tune.settings.device, DeviceChoice::Cpu);
