@@ -74,7 +74,8 @@ pub fn region_code(wt: bool, tc: bool, et: bool) -> u8 {
 }
 
 /// Segments the whole volume of `case`; returns sub-region codes in the case's voxel order.
-/// `on_slices(done, total)` reports progress.
+/// `on_slices(done, total)` reports progress. Runs a copy of `model` with its batch norms
+/// folded into their convolutions ([`Raagr2Net::folded`]), as every inference here does.
 pub fn predict_regions(
     model: &Raagr2Net,
     head: Head,
@@ -98,6 +99,7 @@ pub fn predict_regions_until(
     mut on_slices: impl FnMut(usize, usize),
     stop: impl Fn() -> bool,
 ) -> Option<Vec<u8>> {
+    let model = &model.folded();
     let dims = case.dims;
     let window = brain_window(case);
     let area = window.w * window.h;
@@ -160,7 +162,7 @@ pub fn predict_slice(
     device: &Device,
 ) -> Vec<u8> {
     let inputs = slice_batch(case, &[z], window, device);
-    codes_from_probabilities(model.forward(inputs), head, threshold)
+    codes_from_probabilities(model.folded().forward(inputs), head, threshold)
 }
 
 /// The in-plane window whole-volume segmentation runs on: the brain's bounding box over all

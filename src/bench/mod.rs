@@ -32,6 +32,9 @@ pub struct BenchOptions {
     pub forward_batches: Vec<usize>,
     /// Batch size of the training step; 0 skips it.
     pub train_batch: usize,
+    /// Time the forward as inference runs it, each batch norm folded into its convolution
+    /// (false: the norms as separate layers, as training runs them, to see what folding gives).
+    pub fold_norms: bool,
     pub backends: Vec<DeviceChoice>,
     /// PyTorch devices to time the same network on in the same run (empty: none).
     pub pytorch: Vec<PytorchDevice>,
@@ -178,6 +181,11 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
         for &batch in &options.forward_batches {
             progress(&format!("{label}: forward batch {batch} x{}", options.runs));
             let model = options.config.init(&device);
+            let model = if options.fold_norms {
+                model.folded()
+            } else {
+                model
+            };
             let (timing, peak) = with_peak_memory(kind, || {
                 let [timing] = compare_forward(
                     &[&model],
@@ -283,7 +291,8 @@ fn summary_line(row: &BackendResult) -> String {
 /// Eval-forward latency of several models on one `batch x 4 x height x width` input, measured
 /// in one run with the models interleaved (so machine load affects them alike): a first call
 /// each, timed apart, then `runs` timed rounds. Reading the output back to the host makes each
-/// timing include the device's work.
+/// timing include the device's work. Pass models as inference runs them
+/// ([`Raagr2Net::folded`]).
 pub fn compare_forward<const N: usize>(
     models: &[&Raagr2Net; N],
     [batch, height, width]: [usize; 3],

@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// CPU threads for PyTorch (default: all cores, as burn's CPU backends use).
     #[arg(long)]
     pub pytorch_threads: Option<usize>,
+    /// Time the forward with each batch norm as a layer of its own (as training runs it)
+    /// instead of folded into its convolution (as inference runs it): what folding gives.
+    #[arg(long)]
+    pub unfolded_norms: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -90,6 +94,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         runs: args.runs,
         forward_batches: args.forward_batches,
         train_batch: args.train_batch,
+        fold_norms: !args.unfolded_norms,
         backends,
         pytorch,
         pytorch_threads: args.pytorch_threads,

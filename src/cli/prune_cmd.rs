@@ -216,7 +216,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         args.measure.runs
     );
     let [latency_before, latency_after] = compare_forward(
-        &[&dense_model, &pruned_model],
+        &[&dense_model.folded(), &pruned_model.folded()],
         [args.measure.batch, args.measure.size, args.measure.size],
         args.measure.runs,
         &device,

@@ -114,7 +114,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         let model = pruned.build(&device)?;
         let summary = summarize(&pruned.config, &model, args.measure.size, args.measure.size)?;
         let [dense_time, time] = compare_forward(
-            &[&dense_model, &model],
+            &[&dense_model.folded(), &model.folded()],
             [args.measure.batch, args.measure.size, args.measure.size],
             args.measure.runs.max(1),
             &device,

@@ -1,7 +1,6 @@
 //! ReASPP3 encoder modules: the base (DLU-Net) module and the weight-shared depthwise variants.
 
 use burn::module::Module;
-use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -9,7 +8,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 use super::config::{BRANCH_DILATIONS, EncoderPlan, Variant};
-use super::layers::{ConvBn, LayerSite, LayerVisitor, VisitLayers, conv, key, norm};
+use super::layers::{ConvBn, LayerSite, LayerVisitor, Norm, VisitLayers, conv, key, norm};
 
 /// Branches 1-2 of the base ReASPP3: grouped 3x3 (groups = in) -> 1x1 -> BN -> ReLU = y1; then
 /// 1x1 -> BN -> ReLU = y2; output y1 + y2. PyTorch: `conv{i}_1.{0,1,2}`, `conv{i}_2.{0,1}`.
@@ -17,7 +16,7 @@ use super::layers::{ConvBn, LayerSite, LayerVisitor, VisitLayers, conv, key, nor
 pub struct GroupedBranch {
     pub grouped: Conv2d,
     pub pointwise: Conv2d,
-    pub bn: BatchNorm,
+    pub bn: Norm,
     pub post: ConvBn,
 }
 
@@ -46,7 +45,7 @@ impl GroupedBranch {
         let first = format!("{prefix}_1");
         v.conv(&key(&first, "0"), &mut self.grouped, site);
         v.conv(&key(&first, "1"), &mut self.pointwise, site);
-        v.norm(&key(&first, "2"), &mut self.bn, site);
+        v.foldable_norm(&key(&first, "2"), &mut self.bn, site);
         self.post.visit_layers(&format!("{prefix}_2"), site, v);
     }
 }

@@ -31,6 +31,12 @@ impl LayerSite {
 pub trait LayerVisitor {
     fn conv(&mut self, name: &str, conv: &mut Conv2d, site: LayerSite);
     fn norm(&mut self, name: &str, norm: &mut BatchNorm, site: LayerSite);
+
+    /// The batch norm with its folding state (models call this one); visitors that only read or
+    /// write its tensors keep this default, which hands them the batch norm.
+    fn foldable_norm(&mut self, name: &str, norm: &mut Norm, site: LayerSite) {
+        self.norm(name, &mut norm.bn, site);
+    }
 }
 
 /// Modules whose layers can be walked by name.
@@ -66,18 +72,35 @@ pub fn conv(
 }
 
 /// PyTorch's BatchNorm2d defaults (eps 1e-5, momentum 0.1).
-pub fn norm(channels: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(channels)
-        .with_epsilon(1e-5)
-        .with_momentum(0.1)
-        .init(device)
+pub fn norm(channels: usize, device: &Device) -> Norm {
+    Norm {
+        bn: BatchNormConfig::new(channels)
+            .with_epsilon(1e-5)
+            .with_momentum(0.1)
+            .init(device),
+        folded: false,
+    }
+}
+
+/// A batch norm that inference can fold into the convolution feeding it (see
+/// [`super::fold`]); once folded, that convolution computes it and this is the identity.
+#[derive(Module, Debug)]
+pub struct Norm {
+    pub bn: BatchNorm,
+    pub folded: bool,
+}
+
+impl Norm {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if self.folded { x } else { self.bn.forward(x) }
+    }
 }
 
 /// conv -> BN -> ReLU, stored as PyTorch's `nn.Sequential(conv, bn, relu)` (keys `.0`, `.1`).
 #[derive(Module, Debug)]
 pub struct ConvBn {
     pub conv: Conv2d,
-    pub bn: BatchNorm,
+    pub bn: Norm,
 }
 
 impl ConvBn {
@@ -108,6 +131,6 @@ impl ConvBn {
 impl VisitLayers for ConvBn {
     fn visit_layers(&mut self, prefix: &str, site: LayerSite, visitor: &mut dyn LayerVisitor) {
         visitor.conv(&key(prefix, "0"), &mut self.conv, site);
-        visitor.norm(&key(prefix, "1"), &mut self.bn, site);
+        visitor.foldable_norm(&key(prefix, "1"), &mut self.bn, site);
     }
 }

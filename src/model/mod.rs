@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod decoder;
 pub mod encoder;
+pub mod fold;
 pub mod layers;
 pub mod masking;
 pub mod net;

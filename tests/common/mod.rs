@@ -25,21 +25,7 @@ pub fn read_tensor(path: &PathBuf, name: &str) -> (Vec<usize>, Vec<f32>) {
     (view.shape().to_vec(), values)
 }
 
-/// The largest |a - b|; NaN when either side has a NaN anywhere (so a tolerance check fails,
-/// where `f32::max` would quietly skip it).
-pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, |m, d| {
-            if m.is_nan() || d.is_nan() {
-                f32::NAN
-            } else {
-                m.max(d)
-            }
-        })
-}
+pub use raagr2_lab::analysis::max_abs_diff;
 
 #[test]
 fn a_nan_fails_the_parity_comparison() {
