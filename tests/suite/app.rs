@@ -381,6 +381,16 @@ fn a_gpu_fine_tune_names_the_adapter_and_times_each_epoch() {
     );
     assert!(notice.contains("s per epoch"), "{notice}");
     assert_eq!(harness.state().fine_tune.history.len(), 2);
+    // BCE + (1 - Dice) of a trained model stays near 1: a device whose arithmetic is wrong
+    // (lavapipe's large reductions gave 1e15) must not pass as a working fine-tune.
+    for point in &harness.state().fine_tune.history {
+        assert!(
+            point.train_loss.is_finite() && point.train_loss < 10.0,
+            "epoch {} train loss {}",
+            point.epoch,
+            point.train_loss
+        );
+    }
     assert!(
         harness
             .state()
