@@ -7,14 +7,16 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-/// One curve: a name for the legend, its points, and whether it is drawn dashed (e.g. "before
-/// fine-tuning").
+/// One curve: a name for the legend, its points, whether it is drawn dashed (e.g. "before
+/// fine-tuning"), and optionally a spread per point drawn as a whisker of +- that much.
 #[derive(Debug, Clone)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
     pub colour_index: usize,
     pub dashed: bool,
+    /// One value per point (e.g. the sd over cases); `None` draws no whiskers.
+    pub spread: Option<Vec<f64>>,
 }
 
 /// One panel: a title and its curves over shared axis labels.
@@ -139,6 +141,12 @@ fn draw_panel(
         chart
             .draw_series(points.iter().map(|p| Circle::new(*p, 3, colour.filled())))
             .map_err(draw_error)?;
+        if let Some(spread) = &series.spread {
+            let whiskers = points.iter().zip(spread).map(|(&(x, y), &s)| {
+                PathElement::new(vec![(x, (y - s).max(0.0)), (x, (y + s).min(1.02))], colour)
+            });
+            chart.draw_series(whiskers).map_err(draw_error)?;
+        }
     }
     Ok(())
 }
@@ -287,6 +295,7 @@ mod tests {
                 points: vec![(0.0, 1.0), (0.5, 0.5), (0.9, 0.1)],
                 colour_index: 1,
                 dashed: false,
+                spread: None,
             }],
         };
         let pixels = render_panels(&[panel], "sparsity", "Dice", (0.0, 1.0)).unwrap();

@@ -13,7 +13,7 @@ use super::train_cmd::{TrainProgress, install_ctrl_c};
 use crate::backend;
 use crate::data::dataset::{PreparedCase, epoch_batches};
 use crate::inference::{InferenceOptions, evaluate_cases};
-use crate::metrics::{RegionScores, mean_metrics};
+use crate::metrics::{RegionScores, RegionStats};
 use crate::model::Checkpoint;
 use crate::prune::{PruneMethod, ScheduleHooks, SnipBatch, StepRecord, UnstructuredMethod};
 use crate::train::fine_tune::{FineTuneData, FineTuneSettings, fine_tune};
@@ -161,12 +161,14 @@ pub struct DiceEvaluator {
 }
 
 impl DiceEvaluator {
-    pub fn dice(&self, checkpoint: &Checkpoint) -> Result<RegionScores> {
+    /// Mean Dice per region over the cases, with their spread.
+    pub fn dice(&self, checkpoint: &Checkpoint) -> Result<RegionStats> {
         let device = backend::cpu_device();
         let model = checkpoint.build(&device)?;
         let head = checkpoint.config.head;
         let scored = evaluate_cases(&model, head, &self.cases, self.options, &device, |_| {})?;
-        Ok(mean_metrics(&scored).dice.regions3())
+        let per_case: Vec<RegionScores> = scored.iter().map(|c| c.dice.regions3()).collect();
+        Ok(RegionStats::over(&per_case))
     }
 }
 
@@ -180,7 +182,7 @@ pub struct CliHooks<'a> {
 }
 
 impl ScheduleHooks for CliHooks<'_> {
-    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores> {
+    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionStats> {
         self.evaluator.dice(checkpoint)
     }
 

@@ -179,7 +179,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
             ..InferenceOptions::default()
         },
     };
-    let dice_before = evaluator.dice(&dense)?;
+    let dice_before = evaluator.dice(&dense)?.mean;
     let tuning = args.measure.fine_tune.fine_tune_epochs > 0;
     let mut hooks = CliHooks {
         evaluator: &evaluator,

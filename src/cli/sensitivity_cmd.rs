@@ -92,7 +92,7 @@ pub fn sensitivity(args: SensitivityArgs) -> Result<()> {
         &ratios,
         |pruned| {
             let dice = evaluator.dice(pruned)?;
-            Ok(dice.as_array())
+            Ok(dice.mean.as_array())
         },
         |cell| {
             let [wt, tc, et] = cell.dice;

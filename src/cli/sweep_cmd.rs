@@ -130,6 +130,8 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
             dense_latency_ms: Some(dense_time.median_secs * 1e3),
             dice: last.dice_pruned,
             dice_fine_tuned: last.dice_fine_tuned,
+            dice_sd: last.dice_pruned_sd,
+            dice_fine_tuned_sd: last.dice_fine_tuned_sd,
         });
         anyhow::Ok(())
     })?;

@@ -219,6 +219,29 @@ pub fn evaluate_case(
     }
 }
 
+/// Mean per region over cases, with the cases' sample standard deviation (none for one case):
+/// how far apart cases lie, which says whether two means differ by more than case-to-case noise.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct RegionStats {
+    pub mean: RegionScores,
+    pub sd: Option<RegionScores>,
+}
+
+impl RegionStats {
+    pub fn over(per_case: &[RegionScores]) -> RegionStats {
+        let n = per_case.len() as f64;
+        let of = |r: usize| per_case.iter().map(move |s| s.as_array()[r]);
+        let mean = RegionScores::from_array(std::array::from_fn(|r| of(r).sum::<f64>() / n));
+        let sd = (per_case.len() > 1).then(|| {
+            RegionScores::from_array(std::array::from_fn(|r| {
+                let m = mean.as_array()[r];
+                (of(r).map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+            }))
+        });
+        RegionStats { mean, sd }
+    }
+}
+
 /// Mean of each metric over cases (every case counts equally), with id "mean".
 pub fn mean_metrics(cases: &[CaseMetrics]) -> CaseMetrics {
     let n = cases.len() as f64;
@@ -234,6 +257,21 @@ pub fn mean_metrics(cases: &[CaseMetrics]) -> CaseMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_stats_give_the_mean_and_the_sample_sd() {
+        let cases = [
+            RegionScores::from_array([0.5, 1.0, 0.0]),
+            RegionScores::from_array([0.7, 1.0, 1.0]),
+        ];
+        let stats = RegionStats::over(&cases);
+        assert!((stats.mean.wt - 0.6).abs() < 1e-12 && stats.mean.et == 0.5);
+        let sd = stats.sd.expect("two cases have a spread");
+        assert!((sd.wt - 0.2f64.hypot(0.0) / 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(sd.tc, 0.0);
+        assert!((sd.et - 0.5f64.sqrt()).abs() < 1e-12);
+        assert_eq!(RegionStats::over(&cases[..1]).sd, None);
+    }
 
     #[test]
     fn dice_and_iou_on_a_known_overlap() {

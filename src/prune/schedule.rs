@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::unstructured::maskable_modules;
 use super::{ChannelGraph, PruneMethod, Ratios, SnipBatch, prune_checkpoint_in};
-use crate::metrics::RegionScores;
+use crate::metrics::{RegionScores, RegionStats};
 use crate::model::Checkpoint;
 
 /// How the final ratio is reached.
@@ -37,7 +37,7 @@ impl Schedule {
 /// What the schedule asks of its caller.
 pub trait ScheduleHooks {
     /// Mean Dice per region of a model on the evaluation cases.
-    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores>;
+    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionStats>;
     /// Fine-tunes after step `step` (1-based); `None` when fine-tuning is off.
     fn fine_tune(&mut self, checkpoint: &Checkpoint, step: usize) -> Result<Option<Checkpoint>>;
     /// Called after every step with its record (progress display).
@@ -56,6 +56,10 @@ pub struct StepRecord {
     pub nonzero_params: usize,
     pub dice_pruned: RegionScores,
     pub dice_fine_tuned: Option<RegionScores>,
+    /// Spread of `dice_pruned` over the evaluation cases (sample sd; none for one case).
+    pub dice_pruned_sd: Option<RegionScores>,
+    /// Spread of `dice_fine_tuned` likewise.
+    pub dice_fine_tuned_sd: Option<RegionScores>,
 }
 
 /// Prunes `dense` to `ratios` by `method` following `schedule`; returns the final model (the
@@ -76,13 +80,16 @@ pub fn run_schedule(
     };
     if steps == 0 {
         let (params, nonzero_params) = parameter_counts(&current);
+        let dense_dice = hooks.evaluate(&current)?;
         let record = StepRecord {
             step: 0,
             label: "nothing to prune (ratio 0): the dense model".into(),
             params,
             nonzero_params,
-            dice_pruned: hooks.evaluate(&current)?,
+            dice_pruned: dense_dice.mean,
             dice_fine_tuned: None,
+            dice_pruned_sd: dense_dice.sd,
+            dice_fine_tuned_sd: None,
         };
         hooks.on_step(&record, 1);
         return Ok((current, vec![record]));
@@ -111,8 +118,10 @@ pub fn run_schedule(
             label: request.label,
             params,
             nonzero_params,
-            dice_pruned,
-            dice_fine_tuned,
+            dice_pruned: dice_pruned.mean,
+            dice_fine_tuned: dice_fine_tuned.map(|d| d.mean),
+            dice_pruned_sd: dice_pruned.sd,
+            dice_fine_tuned_sd: dice_fine_tuned.and_then(|d| d.sd),
         };
         hooks.on_step(&record, steps);
         records.push(record);
@@ -272,9 +281,9 @@ mod tests {
     struct Counting(usize);
 
     impl ScheduleHooks for Counting {
-        fn evaluate(&mut self, _: &Checkpoint) -> Result<RegionScores> {
+        fn evaluate(&mut self, _: &Checkpoint) -> Result<RegionStats> {
             self.0 += 1;
-            Ok(RegionScores::default())
+            Ok(RegionStats::default())
         }
         fn fine_tune(&mut self, _: &Checkpoint, _: usize) -> Result<Option<Checkpoint>> {
             Ok(None)

@@ -46,6 +46,10 @@ pub struct SweepPoint {
     pub dice: RegionScores,
     /// After fine-tuning, when the sweep fine-tunes.
     pub dice_fine_tuned: Option<RegionScores>,
+    /// Sample sd of `dice` over the evaluation cases (none for one case, or where not measured).
+    pub dice_sd: Option<RegionScores>,
+    /// Sample sd of `dice_fine_tuned` likewise.
+    pub dice_fine_tuned_sd: Option<RegionScores>,
 }
 
 impl SweepPoint {
@@ -62,14 +66,22 @@ impl SweepPoint {
             dense_latency_ms: None,
             dice,
             dice_fine_tuned: None,
+            dice_sd: None,
+            dice_fine_tuned_sd: None,
         }
     }
 }
 
-/// The CSV's columns.
+/// The CSV's columns: Dice means, then their sample sd over the evaluation cases.
 pub const CSV_HEADER: &str = "method,ratio,params,nonzero_params,sparsity,macs,latency_ms,\
                               dense_latency_ms,speedup,dice_wt,dice_tc,dice_et,ft_dice_wt,\
-                              ft_dice_tc,ft_dice_et";
+                              ft_dice_tc,ft_dice_et,dice_wt_sd,dice_tc_sd,dice_et_sd,\
+                              ft_dice_wt_sd,ft_dice_tc_sd,ft_dice_et_sd";
+
+/// The columns of CSVs written before the spread was recorded (still read back).
+const CSV_HEADER_WITHOUT_SPREAD: &str = "method,ratio,params,nonzero_params,sparsity,macs,\
+                                         latency_ms,dense_latency_ms,speedup,dice_wt,dice_tc,\
+                                         dice_et,ft_dice_wt,ft_dice_tc,ft_dice_et";
 
 /// One CSV row's cells (empty where a figure was not measured).
 pub fn row(p: &SweepPoint) -> Vec<String> {
@@ -92,7 +104,12 @@ pub fn row(p: &SweepPoint) -> Vec<String> {
         ms(p.dense_latency_ms),
         speedup,
     ];
-    for scores in [Some(p.dice), p.dice_fine_tuned] {
+    for scores in [
+        Some(p.dice),
+        p.dice_fine_tuned,
+        p.dice_sd,
+        p.dice_fine_tuned_sd,
+    ] {
         for v in scores.map_or([None; 3], |s| s.as_array().map(Some)) {
             cells.push(v.map(|v| format!("{v:.4}")).unwrap_or_default());
         }
@@ -112,16 +129,16 @@ pub fn to_csv(points: &[SweepPoint]) -> String {
 /// Sweep points back from [`to_csv`]'s text; errors name the row.
 pub fn parse_csv(text: &str) -> Result<Vec<SweepPoint>, String> {
     let mut lines = text.lines();
-    let header: Vec<&str> = CSV_HEADER.split(',').collect();
-    if lines.next().map(|h| h.split(',').collect::<Vec<_>>()) != Some(header.clone()) {
-        return Err(format!(
-            "not a sweep CSV (expected the header {CSV_HEADER})"
-        ));
-    }
+    let header = lines.next().unwrap_or_default().trim();
+    let columns = [CSV_HEADER, CSV_HEADER_WITHOUT_SPREAD]
+        .into_iter()
+        .find(|known| *known == header)
+        .map(|known| known.split(',').count())
+        .ok_or_else(|| format!("not a sweep CSV (expected the header {CSV_HEADER})"))?;
     lines
         .filter(|l| !l.trim().is_empty())
         .enumerate()
-        .map(|(i, line)| parse_row(i + 2, line, header.len()))
+        .map(|(i, line)| parse_row(i + 2, line, columns))
         .collect()
 }
 
@@ -163,6 +180,8 @@ fn parse_row(row: usize, line: &str, columns: usize) -> Result<SweepPoint, Strin
         dense_latency_ms: optional(7)?,
         dice: regions(9)?.ok_or_else(|| format!("row {row}: no Dice"))?,
         dice_fine_tuned: regions(12)?,
+        dice_sd: if columns > 15 { regions(15)? } else { None },
+        dice_fine_tuned_sd: if columns > 15 { regions(18)? } else { None },
     })
 }
 
@@ -196,6 +215,20 @@ pub fn write_sweep_plot(
                         })
                         .collect()
                 };
+                // Whiskers of one sd over cases, where every point of the curve has one.
+                let spread = |fine_tuned: bool| -> Option<Vec<f64>> {
+                    of_method
+                        .iter()
+                        .map(|p| {
+                            let sd = if fine_tuned {
+                                p.dice_fine_tuned_sd
+                            } else {
+                                p.dice_sd
+                            };
+                            sd.map(|s| s.as_array()[r])
+                        })
+                        .collect()
+                };
                 let name = if tuned {
                     format!("{} (pruned)", method.key())
                 } else {
@@ -206,6 +239,7 @@ pub fn write_sweep_plot(
                     points: curve(false),
                     colour_index: i,
                     dashed: tuned,
+                    spread: spread(false),
                 });
                 if tuned {
                     series.push(Series {
@@ -213,6 +247,7 @@ pub fn write_sweep_plot(
                         points: curve(true),
                         colour_index: i,
                         dashed: false,
+                        spread: spread(true),
                     });
                 }
             }
@@ -262,10 +297,18 @@ mod tests {
                 tc: 0.85,
                 et: 0.75,
             }),
+            dice_sd: Some(RegionScores::from_array([0.01, 0.02, 0.03])),
+            dice_fine_tuned_sd: Some(RegionScores::from_array([0.04, 0.05, 0.06])),
             ..app.clone()
         };
         let back = parse_csv(&to_csv(&[app.clone(), cli.clone()])).unwrap();
-        assert_eq!(back, vec![app, cli]);
+        assert_eq!(back, vec![app.clone(), cli]);
+        // A CSV from before the spread columns still reads, its spread unknown.
+        let old = format!(
+            "{CSV_HEADER_WITHOUT_SPREAD}\n{}\n",
+            row(&app)[..15].join(",")
+        );
+        assert_eq!(parse_csv(&old).unwrap(), vec![app]);
         assert!(
             parse_csv("method,ratio\n")
                 .unwrap_err()

@@ -11,7 +11,7 @@ use anyhow::Result;
 use raagr2_lab::backend::cpu_device;
 use raagr2_lab::data::dataset::{SliceDataset, SliceSelection, synthetic_case_with};
 use raagr2_lab::data::synth::{SynthKind, SynthOptions};
-use raagr2_lab::metrics::RegionScores;
+use raagr2_lab::metrics::{RegionScores, RegionStats};
 use raagr2_lab::model::{Checkpoint, Head, ModelConfig, Variant, load_checkpoint, save_checkpoint};
 use raagr2_lab::prune::unstructured::maskable_keys;
 use raagr2_lab::prune::{
@@ -252,10 +252,10 @@ struct CountingHooks {
 }
 
 impl ScheduleHooks for CountingHooks {
-    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores> {
+    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionStats> {
         self.evaluations += 1;
         let kept = 1.0 - checkpoint.mask_sparsity();
-        Ok(RegionScores::from_array([kept; 3]))
+        Ok(RegionStats::over(&[RegionScores::from_array([kept; 3])]))
     }
 
     fn fine_tune(&mut self, checkpoint: &Checkpoint, _step: usize) -> Result<Option<Checkpoint>> {
