@@ -4,6 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::metrics::{RegionScores, RegionStats};
 use crate::model::Checkpoint;
 use crate::prune::{PruneMethod, Ratios, prune_checkpoint};
 
@@ -13,7 +14,10 @@ pub struct SensitivityCell {
     /// Index into the model's channel groups.
     pub group: usize,
     pub ratio: f64,
+    /// Mean over the cases scored.
     pub dice: [f64; 3],
+    /// Sample sd over those cases (none for one case).
+    pub dice_sd: Option<[f64; 3]>,
 }
 
 /// Prunes each of `groups` alone at each of `ratios` (row by row, ratios in order) and scores
@@ -25,7 +29,7 @@ pub fn sensitivity_grid(
     group_count: usize,
     groups: &[usize],
     ratios: &[f64],
-    mut score: impl FnMut(&Checkpoint) -> Result<[f64; 3]>,
+    mut score: impl FnMut(&Checkpoint) -> Result<RegionStats>,
     mut on_cell: impl FnMut(&SensitivityCell) -> bool,
 ) -> Result<Vec<SensitivityCell>> {
     let mut cells = Vec::with_capacity(groups.len() * ratios.len());
@@ -34,10 +38,12 @@ pub fn sensitivity_grid(
             let mut per_group = vec![0.0; group_count];
             per_group[group] = ratio;
             let pruned = prune_checkpoint(dense, method, &Ratios::PerGroup(per_group), None)?;
+            let stats = score(&pruned)?;
             let cell = SensitivityCell {
                 group,
                 ratio,
-                dice: score(&pruned)?,
+                dice: stats.mean.as_array(),
+                dice_sd: stats.sd.map(RegionScores::as_array),
             };
             let go_on = on_cell(&cell);
             cells.push(cell);
@@ -101,7 +107,9 @@ mod tests {
                     .filter(|&g| widths.groups[g].1 != graph.groups[g].1)
                     .collect::<Vec<_>>();
                 seen.push((changed, widths.groups[2].1));
-                Ok([1.0, 0.5, 0.0])
+                Ok(RegionStats::over(&[RegionScores::from_array([
+                    1.0, 0.5, 0.0,
+                ])]))
             },
             |_| true,
         )

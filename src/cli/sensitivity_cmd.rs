@@ -43,8 +43,9 @@ pub struct SensitivityArgs {
 struct SensitivityRow {
     group: String,
     ratio: f64,
-    /// Dice WT, TC, ET with only this group pruned.
+    /// Dice WT, TC, ET with only this group pruned: mean over the cases and sample sd.
     dice: [f64; 3],
+    dice_sd: Option<[f64; 3]>,
 }
 
 pub fn sensitivity(args: SensitivityArgs) -> Result<()> {
@@ -90,10 +91,7 @@ pub fn sensitivity(args: SensitivityArgs) -> Result<()> {
         names.len(),
         &chosen,
         &ratios,
-        |pruned| {
-            let dice = evaluator.dice(pruned)?;
-            Ok(dice.mean.as_array())
-        },
+        |pruned| evaluator.dice(pruned),
         |cell| {
             let [wt, tc, et] = cell.dice;
             eprintln!(
@@ -109,6 +107,7 @@ pub fn sensitivity(args: SensitivityArgs) -> Result<()> {
             group: names[c.group].clone(),
             ratio: c.ratio,
             dice: c.dice,
+            dice_sd: c.dice_sd,
         })
         .collect();
     write_outputs(
@@ -136,11 +135,22 @@ fn write_outputs(
     ratios: &[f64],
     model_name: &str,
 ) -> Result<()> {
-    let mut text = String::from("group,ratio,dice_wt,dice_tc,dice_et\n");
+    let mut text =
+        String::from("group,ratio,dice_wt,dice_tc,dice_et,dice_wt_sd,dice_tc_sd,dice_et_sd\n");
     for r in rows {
+        let sd = r
+            .dice_sd
+            .map_or([String::new(), String::new(), String::new()], |s| {
+                s.map(|v| format!("{v:.4}"))
+            });
         text += &format!(
-            "{},{},{:.4},{:.4},{:.4}\n",
-            r.group, r.ratio, r.dice[0], r.dice[1], r.dice[2]
+            "{},{},{:.4},{:.4},{:.4},{}\n",
+            r.group,
+            r.ratio,
+            r.dice[0],
+            r.dice[1],
+            r.dice[2],
+            sd.join(",")
         );
     }
     crate::atomic::write_bytes(&args.output, text.as_bytes())

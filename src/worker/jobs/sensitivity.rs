@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::case_dice;
 use crate::analysis::sensitivity::sensitivity_grid;
 use crate::data::dataset::PreparedCase;
+use crate::metrics::{RegionScores, RegionStats};
 use crate::model::Checkpoint;
 use crate::prune::{ChannelGraph, PruneMethod};
 use crate::worker::Response;
@@ -34,7 +35,10 @@ pub(in crate::worker) fn sensitivity(
         groups.len(),
         &groups,
         ratios,
-        |pruned| case_dice(pruned, case),
+        |pruned| {
+            let dice = RegionScores::from_array(case_dice(pruned, case)?);
+            Ok(RegionStats::over(&[dice]))
+        },
         |cell| {
             done += 1;
             let label = format!(
