@@ -17,6 +17,7 @@ impl Raagr2Net {
     /// This model with every batch norm folded into the convolution before it: the same
     /// outputs in inference, fewer passes over memory. For inference only: a folded model
     /// neither trains (batch statistics are gone) nor exports its weights as PyTorch's.
+    /// Folding a folded model changes nothing (its norms are skipped).
     pub fn folded(&self) -> Raagr2Net {
         let mut model = self.clone();
         // In every block of this network the layer visited just before a batch norm is the
@@ -33,10 +34,12 @@ impl Raagr2Net {
     }
 }
 
-/// What the walk meets, in order: a convolution, or a batch norm's folding factors.
+/// What the walk meets, in order: a convolution, a batch norm's folding factors, or a batch
+/// norm already folded (nothing left to fold into the convolution before it).
 enum Visited {
     Conv,
     Norm(Box<Affine>),
+    Folded,
 }
 
 /// A batch norm in eval mode as `x -> scale * x + shift` per channel.
@@ -58,6 +61,14 @@ impl LayerVisitor for VisitOrder {
         let shift = norm.beta.val() - norm.running_mean.value() * scale.clone();
         self.0
             .push(Visited::Norm(Box::new(Affine { scale, shift })));
+    }
+
+    fn foldable_norm(&mut self, name: &str, norm: &mut Norm, site: LayerSite) {
+        if norm.folded {
+            self.0.push(Visited::Folded);
+        } else {
+            self.norm(name, &mut norm.bn, site);
+        }
     }
 }
 
@@ -148,14 +159,18 @@ mod tests {
             let model = checkpoint.build(&device).unwrap();
             let x = Tensor::<4>::random([2, 4, 32, 32], Distribution::Normal(0.0, 1.0), &device);
             let mut folded = model.folded();
-            let [a, b] = [model.forward_logits(x.clone()), folded.forward_logits(x)]
+            let twice = folded.folded();
+            let [a, b, c] = [&model, &folded, &twice]
+                .map(|m| m.forward_logits(x.clone()))
                 .map(|t| t.into_data().try_to_vec_as::<f32>().unwrap());
-            let diff = crate::analysis::max_abs_diff(&a, &b);
             let scale = a.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-            assert!(
-                diff <= 1e-5 * scale,
-                "{variant:?}: differs by {diff} (scale {scale})"
-            );
+            for (what, out) in [("folded", &b), ("folded twice", &c)] {
+                let diff = crate::analysis::max_abs_diff(&a, out);
+                assert!(
+                    diff <= 1e-5 * scale,
+                    "{variant:?} {what}: differs by {diff}"
+                );
+            }
             let mut unfolded = UnfoldedNorms(0);
             folded.visit_layers("", LayerSite::at(1), &mut unfolded);
             assert_eq!(unfolded.0, 0, "{variant:?}: norms left unfolded");
