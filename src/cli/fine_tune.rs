@@ -39,6 +39,9 @@ pub struct FineTuneArgs {
     /// Caps the fine-tuning batches per epoch.
     #[arg(long)]
     pub fine_tune_batches: Option<usize>,
+    /// Seeds the fine-tuning batch order.
+    #[arg(long, default_value_t = 0)]
+    pub fine_tune_seed: u64,
 }
 
 /// The fine-tuning slices and the settings to train on them, across a schedule's steps.
@@ -110,6 +113,11 @@ impl FineTuner {
         self.args.fine_tune_batches = Some(steps.div_ceil(epochs).max(1));
     }
 
+    /// Seeds the batch order of later fine-tunes (a schedule repeated per seed).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.args.fine_tune_seed = seed;
+    }
+
     /// Adam steps taken by every fine-tune so far (epochs actually finished).
     pub fn steps_trained(&self) -> usize {
         self.steps_trained
@@ -135,6 +143,7 @@ impl FineTuner {
             epochs: self.args.fine_tune_epochs,
             learning_rate: self.args.fine_tune_lr,
             max_batches_per_epoch: self.args.fine_tune_batches,
+            seed: self.args.fine_tune_seed,
         };
         let progress = TrainProgress::new();
         let tuned = fine_tune(

@@ -229,17 +229,25 @@ pub struct RegionStats {
 
 impl RegionStats {
     pub fn over(per_case: &[RegionScores]) -> RegionStats {
-        let n = per_case.len() as f64;
-        let of = |r: usize| per_case.iter().map(move |s| s.as_array()[r]);
-        let mean = RegionScores::from_array(std::array::from_fn(|r| of(r).sum::<f64>() / n));
-        let sd = (per_case.len() > 1).then(|| {
-            RegionScores::from_array(std::array::from_fn(|r| {
-                let m = mean.as_array()[r];
-                (of(r).map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-            }))
+        let stats: [(f64, Option<f64>); 3] = std::array::from_fn(|r| {
+            let values: Vec<f64> = per_case.iter().map(|s| s.as_array()[r]).collect();
+            mean_and_sd(&values)
         });
-        RegionStats { mean, sd }
+        RegionStats {
+            mean: RegionScores::from_array(stats.map(|(mean, _)| mean)),
+            sd: (per_case.len() > 1)
+                .then(|| RegionScores::from_array(stats.map(|(_, sd)| sd.unwrap_or(0.0)))),
+        }
     }
+}
+
+/// The mean of `values` and their sample standard deviation (none for fewer than two).
+pub fn mean_and_sd(values: &[f64]) -> (f64, Option<f64>) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = (values.len() > 1)
+        .then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    (mean, sd)
 }
 
 /// Mean of each metric over cases (every case counts equally), with id "mean".

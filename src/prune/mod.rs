@@ -14,7 +14,9 @@ use crate::model::{Checkpoint, ModelConfig, ModelError, WeightMap};
 
 pub use graph::ChannelGraph;
 pub use importance::{StructuredMethod, channel_importance, keep_top};
-pub use schedule::{Schedule, ScheduleHooks, StepRecord, run_schedule, step_count};
+pub use schedule::{
+    Schedule, ScheduleHooks, StepRecord, parameter_counts, run_schedule, step_count,
+};
 pub use structured::remove_channels;
 pub use unstructured::UnstructuredMethod;
 

@@ -79,6 +79,8 @@ pub struct FineTuneSettings {
     pub learning_rate: f64,
     /// Caps the batches of each epoch (`None`: whole epochs).
     pub max_batches_per_epoch: Option<usize>,
+    /// Seeds the batch order (repeating a fine-tune with other seeds measures its spread).
+    pub seed: u64,
 }
 
 /// What a fine-tune produced.
@@ -104,6 +106,7 @@ pub fn fine_tune(
         epochs: settings.epochs,
         learning_rate: settings.learning_rate,
         max_batches_per_epoch: settings.max_batches_per_epoch,
+        seed: settings.seed,
         masks: start.masks.clone(),
         ..TrainOptions::default()
     };

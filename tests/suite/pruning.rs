@@ -461,11 +461,20 @@ fn compare_schedules_reaches_the_same_widths_three_ways_and_reports_cka() {
         "2",
         "--fine-tune-crop",
         "64",
+        "--seeds",
+        "3,4",
         "-o",
         output.to_str().unwrap(),
         "--json",
     ]);
     let summary = results;
+    let references: Vec<&str> = summary["references"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(references, ["dense", "one-shot, not fine-tuned"]);
     let results = summary["schedules"].as_array().unwrap();
     let names: Vec<&str> = results
         .iter()
@@ -519,8 +528,31 @@ fn compare_schedules_reaches_the_same_widths_three_ways_and_reports_cka() {
             "levels resemble the dense ones: {cka:?}"
         );
     }
-    for name in ["one-shot", "iterative", "layer-wise"] {
-        let path = output.with_extension(format!("{name}.safetensors"));
-        raagr2_lab::model::load_checkpoint(&path).expect("each schedule's model is saved");
+    // Every schedule runs once per seed; the seeds fine-tune in another batch order, so their
+    // models differ (a seed that did not reach the fine-tuning would leave them equal).
+    for r in results {
+        let runs = r["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2, "one run per seed");
+        assert!(r["dice_seed_sd"].is_object(), "a spread over two seeds");
+        let weights: Vec<_> = runs
+            .iter()
+            .map(|run| {
+                raagr2_lab::model::load_checkpoint(std::path::Path::new(
+                    run["checkpoint"].as_str().unwrap(),
+                ))
+                .expect("each schedule's model is saved")
+                .weights
+            })
+            .collect();
+        assert_ne!(
+            weights[0], weights[1],
+            "{}: seeds 3 and 4 fine-tune alike",
+            r["schedule"]
+        );
     }
+    assert!(
+        output
+            .with_extension("layer-wise.seed4.safetensors")
+            .exists()
+    );
 }

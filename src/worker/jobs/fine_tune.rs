@@ -34,6 +34,7 @@ pub(in crate::worker) fn fine_tune(
         epochs: request.epochs,
         learning_rate: request.learning_rate,
         max_batches_per_epoch: Some(request.batches_per_epoch),
+        seed: 0,
     };
     let epochs = request.epochs;
     let mut last_epoch_secs: Option<f64> = None;
