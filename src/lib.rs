@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod backend;
 pub mod baseline;
 pub mod bench;
+pub mod classify;
 pub mod cli;
 pub mod data;
 pub mod defaults;
