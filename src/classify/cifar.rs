@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::images::ImageSet;
 use crate::data::DataError;
 use crate::data::synth::SplitMix64;
 
@@ -22,35 +23,45 @@ pub const TEST_FILE: &str = "test.bin";
 pub const FINE_NAMES_FILE: &str = "fine_label_names.txt";
 pub const COARSE_NAMES_FILE: &str = "coarse_label_names.txt";
 
-/// The images of one split and their labels, in file order.
+/// The images of one split, in file order: labelled with their fine class, and the coarse
+/// class beside.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CifarImages {
-    /// `len() * IMAGE_BYTES` bytes: each image's red, green and blue planes.
-    pub pixels: Vec<u8>,
-    pub fine: Vec<u8>,
+    pub images: ImageSet,
     pub coarse: Vec<u8>,
 }
 
 impl CifarImages {
+    fn with_capacity(records: usize) -> CifarImages {
+        CifarImages {
+            images: ImageSet {
+                side: SIDE,
+                pixels: Vec::with_capacity(records * IMAGE_BYTES),
+                labels: Vec::with_capacity(records),
+            },
+            coarse: Vec::with_capacity(records),
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.fine.len()
+        self.images.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fine.is_empty()
+        self.images.is_empty()
     }
 
-    /// Image `index` as its three planes.
-    pub fn image(&self, index: usize) -> &[u8] {
-        &self.pixels[index * IMAGE_BYTES..(index + 1) * IMAGE_BYTES]
+    /// The fine labels.
+    pub fn fine(&self) -> &[u8] {
+        &self.images.labels
     }
 
     /// The split as the binary file holds it.
     pub fn to_records(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.len() * RECORD_BYTES);
         for i in 0..self.len() {
-            bytes.extend([self.coarse[i], self.fine[i]]);
-            bytes.extend_from_slice(self.image(i));
+            bytes.extend([self.coarse[i], self.images.labels[i]]);
+            bytes.extend_from_slice(self.images.image(i));
         }
         bytes
     }
@@ -108,12 +119,7 @@ pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<CifarImages, DataError
             bytes.len() / RECORD_BYTES + 1
         )));
     }
-    let records = bytes.len() / RECORD_BYTES;
-    let mut images = CifarImages {
-        pixels: Vec::with_capacity(records * IMAGE_BYTES),
-        fine: Vec::with_capacity(records),
-        coarse: Vec::with_capacity(records),
-    };
+    let mut split = CifarImages::with_capacity(bytes.len() / RECORD_BYTES);
     for (index, record) in bytes.chunks_exact(RECORD_BYTES).enumerate() {
         let (coarse, fine) = (record[0], record[1]);
         if usize::from(coarse) >= COARSE_CLASSES {
@@ -128,11 +134,10 @@ pub fn parse_records(path: &Path, bytes: &[u8]) -> Result<CifarImages, DataError
                 index + 1
             )));
         }
-        images.coarse.push(coarse);
-        images.fine.push(fine);
-        images.pixels.extend_from_slice(&record[2..]);
+        split.coarse.push(coarse);
+        split.images.push(fine, &record[2..]);
     }
-    Ok(images)
+    Ok(split)
 }
 
 /// Reads a label name file: one name per line, exactly `expected` of them.
@@ -202,19 +207,16 @@ pub fn write_stand_in(dir: &Path, spec: StandIn) -> Result<(), DataError> {
 /// One split: `per_class` images of every class, classes interleaved.
 fn stand_in_split(spec: StandIn, per_class: usize, stream: u64) -> CifarImages {
     let mut rng = SplitMix64::stream(spec.seed, stream);
-    let mut images = CifarImages {
-        pixels: Vec::with_capacity(spec.classes * per_class * IMAGE_BYTES),
-        fine: Vec::new(),
-        coarse: Vec::new(),
-    };
+    let mut split = CifarImages::with_capacity(spec.classes * per_class);
     for _ in 0..per_class {
         for class in 0..spec.classes {
-            images.fine.push(class as u8);
-            images.coarse.push((class / FINE_PER_COARSE) as u8);
-            images.pixels.extend(stand_in_image(class, &mut rng));
+            split.coarse.push((class / FINE_PER_COARSE) as u8);
+            split
+                .images
+                .push(class as u8, &stand_in_image(class, &mut rng));
         }
     }
-    images
+    split
 }
 
 /// A grating whose orientation (class mod 10, in steps of 18 degrees) and frequency (class / 10)
@@ -274,12 +276,12 @@ mod tests {
             200 * RECORD_BYTES as u64
         );
         for class in 0..10u8 {
-            let count = data.train.fine.iter().filter(|&&f| f == class).count();
+            let count = data.train.fine().iter().filter(|&&f| f == class).count();
             assert_eq!(count, 20, "class {class}");
         }
         assert!(
             data.train
-                .fine
+                .fine()
                 .iter()
                 .zip(&data.train.coarse)
                 .all(|(f, c)| usize::from(*c) == usize::from(*f) / 5)
@@ -291,14 +293,17 @@ mod tests {
         write_stand_in(&again, SPEC).unwrap();
         assert_eq!(load(&again).unwrap().train, data.train);
         write_stand_in(&again, StandIn { seed: 8, ..SPEC }).unwrap();
-        assert_ne!(load(&again).unwrap().train.pixels, data.train.pixels);
+        assert_ne!(
+            load(&again).unwrap().train.images.pixels,
+            data.train.images.pixels
+        );
     }
 
     /// Mean RGB of each image.
     fn mean_colours(images: &CifarImages) -> Vec<[f64; 3]> {
         (0..images.len())
             .map(|i| {
-                let image = images.image(i);
+                let image = images.images.image(i);
                 std::array::from_fn(|c| {
                     let plane = &image[c * SIDE * SIDE..(c + 1) * SIDE * SIDE];
                     plane.iter().map(|&v| f64::from(v)).sum::<f64>() / plane.len() as f64
@@ -324,7 +329,7 @@ mod tests {
         let data = load(&dir).unwrap();
         let (train, test) = (mean_colours(&data.train), mean_colours(&data.test));
         let mut centroids = [[0.0f64; 3]; 10];
-        for (colour, &class) in train.iter().zip(&data.train.fine) {
+        for (colour, &class) in train.iter().zip(data.train.fine()) {
             for c in 0..3 {
                 centroids[usize::from(class)][c] += colour[c] / 100.0;
             }
@@ -341,7 +346,7 @@ mod tests {
         };
         let correct = test
             .iter()
-            .zip(&data.test.fine)
+            .zip(data.test.fine())
             .filter(|(colour, class)| nearest(colour) == usize::from(**class))
             .count();
         let accuracy = correct as f64 / test.len() as f64;
@@ -375,8 +380,8 @@ mod tests {
         let step = std::f64::consts::PI / 10.0;
         let correct = (0..data.test.len())
             .filter(|&i| {
-                let found = (orientation(data.test.image(i)) / step).round() as usize % 10;
-                found == usize::from(data.test.fine[i]) % 10
+                let found = (orientation(data.test.images.image(i)) / step).round() as usize % 10;
+                found == usize::from(data.test.fine()[i]) % 10
             })
             .count();
         assert!(
