@@ -1,5 +1,12 @@
-//! The second study: image classifiers and their data (CIFAR-100 and HAM10000 so far).
+//! The second study: image classifiers (VGG, DenseNet), their data (CIFAR-100, HAM10000),
+//! training, evaluation and L1 pruning schedules.
 
 pub mod cifar;
+pub mod densenet;
 pub mod ham10000;
 pub mod images;
+pub mod import;
+pub mod model;
+pub mod vgg;
+
+pub use model::{Architecture, Classifier, ClassifierCheckpoint, ClassifierConfig, HeadKind};

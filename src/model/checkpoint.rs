@@ -75,34 +75,60 @@ impl Checkpoint {
 
     /// The checkpoint as safetensors bytes (what [`save_checkpoint`] writes).
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
-        let floats = self.weights.iter().map(|(k, t)| {
-            let data = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (k.clone(), Dtype::F32, data, &t.shape)
-        });
-        let masks = self.masks.iter().map(|(k, m)| {
-            let data = m.keep.iter().map(|keep| u8::from(*keep)).collect();
-            (
-                format!("{MASK_TENSOR_PREFIX}{k}"),
-                Dtype::U8,
-                data,
-                &m.shape,
-            )
-        });
-        let bytes: Vec<(String, Dtype, Vec<u8>, &Vec<usize>)> = floats.chain(masks).collect();
-        let views = bytes
-            .iter()
-            .map(|(k, dtype, data, shape)| {
-                let view = TensorView::new(*dtype, shape.to_vec(), data)
-                    .map_err(|e| ModelError::Format(format!("tensor {k}: {e}")))?;
-                Ok((k.clone(), view))
-            })
-            .collect::<Result<Vec<_>, ModelError>>()?;
         let mut metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
         metadata.insert(CONFIG_METADATA_KEY.to_string(), self.config.to_json());
-        metadata.insert(FORMAT_METADATA_KEY.to_string(), FORMAT_NAME.to_string());
-        safetensors::serialize(views, Some(metadata))
-            .map_err(|e| ModelError::Format(format!("serialising safetensors: {e}")))
+        tensors_to_bytes(&self.weights, &self.masks, metadata)
     }
+}
+
+/// Weights, masks (as u8 tensors under [`MASK_TENSOR_PREFIX`]) and metadata as safetensors
+/// bytes; the format name is added to the metadata. Every checkpoint kind of the project is
+/// written through this.
+pub fn tensors_to_bytes(
+    weights: &WeightMap,
+    masks: &MaskMap,
+    mut metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, ModelError> {
+    let floats = weights.iter().map(|(k, t)| {
+        let data = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        (k.clone(), Dtype::F32, data, &t.shape)
+    });
+    let masks = masks.iter().map(|(k, m)| {
+        let data = m.keep.iter().map(|keep| u8::from(*keep)).collect();
+        (
+            format!("{MASK_TENSOR_PREFIX}{k}"),
+            Dtype::U8,
+            data,
+            &m.shape,
+        )
+    });
+    let bytes: Vec<(String, Dtype, Vec<u8>, &Vec<usize>)> = floats.chain(masks).collect();
+    let views = bytes
+        .iter()
+        .map(|(k, dtype, data, shape)| {
+            let view = TensorView::new(*dtype, shape.to_vec(), data)
+                .map_err(|e| ModelError::Format(format!("tensor {k}: {e}")))?;
+            Ok((k.clone(), view))
+        })
+        .collect::<Result<Vec<_>, ModelError>>()?;
+    metadata.insert(FORMAT_METADATA_KEY.to_string(), FORMAT_NAME.to_string());
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| ModelError::Format(format!("serialising safetensors: {e}")))
+}
+
+/// The weights (masked ones zeroed), masks and metadata of safetensors bytes; `path` only names
+/// the source in errors.
+pub fn tensors_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(WeightMap, MaskMap, HashMap<String, String>), ModelError> {
+    let (weights, metadata) = parse_safetensors(path, bytes)?;
+    let (mut weights, masks) = split_masks(path, weights)?;
+    apply_masks(&mut weights, &masks).map_err(|e| ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok((weights, masks, metadata))
 }
 
 /// Writes a checkpoint atomically: a temporary file beside the target, then a rename, so an
@@ -129,12 +155,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelError> {
 
 /// Parses checkpoint bytes (e.g. an embedded asset); `path` only names the source in errors.
 pub fn checkpoint_from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, ModelError> {
-    let (weights, metadata) = parse_safetensors(path, bytes)?;
-    let (mut weights, masks) = split_masks(path, weights)?;
-    apply_masks(&mut weights, &masks).map_err(|e| ModelError::Checkpoint {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let (weights, masks, metadata) = tensors_from_bytes(path, bytes)?;
     let Some(json) = metadata.get(CONFIG_METADATA_KEY) else {
         return Err(ModelError::Checkpoint {
             path: path.to_path_buf(),
@@ -227,7 +248,8 @@ pub fn import_pytorch(path: &Path, options: &ImportOptions) -> Result<Checkpoint
     Ok(checkpoint)
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
+/// A checkpoint file's bytes, or an error naming the file.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
     fs::read(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
         source,

@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -37,6 +37,10 @@ pub trait LayerVisitor {
     fn foldable_norm(&mut self, name: &str, norm: &mut Norm, site: LayerSite) {
         self.norm(name, &mut norm.bn, site);
     }
+
+    /// A fully connected layer (the classifiers' heads; RAAGR2-Net has none). Visitors that only
+    /// concern convolutions keep this default, which skips it.
+    fn linear(&mut self, _name: &str, _linear: &mut Linear) {}
 }
 
 /// Modules whose layers can be walked by name.
@@ -71,15 +75,20 @@ pub fn conv(
         .init(device)
 }
 
-/// PyTorch's BatchNorm2d defaults (eps 1e-5, momentum 0.1).
+/// A foldable batch norm with PyTorch's BatchNorm2d defaults.
 pub fn norm(channels: usize, device: &Device) -> Norm {
     Norm {
-        bn: BatchNormConfig::new(channels)
-            .with_epsilon(1e-5)
-            .with_momentum(0.1)
-            .init(device),
+        bn: batch_norm(channels, device),
         folded: false,
     }
+}
+
+/// PyTorch's BatchNorm2d defaults (eps 1e-5, momentum 0.1).
+pub fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(channels)
+        .with_epsilon(1e-5)
+        .with_momentum(0.1)
+        .init(device)
 }
 
 /// A batch norm that inference can fold into the convolution feeding it (see

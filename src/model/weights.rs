@@ -4,13 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use burn::module::{Param, RunningState};
-use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
 
 use super::ModelError;
 use super::layers::{LayerSite, LayerVisitor, VisitLayers, key};
-use super::net::Raagr2Net;
 
 /// A host-side f32 tensor: row-major values and their shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,8 +92,9 @@ pub fn is_ignored_key(name: &str) -> bool {
     name.ends_with("num_batches_tracked")
 }
 
-/// Every weight and buffer of `model`, by PyTorch key name.
-pub fn export_weights(model: &Raagr2Net) -> WeightMap {
+/// Every weight and buffer of `model`, by PyTorch key name (linear weights as PyTorch's
+/// `[out, in]`).
+pub fn export_weights<M: VisitLayers + Clone>(model: &M) -> WeightMap {
     let mut exporter = Exporter::default();
     model
         .clone()
@@ -103,7 +103,7 @@ pub fn export_weights(model: &Raagr2Net) -> WeightMap {
 }
 
 /// The model's expected key names and shapes, without reading any values.
-pub fn expected_shapes(model: &Raagr2Net) -> BTreeMap<String, Vec<usize>> {
+pub fn expected_shapes<M: VisitLayers + Clone>(model: &M) -> BTreeMap<String, Vec<usize>> {
     let mut lister = ShapeLister::default();
     model
         .clone()
@@ -114,11 +114,11 @@ pub fn expected_shapes(model: &Raagr2Net) -> BTreeMap<String, Vec<usize>> {
 /// Replaces every weight and buffer of `model` with the ones in `weights`. Every key the model
 /// needs must be present with exactly its shape and finite values, and no other keys may be
 /// present (PyTorch's `num_batches_tracked` is ignored).
-pub fn import_weights(
-    model: Raagr2Net,
+pub fn import_weights<M: VisitLayers>(
+    model: M,
     weights: &WeightMap,
     device: &Device,
-) -> Result<Raagr2Net, ModelError> {
+) -> Result<M, ModelError> {
     let mut model = model;
     let mut importer = Importer {
         weights,
@@ -168,6 +168,16 @@ impl LayerVisitor for Exporter {
                 .insert(key(name, child), HostTensor::from_tensor(tensor));
         }
     }
+
+    fn linear(&mut self, name: &str, linear: &mut Linear) {
+        // burn stores `[in, out]`; PyTorch's state_dict holds `[out, in]`.
+        let w = HostTensor::from_tensor(linear.weight.val().transpose());
+        self.weights.insert(key(name, "weight"), w);
+        if let Some(bias) = &linear.bias {
+            self.weights
+                .insert(key(name, "bias"), HostTensor::from_tensor(bias.val()));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -177,17 +187,29 @@ struct ShapeLister {
 
 impl LayerVisitor for ShapeLister {
     fn conv(&mut self, name: &str, conv: &mut Conv2d, _site: LayerSite) {
-        self.shapes
-            .insert(key(name, "weight"), conv.weight.dims().to_vec());
+        self.shapes.insert(
+            key(name, "weight"),
+            conv.weight.lazy_shape().dims::<4>().to_vec(),
+        );
         if let Some(bias) = &conv.bias {
-            self.shapes.insert(key(name, "bias"), bias.dims().to_vec());
+            let dims = bias.lazy_shape().dims::<1>().to_vec();
+            self.shapes.insert(key(name, "bias"), dims);
         }
     }
 
     fn norm(&mut self, name: &str, norm: &mut BatchNorm, _site: LayerSite) {
-        let dims = norm.gamma.dims().to_vec();
+        let dims = norm.gamma.lazy_shape().dims::<1>().to_vec();
         for child in ["weight", "bias", "running_mean", "running_var"] {
             self.shapes.insert(key(name, child), dims.clone());
+        }
+    }
+
+    fn linear(&mut self, name: &str, linear: &mut Linear) {
+        let [d_in, d_out] = linear.weight.lazy_shape().dims::<2>();
+        self.shapes.insert(key(name, "weight"), vec![d_out, d_in]);
+        if let Some(bias) = &linear.bias {
+            self.shapes
+                .insert(key(name, "bias"), bias.lazy_shape().dims::<1>().to_vec());
         }
     }
 }
@@ -262,6 +284,19 @@ impl LayerVisitor for Importer<'_> {
         }
         if let Some(t) = self.take::<1>(key(name, "running_var"), &dims) {
             norm.running_var = RunningState::new(t);
+        }
+    }
+
+    fn linear(&mut self, name: &str, linear: &mut Linear) {
+        let [d_in, d_out] = linear.weight.lazy_shape().dims::<2>();
+        if let Some(w) = self.take::<2>(key(name, "weight"), &[d_out, d_in]) {
+            linear.weight = Param::from_tensor(w.transpose());
+        }
+        if let Some(bias) = linear.bias.as_mut() {
+            let dims = bias.lazy_shape().dims::<1>();
+            if let Some(b) = self.take::<1>(key(name, "bias"), &dims) {
+                *bias = Param::from_tensor(b);
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod app;
 mod checkpoint_roundtrip;
+mod classifiers;
 mod cli;
 mod cpu_kernels;
 mod masks;

@@ -1,0 +1,97 @@
+//! The classifiers against torchvision: VGG and DenseNet fixtures made by torchvision's own
+//! classes (tools/classifier_fixtures.py) reproduce PyTorch's logits; configs are inferred from
+//! the state_dicts; checkpoints round-trip with their masks; broken files name themselves.
+
+use crate::common;
+
+use burn::prelude::*;
+use common::{fixture, max_abs_diff};
+use raagr2_lab::backend::cpu_device;
+use raagr2_lab::classify::import::import_state_dict;
+use raagr2_lab::classify::{ClassifierCheckpoint, ClassifierConfig};
+use raagr2_lab::model::checkpoint::{read_file, tensors_from_bytes};
+use raagr2_lab::model::{HostMask, HostTensor, WeightMap};
+
+/// A fixture's state_dict, input, expected logits and the config it was made with.
+fn load_fixture(name: &str) -> (WeightMap, HostTensor, HostTensor, ClassifierConfig) {
+    let path = fixture(&format!("classifiers/{name}.safetensors"));
+    let bytes = read_file(&path).unwrap();
+    let (mut weights, _, metadata) = tensors_from_bytes(&path, &bytes).unwrap();
+    let input = weights.remove("fixture.input").unwrap();
+    let output = weights.remove("fixture.output").unwrap();
+    let config = serde_json::from_str(&metadata["config"]).unwrap();
+    (weights, input, output, config)
+}
+
+fn check_parity(name: &str) {
+    let (weights, input, expected, config) = load_fixture(name);
+    let checkpoint = import_state_dict(weights).unwrap();
+    assert_eq!(
+        checkpoint.config, config,
+        "config inferred from {name}'s shapes"
+    );
+    let device = cpu_device();
+    let model = checkpoint.build(&device).unwrap();
+    let x = Tensor::<4>::from_data(TensorData::new(input.values, input.shape), &device);
+    let y = model.forward(x);
+    assert_eq!(y.dims().to_vec(), expected.shape);
+    let diff = max_abs_diff(
+        &y.into_data().try_to_vec_as::<f32>().unwrap(),
+        &expected.values,
+    );
+    println!("{name}: max abs difference to torchvision {diff:e}");
+    assert!(diff < 1e-4, "{name}: max abs difference {diff}");
+}
+
+#[test]
+fn vgg11_with_the_imagenet_head_matches_torchvision() {
+    check_parity("vgg11_imagenet_head");
+}
+
+#[test]
+fn vgg16_bn_with_the_cifar_head_matches_torchvision() {
+    check_parity("vgg16_bn_cifar_head");
+}
+
+#[test]
+fn densenet_matches_torchvision() {
+    check_parity("densenet_small");
+}
+
+#[test]
+fn a_classifier_checkpoint_round_trips_with_its_masks() {
+    let (weights, _, _, _) = load_fixture("densenet_small");
+    let mut checkpoint = import_state_dict(weights).unwrap();
+    let key = "classifier.weight".to_string();
+    let shape = checkpoint.weights[&key].shape.clone();
+    let keep: Vec<bool> = (0..shape.iter().product()).map(|i| i % 3 != 0).collect();
+    checkpoint
+        .masks
+        .insert(key.clone(), HostMask { shape, keep });
+    let dir = common::scratch_dir("classifier-roundtrip");
+    let path = dir.join("densenet.safetensors");
+    checkpoint.save(&path).unwrap();
+    let back = ClassifierCheckpoint::load(&path).unwrap();
+    assert_eq!(back.config, checkpoint.config);
+    assert_eq!(back.masks, checkpoint.masks);
+    // Loading applies the masks: every masked weight is zero.
+    let w = &back.weights[&key].values;
+    assert!(w.iter().step_by(3).all(|v| *v == 0.0));
+    assert!(back.mask_sparsity() > 0.0);
+}
+
+#[test]
+fn a_state_dict_with_a_wrong_shape_or_missing_key_is_refused_by_name() {
+    let (weights, _, _, _) = load_fixture("vgg16_bn_cifar_head");
+    let mut missing = weights.clone();
+    missing.remove("features.1.running_var");
+    let err = import_state_dict(missing).unwrap_err().to_string();
+    assert!(err.contains("features.1.running_var"), "{err}");
+
+    let mut wrong = weights;
+    let bias = wrong.get_mut("classifier.3.bias").unwrap();
+    bias.shape = vec![bias.values.len() - 1];
+    bias.values.pop();
+    let err = import_state_dict(wrong).unwrap_err().to_string();
+    assert!(err.contains("classifier.3.bias"), "{err}");
+}
