@@ -49,6 +49,15 @@ impl ImageSet {
         self.pixels.extend_from_slice(planes);
     }
 
+    /// The images at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> ImageSet {
+        let mut set = ImageSet::new(self.side);
+        for &i in indices {
+            set.push(self.labels[i], self.image(i));
+        }
+        set
+    }
+
     /// How many images each of `classes` classes has.
     pub fn class_counts(&self, classes: usize) -> Vec<usize> {
         let mut counts = vec![0; classes];

@@ -43,7 +43,11 @@ impl Tally {
 
     /// Adds a batch: `logits` row-major `[labels.len(), classes]`.
     pub fn add(&mut self, logits: &[f32], labels: &[u8]) {
-        assert_eq!(logits.len(), labels.len() * self.classes, "one row per label");
+        assert_eq!(
+            logits.len(),
+            labels.len() * self.classes,
+            "one row per label"
+        );
         for (row, &label) in logits.chunks_exact(self.classes).zip(labels) {
             let truth = usize::from(label);
             let score = row[truth];
@@ -118,10 +122,16 @@ mod tests {
         tally.add(&logits, &[0, 0, 1, 2]);
         let e = tally.finish();
         assert_eq!(e.top1, 0.5);
-        assert_eq!(e.top5, 1.0, "three classes: the truth is always in the top five");
+        assert_eq!(
+            e.top5, 1.0,
+            "three classes: the truth is always in the top five"
+        );
         assert_eq!(e.per_class_recall, vec![Some(0.5), Some(1.0), Some(0.0)]);
         assert!((e.balanced_accuracy - 0.5).abs() < 1e-12);
-        assert_eq!(e.confusion, vec![vec![1, 1, 0], vec![0, 1, 0], vec![0, 1, 0]]);
+        assert_eq!(
+            e.confusion,
+            vec![vec![1, 1, 0], vec![0, 1, 0], vec![0, 1, 0]]
+        );
         // Uniform logits give ln(3) per image.
         let mut uniform = Tally::new(3);
         uniform.add(&[1.0; 3], &[2]);

@@ -2,11 +2,15 @@
 //! training, evaluation and L1 pruning schedules.
 
 pub mod cifar;
+pub mod data;
 pub mod densenet;
 pub mod ham10000;
 pub mod images;
 pub mod import;
+pub mod metrics;
 pub mod model;
+pub mod prune;
+pub mod train;
 pub mod vgg;
 
 pub use model::{Architecture, Classifier, ClassifierCheckpoint, ClassifierConfig, HeadKind};

@@ -147,6 +147,8 @@ impl ClassifierConfig {
 }
 
 /// A VGG or a DenseNet: `[B, 3, H, W]` images to `[B, classes]` logits.
+// A process holds a handful of models at most: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Classifier {
     Vgg(Vgg),

@@ -1,8 +1,9 @@
 //! The headless command line (clap): `info`, `import`, `bench`, `synth`, `train`, `eval`,
-//! `predict`, `score`, `prune`, `sweep`, `plot`, `cka`, `sensitivity`, `compare-schedules`.
+//! `predict`, `score`, `prune`, `sweep`, `plot`, `cka`, `sensitivity`, `compare-schedules`, and `classify` (the classifier study).
 
 pub mod bench_cmd;
 pub mod cka_cmd;
+pub mod classify_cmd;
 pub mod compare_cmd;
 pub mod data_args;
 mod defaults;
@@ -71,6 +72,9 @@ pub enum Command {
     Sensitivity(sensitivity_cmd::SensitivityArgs),
     /// One-shot vs iterative vs layer-wise pruning to one ratio: Dice and CKA to the dense model.
     CompareSchedules(compare_cmd::CompareArgs),
+    /// The classifier study (VGG, DenseNet on CIFAR-100 or HAM10000): stand-in data, train,
+    /// eval, import, L1 pruning schedules and sweeps.
+    Classify(classify_cmd::ClassifyArgs),
 }
 
 /// Which model: a checkpoint, or a fresh one of a variant, width and head.
@@ -90,6 +94,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cka(args) => cka_cmd::cka(args),
         Command::Sensitivity(args) => sensitivity_cmd::sensitivity(args),
         Command::CompareSchedules(args) => compare_cmd::compare(args),
+        Command::Classify(args) => classify_cmd::classify(args),
     }
 }
 

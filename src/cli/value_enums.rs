@@ -5,6 +5,8 @@ use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
 use crate::backend::DeviceChoice;
+use crate::classify::prune::Scope;
+use crate::classify::{Architecture, HeadKind};
 use crate::data::LabelConvention;
 use crate::data::synth::SynthKind;
 use crate::model::{Head, Variant};
@@ -68,6 +70,24 @@ value_enum!(DeviceChoice {
     Auto => "auto": "wgpu when an adapter exists, else the CPU",
 });
 
+value_enum!(Architecture {
+    Vgg11 => "vgg11": "VGG11 (configuration A), no batch norm",
+    Vgg11Bn => "vgg11-bn": "VGG11 with batch norm after every convolution",
+    Vgg16 => "vgg16": "VGG16 (configuration D), no batch norm",
+    Vgg16Bn => "vgg16-bn": "VGG16 with batch norm after every convolution",
+    Densenet169 => "densenet169": "DenseNet169: growth 32, blocks 6-12-32-32",
+});
+
+value_enum!(HeadKind {
+    Imagenet => "imagenet": "torchvision's head: VGG pools to 7x7 before 4096-wide hidden layers",
+    Cifar => "cifar": "For 32x32 inputs: VGG pools globally to 1x1 before 512-wide hidden layers",
+});
+
+value_enum!(Scope {
+    Global => "global": "One L1 threshold over every conv and linear weight",
+    PerLayer => "per-layer": "Every layer loses the same share",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +108,9 @@ mod tests {
         check::<StructuredMethod>();
         check::<UnstructuredMethod>();
         check::<SynthKind>();
+        check::<crate::classify::Architecture>();
+        check::<crate::classify::HeadKind>();
+        check::<crate::classify::prune::Scope>();
         check::<LabelConvention>();
         check::<DeviceChoice>();
     }

@@ -105,8 +105,13 @@ pub fn within_module(scores: WeightMap, module: &str) -> WeightMap {
 
 /// Magnitude scores `|w|` of the maskable weights.
 pub fn magnitude_scores(weights: &WeightMap) -> WeightMap {
-    maskable_keys(weights)
-        .into_iter()
+    magnitude_scores_of(weights, &maskable_keys(weights))
+}
+
+/// Magnitude scores `|w|` of the weights under `keys`.
+pub fn magnitude_scores_of(weights: &WeightMap, keys: &[String]) -> WeightMap {
+    keys.iter()
+        .cloned()
         .map(|k| {
             let t = &weights[&k];
             let values = t.values.iter().map(|v| v.abs()).collect();

@@ -95,3 +95,165 @@ fn a_state_dict_with_a_wrong_shape_or_missing_key_is_refused_by_name() {
     let err = import_state_dict(wrong).unwrap_err().to_string();
     assert!(err.contains("classifier.3.bias"), "{err}");
 }
+
+/// The command line on a tiny CIFAR-format stand-in: a few training steps, a resume, an
+/// evaluation and a pruning schedule whose checkpoint keeps its masks.
+mod command_line {
+    use std::path::Path;
+    use std::process::{Command, Output};
+
+    use raagr2_lab::classify::ClassifierCheckpoint;
+    use raagr2_lab::classify::prune::{weight_layers, weight_sparsity};
+
+    fn run(args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+            .arg("classify")
+            .args(args)
+            .output()
+            .expect("binary runs")
+    }
+
+    fn ok(out: Output) -> String {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn path(p: &Path) -> &str {
+        p.to_str().unwrap()
+    }
+
+    #[test]
+    fn train_resume_eval_and_prune_on_a_tiny_stand_in() {
+        let dir = crate::common::scratch_dir("classify-cli");
+        let data = dir.join("cifar");
+        let model = dir.join("vgg.safetensors");
+        ok(run(&[
+            "stand-in",
+            "--classes",
+            "4",
+            "--train-per-class",
+            "6",
+            "--test-per-class",
+            "3",
+            "-o",
+            path(&data),
+        ]));
+        let tiny = [
+            "--arch",
+            "vgg11-bn",
+            "--width-divisor",
+            "16",
+            "--batch-size",
+            "8",
+        ];
+        let train = |epochs: &str, resume: bool| {
+            let mut args = vec!["train", "--data", path(&data), "-o", path(&model), "--json"];
+            args.extend(tiny);
+            args.extend(["--epochs", epochs]);
+            if resume {
+                args.extend(["--resume", path(&model)]);
+            }
+            serde_json::from_str::<serde_json::Value>(&ok(run(&args))).unwrap()
+        };
+        let first = train("1", false);
+        assert_eq!(first["state"]["epochs_done"], 1);
+        let resumed = train("2", true);
+        assert_eq!(
+            resumed["state"]["epochs_done"], 2,
+            "the resumed run adds one epoch"
+        );
+        assert_eq!(resumed["state"]["history"].as_array().unwrap().len(), 2);
+        assert_eq!(resumed["test"]["images"], 12);
+
+        let eval: serde_json::Value = serde_json::from_str(&ok(run(&[
+            "eval",
+            path(&model),
+            "--data",
+            path(&data),
+            "--json",
+        ])))
+        .unwrap();
+        assert_eq!(eval["confusion"].as_array().unwrap().len(), 100);
+
+        let pruned = dir.join("pruned.safetensors");
+        let report: serde_json::Value = serde_json::from_str(&ok(run(&[
+            "prune",
+            path(&model),
+            "--data",
+            path(&data),
+            "--schedule",
+            "iterative",
+            "--sparsity",
+            "0.3",
+            "--fine-tune-epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "-o",
+            path(&pruned),
+            "--json",
+        ])))
+        .unwrap();
+        assert_eq!(report["steps"].as_array().unwrap().len(), 3);
+        let checkpoint = ClassifierCheckpoint::load(&pruned).unwrap();
+        let measured = weight_sparsity(&checkpoint.weights, &weight_layers(&checkpoint));
+        assert!(
+            (measured - 0.3).abs() < 0.005,
+            "fine-tuned sparsity {measured}"
+        );
+        assert!((report["sparsity"].as_f64().unwrap() - measured).abs() < 1e-9);
+        assert!(
+            !checkpoint.masks.is_empty(),
+            "masks are saved with the model"
+        );
+    }
+
+    #[test]
+    fn impossible_requests_exit_non_zero_naming_the_problem() {
+        let dir = crate::common::scratch_dir("classify-cli-errors");
+        let missing = dir.join("nowhere");
+        let out = run(&[
+            "train",
+            "--data",
+            path(&missing),
+            "-o",
+            path(&dir.join("m")),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("nowhere"), "{err}");
+
+        let seg = crate::common::fixture("dlunet_w8.safetensors");
+        let out = run(&[
+            "prune",
+            path(&seg),
+            "--data",
+            path(&missing),
+            "--sparsity",
+            "1.5",
+            "-o",
+            "x",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("1.5"), "{err}");
+
+        let data = dir.join("cifar");
+        ok(run(&[
+            "stand-in",
+            "--classes",
+            "2",
+            "--train-per-class",
+            "2",
+            "--test-per-class",
+            "1",
+            "-o",
+            path(&data),
+        ]));
+        let out = run(&["eval", path(&seg), "--data", path(&data)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("dlunet_w8.safetensors"),
+            "{err}"
+        );
+    }
+}

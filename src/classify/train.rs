@@ -1,0 +1,336 @@
+//! Training and evaluating a classifier: ImageNet-normalised batches with random crops from a
+//! zero-padded image and horizontal flips, SGD with momentum and weight decay, pruning masks kept
+//! at zero, an atomic checkpoint after every epoch with resumable state, cancel after any batch.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
+
+use super::images::ImageSet;
+use super::metrics::{Evaluation, Tally};
+use super::model::{Classifier, ClassifierCheckpoint};
+use crate::data::dataset::epoch_batches;
+use crate::data::synth::SplitMix64;
+use crate::model::ModelMasks;
+use crate::model::weights::export_weights;
+use crate::train::{StopReason, TrainError};
+
+/// torchvision's ImageNet normalisation (also right for imported ImageNet weights).
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// Metadata key of the training state in a classifier checkpoint.
+pub const STATE_METADATA_KEY: &str = "raagr2.classify.state";
+
+/// How a classifier is trained (the second document: SGD, lr 0.01, momentum 0.9).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// Epochs in all (a resumed run continues up to this count).
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    /// Zero padding around each image before the random crop back to its side (0: no crop).
+    pub crop_padding: usize,
+    /// Random horizontal flips.
+    pub flip: bool,
+    /// Seeds the epoch order, the crops and flips, and dropout.
+    pub seed: u64,
+}
+
+impl Default for TrainSettings {
+    fn default() -> TrainSettings {
+        TrainSettings {
+            epochs: 30,
+            batch_size: 64,
+            learning_rate: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            crop_padding: 4,
+            flip: true,
+            seed: 0,
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_top1: f64,
+    /// On the test split, when one was given.
+    pub test_top1: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub seconds: f64,
+}
+
+/// What a checkpoint remembers of its training, so that a run can resume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    pub epochs_done: usize,
+    pub history: Vec<EpochRecord>,
+}
+
+impl TrainState {
+    /// The state stored in `checkpoint` (none: a fresh start).
+    pub fn of(checkpoint: &ClassifierCheckpoint) -> Result<TrainState, TrainError> {
+        match checkpoint.metadata.get(STATE_METADATA_KEY) {
+            None => Ok(TrainState::default()),
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| TrainError::Resume(format!("unreadable training state: {e}"))),
+        }
+    }
+
+    fn store(&self, checkpoint: &mut ClassifierCheckpoint) {
+        let json = serde_json::to_string(self).expect("the state serialises");
+        checkpoint
+            .metadata
+            .insert(STATE_METADATA_KEY.to_string(), json);
+    }
+}
+
+/// What training reports as it goes.
+#[derive(Debug, Clone)]
+pub enum TrainEvent {
+    Batch {
+        epoch: usize,
+        batch: usize,
+        batches: usize,
+        loss: f32,
+    },
+    Epoch(EpochRecord),
+}
+
+/// `indices` of `images` as a normalised `[B, 3, S, S]` batch and their labels; augmented (crop
+/// and flip drawn from `rng`) when `augment` is given.
+pub fn batch(
+    images: &ImageSet,
+    indices: &[usize],
+    augment: Option<(&TrainSettings, &mut SplitMix64)>,
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, Int>) {
+    let side = images.side;
+    let plane = side * side;
+    let mut values = vec![0f32; indices.len() * 3 * plane];
+    let mut augment = augment;
+    for (b, &index) in indices.iter().enumerate() {
+        let (dx, dy, flip) = match augment.as_mut() {
+            Some((settings, rng)) => {
+                let pad = settings.crop_padding as i64;
+                let mut offset = || (rng.next_u64() % (2 * pad as u64 + 1)) as i64 - pad;
+                let (dx, dy) = (offset(), offset());
+                (dx, dy, settings.flip && rng.next_u64() % 2 == 1)
+            }
+            None => (0, 0, false),
+        };
+        let source = images.image(index);
+        for c in 0..3 {
+            let out = &mut values[(b * 3 + c) * plane..(b * 3 + c + 1) * plane];
+            for y in 0..side {
+                for x in 0..side {
+                    let from_x = if flip { side - 1 - x } else { x } as i64 + dx;
+                    let from_y = y as i64 + dy;
+                    let inside =
+                        (0..side as i64).contains(&from_x) && (0..side as i64).contains(&from_y);
+                    // Padding is black in pixel space, as torchvision pads before normalising.
+                    let pixel = if inside {
+                        f32::from(source[c * plane + from_y as usize * side + from_x as usize])
+                    } else {
+                        0.0
+                    };
+                    out[y * side + x] = (pixel / 255.0 - MEAN[c]) / STD[c];
+                }
+            }
+        }
+    }
+    let labels: Vec<i64> = indices
+        .iter()
+        .map(|&i| i64::from(images.labels[i]))
+        .collect();
+    let x = Tensor::from_data(
+        TensorData::new(values, [indices.len(), 3, side, side]),
+        device,
+    );
+    let y = Tensor::from_data(TensorData::new(labels, [indices.len()]), device);
+    (x, y)
+}
+
+/// Mean cross-entropy of `[B, C]` logits against `[B]` labels, `[1]`.
+pub fn cross_entropy(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [batch, _] = logits.dims();
+    let picked = log_softmax(logits, 1).gather(1, labels.reshape([batch, 1]));
+    picked.mean().neg()
+}
+
+/// Top-1, top-5, balanced accuracy, recalls and confusion of `model` (eval mode) on `images`.
+pub fn evaluate(
+    model: &Classifier,
+    images: &ImageSet,
+    classes: usize,
+    batch_size: usize,
+    device: &Device,
+) -> Evaluation {
+    let model = model.valid();
+    let device = device.clone().inner();
+    let mut tally = Tally::new(classes);
+    for indices in epoch_batches(images.len(), batch_size, false, 0) {
+        let (x, _) = batch(images, &indices, None, &device);
+        let logits = model
+            .forward(x)
+            .into_data()
+            .try_to_vec_as::<f32>()
+            .expect("float logits");
+        let labels: Vec<u8> = indices.iter().map(|&i| images.labels[i]).collect();
+        tally.add(&logits, &labels);
+    }
+    tally.finish()
+}
+
+/// What a run trains on, and what it reports test accuracy on after each epoch.
+#[derive(Clone, Copy)]
+pub struct Splits<'a> {
+    pub train: &'a ImageSet,
+    pub test: Option<&'a ImageSet>,
+}
+
+/// Trains `checkpoint` in place from its stored state up to `settings.epochs`, its masks kept
+/// at zero; after every epoch the weights and state go back into it and, with `save_to`, to disk
+/// atomically. Cancelling keeps the last completed epoch.
+pub fn train(
+    checkpoint: &mut ClassifierCheckpoint,
+    splits: Splits,
+    settings: &TrainSettings,
+    device: &Device,
+    save_to: Option<&Path>,
+    cancel: &AtomicBool,
+    mut on_event: impl FnMut(TrainEvent),
+) -> Result<StopReason, TrainError> {
+    let Splits { train, test } = splits;
+    check(checkpoint, train, test, settings)?;
+    let mut state = TrainState::of(checkpoint)?;
+    let device = device.clone().autodiff();
+    let classes = checkpoint.config.classes();
+    let masks = ModelMasks::new(&checkpoint.masks, &device);
+    let mut model = masks.apply(checkpoint.build(&device)?);
+    // Momentum buffers are not checkpointed: a resumed run restarts them.
+    let mut optimizer: ModuleOptimizer = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig {
+            momentum: settings.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .with_weight_decay(
+            (settings.weight_decay > 0.0)
+                .then(|| WeightDecayConfig::new(settings.weight_decay as f32)),
+        )
+        .init();
+    while state.epochs_done < settings.epochs {
+        let epoch = state.epochs_done + 1;
+        let start = Instant::now();
+        let seed = settings
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(epoch as u64);
+        let mut rng = SplitMix64::new(seed);
+        let batches = epoch_batches(train.len(), settings.batch_size, true, seed);
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        for (b, indices) in batches.iter().enumerate() {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(StopReason::Cancelled);
+            }
+            let (x, y) = batch(train, indices, Some((settings, &mut rng)), &device);
+            let logits = model.forward(x);
+            correct += logits
+                .clone()
+                .argmax(1)
+                .reshape([indices.len()])
+                .equal(y.clone())
+                .int()
+                .sum()
+                .into_scalar::<i64>() as usize;
+            let loss = cross_entropy(logits, y);
+            let value = loss.clone().into_scalar::<f32>();
+            if !value.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    loss: f64::from(value),
+                });
+            }
+            loss_sum += f64::from(value) * indices.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = masks.apply(optimizer.step(settings.learning_rate, model, grads));
+            on_event(TrainEvent::Batch {
+                epoch,
+                batch: b + 1,
+                batches: batches.len(),
+                loss: value,
+            });
+        }
+        let evaluation = test.map(|t| evaluate(&model, t, classes, settings.batch_size, &device));
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / train.len() as f64,
+            train_top1: correct as f64 / train.len() as f64,
+            test_top1: evaluation.as_ref().map(|e| e.top1),
+            test_loss: evaluation.as_ref().map(|e| e.loss),
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        state.epochs_done = epoch;
+        state.history.push(record.clone());
+        checkpoint.weights = export_weights(&model.valid());
+        state.store(checkpoint);
+        if let Some(path) = save_to {
+            checkpoint.save(path)?;
+        }
+        on_event(TrainEvent::Epoch(record));
+    }
+    Ok(StopReason::Finished)
+}
+
+/// Refuses settings and data that cannot train (before any work).
+fn check(
+    checkpoint: &ClassifierCheckpoint,
+    train: &ImageSet,
+    test: Option<&ImageSet>,
+    settings: &TrainSettings,
+) -> Result<(), TrainError> {
+    let classes = checkpoint.config.classes();
+    let min_side = checkpoint.config.min_side();
+    for (name, set) in [("training", Some(train)), ("test", test)] {
+        let Some(set) = set else { continue };
+        if set.is_empty() {
+            return Err(TrainError::Data(format!("the {name} split has no images")));
+        }
+        if set.side < min_side {
+            return Err(TrainError::Data(format!(
+                "{name} images are {0}x{0}; the classifier needs at least {min_side}x{min_side}",
+                set.side
+            )));
+        }
+        if let Some(label) = set.labels.iter().find(|&&l| usize::from(l) >= classes) {
+            return Err(TrainError::Data(format!(
+                "the {name} split has label {label}, but the model has {classes} classes"
+            )));
+        }
+    }
+    if settings.batch_size == 0 || settings.learning_rate.is_nan() || settings.learning_rate <= 0.0
+    {
+        return Err(TrainError::Options(
+            "batch size and learning rate must be positive".into(),
+        ));
+    }
+    if !(0.0..1.0).contains(&settings.momentum) || settings.weight_decay < 0.0 {
+        return Err(TrainError::Options(format!(
+            "momentum {} must be in [0, 1) and weight decay {} not negative",
+            settings.momentum, settings.weight_decay
+        )));
+    }
+    Ok(())
+}

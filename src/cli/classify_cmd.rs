@@ -1,0 +1,783 @@
+//! `classify`: the classifier study's command line: stand-in data in the real formats, train
+//! (SGD, resumable), eval (top-1/top-5, balanced accuracy, confusion), import of torchvision
+//! weights, prune (one L1 schedule with fine-tuning) and sweep (schedules x sparsities x seeds).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::print_json;
+use super::prune_cmd::ScheduleKind;
+use super::train_cmd::install_ctrl_c;
+use crate::backend::{self, DeviceChoice};
+use crate::classify::data::{self, ClassData};
+use crate::classify::import::import_torchvision;
+use crate::classify::metrics::Evaluation;
+use crate::classify::prune::{
+    PruneHooks, PruneStep, Scope, run_schedule, weight_layers, weight_sparsity,
+};
+use crate::classify::train::{self, Splits, TrainEvent, TrainSettings, TrainState};
+use crate::classify::{
+    Architecture, ClassifierCheckpoint, ClassifierConfig, HeadKind, cifar, ham10000,
+};
+use crate::metrics::mean_and_sd;
+use crate::prune::Schedule;
+use crate::train::StopReason;
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    #[command(subcommand)]
+    pub command: ClassifyCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClassifyCommand {
+    /// Write a small stand-in data set in the real CIFAR-100 or HAM10000 format.
+    StandIn(StandInArgs),
+    /// Train a classifier (from scratch or resumed) with SGD and momentum.
+    Train(TrainArgs),
+    /// Top-1, top-5, balanced accuracy, per-class recall and the confusion matrix.
+    Eval(EvalArgs),
+    /// Convert a torchvision state_dict (safetensors) into a classifier checkpoint.
+    Import(ImportArgs),
+    /// L1 unstructured pruning to a sparsity by one schedule, fine-tuning after each step.
+    Prune(PruneArgs),
+    /// Schedules x sparsities x fine-tuning seeds: accuracy mean and spread (CSV, JSON).
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StandInFormat {
+    Cifar100,
+    Ham10000,
+}
+
+#[derive(Args, Debug)]
+pub struct StandInArgs {
+    #[arg(long, value_enum, default_value_t = StandInFormat::Cifar100)]
+    pub format: StandInFormat,
+    /// CIFAR: classes used (of the 100 the format names).
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
+    /// CIFAR: training images per class.
+    #[arg(long, default_value_t = 200)]
+    pub train_per_class: usize,
+    /// CIFAR: test images per class.
+    #[arg(long, default_value_t = 50)]
+    pub test_per_class: usize,
+    /// HAM10000: images in all.
+    #[arg(long, default_value_t = 700)]
+    pub images: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The folder to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// Where the images come from.
+#[derive(Args, Debug, Clone)]
+pub struct DataOptions {
+    /// A CIFAR-100 binary folder (train.bin, test.bin, label names) or a HAM10000 folder
+    /// (HAM10000_metadata.csv and the ISIC_*.jpg folders).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// HAM10000: images are centre-cropped and resized to this side.
+    #[arg(long, default_value_t = 64)]
+    pub side: usize,
+    /// HAM10000: seeds the train/test split by lesion.
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+}
+
+impl DataOptions {
+    fn open(&self) -> Result<ClassData> {
+        let data = data::open(&self.data, self.side, self.split_seed)?;
+        eprintln!(
+            "{}: {:?}, {} training and {} test images of {}x{}, {} classes present",
+            self.data.display(),
+            data.format,
+            data.train.len(),
+            data.test.len(),
+            data.train.side,
+            data.train.side,
+            data.classes_present()
+        );
+        Ok(data)
+    }
+}
+
+/// SGD and augmentation settings.
+#[derive(Args, Debug, Clone)]
+pub struct SgdOptions {
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    /// Zero padding before the random crop (0: no crop).
+    #[arg(long, default_value_t = 4)]
+    pub crop_padding: usize,
+    /// No random horizontal flips.
+    #[arg(long)]
+    pub no_flip: bool,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+}
+
+impl SgdOptions {
+    fn settings(&self, epochs: usize, seed: u64) -> TrainSettings {
+        TrainSettings {
+            epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            crop_padding: self.crop_padding,
+            flip: !self.no_flip,
+            seed,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub data: DataOptions,
+    #[arg(long, value_enum, default_value_t = Architecture::Vgg11Bn)]
+    pub arch: Architecture,
+    #[arg(long, value_enum, default_value_t = HeadKind::Cifar)]
+    pub head: HeadKind,
+    /// Divide every width by this (1: the published widths).
+    #[arg(long, default_value_t = 1)]
+    pub width_divisor: usize,
+    /// Continue training this checkpoint (its architecture and epochs done are kept).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Epochs in all (a resumed run continues up to this count).
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    #[command(flatten)]
+    pub sgd: SgdOptions,
+    /// Seeds the initial weights, the epoch order, crops, flips and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The checkpoint written after every epoch (atomically).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A classifier checkpoint.
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataOptions,
+    /// Also write the confusion matrix (rows: truth, columns: prediction) as CSV.
+    #[arg(long)]
+    pub confusion_csv: Option<PathBuf>,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// A torchvision state_dict as safetensors (tools/torchvision_to_safetensors.py converts
+    /// a .pth).
+    pub state_dict: PathBuf,
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// The pruning options `prune` and `sweep` share.
+#[derive(Args, Debug, Clone)]
+pub struct PruneOptions {
+    /// Where one L1 threshold applies (layer-wise schedules always prune per layer).
+    #[arg(long, value_enum, default_value_t = Scope::Global)]
+    pub scope: Scope,
+    /// Fine-tuning epochs after every pruning step (0: none).
+    #[arg(long, default_value_t = 1)]
+    pub fine_tune_epochs: usize,
+    #[command(flatten)]
+    pub sgd: SgdOptions,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// The dense classifier checkpoint.
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataOptions,
+    #[arg(long, value_enum, default_value_t = ScheduleKind::OneShot)]
+    pub schedule: ScheduleKind,
+    /// Share of the conv and linear weights to remove.
+    #[arg(long)]
+    pub sparsity: f64,
+    #[command(flatten)]
+    pub prune: PruneOptions,
+    /// Seeds the fine-tuning.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The dense classifier checkpoint.
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataOptions,
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [ScheduleKind::OneShot, ScheduleKind::Iterative, ScheduleKind::LayerWise])]
+    pub schedules: Vec<ScheduleKind>,
+    #[arg(long, value_delimiter = ',', default_values_t = [0.5, 0.8])]
+    pub sparsities: Vec<f64>,
+    /// Fine-tuning seeds: every schedule and sparsity runs once per seed.
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 1, 2])]
+    pub seeds: Vec<u64>,
+    #[command(flatten)]
+    pub prune: PruneOptions,
+    /// Writes `<output>.csv` (one row per run) and `<output>.json` (runs and summary).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn classify(args: ClassifyArgs) -> Result<()> {
+    match args.command {
+        ClassifyCommand::StandIn(a) => stand_in(a),
+        ClassifyCommand::Train(a) => train_classifier(a),
+        ClassifyCommand::Eval(a) => eval(a),
+        ClassifyCommand::Import(a) => import(a),
+        ClassifyCommand::Prune(a) => prune(a),
+        ClassifyCommand::Sweep(a) => sweep(a),
+    }
+}
+
+fn stand_in(args: StandInArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    match args.format {
+        StandInFormat::Cifar100 => cifar::write_stand_in(
+            &args.output,
+            cifar::StandIn {
+                classes: args.classes,
+                train_per_class: args.train_per_class,
+                test_per_class: args.test_per_class,
+                seed: args.seed,
+            },
+        )?,
+        StandInFormat::Ham10000 => ham10000::write_stand_in(
+            &args.output,
+            ham10000::StandIn {
+                images: args.images,
+                width: 120,
+                seed: args.seed,
+            },
+        )?,
+    }
+    eprintln!("wrote {}", args.output.display());
+    Ok(())
+}
+
+/// The device a command computes on, seeded.
+fn device(choice: DeviceChoice, seed: u64) -> Result<burn::prelude::Device> {
+    let (device, name) = backend::resolve(choice).map_err(anyhow::Error::msg)?;
+    eprintln!("device: {name}");
+    device.seed(seed);
+    Ok(device)
+}
+
+/// Prints one training event: a progress line per epoch (batches stay quiet in logs).
+fn show_event(event: &TrainEvent) {
+    if let TrainEvent::Epoch(r) = event {
+        let test = r
+            .test_top1
+            .map(|t| format!(", test top-1 {:.3}", t))
+            .unwrap_or_default();
+        eprintln!(
+            "epoch {:>3}: loss {:.4}, train top-1 {:.3}{test}, {:.1} s",
+            r.epoch, r.train_loss, r.train_top1, r.seconds
+        );
+    }
+}
+
+#[derive(Serialize)]
+struct TrainReport<'a> {
+    checkpoint: &'a Path,
+    config: &'a ClassifierConfig,
+    parameters: usize,
+    stop: &'a str,
+    state: TrainState,
+    test: Evaluation,
+    chance: f64,
+}
+
+fn train_classifier(args: TrainArgs) -> Result<()> {
+    let data = args.data.open()?;
+    let device = device(args.sgd.device, args.seed)?;
+    let mut checkpoint = match &args.resume {
+        Some(path) => ClassifierCheckpoint::load(path)?,
+        None => {
+            let config = ClassifierConfig::new(
+                args.arch,
+                args.head,
+                data.class_names.len(),
+                args.width_divisor.max(1),
+            );
+            config.validate()?;
+            let model = config.init(&device);
+            ClassifierCheckpoint::from_model(&config, &model)
+        }
+    };
+    let settings = args.sgd.settings(args.epochs, args.seed);
+    let cancel = install_ctrl_c();
+    let splits = Splits {
+        train: &data.train,
+        test: Some(&data.test),
+    };
+    let stop = train::train(
+        &mut checkpoint,
+        splits,
+        &settings,
+        &device,
+        Some(&args.output),
+        &cancel,
+        |e| show_event(&e),
+    )?;
+    let model = checkpoint.build(&device)?;
+    let classes = checkpoint.config.classes();
+    let test = train::evaluate(&model, &data.test, classes, 128, &device);
+    let report = TrainReport {
+        checkpoint: &args.output,
+        config: &checkpoint.config,
+        parameters: checkpoint.config.parameter_count(),
+        stop: match stop {
+            StopReason::Cancelled => "cancelled",
+            _ => "finished",
+        },
+        state: TrainState::of(&checkpoint)?,
+        test,
+        chance: 1.0 / data.classes_present() as f64,
+    };
+    if args.json {
+        return print_json(&report);
+    }
+    println!(
+        "{}: {} parameters, {} epochs ({}); test top-1 {:.3} (chance {:.3}), top-5 {:.3}, \
+         balanced {:.3}",
+        args.output.display(),
+        report.parameters,
+        report.state.epochs_done,
+        report.stop,
+        report.test.top1,
+        report.chance,
+        report.test.top5,
+        report.test.balanced_accuracy
+    );
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    let checkpoint = ClassifierCheckpoint::load(&args.model)?;
+    let data = args.data.open()?;
+    let device = backend::cpu_device();
+    let model = checkpoint.build(&device)?;
+    let evaluation = train::evaluate(
+        &model,
+        &data.test,
+        checkpoint.config.classes(),
+        args.batch_size.max(1),
+        &device,
+    );
+    if let Some(path) = &args.confusion_csv {
+        let mut csv = String::from("truth");
+        for name in &data.class_names {
+            csv += &format!(",{name}");
+        }
+        csv.push('\n');
+        for (name, row) in data.class_names.iter().zip(&evaluation.confusion) {
+            let cells: Vec<String> = row.iter().map(u32::to_string).collect();
+            csv += &format!("{name},{}\n", cells.join(","));
+        }
+        crate::atomic::write_bytes(path, csv.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        return print_json(&evaluation);
+    }
+    println!(
+        "{} images: top-1 {:.4}, top-5 {:.4}, balanced accuracy {:.4}, loss {:.4}, sparsity {:.4}",
+        evaluation.images,
+        evaluation.top1,
+        evaluation.top5,
+        evaluation.balanced_accuracy,
+        evaluation.loss,
+        weight_sparsity(&checkpoint.weights, &weight_layers(&checkpoint))
+    );
+    println!("recall per class:");
+    for (name, recall) in data.class_names.iter().zip(&evaluation.per_class_recall) {
+        if let Some(r) = recall {
+            println!("  {name:<24} {r:.3}");
+        }
+    }
+    Ok(())
+}
+
+fn import(args: ImportArgs) -> Result<()> {
+    let checkpoint = import_torchvision(&args.state_dict)?;
+    checkpoint.save(&args.output)?;
+    println!(
+        "{}: {:?}, {} parameters, {} classes",
+        args.output.display(),
+        checkpoint.config,
+        checkpoint.config.parameter_count(),
+        checkpoint.config.classes()
+    );
+    Ok(())
+}
+
+/// The schedule's name in tables and files.
+fn schedule_key(kind: ScheduleKind) -> &'static str {
+    match kind {
+        ScheduleKind::OneShot => "one-shot",
+        ScheduleKind::Iterative => "iterative",
+        ScheduleKind::LayerWise => "layer-wise",
+    }
+}
+
+fn schedule_of(kind: ScheduleKind) -> Schedule {
+    match kind {
+        ScheduleKind::OneShot => Schedule::OneShot,
+        // The step count follows from the 10 % increments (see classify::prune).
+        ScheduleKind::Iterative => Schedule::Iterative { steps: 0 },
+        ScheduleKind::LayerWise => Schedule::LayerWise,
+    }
+}
+
+/// Scores and fine-tunes on the data set's splits: top-1 on the test split, fine-tuning on the
+/// training split.
+struct Hooks<'a> {
+    data: &'a ClassData,
+    options: &'a PruneOptions,
+    device: burn::prelude::Device,
+    seed: u64,
+    cancel: AtomicBool,
+    fine_tune_epochs_run: usize,
+    quiet: bool,
+}
+
+impl PruneHooks for Hooks<'_> {
+    fn top1(&mut self, checkpoint: &ClassifierCheckpoint) -> Result<f64> {
+        let model = checkpoint.build(&self.device)?;
+        let classes = checkpoint.config.classes();
+        Ok(train::evaluate(&model, &self.data.test, classes, 128, &self.device).top1)
+    }
+
+    fn fine_tune(
+        &mut self,
+        checkpoint: &ClassifierCheckpoint,
+        step: usize,
+    ) -> Result<Option<ClassifierCheckpoint>> {
+        if self.options.fine_tune_epochs == 0 {
+            return Ok(None);
+        }
+        let mut tuned = checkpoint.clone();
+        tuned.metadata.clear();
+        let seed = self.seed.wrapping_mul(7919).wrapping_add(step as u64);
+        let settings = self
+            .options
+            .sgd
+            .settings(self.options.fine_tune_epochs, seed);
+        self.device.seed(seed);
+        let splits = Splits {
+            train: &self.data.train,
+            test: None,
+        };
+        train::train(
+            &mut tuned,
+            splits,
+            &settings,
+            &self.device,
+            None,
+            &self.cancel,
+            |_| {},
+        )?;
+        self.fine_tune_epochs_run += self.options.fine_tune_epochs;
+        Ok(Some(tuned))
+    }
+
+    fn on_step(&mut self, r: &PruneStep, steps: usize) {
+        if self.quiet {
+            return;
+        }
+        let tuned = r
+            .top1_fine_tuned
+            .map(|t| format!(" -> {t:.3} fine-tuned"))
+            .unwrap_or_default();
+        eprintln!(
+            "  step {}/{steps} {}: sparsity {:.4}, top-1 {:.3}{tuned}",
+            r.step, r.label, r.sparsity, r.top1_pruned
+        );
+    }
+}
+
+/// One schedule run to one sparsity with one fine-tuning seed.
+#[derive(Debug, Clone, Serialize)]
+struct PruneRun {
+    schedule: String,
+    target: f64,
+    seed: u64,
+    sparsity: f64,
+    top1_dense: f64,
+    top1_pruned_final: f64,
+    top1: f64,
+    fine_tune_epochs: usize,
+    steps: Vec<PruneStep>,
+}
+
+/// A dense model, its data and the pruning options: what every run of `prune` and `sweep`
+/// starts from.
+struct Study<'a> {
+    dense: &'a ClassifierCheckpoint,
+    data: &'a ClassData,
+    options: &'a PruneOptions,
+    top1_dense: f64,
+}
+
+impl Study<'_> {
+    /// Prunes the dense model to `target` by `kind`, fine-tuning with `seed`.
+    fn run(
+        &self,
+        kind: ScheduleKind,
+        target: f64,
+        seed: u64,
+        quiet: bool,
+    ) -> Result<(ClassifierCheckpoint, PruneRun)> {
+        let mut hooks = Hooks {
+            data: self.data,
+            options: self.options,
+            device: backend::resolve(self.options.sgd.device)
+                .map_err(anyhow::Error::msg)?
+                .0,
+            seed,
+            cancel: AtomicBool::new(false),
+            fine_tune_epochs_run: 0,
+            quiet,
+        };
+        let schedule = schedule_of(kind);
+        let scope = self.options.scope;
+        let (pruned, steps) = run_schedule(self.dense, target, schedule, scope, &mut hooks)?;
+        let last = steps.last().expect("a schedule has a step");
+        let sparsity = weight_sparsity(&pruned.weights, &weight_layers(&pruned));
+        let run = PruneRun {
+            schedule: schedule_key(kind).to_string(),
+            target,
+            seed,
+            sparsity,
+            top1_dense: self.top1_dense,
+            top1_pruned_final: last.top1_pruned,
+            top1: last.top1_fine_tuned.unwrap_or(last.top1_pruned),
+            fine_tune_epochs: hooks.fine_tune_epochs_run,
+            steps,
+        };
+        Ok((pruned, run))
+    }
+}
+
+fn dense_top1(dense: &ClassifierCheckpoint, data: &ClassData) -> Result<f64> {
+    let device = backend::cpu_device();
+    let model = dense.build(&device)?;
+    Ok(train::evaluate(&model, &data.test, dense.config.classes(), 128, &device).top1)
+}
+
+fn check_sparsity(target: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&target) {
+        bail!("--sparsity {target} is impossible: it must be in [0, 1)");
+    }
+    Ok(())
+}
+
+fn prune(args: PruneArgs) -> Result<()> {
+    check_sparsity(args.sparsity)?;
+    let dense = ClassifierCheckpoint::load(&args.model)?;
+    let data = args.data.open()?;
+    let top1_dense = dense_top1(&dense, &data)?;
+    eprintln!("dense top-1 {top1_dense:.3}");
+    let study = Study {
+        dense: &dense,
+        data: &data,
+        options: &args.prune,
+        top1_dense,
+    };
+    let (pruned, run) = study.run(args.schedule, args.sparsity, args.seed, args.json)?;
+    pruned.save(&args.output)?;
+    if args.json {
+        return print_json(&run);
+    }
+    println!(
+        "{}: {} to {:.1} % -> measured sparsity {:.4}, top-1 {:.3} (dense {:.3}, untuned {:.3}), \
+         {} fine-tuning epochs",
+        args.output.display(),
+        run.schedule,
+        args.sparsity * 100.0,
+        run.sparsity,
+        run.top1,
+        run.top1_dense,
+        run.top1_pruned_final,
+        run.fine_tune_epochs
+    );
+    Ok(())
+}
+
+/// One schedule and sparsity over every seed.
+#[derive(Debug, Serialize)]
+struct SweepSummary {
+    schedule: String,
+    target: f64,
+    top1_mean: f64,
+    top1_sd: Option<f64>,
+    sparsity_mean: f64,
+    /// The largest |measured - target| over the seeds.
+    sparsity_max_error: f64,
+    fine_tune_epochs: usize,
+}
+
+#[derive(Serialize)]
+struct SweepReport {
+    model: PathBuf,
+    top1_dense: f64,
+    chance: f64,
+    summary: Vec<SweepSummary>,
+    runs: Vec<PruneRun>,
+}
+
+fn sweep(args: SweepArgs) -> Result<()> {
+    for &s in &args.sparsities {
+        check_sparsity(s)?;
+    }
+    if args.seeds.is_empty() || args.schedules.is_empty() {
+        bail!("--seeds and --schedules need at least one value each");
+    }
+    let dense = ClassifierCheckpoint::load(&args.model)?;
+    let data = args.data.open()?;
+    let top1_dense = dense_top1(&dense, &data)?;
+    eprintln!("dense top-1 {top1_dense:.3}");
+    let study = Study {
+        dense: &dense,
+        data: &data,
+        options: &args.prune,
+        top1_dense,
+    };
+    let mut runs = Vec::new();
+    let mut summary = Vec::new();
+    for &kind in &args.schedules {
+        for &target in &args.sparsities {
+            let mut group = Vec::new();
+            for &seed in &args.seeds {
+                let (_, run) = study.run(kind, target, seed, true)?;
+                eprintln!(
+                    "{} {:.0} % seed {seed}: sparsity {:.4}, top-1 {:.3} (untuned {:.3})",
+                    run.schedule,
+                    target * 100.0,
+                    run.sparsity,
+                    run.top1,
+                    run.top1_pruned_final
+                );
+                group.push(run);
+            }
+            summary.push(summarise(&group));
+            runs.extend(group);
+        }
+    }
+    let report = SweepReport {
+        model: args.model.clone(),
+        top1_dense,
+        chance: 1.0 / data.classes_present() as f64,
+        summary,
+        runs,
+    };
+    write_sweep(&args.output, &report)?;
+    if args.json {
+        return print_json(&report);
+    }
+    println!(
+        "dense top-1 {:.3} (chance {:.3}); mean ± sd over seeds {:?}",
+        report.top1_dense, report.chance, args.seeds
+    );
+    println!("schedule      target  sparsity (max error)  top-1            fine-tune epochs");
+    for s in &report.summary {
+        let sd = s.top1_sd.map(|v| format!("± {v:.3}")).unwrap_or_default();
+        println!(
+            "{:<12} {:>6.1} %  {:.4} ({:.4})       {:.3} {sd:<8} {}",
+            s.schedule,
+            s.target * 100.0,
+            s.sparsity_mean,
+            s.sparsity_max_error,
+            s.top1_mean,
+            s.fine_tune_epochs
+        );
+    }
+    Ok(())
+}
+
+fn summarise(group: &[PruneRun]) -> SweepSummary {
+    let top1: Vec<f64> = group.iter().map(|r| r.top1).collect();
+    let sparsity: Vec<f64> = group.iter().map(|r| r.sparsity).collect();
+    let (top1_mean, top1_sd) = mean_and_sd(&top1);
+    let first = &group[0];
+    SweepSummary {
+        schedule: first.schedule.clone(),
+        target: first.target,
+        top1_mean,
+        top1_sd,
+        sparsity_mean: mean_and_sd(&sparsity).0,
+        sparsity_max_error: group
+            .iter()
+            .map(|r| (r.sparsity - r.target).abs())
+            .fold(0.0, f64::max),
+        fine_tune_epochs: first.fine_tune_epochs,
+    }
+}
+
+/// `<output>.csv`, one row per run, and `<output>.json` with the summary, each atomically.
+fn write_sweep(output: &Path, report: &SweepReport) -> Result<()> {
+    let mut csv = String::from(
+        "schedule,target,seed,sparsity,top1_dense,top1_untuned,top1,fine_tune_epochs\n",
+    );
+    for r in &report.runs {
+        csv += &format!(
+            "{},{},{},{:.6},{:.6},{:.6},{:.6},{}\n",
+            r.schedule,
+            r.target,
+            r.seed,
+            r.sparsity,
+            r.top1_dense,
+            r.top1_pruned_final,
+            r.top1,
+            r.fine_tune_epochs
+        );
+    }
+    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", output.display()));
+    for (path, bytes) in [
+        (with("csv"), csv.into_bytes()),
+        (with("json"), serde_json::to_vec_pretty(report)?),
+    ] {
+        crate::atomic::write_bytes(&path, &bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
