@@ -14,23 +14,19 @@ Also prints torchvision's parameter counts for the full-size networks the tests 
 import json
 import pathlib
 
+import sys
+
 import torch
 from safetensors.torch import save_file
 from torch import nn
 from torchvision import models
-from torchvision.models.vgg import make_layers
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from torch_classifier_bench import build  # noqa: E402  (the one home of the model builder)
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "classifiers"
 VGG11 = [[64], [128], [256, 256], [512, 512], [512, 512]]
 VGG16 = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
-
-
-def torchvision_cfg(stages):
-    """Our stages as torchvision's flat cfg list with 'M' for every max pool."""
-    cfg = []
-    for stage in stages:
-        cfg += stage + ["M"]
-    return cfg
 
 
 def randomise_batch_norms(model):
@@ -44,27 +40,15 @@ def randomise_batch_norms(model):
 
 def vgg(stages, divisor, batch_norm, pooled_side, hidden, classes):
     stages = [[w // divisor for w in s] for s in stages]
-    model = models.VGG(make_layers(torchvision_cfg(stages), batch_norm=batch_norm), num_classes=classes)
-    # torchvision's head is 512*7*7 -> 4096 wide; at reduced widths it is rebuilt with the same
-    # layout (indices 0, 3, 6) and sizes that fit.
-    channels = stages[-1][-1]
-    model.avgpool = nn.AdaptiveAvgPool2d((pooled_side, pooled_side))
-    model.classifier = nn.Sequential(
-        nn.Linear(channels * pooled_side * pooled_side, hidden), nn.ReLU(True), nn.Dropout(),
-        nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(),
-        nn.Linear(hidden, classes),
-    )
     config = {"family": "vgg", "stages": stages, "batch_norm": batch_norm,
               "pooled_side": pooled_side, "hidden": hidden, "classes": classes, "dropout": 0.5}
-    return model, config
+    return build(config), config
 
 
 def densenet(growth, blocks, init_features, bn_size, classes):
-    model = models.DenseNet(growth_rate=growth, block_config=tuple(blocks),
-                            num_init_features=init_features, bn_size=bn_size, num_classes=classes)
     config = {"family": "densenet", "growth": growth, "blocks": blocks,
               "init_features": init_features, "bn_size": bn_size, "classes": classes}
-    return model, config
+    return build(config), config
 
 
 def write(name, model, config, side):

@@ -2,6 +2,7 @@
 //! the first (compile/autotune) call reported apart from the steady-state median, optionally
 //! side by side with PyTorch measured in the same run.
 
+pub mod classifier;
 mod load;
 mod memory;
 mod peer_script;

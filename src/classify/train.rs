@@ -193,6 +193,46 @@ pub fn evaluate(
     tally.finish()
 }
 
+/// SGD with the settings' momentum and weight decay.
+pub fn sgd(settings: &TrainSettings) -> ModuleOptimizer {
+    SgdConfig::new()
+        .with_momentum(Some(MomentumConfig {
+            momentum: settings.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .with_weight_decay(
+            (settings.weight_decay > 0.0)
+                .then(|| WeightDecayConfig::new(settings.weight_decay as f32)),
+        )
+        .init()
+}
+
+/// One optimiser step on a batch (autodiff device): the updated model, the batch's mean
+/// cross-entropy and how many images it classified right.
+pub fn step(
+    model: Classifier,
+    optimizer: &mut ModuleOptimizer,
+    learning_rate: f64,
+    x: Tensor<4>,
+    y: Tensor<1, Int>,
+) -> (Classifier, f32, usize) {
+    let [batch, ..] = x.dims();
+    let logits = model.forward(x);
+    let correct = logits
+        .clone()
+        .argmax(1)
+        .reshape([batch])
+        .equal(y.clone())
+        .int()
+        .sum()
+        .into_scalar::<i64>() as usize;
+    let loss = cross_entropy(logits, y);
+    let value = loss.clone().into_scalar::<f32>();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    (optimizer.step(learning_rate, model, grads), value, correct)
+}
+
 /// What a run trains on, and what it reports test accuracy on after each epoch.
 #[derive(Clone, Copy)]
 pub struct Splits<'a> {
@@ -220,17 +260,7 @@ pub fn train(
     let masks = ModelMasks::new(&checkpoint.masks, &device);
     let mut model = masks.apply(checkpoint.build(&device)?);
     // Momentum buffers are not checkpointed: a resumed run restarts them.
-    let mut optimizer: ModuleOptimizer = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig {
-            momentum: settings.momentum,
-            dampening: 0.0,
-            nesterov: false,
-        }))
-        .with_weight_decay(
-            (settings.weight_decay > 0.0)
-                .then(|| WeightDecayConfig::new(settings.weight_decay as f32)),
-        )
-        .init();
+    let mut optimizer = sgd(settings);
     while state.epochs_done < settings.epochs {
         let epoch = state.epochs_done + 1;
         let start = Instant::now();
@@ -246,26 +276,16 @@ pub fn train(
                 return Ok(StopReason::Cancelled);
             }
             let (x, y) = batch(train, indices, Some((settings, &mut rng)), &device);
-            let logits = model.forward(x);
-            correct += logits
-                .clone()
-                .argmax(1)
-                .reshape([indices.len()])
-                .equal(y.clone())
-                .int()
-                .sum()
-                .into_scalar::<i64>() as usize;
-            let loss = cross_entropy(logits, y);
-            let value = loss.clone().into_scalar::<f32>();
+            let (next, value, hits) = step(model, &mut optimizer, settings.learning_rate, x, y);
+            model = masks.apply(next);
             if !value.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch,
                     loss: f64::from(value),
                 });
             }
+            correct += hits;
             loss_sum += f64::from(value) * indices.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = masks.apply(optimizer.step(settings.learning_rate, model, grads));
             on_event(TrainEvent::Batch {
                 epoch,
                 batch: b + 1,
