@@ -1,4 +1,4 @@
-//! Layer x layer CKA between the level outputs of one or two models on the same input slices:
+//! Layer x layer CKA between the layer outputs of one or two models on the same inputs:
 //! each output average-pooled to at most 16 x 16 and flattened (channels x positions) per slice,
 //! accumulated over minibatches with the unbiased HSIC.
 
@@ -25,8 +25,13 @@ pub struct SimilarityMatrix {
 
 /// Per-level features of a batch `[B, 4, H, W]`: (level name, B x p).
 pub fn level_features(model: &Raagr2Net, inputs: Tensor<4>) -> Vec<(String, Features)> {
-    model
-        .layer_outputs(inputs)
+    pooled_features(model.layer_outputs(inputs))
+}
+
+/// Named layer outputs `[B, C, H, W]` as CKA features: each average-pooled to at most
+/// [`POOLED_SIDE`] on a side and flattened per example (B x p).
+pub fn pooled_features(outputs: Vec<(String, Tensor<4>)>) -> Vec<(String, Features)> {
+    outputs
         .into_iter()
         .map(|(name, output)| {
             let [b, c, h, w] = output.dims();
@@ -50,12 +55,28 @@ pub fn similarity(
     batches: impl IntoIterator<Item = Tensor<4>>,
     kernel: Kernel,
 ) -> SimilarityMatrix {
+    similarity_of(
+        |x| level_features(a, x),
+        |x| level_features(b, x),
+        batches,
+        kernel,
+    )
+}
+
+/// Layer x layer CKA between the named features two functions extract from the same minibatches
+/// (each at least 4 examples): any pair of models, whatever their kind.
+pub fn similarity_of(
+    features_a: impl Fn(Tensor<4>) -> Vec<(String, Features)>,
+    features_b: impl Fn(Tensor<4>) -> Vec<(String, Features)>,
+    batches: impl IntoIterator<Item = Tensor<4>>,
+    kernel: Kernel,
+) -> SimilarityMatrix {
     let mut accumulators: Vec<Vec<MinibatchCka>> = Vec::new();
     let (mut rows, mut columns, mut slices) = (Vec::new(), Vec::new(), 0);
     for inputs in batches {
         slices += inputs.dims()[0];
-        let fa = level_features(a, inputs.clone());
-        let fb = level_features(b, inputs);
+        let fa = features_a(inputs.clone());
+        let fb = features_b(inputs);
         if accumulators.is_empty() {
             rows = fa.iter().map(|(n, _)| n.clone()).collect();
             columns = fb.iter().map(|(n, _)| n.clone()).collect();

@@ -9,8 +9,8 @@ use burn::tensor::Distribution;
 use serde::{Deserialize, Serialize};
 
 use super::{ForwardTiming, Timing, peer_script};
-use crate::classify::{Classifier, ClassifierCheckpoint, ClassifierConfig};
 use crate::classify::train::{TrainSettings, sgd, step};
+use crate::classify::{Classifier, ClassifierCheckpoint, ClassifierConfig};
 
 const SCRIPT: &str = include_str!("../../tools/torch_classifier_bench.py");
 

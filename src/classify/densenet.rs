@@ -177,23 +177,26 @@ impl DenseNet {
         self.forward_taps(x, &mut |_, _| {})
     }
 
-    /// The forward pass, handing the stem's and each block's output to `tap`.
+    /// The forward pass, handing the stem's, each block's and each transition's output and the
+    /// pooled features (`pool`, `[B, C, 1, 1]`) to `tap`.
     pub fn forward_taps(&self, x: Tensor<4>, tap: &mut dyn FnMut(&str, &Tensor<4>)) -> Tensor<2> {
         let x = relu(self.norm0.forward(self.conv0.forward(x)));
         let mut x = self.stem_pool.forward(x);
         tap("stem", &x);
         for (b, block) in self.blocks.iter().enumerate() {
             x = block.forward(x);
-            tap(&format!("denseblock{}", b + 1), &x);
+            tap(&format!("block{}", b + 1), &x);
             if let Some(t) = self.transitions.get(b) {
                 let y = t.conv.forward(relu(t.norm.forward(x)));
                 x = self.transition_pool.forward(y);
+                tap(&format!("transition{}", b + 1), &x);
             }
         }
         let x = relu(self.norm5.forward(x));
         let [batch, channels, _, _] = x.dims();
-        let pooled = x.mean_dim(3).mean_dim(2).reshape([batch, channels]);
-        self.classifier.forward(pooled)
+        let pooled = x.mean_dim(3).mean_dim(2);
+        tap("pool", &pooled);
+        self.classifier.forward(pooled.reshape([batch, channels]))
     }
 }
 

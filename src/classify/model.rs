@@ -173,6 +173,17 @@ impl Classifier {
     }
 }
 
+impl Classifier {
+    /// Every tapped layer's output on `x`, by name, in forward order (for layer similarity).
+    pub fn layer_outputs(&self, x: Tensor<4>) -> Vec<(String, Tensor<4>)> {
+        let mut outputs = Vec::new();
+        self.forward_taps(x, &mut |name, t| {
+            outputs.push((name.to_string(), t.clone()))
+        });
+        outputs
+    }
+}
+
 impl VisitLayers for Classifier {
     fn visit_layers(&mut self, prefix: &str, site: LayerSite, visitor: &mut dyn LayerVisitor) {
         match self {

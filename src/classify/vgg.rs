@@ -176,25 +176,24 @@ impl Vgg {
         self.forward_taps(x, &mut |_, _| {})
     }
 
-    /// The forward pass, handing each stage's pooled output (`features.N` of its pool) to `tap`.
+    /// The forward pass, handing every convolution's output (after its ReLU: `conv1`, `conv2`,
+    /// ...) and the two hidden linear layers' (`fc1`, `fc2`, as `[B, C, 1, 1]`) to `tap`.
     pub fn forward_taps(&self, x: Tensor<4>, tap: &mut dyn FnMut(&str, &Tensor<4>)) -> Tensor<2> {
         let mut x = x;
         for (index, (layer, pool)) in self.convs.iter().zip(&self.pool_after).enumerate() {
             x = layer.forward(x);
+            tap(&format!("conv{}", index + 1), &x);
             if *pool {
                 x = self.max_pool.pool.forward(x);
-                tap(&format!("stage{}", self.stage_of(index) + 1), &x);
             }
         }
         let x = self.avg_pool.forward(x).flatten::<2>(1, 3);
-        let x = self.dropout.forward(relu(self.fc1.forward(x)));
-        let x = self.dropout.forward(relu(self.fc2.forward(x)));
-        self.fc3.forward(x)
-    }
-
-    /// Which stage convolution `index` belongs to.
-    fn stage_of(&self, index: usize) -> usize {
-        self.pool_after[..index].iter().filter(|p| **p).count()
+        let as_map = |t: &Tensor<2>| t.clone().unsqueeze_dims::<4>(&[2, 3]);
+        let x = relu(self.fc1.forward(x));
+        tap("fc1", &as_map(&x));
+        let x = relu(self.fc2.forward(self.dropout.forward(x)));
+        tap("fc2", &as_map(&x));
+        self.fc3.forward(self.dropout.forward(x))
     }
 }
 

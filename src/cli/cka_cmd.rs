@@ -72,39 +72,61 @@ pub fn cka(args: CkaArgs) -> Result<()> {
     let batches = SliceBatches::tumour_slices(&cases, args.crop, args.slices, args.batch)?;
     let device = backend::cpu_device();
     let (model_a, model_b) = (a.build(&device)?, b.build(&device)?);
-    let kernel = match args.kernel {
-        KernelKind::Linear => Kernel::Linear,
-        KernelKind::Rbf => Kernel::Rbf {
-            bandwidth: args.bandwidth,
-        },
-    };
+    let kernel = args.kernel.kernel(args.bandwidth);
     eprintln!("cka: {} slices in batches of {}", batches.len(), args.batch);
     let matrix = similarity(&model_a, &model_b, batches.inputs(&device), kernel);
-    crate::atomic::write_bytes(&args.output, csv(&matrix).as_bytes())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.output.display()))?;
-    let png = args.output.with_extension("png");
     let short = |name: &str| {
         std::path::Path::new(name)
             .file_stem()
             .map_or(name.to_string(), |s| s.to_string_lossy().into_owned())
     };
-    let kernel_name = format!("{:?}", args.kernel).to_lowercase();
     let title = format!(
-        "{kernel_name} CKA: {} (rows) vs {}",
+        "{} CKA: {} (rows) vs {}",
+        args.kernel.name(),
         short(&a_name),
         short(&b_name)
     );
-    write_heatmap_png(&png, &title, &matrix.rows, &matrix.columns, &matrix.values)?;
-    if args.json {
-        return print_json(&matrix);
+    write_matrix(&args.output, &title, &matrix, args.json)
+}
+
+impl KernelKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            KernelKind::Linear => "linear",
+            KernelKind::Rbf => "rbf",
+        }
+    }
+
+    pub(crate) fn kernel(self, bandwidth: f64) -> Kernel {
+        match self {
+            KernelKind::Linear => Kernel::Linear,
+            KernelKind::Rbf => Kernel::Rbf { bandwidth },
+        }
+    }
+}
+
+/// Writes a CKA matrix as CSV at `output` and as a PNG heatmap beside it, then prints it (a
+/// table, or JSON with `json`).
+pub(crate) fn write_matrix(
+    output: &std::path::Path,
+    title: &str,
+    matrix: &SimilarityMatrix,
+    json: bool,
+) -> Result<()> {
+    crate::atomic::write_bytes(output, csv(matrix).as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", output.display()))?;
+    let png = output.with_extension("png");
+    write_heatmap_png(&png, title, &matrix.rows, &matrix.columns, &matrix.values)?;
+    if json {
+        return print_json(matrix);
     }
     println!(
-        "{title}, {} slices -> {}, {}\n",
+        "{title}, {} examples -> {}, {}\n",
         matrix.slices,
-        args.output.display(),
+        output.display(),
         png.display()
     );
-    print!("{}", table(&matrix));
+    print!("{}", table(matrix));
     Ok(())
 }
 

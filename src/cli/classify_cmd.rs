@@ -9,9 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::cka_cmd::{KernelKind, write_matrix};
 use super::print_json;
 use super::prune_cmd::ScheduleKind;
 use super::train_cmd::install_ctrl_c;
+use crate::analysis::similarity::{pooled_features, similarity_of};
 use crate::backend::{self, DeviceChoice};
 use crate::bench::Timing;
 use crate::bench::classifier::{ClassifierBenchOptions, ClassifierTimings};
@@ -51,6 +53,35 @@ pub enum ClassifyCommand {
     Sweep(SweepArgs),
     /// Eval forward and one SGD step timed, optionally beside PyTorch in the same run.
     Bench(BenchArgs),
+    /// Layer x layer CKA of a classifier with itself or another on test images (CSV, PNG).
+    Cka(CkaArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CkaArgs {
+    /// Model A (rows).
+    pub model: PathBuf,
+    /// Model B (columns); model A itself when omitted.
+    #[arg(long)]
+    pub other: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataOptions,
+    #[arg(long, value_enum, default_value_t = KernelKind::Linear)]
+    pub kernel: KernelKind,
+    /// RBF width as a multiple of the median distance between examples.
+    #[arg(long, default_value_t = 0.5)]
+    pub bandwidth: f64,
+    /// Test images compared (a seeded choice).
+    #[arg(long, default_value_t = 512)]
+    pub images: usize,
+    /// Images per minibatch of the unbiased HSIC (at least 4).
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Where the CSV matrix goes; the PNG heatmap goes beside it.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -299,6 +330,7 @@ pub fn classify(args: ClassifyArgs) -> Result<()> {
         ClassifyCommand::Prune(a) => prune(a),
         ClassifyCommand::Sweep(a) => sweep(a),
         ClassifyCommand::Bench(a) => bench(a),
+        ClassifyCommand::Cka(a) => cka(a),
     }
 }
 
@@ -921,4 +953,53 @@ fn bench(args: BenchArgs) -> Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+fn cka(args: CkaArgs) -> Result<()> {
+    if args.batch < 4 || args.images < args.batch {
+        bail!(
+            "--batch must be at least 4 (the unbiased HSIC needs 4 examples) and --images ({}) \
+             at least --batch ({})",
+            args.images,
+            args.batch
+        );
+    }
+    let a = ClassifierCheckpoint::load(&args.model)?;
+    let b = match &args.other {
+        Some(path) => ClassifierCheckpoint::load(path)?,
+        None => a.clone(),
+    };
+    let data = args.data.open()?;
+    let device = backend::cpu_device();
+    let (model_a, model_b) = (a.build(&device)?, b.build(&device)?);
+    let mut order = crate::data::dataset::epoch_batches(data.test.len(), args.batch, true, 0);
+    order.truncate(args.images.min(data.test.len()) / args.batch);
+    if order.is_empty() {
+        bail!(
+            "the test split has {} images, fewer than one minibatch of {}",
+            data.test.len(),
+            args.batch
+        );
+    }
+    let batches = order
+        .iter()
+        .map(|i| train::batch(&data.test, i, None, &device).0);
+    let matrix = similarity_of(
+        |x| pooled_features(model_a.layer_outputs(x)),
+        |x| pooled_features(model_b.layer_outputs(x)),
+        batches,
+        args.kernel.kernel(args.bandwidth),
+    );
+    let stem = |p: &Path| {
+        p.file_stem()
+            .map_or(String::new(), |s| s.to_string_lossy().into_owned())
+    };
+    let other = args.other.as_deref().unwrap_or(&args.model);
+    let title = format!(
+        "{} CKA: {} (rows) vs {}",
+        args.kernel.name(),
+        stem(&args.model),
+        stem(other)
+    );
+    write_matrix(&args.output, &title, &matrix, args.json)
 }
