@@ -121,7 +121,7 @@ fn time_train_step(options: &ClassifierBenchOptions, device: &Device) -> Timing 
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), &device);
     timed(options.runs, || {
         let current = model.take().expect("the model is put back after each step");
-        let (next, _, _) = step(current, &mut optimizer, 0.01, x.clone(), y.clone());
+        let (next, _, _) = step(current, &mut optimizer, 0.01, (x.clone(), y.clone()), None);
         model = Some(next);
     })
 }

@@ -193,6 +193,37 @@ pub fn evaluate(
     tally.finish()
 }
 
+/// Knowledge distillation (Hinton et al. 2015) from a teacher classifier (on a device without
+/// autodiff: it is never trained): the loss becomes
+/// `(1 - alpha) * CE(student, labels) + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))`.
+#[derive(Debug, Clone)]
+pub struct Teacher {
+    pub model: Classifier,
+    /// Weight of the teacher term, in [0, 1].
+    pub alpha: f64,
+    /// Softening temperature, > 0.
+    pub temperature: f64,
+}
+
+impl Teacher {
+    /// The distillation term for a batch: `T^2 * KL(teacher || student)` at temperature T,
+    /// mean over the batch, `[1]`.
+    fn loss(&self, x: &Tensor<4>, student_logits: Tensor<2>) -> Tensor<1> {
+        let t = self.temperature;
+        let teacher_logits = self.model.forward(x.clone().inner());
+        let teacher_logits = if x.is_autodiff() {
+            teacher_logits.autodiff()
+        } else {
+            teacher_logits
+        };
+        let target_log = log_softmax(teacher_logits.div_scalar(t), 1);
+        let student_log = log_softmax(student_logits.div_scalar(t), 1);
+        let [batch, _] = student_log.dims();
+        let kl = target_log.clone().exp() * (target_log - student_log);
+        kl.sum().div_scalar(batch as f64).mul_scalar(t * t)
+    }
+}
+
 /// SGD with the settings' momentum and weight decay.
 pub fn sgd(settings: &TrainSettings) -> ModuleOptimizer {
     SgdConfig::new()
@@ -208,17 +239,18 @@ pub fn sgd(settings: &TrainSettings) -> ModuleOptimizer {
         .init()
 }
 
-/// One optimiser step on a batch (autodiff device): the updated model, the batch's mean
-/// cross-entropy and how many images it classified right.
+/// One optimiser step on a batch (autodiff device), with a teacher's term when one is given:
+/// the updated model, the batch's mean cross-entropy against the labels (comparable with and
+/// without a teacher) and how many images it classified right.
 pub fn step(
     model: Classifier,
     optimizer: &mut ModuleOptimizer,
     learning_rate: f64,
-    x: Tensor<4>,
-    y: Tensor<1, Int>,
+    (x, y): (Tensor<4>, Tensor<1, Int>),
+    teacher: Option<&Teacher>,
 ) -> (Classifier, f32, usize) {
     let [batch, ..] = x.dims();
-    let logits = model.forward(x);
+    let logits = model.forward(x.clone());
     let correct = logits
         .clone()
         .argmax(1)
@@ -227,17 +259,24 @@ pub fn step(
         .int()
         .sum()
         .into_scalar::<i64>() as usize;
+    let distilled = teacher.map(|t| (t.alpha, t.loss(&x, logits.clone())));
     let loss = cross_entropy(logits, y);
     let value = loss.clone().into_scalar::<f32>();
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let total = match distilled {
+        Some((alpha, term)) => loss.mul_scalar(1.0 - alpha) + term.mul_scalar(alpha),
+        None => loss,
+    };
+    let grads = GradientsParams::from_grads(total.backward(), &model);
     (optimizer.step(learning_rate, model, grads), value, correct)
 }
 
-/// What a run trains on, and what it reports test accuracy on after each epoch.
+/// What a run learns from (the training split and optionally a teacher), and what it reports
+/// test accuracy on after each epoch.
 #[derive(Clone, Copy)]
-pub struct Splits<'a> {
+pub struct Sources<'a> {
     pub train: &'a ImageSet,
     pub test: Option<&'a ImageSet>,
+    pub teacher: Option<&'a Teacher>,
 }
 
 /// Trains `checkpoint` in place from its stored state up to `settings.epochs`, its masks kept
@@ -245,14 +284,18 @@ pub struct Splits<'a> {
 /// atomically. Cancelling keeps the last completed epoch.
 pub fn train(
     checkpoint: &mut ClassifierCheckpoint,
-    splits: Splits,
+    sources: Sources,
     settings: &TrainSettings,
     device: &Device,
     save_to: Option<&Path>,
     cancel: &AtomicBool,
     mut on_event: impl FnMut(TrainEvent),
 ) -> Result<StopReason, TrainError> {
-    let Splits { train, test } = splits;
+    let Sources {
+        train,
+        test,
+        teacher,
+    } = sources;
     check(checkpoint, train, test, settings)?;
     let mut state = TrainState::of(checkpoint)?;
     let device = device.clone().autodiff();
@@ -275,8 +318,9 @@ pub fn train(
             if cancel.load(Ordering::Relaxed) {
                 return Ok(StopReason::Cancelled);
             }
-            let (x, y) = batch(train, indices, Some((settings, &mut rng)), &device);
-            let (next, value, hits) = step(model, &mut optimizer, settings.learning_rate, x, y);
+            let xy = batch(train, indices, Some((settings, &mut rng)), &device);
+            let (next, value, hits) =
+                step(model, &mut optimizer, settings.learning_rate, xy, teacher);
             model = masks.apply(next);
             if !value.is_finite() {
                 return Err(TrainError::Diverged {

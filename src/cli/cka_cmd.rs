@@ -130,7 +130,8 @@ pub(crate) fn write_matrix(
     Ok(())
 }
 
-fn csv(m: &SimilarityMatrix) -> String {
+/// A CKA matrix as CSV (a header of column names, then one row per layer).
+pub(crate) fn csv(m: &SimilarityMatrix) -> String {
     let mut text = format!("layer,{}\n", m.columns.join(","));
     for (name, row) in m.rows.iter().zip(&m.values) {
         let cells: Vec<String> = row.iter().map(|v| format!("{v:.4}")).collect();
