@@ -162,3 +162,37 @@ fn pytorch(options: &ClassifierBenchOptions) -> ClassifierTimings {
         },
     }
 }
+
+/// Eval-forward latency of several classifiers on one `batch x 3 x side x side` input, measured
+/// with the models interleaved (so machine load affects them alike): a first call each, then
+/// `runs` timed rounds.
+pub fn compare_forward(
+    models: &[&Classifier],
+    side: usize,
+    batch: usize,
+    runs: usize,
+    device: &Device,
+) -> Vec<Timing> {
+    let x = Tensor::<4>::random(
+        [batch, 3, side, side],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let time = |model: &Classifier| {
+        let start = Instant::now();
+        let _ = model.forward(x.clone()).into_data();
+        start.elapsed().as_secs_f64()
+    };
+    let first: Vec<f64> = models.iter().map(|m| time(m)).collect();
+    let mut samples = vec![Vec::with_capacity(runs); models.len()];
+    for _ in 0..runs.max(1) {
+        for (m, model) in models.iter().enumerate() {
+            samples[m].push(time(model));
+        }
+    }
+    first
+        .into_iter()
+        .zip(samples)
+        .map(|(f, s)| Timing::from_samples(f, s))
+        .collect()
+}

@@ -10,6 +10,7 @@ pub mod import;
 pub mod metrics;
 pub mod model;
 pub mod prune;
+pub mod structured;
 pub mod train;
 pub mod vgg;
 

@@ -6,6 +6,7 @@ use clap::builder::PossibleValue;
 
 use crate::backend::DeviceChoice;
 use crate::classify::prune::Scope;
+use crate::classify::structured::ChannelCriterion;
 use crate::classify::{Architecture, HeadKind};
 use crate::data::LabelConvention;
 use crate::data::synth::SynthKind;
@@ -83,6 +84,11 @@ value_enum!(HeadKind {
     Cifar => "cifar": "For 32x32 inputs: VGG pools globally to 1x1 before 512-wide hidden layers",
 });
 
+value_enum!(ChannelCriterion {
+    L2 => "l2": "L2 norm of each channel's filter",
+    BnGamma => "bn-gamma": "|gamma| of each channel's batch norm (network slimming)",
+});
+
 value_enum!(Scope {
     Global => "global": "One L1 threshold over every conv and linear weight",
     PerLayer => "per-layer": "Every layer loses the same share",
@@ -111,6 +117,7 @@ mod tests {
         check::<crate::classify::Architecture>();
         check::<crate::classify::HeadKind>();
         check::<crate::classify::prune::Scope>();
+        check::<ChannelCriterion>();
         check::<LabelConvention>();
         check::<DeviceChoice>();
     }

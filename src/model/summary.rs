@@ -1,8 +1,8 @@
 //! Model metrics from the config and weights: parameters, multiply-accumulates for an input size,
 //! bytes on disk and non-zero fraction, per layer, per block and in total.
 
-use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
 use serde::Serialize;
 
@@ -98,6 +98,46 @@ pub fn count_params(model: &Raagr2Net) -> usize {
     counter.0
 }
 
+/// Multiply-accumulates of one `height` x `width` input through every convolution and linear
+/// layer of any model (batch norms, pools and activations not counted).
+pub fn count_macs<M: VisitLayers + Clone>(model: &M, height: usize, width: usize) -> u64 {
+    let mut counter = MacCounter {
+        height,
+        width,
+        macs: 0,
+    };
+    model
+        .clone()
+        .visit_layers("", LayerSite::at(1), &mut counter);
+    counter.macs
+}
+
+/// A convolution's MACs: every weight once per output pixel and per use.
+fn conv_macs(conv: &Conv2d, site: LayerSite, height: usize, width: usize) -> u64 {
+    let weights: usize = conv.weight.lazy_shape().dims::<4>().iter().product();
+    let pixels = (height / site.scale) * (width / site.scale);
+    (weights * pixels * site.uses) as u64
+}
+
+struct MacCounter {
+    height: usize,
+    width: usize,
+    macs: u64,
+}
+
+impl LayerVisitor for MacCounter {
+    fn conv(&mut self, _name: &str, conv: &mut Conv2d, site: LayerSite) {
+        self.macs += conv_macs(conv, site, self.height, self.width);
+    }
+
+    fn norm(&mut self, _name: &str, _norm: &mut BatchNorm, _site: LayerSite) {}
+
+    fn linear(&mut self, _name: &str, linear: &mut Linear) {
+        let [d_in, d_out] = linear.weight.lazy_shape().dims::<2>();
+        self.macs += (d_in * d_out) as u64;
+    }
+}
+
 struct ParamCounter(usize);
 
 impl LayerVisitor for ParamCounter {
@@ -154,13 +194,12 @@ impl LayerVisitor for StatsCollector {
         if let Some(bias) = &conv.bias {
             nonzero += count_nonzero(bias.val());
         }
-        let pixels = (self.height / site.scale) * (self.width / site.scale);
         self.layers.push(LayerStats {
             name: name.to_string(),
             kind: "conv",
             params: weight_count + bias_count,
             nonzero,
-            macs: (weight_count * pixels * site.uses) as u64,
+            macs: conv_macs(conv, site, self.height, self.width),
             shape,
         });
     }
