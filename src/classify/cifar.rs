@@ -194,9 +194,7 @@ pub fn write_stand_in(dir: &Path, spec: StandIn) -> Result<(), DataError> {
         let images = stand_in_split(spec, per_class, stream);
         write(name, &images.to_records())?;
     }
-    let fine: Vec<String> = (0..FINE_CLASSES)
-        .map(|c| format!("pattern_{c:02}"))
-        .collect();
+    let fine: Vec<String> = (0..FINE_CLASSES).map(stand_in_class_name).collect();
     let coarse: Vec<String> = (0..COARSE_CLASSES)
         .map(|c| format!("group_{c:02}"))
         .collect();
@@ -205,6 +203,16 @@ pub fn write_stand_in(dir: &Path, spec: StandIn) -> Result<(), DataError> {
 }
 
 /// One split: `per_class` images of every class, classes interleaved.
+/// The stand-in's name of fine class `class` (what its `fine_label_names.txt` holds).
+pub fn stand_in_class_name(class: usize) -> String {
+    format!("pattern_{class:02}")
+}
+
+/// The stand-in's test split, in memory (exactly what [`write_stand_in`] writes as `test.bin`).
+pub fn stand_in_test(spec: StandIn) -> CifarImages {
+    stand_in_split(spec, spec.test_per_class, 1)
+}
+
 fn stand_in_split(spec: StandIn, per_class: usize, stream: u64) -> CifarImages {
     let mut rng = SplitMix64::stream(spec.seed, stream);
     let mut split = CifarImages::with_capacity(spec.classes * per_class);

@@ -3,6 +3,7 @@
 
 pub mod cifar;
 pub mod data;
+pub mod demo;
 pub mod densenet;
 pub mod ham10000;
 pub mod images;

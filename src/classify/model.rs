@@ -243,12 +243,16 @@ impl ClassifierCheckpoint {
     /// Reads a classifier checkpoint; its tensors are checked against its config (keys, shapes,
     /// finite values) before it is returned.
     pub fn load(path: &Path) -> Result<ClassifierCheckpoint, ModelError> {
-        let bytes = read_file(path)?;
+        ClassifierCheckpoint::from_bytes(path, &read_file(path)?)
+    }
+
+    /// Parses checkpoint bytes (e.g. an embedded asset); `path` only names the source in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ClassifierCheckpoint, ModelError> {
         let bad = |reason: String| ModelError::Checkpoint {
             path: path.to_path_buf(),
             reason,
         };
-        let (weights, masks, metadata) = tensors_from_bytes(path, &bytes)?;
+        let (weights, masks, metadata) = tensors_from_bytes(path, bytes)?;
         let Some(json) = metadata.get(CLASSIFIER_METADATA_KEY) else {
             let reason = if metadata.contains_key(CONFIG_METADATA_KEY) {
                 "this is a segmentation (RAAGR2-Net) checkpoint, not a classifier".to_string()

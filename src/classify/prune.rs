@@ -71,6 +71,33 @@ pub fn weight_sparsity(weights: &WeightMap, keys: &[String]) -> f64 {
     zeros as f64 / total.max(1) as f64
 }
 
+/// Masks `ratio` of the weights under `keys` by magnitude (keeping what earlier masks removed)
+/// and zeroes them.
+fn prune_step(
+    checkpoint: &mut ClassifierCheckpoint,
+    keys: &[String],
+    method: UnstructuredMethod,
+    ratio: f64,
+) -> Result<()> {
+    let scores = magnitude_scores_of(&checkpoint.weights, keys);
+    checkpoint.masks = masks_from_scores(&scores, method, ratio, &checkpoint.masks)?;
+    crate::model::apply_masks(&mut checkpoint.weights, &checkpoint.masks)?;
+    Ok(())
+}
+
+/// `dense` with `sparsity` of its conv and linear weights removed by L1 magnitude at once, not
+/// fine-tuned (the app's live preview).
+pub fn magnitude_pruned(
+    dense: &ClassifierCheckpoint,
+    sparsity: f64,
+    scope: Scope,
+) -> Result<ClassifierCheckpoint> {
+    let mut pruned = dense.clone();
+    pruned.metadata.clear();
+    prune_step(&mut pruned, &weight_layers(dense), scope.method(), sparsity)?;
+    Ok(pruned)
+}
+
 /// One pruning step: what it cut, the sparsity it reached, and accuracy before and after its
 /// fine-tuning.
 #[derive(Debug, Clone, Serialize)]
@@ -140,9 +167,7 @@ pub fn run_schedule(
                 (layers.clone(), scope.method(), label)
             }
         };
-        let scores = magnitude_scores_of(&current.weights, &keys);
-        current.masks = masks_from_scores(&scores, method, ratio, &current.masks)?;
-        crate::model::apply_masks(&mut current.weights, &current.masks)?;
+        prune_step(&mut current, &keys, method, ratio)?;
         let top1_pruned = hooks.top1(&current)?;
         let fine_tuned = hooks.fine_tune(&current, step)?;
         let top1_fine_tuned = match &fine_tuned {

@@ -177,20 +177,32 @@ pub fn evaluate(
     batch_size: usize,
     device: &Device,
 ) -> Evaluation {
+    let logits = logits(model, images, batch_size, device);
+    let mut tally = Tally::new(classes);
+    tally.add(&logits, &images.labels);
+    tally.finish()
+}
+
+/// The logits of every image, row-major `[images, classes]`, in eval mode.
+pub fn logits(
+    model: &Classifier,
+    images: &ImageSet,
+    batch_size: usize,
+    device: &Device,
+) -> Vec<f32> {
     let model = model.valid();
     let device = device.clone().inner();
-    let mut tally = Tally::new(classes);
-    for indices in epoch_batches(images.len(), batch_size, false, 0) {
+    let mut all = Vec::new();
+    for indices in epoch_batches(images.len(), batch_size.max(1), false, 0) {
         let (x, _) = batch(images, &indices, None, &device);
-        let logits = model
+        let out = model
             .forward(x)
             .into_data()
             .try_to_vec_as::<f32>()
             .expect("float logits");
-        let labels: Vec<u8> = indices.iter().map(|&i| images.labels[i]).collect();
-        tally.add(&logits, &labels);
+        all.extend(out);
     }
-    tally.finish()
+    all
 }
 
 /// Knowledge distillation (Hinton et al. 2015) from a teacher classifier (on a device without

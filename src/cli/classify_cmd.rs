@@ -394,7 +394,8 @@ pub struct SweepArgs {
     pub seeds: Vec<u64>,
     #[command(flatten)]
     pub prune: PruneOptions,
-    /// Writes `<output>.csv` (one row per run) and `<output>.json` (runs and summary).
+    /// Writes `<output>.csv` (one row per run), `<output>.json` (runs and summary) and every
+    /// pruned model as `<output>.<schedule>.<sparsity>.seed<N>.safetensors`.
     #[arg(short, long)]
     pub output: PathBuf,
     #[arg(long)]
@@ -839,7 +840,13 @@ fn sweep(args: SweepArgs) -> Result<()> {
         for &target in &args.sparsities {
             let mut group = Vec::new();
             for &seed in &args.seeds {
-                let (_, run) = study.run(kind, target, seed, true)?;
+                let (pruned, run) = study.run(kind, target, seed, true)?;
+                let name = format!(
+                    "{}.{}.{target}.seed{seed}.safetensors",
+                    args.output.display(),
+                    run.schedule
+                );
+                pruned.save(Path::new(&name))?;
                 eprintln!(
                     "{} {:.0} % seed {seed}: sparsity {:.4}, top-1 {:.3} (untuned {:.3})",
                     run.schedule,

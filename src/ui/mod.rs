@@ -2,6 +2,7 @@
 //! and a pruning panel whose sliders drive live previews computed by the background worker.
 //! Knows nothing of burn: it sends requests and draws the plain data that comes back.
 
+pub mod classify_workspace;
 mod fine_tune_panel;
 mod heatmap;
 pub mod layers;
@@ -99,6 +100,18 @@ pub struct LabApp {
     pub plot_region: usize,
     pub notices: Vec<String>,
     pub layers: layers::LayersState,
+    pub workspace: Workspace,
+    /// The classifier workspace, started the first time it is shown.
+    pub classifiers: Option<classify_workspace::ClassifierWorkspace>,
+}
+
+/// The app's two studies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workspace {
+    /// RAAGR2-Net on brain MRI.
+    Segmentation,
+    /// VGG / DenseNet image classifiers.
+    Classifiers,
 }
 
 /// The central area's pages.
@@ -150,6 +163,8 @@ impl LabApp {
             plot_region: 0,
             notices: Vec::new(),
             layers: layers::LayersState::default(),
+            workspace: Workspace::Segmentation,
+            classifiers: None,
         }
     }
 
@@ -375,8 +390,16 @@ impl eframe::App for LabApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.drain_messages();
         let ctx = ui.ctx().clone();
-        self.handle_input(&ctx);
         egui::Panel::top("menu").show(ui, |ui| self.top_bar_ui(ui));
+        if self.workspace == Workspace::Classifiers {
+            let workspace = self.classifiers.get_or_insert_with(|| {
+                let ctx = ctx.clone();
+                classify_workspace::ClassifierWorkspace::new(move || ctx.request_repaint())
+            });
+            workspace.ui(ui);
+            return;
+        }
+        self.handle_input(&ctx);
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
         egui::Panel::left("view")
             .default_size(230.0)
@@ -412,6 +435,14 @@ impl LabApp {
         ui.horizontal(|ui| {
             ui.heading("RAAGR2-Net pruning lab");
             ui.separator();
+            ui.selectable_value(&mut self.workspace, Workspace::Segmentation, "Segmentation")
+                .on_hover_text("RAAGR2-Net on brain MRI");
+            ui.selectable_value(&mut self.workspace, Workspace::Classifiers, "Classifiers")
+                .on_hover_text("VGG and DenseNet image classifiers: L1 pruning, accuracy, CKA");
+            ui.separator();
+            if self.workspace == Workspace::Classifiers {
+                return;
+            }
             if ui
                 .button("Open case…")
                 .on_hover_text("A BraTS case folder (or drop one on the window)")

@@ -12,7 +12,7 @@ use crate::prune::PruneMethod;
 const REGIONS: [&str; 3] = ["WT", "TC", "ET"];
 const HISTOGRAM_BINS: usize = 16;
 
-fn colour(i: usize) -> egui::Color32 {
+pub(super) fn colour(i: usize) -> egui::Color32 {
     let (r, g, b) = PALETTE[i % PALETTE.len()];
     egui::Color32::from_rgb(r, g, b)
 }

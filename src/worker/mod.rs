@@ -2,6 +2,7 @@
 //! over crossbeam channels (latest preview request wins) and wakes the UI after every message.
 //! Only plain data (numbers, strings, voxel arrays) crosses to the UI.
 
+pub mod classify;
 mod jobs;
 mod protocol;
 

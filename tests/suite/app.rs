@@ -478,3 +478,78 @@ fn the_layers_tab_computes_cka_and_a_cancellable_sensitivity_heatmap() {
     assert!(cells[0].dice.iter().all(|d| (0.0..=1.0).contains(d)));
     harness.get_by_label_contains("cells");
 }
+
+/// Runs frames and handles classifier-worker messages until `done` holds.
+fn wait_for_classifiers(
+    harness: &mut Harness<'static, LabApp>,
+    what: &str,
+    mut done: impl FnMut(&raagr2_lab::ui::classify_workspace::ClassifierWorkspace) -> bool,
+) {
+    loop {
+        harness.step();
+        let workspace = harness
+            .state()
+            .classifiers
+            .as_ref()
+            .expect("workspace shown");
+        if done(workspace) {
+            harness.step();
+            return;
+        }
+        let workspace = harness.state_mut().classifiers.as_mut().unwrap();
+        assert!(
+            workspace.wait_for_message(MESSAGE_TIMEOUT),
+            "no classifier-worker message while waiting for {what}"
+        );
+    }
+}
+
+#[test]
+fn the_classifier_workspace_opens_on_the_demo_and_its_slider_changes_accuracy() {
+    let mut harness = app();
+    harness.get_by_label("Classifiers").click();
+    harness.step();
+    wait_for_classifiers(&mut harness, "the demo and its first evaluations", |w| {
+        w.demo.is_some() && w.dense.is_some() && w.pruned.is_some()
+    });
+    let workspace = harness.state().classifiers.as_ref().unwrap();
+    let dense = workspace.dense.clone().unwrap();
+    let half = workspace.pruned.clone().unwrap();
+    assert!(
+        dense.top1 > 0.3,
+        "the demo beats chance (0.1): {}",
+        dense.top1
+    );
+    assert!((half.sparsity - 0.5).abs() < 0.005, "{}", half.sparsity);
+    harness.get_by_label_contains("held-out images");
+
+    let slider = harness.get_by_role_and_label(egui::accesskit::Role::Slider, "sparsity");
+    slider.set_value_accesskit(0.98);
+    wait_for_classifiers(&mut harness, "an evaluation at 98 %", |w| {
+        w.pruned.as_ref().is_some_and(|p| p.spec.sparsity > 0.97)
+    });
+    let pruned = harness
+        .state()
+        .classifiers
+        .as_ref()
+        .unwrap()
+        .pruned
+        .clone()
+        .unwrap();
+    assert!(
+        (pruned.sparsity - 0.98).abs() < 0.005,
+        "{}",
+        pruned.sparsity
+    );
+    assert!(
+        pruned.top1 < half.top1,
+        "98 % of the weights gone must cost accuracy: {} vs {}",
+        pruned.top1,
+        half.top1
+    );
+    assert_eq!(pruned.predictions.len(), dense.predictions.len());
+
+    harness.get_by_label("Classes").click();
+    harness.step();
+    harness.get_by_label_contains("Recall per class");
+}
