@@ -227,10 +227,17 @@ fn stand_in_split(spec: StandIn, per_class: usize, stream: u64) -> CifarImages {
     split
 }
 
-/// A grating whose orientation (class mod 10, in steps of 18 degrees) and frequency (class / 10)
-/// make the class, with a random phase, two random colours and pixel noise.
+/// The orientation of class `class`'s grating: class mod 10 in steps of 9 degrees, 0 to 81.
+/// Kept within a quarter turn so that a horizontal flip (the training augmentation), which
+/// mirrors an angle to 180 degrees minus it, never turns one class's pattern into another's.
+fn stand_in_angle(class: usize) -> f32 {
+    (class % 10) as f32 * std::f32::consts::PI / 20.0
+}
+
+/// A grating whose orientation ([`stand_in_angle`]) and frequency (class / 10) make the class,
+/// with a random phase, two random colours and pixel noise.
 fn stand_in_image(class: usize, rng: &mut SplitMix64) -> Vec<u8> {
-    let angle = (class % 10) as f32 * std::f32::consts::PI / 10.0;
+    let angle = stand_in_angle(class);
     let cycles = 1.5 + (class / 10) as f32 * 0.6;
     let phase = rng.range(0.0, std::f32::consts::TAU);
     let [background, foreground]: [[f32; 3]; 2] =
@@ -385,10 +392,10 @@ mod tests {
             let angle = 0.5 * (2.0 * xy).atan2(xx - yy);
             angle.rem_euclid(std::f64::consts::PI)
         };
-        let step = std::f64::consts::PI / 10.0;
+        let step = std::f64::consts::PI / 20.0;
         let correct = (0..data.test.len())
             .filter(|&i| {
-                let found = (orientation(data.test.images.image(i)) / step).round() as usize % 10;
+                let found = (orientation(data.test.images.image(i)) / step).round() as usize % 20;
                 found == usize::from(data.test.fine()[i]) % 10
             })
             .count();
@@ -397,6 +404,22 @@ mod tests {
             "{correct} of {} orientations recovered",
             data.test.len()
         );
+    }
+
+    #[test]
+    fn a_horizontal_flip_never_turns_one_class_into_another() {
+        // A flip mirrors a grating's orientation to pi - angle (orientations are modulo pi).
+        let half_step = std::f32::consts::PI / 40.0;
+        for class in 0..10 {
+            let flipped = (std::f32::consts::PI - stand_in_angle(class)) % std::f32::consts::PI;
+            for other in (0..10).filter(|&o| o != class) {
+                let gap = (flipped - stand_in_angle(other)).abs();
+                assert!(
+                    gap > half_step,
+                    "class {class} flipped looks like class {other}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -319,24 +319,36 @@ impl ClassifierWorkspace {
         self.upload_thumbnails(ui.ctx(), &demo);
         ui.label("Held-out images: true class, and the pruned model's prediction (green right, red wrong).");
         let predictions = self.pruned.as_ref().map(|e| e.predictions.clone());
+        const CELL: f32 = 112.0;
+        let columns = ((ui.available_width() / CELL) as usize).max(1);
         egui::ScrollArea::vertical().show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                for (i, texture) in self.thumbnails.iter().enumerate() {
-                    let truth = usize::from(demo.images.labels[i]);
-                    ui.vertical(|ui| {
-                        ui.image((texture.id(), egui::vec2(64.0, 64.0)));
-                        ui.small(format!("true {}", demo.class_names[truth]));
-                        if let Some(p) = predictions.as_ref().map(|p| usize::from(p[i])) {
-                            let colour = if p == truth {
-                                egui::Color32::from_rgb(60, 170, 80)
-                            } else {
-                                egui::Color32::from_rgb(220, 60, 60)
-                            };
-                            ui.colored_label(colour, format!("pred {}", demo.class_names[p]));
+            egui::Grid::new("classifier-images")
+                .min_col_width(CELL - 8.0)
+                .max_col_width(CELL - 8.0)
+                .spacing(egui::vec2(8.0, 10.0))
+                .show(ui, |ui| {
+                    for (i, texture) in self.thumbnails.iter().enumerate() {
+                        let truth = usize::from(demo.images.labels[i]);
+                        ui.vertical(|ui| {
+                            ui.image((texture.id(), egui::vec2(64.0, 64.0)));
+                            ui.small(format!("true {}", demo.class_names[truth]));
+                            if let Some(p) = predictions.as_ref().map(|p| usize::from(p[i])) {
+                                let colour = if p == truth {
+                                    egui::Color32::from_rgb(60, 170, 80)
+                                } else {
+                                    egui::Color32::from_rgb(220, 60, 60)
+                                };
+                                ui.small(
+                                    egui::RichText::new(format!("pred {}", demo.class_names[p]))
+                                        .color(colour),
+                                );
+                            }
+                        });
+                        if (i + 1) % columns == 0 {
+                            ui.end_row();
                         }
-                    });
-                }
-            });
+                    }
+                });
         });
     }
 
