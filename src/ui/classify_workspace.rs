@@ -371,11 +371,15 @@ impl ClassifierWorkspace {
             }
         });
         ui.separator();
-        ui.strong("Confusion matrix of the pruned model (rows: true class, columns: predicted; share of each row)");
+        ui.strong(
+            "Confusion matrix of the pruned model (rows: true class, columns: predicted class \
+             number; share of each row)",
+        );
         let names: Vec<String> = present
             .iter()
             .map(|&c| demo.class_names[c].clone())
             .collect();
+        let numbers: Vec<String> = present.iter().map(|c| c.to_string()).collect();
         let values: Vec<Vec<f64>> = present
             .iter()
             .map(|&t| {
@@ -388,7 +392,7 @@ impl ClassifierWorkspace {
             .collect();
         Heatmap {
             rows: &names,
-            columns: &names,
+            columns: &numbers,
             values: &values,
             cell: egui::vec2(44.0, 26.0),
         }
