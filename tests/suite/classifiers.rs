@@ -210,6 +210,46 @@ mod command_line {
     }
 
     #[test]
+    fn a_ham10000_folder_trains_with_its_seven_classes_split_by_lesion() {
+        let dir = crate::common::scratch_dir("classify-ham");
+        let data = dir.join("ham");
+        ok(run(&[
+            "stand-in",
+            "--format",
+            "ham10000",
+            "--images",
+            "42",
+            "-o",
+            path(&data),
+        ]));
+        let report: serde_json::Value = serde_json::from_str(&ok(run(&[
+            "train",
+            "--data",
+            path(&data),
+            "--side",
+            "32",
+            "--arch",
+            "vgg11",
+            "--width-divisor",
+            "16",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "-o",
+            path(&dir.join("m")),
+            "--json",
+        ])))
+        .unwrap();
+        assert_eq!(report["config"]["classes"], 7);
+        let test_images = report["test"]["images"].as_u64().unwrap();
+        assert!(
+            test_images > 0 && test_images < 42,
+            "{test_images} held out"
+        );
+    }
+
+    #[test]
     fn impossible_requests_exit_non_zero_naming_the_problem() {
         let dir = crate::common::scratch_dir("classify-cli-errors");
         let missing = dir.join("nowhere");
