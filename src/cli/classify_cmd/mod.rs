@@ -1,0 +1,160 @@
+//! `classify`: the classifier study's command line (one module per group of subcommands) and the
+//! options they share: where the images come from, SGD settings, the training progress line.
+
+mod bench;
+mod channels;
+mod schedules;
+mod similarity;
+mod train_eval;
+
+pub use bench::BenchArgs;
+pub use channels::PruneChannelsArgs;
+pub use schedules::{PruneArgs, PruneOptions, SweepArgs};
+pub use similarity::{CkaArgs, DistillArgs};
+pub use train_eval::{EvalArgs, ImportArgs, StandInArgs, StandInFormat, TrainArgs};
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use crate::backend::{self, DeviceChoice};
+use crate::classify::data::{self, ClassData};
+use crate::classify::train::{TrainEvent, TrainSettings};
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    #[command(subcommand)]
+    pub command: ClassifyCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClassifyCommand {
+    /// Write a small stand-in data set in the real CIFAR-100 or HAM10000 format.
+    StandIn(StandInArgs),
+    /// Train a classifier (from scratch or resumed) with SGD and momentum.
+    Train(TrainArgs),
+    /// Top-1, top-5, balanced accuracy, per-class recall and the confusion matrix.
+    Eval(EvalArgs),
+    /// Convert a torchvision state_dict (safetensors) into a classifier checkpoint.
+    Import(ImportArgs),
+    /// L1 unstructured pruning to a sparsity by one schedule, fine-tuning after each step.
+    Prune(PruneArgs),
+    /// Schedules x sparsities x fine-tuning seeds: accuracy mean and spread (CSV, JSON).
+    Sweep(SweepArgs),
+    /// Eval forward and one SGD step timed, optionally beside PyTorch in the same run.
+    Bench(BenchArgs),
+    /// Layer x layer CKA of a classifier with itself or another on test images (CSV, PNG).
+    Cka(CkaArgs),
+    /// Knowledge distillation: students trained with and without a (pruned) teacher over
+    /// seeds; their accuracy and their CKA with the teacher.
+    Distill(DistillArgs),
+    /// Structured pruning of a VGG (channels removed): parameters, MACs, measured latency and
+    /// speedup per MAC cut at each ratio, accuracy with --data.
+    PruneChannels(PruneChannelsArgs),
+}
+
+/// Where the images come from.
+#[derive(Args, Debug, Clone)]
+pub struct DataOptions {
+    /// A CIFAR-100 binary folder (train.bin, test.bin, label names) or a HAM10000 folder
+    /// (HAM10000_metadata.csv and the ISIC_*.jpg folders).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// HAM10000: images are centre-cropped and resized to this side.
+    #[arg(long, default_value_t = 64)]
+    pub side: usize,
+    /// HAM10000: seeds the train/test split by lesion.
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+}
+
+impl DataOptions {
+    fn open(&self) -> Result<ClassData> {
+        let data = data::open(&self.data, self.side, self.split_seed)?;
+        eprintln!(
+            "{}: {:?}, {} training and {} test images of {}x{}, {} classes present",
+            self.data.display(),
+            data.format,
+            data.train.len(),
+            data.test.len(),
+            data.train.side,
+            data.train.side,
+            data.classes_present()
+        );
+        Ok(data)
+    }
+}
+
+/// SGD and augmentation settings.
+#[derive(Args, Debug, Clone)]
+pub struct SgdOptions {
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+    /// Zero padding before the random crop (0: no crop).
+    #[arg(long, default_value_t = 4)]
+    pub crop_padding: usize,
+    /// No random horizontal flips.
+    #[arg(long)]
+    pub no_flip: bool,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+}
+
+impl SgdOptions {
+    fn settings(&self, epochs: usize, seed: u64) -> TrainSettings {
+        TrainSettings {
+            epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            crop_padding: self.crop_padding,
+            flip: !self.no_flip,
+            seed,
+        }
+    }
+}
+
+pub fn classify(args: ClassifyArgs) -> Result<()> {
+    match args.command {
+        ClassifyCommand::StandIn(a) => train_eval::stand_in(a),
+        ClassifyCommand::Train(a) => train_eval::train_classifier(a),
+        ClassifyCommand::Eval(a) => train_eval::eval(a),
+        ClassifyCommand::Import(a) => train_eval::import(a),
+        ClassifyCommand::Prune(a) => schedules::prune(a),
+        ClassifyCommand::Sweep(a) => schedules::sweep(a),
+        ClassifyCommand::Bench(a) => bench::bench(a),
+        ClassifyCommand::Cka(a) => similarity::cka(a),
+        ClassifyCommand::Distill(a) => similarity::distill(a),
+        ClassifyCommand::PruneChannels(a) => channels::prune_channels(a),
+    }
+}
+
+/// The device a command computes on, seeded.
+fn device(choice: DeviceChoice, seed: u64) -> Result<burn::prelude::Device> {
+    let (device, name) = backend::resolve(choice).map_err(anyhow::Error::msg)?;
+    eprintln!("device: {name}");
+    device.seed(seed);
+    Ok(device)
+}
+
+/// Prints one training event: a progress line per epoch (batches stay quiet in logs).
+fn show_event(event: &TrainEvent) {
+    if let TrainEvent::Epoch(r) = event {
+        let test = r
+            .test_top1
+            .map(|t| format!(", test top-1 {:.3}", t))
+            .unwrap_or_default();
+        eprintln!(
+            "epoch {:>3}: loss {:.4}, train top-1 {:.3}{test}, {:.1} s",
+            r.epoch, r.train_loss, r.train_top1, r.seconds
+        );
+    }
+}
