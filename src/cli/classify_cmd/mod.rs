@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::{self, DeviceChoice};
 use crate::classify::data::{self, ClassData};
@@ -145,16 +146,76 @@ fn device(choice: DeviceChoice, seed: u64) -> Result<burn::prelude::Device> {
     Ok(device)
 }
 
-/// Prints one training event: a progress line per epoch (batches stay quiet in logs).
-fn show_event(event: &TrainEvent) {
-    if let TrainEvent::Epoch(r) = event {
-        let test = r
-            .test_top1
-            .map(|t| format!(", test top-1 {:.3}", t))
-            .unwrap_or_default();
-        eprintln!(
-            "epoch {:>3}: loss {:.4}, train top-1 {:.3}{test}, {:.1} s",
-            r.epoch, r.train_loss, r.train_top1, r.seconds
+/// The terminal progress of a classifier's training: a bar over the epoch's batches (hidden
+/// when stderr is not a terminal) and one line per epoch.
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise} eta {eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
+        Progress { bar }
+    }
+
+    fn show(&self, event: &TrainEvent) {
+        match event {
+            TrainEvent::Batch {
+                epoch,
+                batch,
+                batches,
+                loss,
+            } => {
+                self.bar.set_length(*batches as u64);
+                self.bar.set_position(*batch as u64);
+                self.bar.set_prefix(format!("epoch {epoch}"));
+                self.bar.set_message(format!("loss {loss:.4}"));
+            }
+            TrainEvent::Epoch(r) => {
+                let test = r
+                    .test_top1
+                    .map(|t| format!(", test top-1 {t:.3}"))
+                    .unwrap_or_default();
+                let line = format!(
+                    "epoch {:>3}: loss {:.4}, train top-1 {:.3}{test}, {:.1} s",
+                    r.epoch, r.train_loss, r.train_top1, r.seconds
+                );
+                bar_line(&self.bar, line);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// A bar over `sweep`'s runs: one tick per finished run.
+fn runs_bar(total: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// Prints `line` above `bar` (or to stderr when the bar is hidden: logs still want it).
+fn bar_line(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
     }
 }

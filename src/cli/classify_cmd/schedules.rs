@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataOptions, SgdOptions};
+use super::{DataOptions, SgdOptions, bar_line, runs_bar};
 use crate::backend;
 use crate::classify::ClassifierCheckpoint;
 use crate::classify::data::ClassData;
@@ -314,6 +314,8 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
     };
     let mut runs = Vec::new();
     let mut summary = Vec::new();
+    let runs_total = args.schedules.len() * args.sparsities.len() * args.seeds.len();
+    let bar = runs_bar(runs_total, "sweep");
     for &kind in &args.schedules {
         for &target in &args.sparsities {
             let mut group = Vec::new();
@@ -325,7 +327,7 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
                     run.schedule
                 );
                 pruned.save(Path::new(&name))?;
-                eprintln!(
+                let line = format!(
                     "{} {:.0} % seed {seed}: sparsity {:.4}, top-1 {:.3} (untuned {:.3})",
                     run.schedule,
                     target * 100.0,
@@ -333,12 +335,15 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
                     run.top1,
                     run.top1_pruned_final
                 );
+                bar_line(&bar, line);
+                bar.inc(1);
                 group.push(run);
             }
             summary.push(summarise(&group));
             runs.extend(group);
         }
     }
+    bar.finish_and_clear();
     let report = SweepReport {
         model: args.model.clone(),
         top1_dense,

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataOptions, SgdOptions, show_event};
+use super::{DataOptions, Progress, SgdOptions};
 use crate::analysis::cka::Kernel;
 use crate::analysis::similarity::{SimilarityMatrix, pooled_features, similarity_of};
 use crate::backend;
@@ -249,6 +249,7 @@ pub(super) fn distill(args: DistillArgs) -> Result<()> {
                 teacher: with_teacher.then_some(&teacher),
             };
             let settings = args.sgd.settings(args.epochs, seed);
+            let progress = Progress::new();
             let stop = train::train(
                 &mut student,
                 sources,
@@ -256,8 +257,9 @@ pub(super) fn distill(args: DistillArgs) -> Result<()> {
                 &device,
                 Some(&path),
                 &cancel,
-                |e| show_event(&e),
+                |e| progress.show(&e),
             )?;
+            progress.finish();
             if stop == StopReason::Cancelled {
                 bail!("cancelled; the students finished so far are kept");
             }

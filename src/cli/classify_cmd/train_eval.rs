@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataOptions, SgdOptions, device, show_event};
+use super::{DataOptions, Progress, SgdOptions, device};
 use crate::backend;
 use crate::classify::import::import_torchvision;
 use crate::classify::metrics::Evaluation;
@@ -163,6 +163,7 @@ pub(super) fn train_classifier(args: TrainArgs) -> Result<()> {
         test: Some(&data.test),
         teacher: None,
     };
+    let progress = Progress::new();
     let stop = train::train(
         &mut checkpoint,
         splits,
@@ -170,8 +171,9 @@ pub(super) fn train_classifier(args: TrainArgs) -> Result<()> {
         &device,
         Some(&args.output),
         &cancel,
-        |e| show_event(&e),
+        |e| progress.show(&e),
     )?;
+    progress.finish();
     let model = checkpoint.build(&device)?;
     let classes = checkpoint.config.classes();
     let test = train::evaluate(&model, &data.test, classes, 128, &device);
