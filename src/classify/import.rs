@@ -80,6 +80,11 @@ fn infer_vgg(weights: &WeightMap) -> Result<VggConfig, ModelError> {
         })
         .collect();
     convs.sort();
+    if convs.is_empty() {
+        return Err(ModelError::InvalidConfig(
+            "features.0.weight is not a 4-D convolution kernel: not a torchvision VGG".into(),
+        ));
+    }
     let batch_norm = weights.contains_key(&format!("features.{}.running_mean", convs[0].0 + 1));
     // conv, [bn], relu: the next conv follows directly unless a pool sits between.
     let step = if batch_norm { 3 } else { 2 };

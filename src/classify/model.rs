@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::densenet::{DenseNet, DenseNetConfig};
 use super::vgg::{VGG11_STAGES, VGG16_STAGES, Vgg, VggConfig};
 use crate::model::checkpoint::{
-    CONFIG_METADATA_KEY, read_file, tensors_from_bytes, tensors_to_bytes, write_atomically,
+    CONFIG_METADATA_KEY, FORMAT_METADATA_KEY, read_file, tensors_from_bytes, tensors_to_bytes,
+    write_atomically,
 };
 use crate::model::layers::{LayerSite, LayerVisitor, VisitLayers};
 use crate::model::weights::{expected_shapes, export_weights, import_weights};
-use crate::model::{HostMask, MaskMap, ModelError, WeightMap};
+use crate::model::{MaskMap, ModelError, WeightMap};
 
 /// Metadata key of a classifier's config inside its checkpoint.
 pub const CLASSIFIER_METADATA_KEY: &str = "raagr2.classifier";
@@ -220,13 +221,7 @@ impl ClassifierCheckpoint {
 
     /// Share of the masked (conv and linear) weights the masks remove; 0 without masks.
     pub fn mask_sparsity(&self) -> f64 {
-        let total: usize = self.masks.values().map(|m| m.keep.len()).sum();
-        let kept: usize = self.masks.values().map(HostMask::kept).sum();
-        if total == 0 {
-            0.0
-        } else {
-            1.0 - kept as f64 / total as f64
-        }
+        crate::model::weights::mask_sparsity(&self.masks)
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
@@ -272,7 +267,7 @@ impl ClassifierCheckpoint {
             masks,
             metadata: metadata
                 .into_iter()
-                .filter(|(k, _)| k != CLASSIFIER_METADATA_KEY && !k.starts_with("format"))
+                .filter(|(k, _)| k != CLASSIFIER_METADATA_KEY && k != FORMAT_METADATA_KEY)
                 .collect(),
         };
         checkpoint.check_shapes().map_err(|e| bad(e.to_string()))?;

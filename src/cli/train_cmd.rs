@@ -386,12 +386,7 @@ impl TrainProgress {
                 batch,
                 batches,
                 loss,
-            } => {
-                self.bar.set_length(*batches as u64);
-                self.bar.set_position(*batch as u64);
-                self.bar.set_prefix(format!("epoch {epoch}"));
-                self.bar.set_message(format!("loss {loss:.4}"));
-            }
+            } => self.batch(*epoch, *batch, *batches, *loss),
             TrainEvent::Validating { epoch } => {
                 self.bar.set_message(format!("validating epoch {epoch}"));
             }
@@ -408,19 +403,37 @@ impl TrainProgress {
                     r.learning_rate,
                     r.elapsed_secs
                 );
-                // A hidden bar (stderr not a terminal) drops println; logs still want the line.
-                if self.bar.is_hidden() {
-                    eprintln!("{line}");
-                } else {
-                    self.bar.println(line);
-                }
+                self.line(line);
             }
             TrainEvent::Saved(path) => self.bar.set_message(format!("saved {}", path.display())),
         }
     }
 
+    /// Batch `batch` of `batches` in `epoch` is done with this loss.
+    pub(crate) fn batch(&self, epoch: usize, batch: usize, batches: usize, loss: f64) {
+        self.bar.set_length(batches as u64);
+        self.bar.set_position(batch as u64);
+        self.bar.set_prefix(format!("epoch {epoch}"));
+        self.bar.set_message(format!("loss {loss:.4}"));
+    }
+
+    /// A line (an epoch's figures) above the bar.
+    pub(crate) fn line(&self, line: String) {
+        print_above(&self.bar, line);
+    }
+
     pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// Prints `line` above `bar`; to stderr when the bar is hidden (stderr not a terminal drops
+/// `println`, and logs still want the line).
+pub(crate) fn print_above(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
     }
 }
 

@@ -58,13 +58,7 @@ impl Checkpoint {
 
     /// Share of the prunable (masked) weights that the masks remove; 0 without masks.
     pub fn mask_sparsity(&self) -> f64 {
-        let total: usize = self.masks.values().map(|m| m.keep.len()).sum();
-        let kept: usize = self.masks.values().map(HostMask::kept).sum();
-        if total == 0 {
-            0.0
-        } else {
-            1.0 - kept as f64 / total as f64
-        }
+        crate::model::weights::mask_sparsity(&self.masks)
     }
 
     /// Builds the model on `device` and loads the weights, checking every key and shape.

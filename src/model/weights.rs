@@ -62,6 +62,17 @@ impl HostMask {
 /// Unstructured pruning masks by the key of the weight they cover.
 pub type MaskMap = BTreeMap<String, HostMask>;
 
+/// Share of the masked weights that `masks` remove; 0 without masks.
+pub fn mask_sparsity(masks: &MaskMap) -> f64 {
+    let total: usize = masks.values().map(|m| m.keep.len()).sum();
+    let kept: usize = masks.values().map(HostMask::kept).sum();
+    if total == 0 {
+        0.0
+    } else {
+        1.0 - kept as f64 / total as f64
+    }
+}
+
 /// Zeroes every masked-out weight. Every mask must cover a weight of exactly its shape.
 pub fn apply_masks(weights: &mut WeightMap, masks: &MaskMap) -> Result<(), ModelError> {
     for (name, mask) in masks {

@@ -88,6 +88,12 @@ fn a_state_dict_with_a_wrong_shape_or_missing_key_is_refused_by_name() {
     let err = import_state_dict(missing).unwrap_err().to_string();
     assert!(err.contains("features.1.running_var"), "{err}");
 
+    let mut flat = weights.clone();
+    let first = flat.get_mut("features.0.weight").unwrap();
+    first.shape = vec![first.shape[0], first.values.len() / first.shape[0]];
+    let err = import_state_dict(flat).unwrap_err().to_string();
+    assert!(err.contains("features.0.weight"), "{err}");
+
     let mut wrong = weights;
     let bias = wrong.get_mut("classifier.3.bias").unwrap();
     bias.shape = vec![bias.values.len() - 1];

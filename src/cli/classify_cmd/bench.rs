@@ -4,6 +4,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
+use super::classifier_config;
 use crate::backend::{self, DeviceChoice};
 use crate::bench::Timing;
 use crate::bench::classifier::{ClassifierBenchOptions, ClassifierTimings};
@@ -49,13 +50,7 @@ struct BenchReport {
 }
 
 pub(super) fn bench(args: BenchArgs) -> Result<()> {
-    let config = ClassifierConfig::new(
-        args.arch,
-        args.head,
-        args.classes,
-        args.width_divisor.max(1),
-    );
-    config.validate()?;
+    let config = classifier_config(args.arch, args.head, args.classes, args.width_divisor)?;
     if args.side < config.min_side() || args.runs == 0 {
         bail!(
             "--side must be at least {} and --runs at least 1 (got {} and {})",

@@ -19,9 +19,12 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::cli::train_cmd::TrainProgress;
+
 use crate::backend::{self, DeviceChoice};
 use crate::classify::data::{self, ClassData};
 use crate::classify::train::{TrainEvent, TrainSettings};
+use crate::classify::{Architecture, ClassifierConfig, HeadKind};
 
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
@@ -87,6 +90,37 @@ impl DataOptions {
     }
 }
 
+/// Which classifier a command builds from scratch.
+#[derive(Args, Debug, Clone)]
+pub struct ArchOptions {
+    #[arg(long, value_enum, default_value_t = Architecture::Vgg11Bn)]
+    pub arch: Architecture,
+    #[arg(long, value_enum, default_value_t = HeadKind::Cifar)]
+    pub head: HeadKind,
+    /// Divide every width by this (1: the published widths).
+    #[arg(long, default_value_t = 1)]
+    pub width_divisor: usize,
+}
+
+impl ArchOptions {
+    /// The config for `classes` classes, validated.
+    fn config(&self, classes: usize) -> Result<ClassifierConfig> {
+        classifier_config(self.arch, self.head, classes, self.width_divisor)
+    }
+}
+
+/// A validated config of `arch` with `head`, `classes` and every width divided by `divisor`.
+fn classifier_config(
+    arch: Architecture,
+    head: HeadKind,
+    classes: usize,
+    divisor: usize,
+) -> Result<ClassifierConfig> {
+    let config = ClassifierConfig::new(arch, head, classes, divisor.max(1));
+    config.validate()?;
+    Ok(config)
+}
+
 /// SGD and augmentation settings.
 #[derive(Args, Debug, Clone)]
 pub struct SgdOptions {
@@ -146,54 +180,26 @@ fn device(choice: DeviceChoice, seed: u64) -> Result<burn::prelude::Device> {
     Ok(device)
 }
 
-/// The terminal progress of a classifier's training: a bar over the epoch's batches (hidden
-/// when stderr is not a terminal) and one line per epoch.
-struct Progress {
-    bar: ProgressBar,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} batches {elapsed_precise} eta {eta} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        Progress { bar }
-    }
-
-    fn show(&self, event: &TrainEvent) {
-        match event {
-            TrainEvent::Batch {
-                epoch,
-                batch,
-                batches,
-                loss,
-            } => {
-                self.bar.set_length(*batches as u64);
-                self.bar.set_position(*batch as u64);
-                self.bar.set_prefix(format!("epoch {epoch}"));
-                self.bar.set_message(format!("loss {loss:.4}"));
-            }
-            TrainEvent::Epoch(r) => {
-                let test = r
-                    .test_top1
-                    .map(|t| format!(", test top-1 {t:.3}"))
-                    .unwrap_or_default();
-                let line = format!(
-                    "epoch {:>3}: loss {:.4}, train top-1 {:.3}{test}, {:.1} s",
-                    r.epoch, r.train_loss, r.train_top1, r.seconds
-                );
-                bar_line(&self.bar, line);
-            }
+/// Shows one classifier training event on the shared training progress bar (batches) and
+/// as a line per epoch.
+fn show(progress: &TrainProgress, event: &TrainEvent) {
+    match event {
+        TrainEvent::Batch {
+            epoch,
+            batch,
+            batches,
+            loss,
+        } => progress.batch(*epoch, *batch, *batches, f64::from(*loss)),
+        TrainEvent::Epoch(r) => {
+            let test = r
+                .test_top1
+                .map(|t| format!(", test top-1 {t:.3}"))
+                .unwrap_or_default();
+            progress.line(format!(
+                "epoch {:>3}: loss {:.4}, train top-1 {:.3}{test}, {:.1} s",
+                r.epoch, r.train_loss, r.train_top1, r.seconds
+            ));
         }
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
     }
 }
 
@@ -209,13 +215,4 @@ fn runs_bar(total: usize, what: &str) -> ProgressBar {
     );
     bar.set_prefix(what.to_string());
     bar
-}
-
-/// Prints `line` above `bar` (or to stderr when the bar is hidden: logs still want it).
-fn bar_line(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
-    }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataOptions, SgdOptions, bar_line, runs_bar};
+use super::{DataOptions, SgdOptions, runs_bar};
 use crate::backend;
 use crate::classify::ClassifierCheckpoint;
 use crate::classify::data::ClassData;
@@ -18,6 +18,7 @@ use crate::classify::prune::{
 use crate::classify::train::{self, Sources};
 use crate::cli::print_json;
 use crate::cli::prune_cmd::ScheduleKind;
+use crate::cli::train_cmd::print_above;
 use crate::metrics::mean_and_sd;
 use crate::prune::Schedule;
 
@@ -188,7 +189,23 @@ struct Study<'a> {
     top1_dense: f64,
 }
 
-impl Study<'_> {
+impl<'a> Study<'a> {
+    /// The study of `dense` on `data`, its dense top-1 measured (and shown) once.
+    fn new(
+        dense: &'a ClassifierCheckpoint,
+        data: &'a ClassData,
+        options: &'a PruneOptions,
+    ) -> Result<Study<'a>> {
+        let top1_dense = dense_top1(dense, data)?;
+        eprintln!("dense top-1 {top1_dense:.3}");
+        Ok(Study {
+            dense,
+            data,
+            options,
+            top1_dense,
+        })
+    }
+
     /// Prunes the dense model to `target` by `kind`, fine-tuning with `seed`.
     fn run(
         &self,
@@ -243,16 +260,8 @@ fn check_sparsity(target: f64) -> Result<()> {
 
 pub(super) fn prune(args: PruneArgs) -> Result<()> {
     check_sparsity(args.sparsity)?;
-    let dense = ClassifierCheckpoint::load(&args.model)?;
-    let data = args.data.open()?;
-    let top1_dense = dense_top1(&dense, &data)?;
-    eprintln!("dense top-1 {top1_dense:.3}");
-    let study = Study {
-        dense: &dense,
-        data: &data,
-        options: &args.prune,
-        top1_dense,
-    };
+    let (dense, data) = (ClassifierCheckpoint::load(&args.model)?, args.data.open()?);
+    let study = Study::new(&dense, &data, &args.prune)?;
     let (pruned, run) = study.run(args.schedule, args.sparsity, args.seed, args.json)?;
     pruned.save(&args.output)?;
     if args.json {
@@ -302,16 +311,8 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
     if args.seeds.is_empty() || args.schedules.is_empty() {
         bail!("--seeds and --schedules need at least one value each");
     }
-    let dense = ClassifierCheckpoint::load(&args.model)?;
-    let data = args.data.open()?;
-    let top1_dense = dense_top1(&dense, &data)?;
-    eprintln!("dense top-1 {top1_dense:.3}");
-    let study = Study {
-        dense: &dense,
-        data: &data,
-        options: &args.prune,
-        top1_dense,
-    };
+    let (dense, data) = (ClassifierCheckpoint::load(&args.model)?, args.data.open()?);
+    let study = Study::new(&dense, &data, &args.prune)?;
     let mut runs = Vec::new();
     let mut summary = Vec::new();
     let runs_total = args.schedules.len() * args.sparsities.len() * args.seeds.len();
@@ -335,7 +336,7 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
                     run.top1,
                     run.top1_pruned_final
                 );
-                bar_line(&bar, line);
+                print_above(&bar, line);
                 bar.inc(1);
                 group.push(run);
             }
@@ -346,7 +347,7 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
     bar.finish_and_clear();
     let report = SweepReport {
         model: args.model.clone(),
-        top1_dense,
+        top1_dense: study.top1_dense,
         chance: 1.0 / data.classes_present() as f64,
         summary,
         runs,

@@ -7,15 +7,16 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataOptions, Progress, SgdOptions};
+use super::{ArchOptions, DataOptions, SgdOptions, show};
 use crate::analysis::cka::Kernel;
 use crate::analysis::similarity::{SimilarityMatrix, pooled_features, similarity_of};
 use crate::backend;
 use crate::classify::images::ImageSet;
 use crate::classify::train::{self, Sources, Teacher};
-use crate::classify::{Architecture, ClassifierCheckpoint, ClassifierConfig, HeadKind};
+use crate::classify::{ClassifierCheckpoint, ClassifierConfig};
 use crate::cli::cka_cmd::{KernelKind, csv as cka_csv, write_matrix};
 use crate::cli::print_json;
+use crate::cli::train_cmd::TrainProgress;
 use crate::cli::train_cmd::install_ctrl_c;
 use crate::metrics::mean_and_sd;
 use crate::train::StopReason;
@@ -28,12 +29,8 @@ pub struct DistillArgs {
     #[command(flatten)]
     pub data: DataOptions,
     /// The student's architecture.
-    #[arg(long, value_enum, default_value_t = Architecture::Vgg11Bn)]
-    pub arch: Architecture,
-    #[arg(long, value_enum, default_value_t = HeadKind::Cifar)]
-    pub head: HeadKind,
-    #[arg(long, default_value_t = 1)]
-    pub width_divisor: usize,
+    #[command(flatten)]
+    pub arch: ArchOptions,
     /// Weight of the teacher's term, in [0, 1].
     #[arg(long, default_value_t = 0.9)]
     pub alpha: f64,
@@ -213,13 +210,7 @@ pub(super) fn distill(args: DistillArgs) -> Result<()> {
             data.class_names.len()
         );
     }
-    let config = ClassifierConfig::new(
-        args.arch,
-        args.head,
-        data.class_names.len(),
-        args.width_divisor.max(1),
-    );
-    config.validate()?;
+    let config = args.arch.config(data.class_names.len())?;
     let (device, label) = backend::resolve(args.sgd.device).map_err(anyhow::Error::msg)?;
     eprintln!("device: {label}");
     let teacher = Teacher {
@@ -249,7 +240,7 @@ pub(super) fn distill(args: DistillArgs) -> Result<()> {
                 teacher: with_teacher.then_some(&teacher),
             };
             let settings = args.sgd.settings(args.epochs, seed);
-            let progress = Progress::new();
+            let progress = TrainProgress::new();
             let stop = train::train(
                 &mut student,
                 sources,
@@ -257,7 +248,7 @@ pub(super) fn distill(args: DistillArgs) -> Result<()> {
                 &device,
                 Some(&path),
                 &cancel,
-                |e| progress.show(&e),
+                |e| show(&progress, &e),
             )?;
             progress.finish();
             if stop == StopReason::Cancelled {

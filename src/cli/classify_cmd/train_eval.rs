@@ -7,16 +7,15 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use super::{DataOptions, Progress, SgdOptions, device};
+use super::{ArchOptions, DataOptions, SgdOptions, device, show};
 use crate::backend;
 use crate::classify::import::import_torchvision;
 use crate::classify::metrics::Evaluation;
 use crate::classify::prune::{weight_layers, weight_sparsity};
 use crate::classify::train::{self, Sources, TrainState};
-use crate::classify::{
-    Architecture, ClassifierCheckpoint, ClassifierConfig, HeadKind, cifar, ham10000,
-};
+use crate::classify::{ClassifierCheckpoint, ClassifierConfig, cifar, ham10000};
 use crate::cli::print_json;
+use crate::cli::train_cmd::TrainProgress;
 use crate::cli::train_cmd::install_ctrl_c;
 use crate::train::StopReason;
 
@@ -53,13 +52,8 @@ pub struct StandInArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataOptions,
-    #[arg(long, value_enum, default_value_t = Architecture::Vgg11Bn)]
-    pub arch: Architecture,
-    #[arg(long, value_enum, default_value_t = HeadKind::Cifar)]
-    pub head: HeadKind,
-    /// Divide every width by this (1: the published widths).
-    #[arg(long, default_value_t = 1)]
-    pub width_divisor: usize,
+    #[command(flatten)]
+    pub arch: ArchOptions,
     /// Continue training this checkpoint (its architecture and epochs done are kept).
     #[arg(long)]
     pub resume: Option<PathBuf>,
@@ -145,13 +139,7 @@ pub(super) fn train_classifier(args: TrainArgs) -> Result<()> {
     let mut checkpoint = match &args.resume {
         Some(path) => ClassifierCheckpoint::load(path)?,
         None => {
-            let config = ClassifierConfig::new(
-                args.arch,
-                args.head,
-                data.class_names.len(),
-                args.width_divisor.max(1),
-            );
-            config.validate()?;
+            let config = args.arch.config(data.class_names.len())?;
             let model = config.init(&device);
             ClassifierCheckpoint::from_model(&config, &model)
         }
@@ -163,7 +151,7 @@ pub(super) fn train_classifier(args: TrainArgs) -> Result<()> {
         test: Some(&data.test),
         teacher: None,
     };
-    let progress = Progress::new();
+    let progress = TrainProgress::new();
     let stop = train::train(
         &mut checkpoint,
         splits,
@@ -171,7 +159,7 @@ pub(super) fn train_classifier(args: TrainArgs) -> Result<()> {
         &device,
         Some(&args.output),
         &cancel,
-        |e| progress.show(&e),
+        |e| show(&progress, &e),
     )?;
     progress.finish();
     let model = checkpoint.build(&device)?;
