@@ -317,7 +317,7 @@ fn evaluation(open: &Open, id: u64, spec: PrunedSpec) -> anyhow::Result<Evaluati
 fn describe(checkpoint: &ClassifierCheckpoint) -> String {
     match &checkpoint.config {
         crate::classify::ClassifierConfig::Vgg(c) => format!(
-            "VGG ({} convs{}), widths {}-{}, {} classes",
+            "VGG ({} convs{}), widths {}-{}, {} outputs",
             c.stages.iter().map(Vec::len).sum::<usize>(),
             if c.batch_norm { ", batch norm" } else { "" },
             c.stages.iter().flatten().min().copied().unwrap_or(0),
@@ -325,7 +325,7 @@ fn describe(checkpoint: &ClassifierCheckpoint) -> String {
             c.classes
         ),
         crate::classify::ClassifierConfig::Densenet(c) => format!(
-            "DenseNet (blocks {:?}, growth {}), {} classes",
+            "DenseNet (blocks {:?}, growth {}), {} outputs",
             c.blocks, c.growth, c.classes
         ),
     }
