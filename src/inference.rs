@@ -204,7 +204,7 @@ fn has_brain(case: &PreparedCase, z: usize) -> bool {
 }
 
 /// Window `window` of axial slices `zs` of the four modalities as `[B, 4, h, w]`.
-fn slice_batch(
+pub fn slice_batch(
     case: &PreparedCase,
     zs: &[usize],
     window: PlaneWindow,

@@ -1,6 +1,8 @@
 //! Understanding layers (issue 6): representation similarity between layers and models.
 
+pub mod channel_scores;
 pub mod cka;
+pub mod maps;
 pub mod sensitivity;
 pub mod similarity;
 

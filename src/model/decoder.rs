@@ -9,6 +9,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::config::DecoderPlan;
+use super::encoder::Tap;
 use super::layers::{ConvBn, LayerSite, LayerVisitor, Norm, VisitLayers, conv, key, norm};
 
 /// Bilinear x2 upsample (align_corners = true) -> 3x3 conv -> BN -> ReLU.
@@ -103,10 +104,13 @@ impl AttentionGate {
         }
     }
 
-    /// g: `[B, G, H, W]`, skip: `[B, C, H, W]` -> gated skip `[B, C, H, W]`
-    pub fn forward(&self, g: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
+    /// g: `[B, G, H, W]`, skip: `[B, C, H, W]` -> gated skip `[B, C, H, W]`; the joint
+    /// features (`inter` channels) and the gate `psi` (one map per skip channel) go to `tap`.
+    pub fn forward_tapped(&self, g: Tensor<4>, skip: Tensor<4>, tap: Tap) -> Tensor<4> {
         let joint = relu(self.w_g.forward_linear(g) + self.w_x.forward_linear(skip.clone()));
+        tap("joint", &joint);
         let psi = sigmoid(self.psi.forward_linear(joint));
+        tap("psi", &psi);
         skip * psi
     }
 }
@@ -225,10 +229,12 @@ impl DecoderLevel {
         }
     }
 
-    /// deep: `[B, D, H/2, W/2]`, skip: `[B, C, H, W]` -> `[B, rec, H, W]`
-    pub fn forward(&self, deep: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
+    /// deep: `[B, D, H/2, W/2]`, skip: `[B, C, H, W]` -> `[B, rec, H, W]`; the upsampled
+    /// features go to `tap` as `up`, the gate's as `joint` and `psi`.
+    pub fn forward_tapped(&self, deep: Tensor<4>, skip: Tensor<4>, tap: Tap) -> Tensor<4> {
         let g = self.up.forward(deep);
-        let gated = self.att.forward(g.clone(), skip);
+        tap("up", &g);
+        let gated = self.att.forward_tapped(g.clone(), skip, tap);
         self.rrcnn.forward(Tensor::cat(vec![gated, g], 1))
     }
 

@@ -10,6 +10,15 @@ use burn::tensor::ops::ConvOptions;
 use super::config::{BRANCH_DILATIONS, EncoderPlan, Variant};
 use super::layers::{ConvBn, LayerSite, LayerVisitor, Norm, VisitLayers, conv, key, norm};
 
+/// Where a forward pass hands intermediate outputs by name (the filter and attention views).
+pub type Tap<'a> = &'a mut dyn FnMut(&str, &Tensor<4>);
+
+fn tap_branches(parts: &[Tensor<4>], tap: Tap) {
+    for (b, part) in parts.iter().enumerate() {
+        tap(&format!("branch{}", b + 1), part);
+    }
+}
+
 /// Branches 1-2 of the base ReASPP3: grouped 3x3 (groups = in) -> 1x1 -> BN -> ReLU = y1; then
 /// 1x1 -> BN -> ReLU = y2; output y1 + y2. PyTorch: `conv{i}_1.{0,1,2}`, `conv{i}_2.{0,1}`.
 #[derive(Module, Debug)]
@@ -107,11 +116,12 @@ impl ReAspp3 {
         }
     }
 
-    /// `[B, in, H, W] -> [B, out, H, W]`
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// `[B, in, H, W] -> [B, out, H, W]`; each branch's output goes to `tap` (`branch1`..).
+    pub fn forward_tapped(&self, x: Tensor<4>, tap: Tap) -> Tensor<4> {
         let mut parts: Vec<Tensor<4>> = Vec::with_capacity(5);
         parts.extend(self.grouped.iter().map(|b| b.forward(x.clone())));
         parts.extend(self.dilated.iter().map(|b| b.forward(x.clone())));
+        tap_branches(&parts, tap);
         parts.push(x);
         self.fuse.forward(Tensor::cat(parts, 1))
     }
@@ -192,8 +202,8 @@ impl SharedReAspp3 {
         )
     }
 
-    /// `[B, in, H, W] -> [B, out, H, W]`
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// `[B, in, H, W] -> [B, out, H, W]`; each branch's output goes to `tap` (`branch1`..).
+    pub fn forward_tapped(&self, x: Tensor<4>, tap: Tap) -> Tensor<4> {
         let variant = self.variant();
         let mut parts: Vec<Tensor<4>> = Vec::with_capacity(5);
         for (i, branch) in self.branches.iter().enumerate() {
@@ -201,6 +211,7 @@ impl SharedReAspp3 {
             let d = self.depthwise(kernel, x.clone(), BRANCH_DILATIONS[i]);
             parts.push(branch.pointwise.forward(d.clone()) + branch.proj.forward(d));
         }
+        tap_branches(&parts, tap);
         parts.push(x);
         self.fuse.forward(Tensor::cat(parts, 1))
     }
@@ -244,9 +255,14 @@ impl Encoder {
 
     /// `[B, in, H, W] -> [B, out, H, W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_tapped(x, &mut |_, _| {})
+    }
+
+    /// [`Encoder::forward`], handing each branch's output to `tap` as `branch1`..`branch4`.
+    pub fn forward_tapped(&self, x: Tensor<4>, tap: Tap) -> Tensor<4> {
         match self {
-            Encoder::Base(m) => m.forward(x),
-            Encoder::Shared(m) => m.forward(x),
+            Encoder::Base(m) => m.forward_tapped(x, tap),
+            Encoder::Shared(m) => m.forward_tapped(x, tap),
         }
     }
 }

@@ -66,12 +66,36 @@ impl Raagr2Net {
     /// PyTorch's names), in forward order, for `[B, 4, H, W]` inputs (layer analysis, CKA).
     pub fn layer_outputs(&self, x: Tensor<4>) -> Vec<(String, Tensor<4>)> {
         let mut outputs = Vec::new();
-        self.forward_tapped(x, &mut |name, t| outputs.push((name, t.clone())));
+        self.forward_tapped(x, &mut |name, t| {
+            if is_level(name) {
+                outputs.push((name.to_string(), t.clone()));
+            }
+        });
         outputs
     }
 
-    /// The forward pass to logits, handing each level's output to `tap` on the way.
-    fn forward_tapped(&self, x: Tensor<4>, tap: &mut dyn FnMut(String, &Tensor<4>)) -> Tensor<4> {
+    /// The intermediate outputs named in `wanted` (tap names: a channel group's name as
+    /// [`crate::model::ChannelPlan::groups`] gives it, or `att{k}.psi` for an attention gate's
+    /// gate), in forward order, and the logits.
+    pub fn tapped_outputs(
+        &self,
+        x: Tensor<4>,
+        wanted: &[&str],
+    ) -> (Vec<(String, Tensor<4>)>, Tensor<4>) {
+        let mut outputs = Vec::new();
+        let logits = self.forward_tapped(x, &mut |name, t| {
+            if wanted.contains(&name) {
+                outputs.push((name.to_string(), t.clone()));
+            }
+        });
+        (outputs, logits)
+    }
+
+    /// The forward pass to logits, handing intermediate outputs to `tap` on the way: each
+    /// channel group's features under the group's name (`enc1.branch1`, `enc1.out`, `up5`,
+    /// `att5`, `dec5`...), each gate's `att{k}.psi`, and each level's output as `enc{i}` /
+    /// `dec{k}`.
+    fn forward_tapped(&self, x: Tensor<4>, tap: &mut dyn FnMut(&str, &Tensor<4>)) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
         debug_assert!(h % SPATIAL_MULTIPLE == 0 && w % SPATIAL_MULTIPLE == 0);
         let mut skips: Vec<Tensor<4>> = Vec::with_capacity(self.encoders.len());
@@ -80,17 +104,30 @@ impl Raagr2Net {
             if i > 0 {
                 feature = self.pool.forward(feature);
             }
-            feature = encoder.forward(feature);
-            tap(format!("enc{}", i + 1), &feature);
+            let level = format!("enc{}", i + 1);
+            feature =
+                encoder.forward_tapped(feature, &mut |part, t| tap(&format!("{level}.{part}"), t));
+            tap(&format!("{level}.out"), &feature);
+            tap(&level, &feature);
             skips.push(feature.clone());
         }
         let mut deep = skips.pop().expect("five encoder levels");
         for (i, level) in self.decoders.iter().enumerate().rev() {
-            deep = level.forward(deep, skips[i].clone());
-            tap(format!("dec{}", i + 2), &deep);
+            let k = i + 2;
+            deep = level.forward_tapped(deep, skips[i].clone(), &mut |part, t| match part {
+                "up" => tap(&format!("up{k}"), t),
+                "joint" => tap(&format!("att{k}"), t),
+                other => tap(&format!("att{k}.{other}"), t),
+            });
+            tap(&format!("dec{k}"), &deep);
         }
         self.head.forward(deep)
     }
+}
+
+/// Whether a tap name is a whole level's output (`enc3`, `dec4`), not a part of one.
+fn is_level(name: &str) -> bool {
+    (name.starts_with("enc") || name.starts_with("dec")) && !name.contains('.')
 }
 
 impl VisitLayers for Raagr2Net {

@@ -3,6 +3,7 @@
 
 pub mod graph;
 pub mod importance;
+pub mod plan;
 pub mod schedule;
 pub mod structured;
 pub mod sweep;
@@ -14,10 +15,11 @@ use crate::model::{Checkpoint, ModelConfig, ModelError, WeightMap};
 
 pub use graph::ChannelGraph;
 pub use importance::{StructuredMethod, channel_importance, keep_top};
+pub use plan::{FineTuneRecord, PrunePlan};
 pub use schedule::{
     Schedule, ScheduleHooks, StepRecord, parameter_counts, run_schedule, step_count,
 };
-pub use structured::remove_channels;
+pub use structured::{remove_channels, zero_channels};
 pub use unstructured::UnstructuredMethod;
 
 /// Everything that can go wrong pruning.

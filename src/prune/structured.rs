@@ -45,6 +45,37 @@ pub fn remove_channels(
     Ok((smaller, pruned))
 }
 
+/// The same model with every channel not in `kept[g]` silenced instead of removed: the rows
+/// of every conv and batch norm that write it are zeroed (weight, bias, gamma, beta), so it
+/// carries zeros everywhere. What [`remove_channels`] computes must equal this model's output
+/// (the check that the graph ties every tensor a channel touches).
+pub fn zero_channels(
+    config: &ModelConfig,
+    weights: &WeightMap,
+    kept: &[Vec<usize>],
+) -> Result<WeightMap, PruneError> {
+    let graph = ChannelGraph::of(config);
+    check_kept(&graph, kept)?;
+    let mut zeroed = weights.clone();
+    for layer in &graph.layers {
+        let len = graph.axis_len(&layer.out);
+        let live = graph.kept_indices(&layer.out, kept);
+        let dead: Vec<usize> = (0..len)
+            .filter(|i| live.binary_search(i).is_err())
+            .collect();
+        for child in ["weight", "bias"] {
+            let key = format!("{}.{child}", layer.name);
+            if let Some(tensor) = zeroed.get_mut(&key) {
+                let row = tensor.values.len() / tensor.shape[0].max(1);
+                for &r in &dead {
+                    tensor.values[r * row..(r + 1) * row].fill(0.0);
+                }
+            }
+        }
+    }
+    Ok(zeroed)
+}
+
 fn check_kept(graph: &ChannelGraph, kept: &[Vec<usize>]) -> Result<(), PruneError> {
     if kept.len() != graph.groups.len() {
         return Err(PruneError::Invalid(format!(

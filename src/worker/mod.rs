@@ -29,7 +29,7 @@ use crate::inference::{
     InferenceOptions, brain_window, labels_from_regions, predict_regions, predict_regions_until,
     predict_slice,
 };
-use crate::metrics::{Region, overlap};
+pub use crate::metrics::region_dice;
 use crate::model::summary::summarize;
 use crate::model::{Checkpoint, save_checkpoint};
 use crate::prune::sweep::{SweepPoint, to_csv, write_sweep_plot};
@@ -484,11 +484,6 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown cause".into())
-}
-
-/// Dice of `predicted` against `truth` for WT, TC and ET over one slice or volume of codes.
-pub fn region_dice(predicted: &[u8], truth: &[u8]) -> [f64; 3] {
-    [Region::Wt, Region::Tc, Region::Et].map(|region| overlap(predicted, truth, region).dice)
 }
 
 #[cfg(test)]
