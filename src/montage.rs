@@ -29,7 +29,7 @@ pub fn tumour_slice(case: &PreparedCase) -> usize {
 
 /// A display window from the 0.5th to the 99.5th percentile of the brain's values (so a bright
 /// enhancing rim is not clipped white).
-fn brain_window(values: &[f32]) -> Window {
+pub fn display_window(values: &[f32]) -> Window {
     let mut brain: Vec<f32> = values.iter().copied().filter(|v| *v != 0.0).collect();
     if brain.is_empty() {
         return Window::default();
@@ -49,7 +49,7 @@ pub fn write_montage(case: &PreparedCase, z: usize, path: &Path) -> Result<()> {
         visible: [false; 3],
         ..OverlayStyle::default()
     };
-    let windows: Vec<Window> = case.modalities.iter().map(|m| brain_window(m)).collect();
+    let windows: Vec<Window> = case.modalities.iter().map(|m| display_window(m)).collect();
     let mut tiles: Vec<([usize; 2], Vec<u8>)> = (0..4)
         .map(|m| {
             render_slice(

@@ -252,6 +252,65 @@ pub fn write_heatmap_png(
     crate::atomic::write_bytes(path, &png).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// One picture in a [`write_tiles_png`] grid: RGBA pixels, row-major, with a caption.
+pub struct Tile {
+    pub caption: String,
+    pub size: [usize; 2],
+    pub rgba: Vec<u8>,
+}
+
+/// Tiles in a grid of `columns` (rows of tiles top to bottom), each captioned, under a title,
+/// as a PNG (figures of activation and attention maps).
+pub fn write_tiles_png(
+    path: &Path,
+    title: &str,
+    tiles: &[Tile],
+    columns: usize,
+) -> anyhow::Result<()> {
+    register_fonts();
+    let columns = columns.clamp(1, tiles.len().max(1));
+    let rows = tiles.len().div_ceil(columns);
+    let tile_w = tiles.iter().map(|t| t.size[0]).max().unwrap_or(1) as u32;
+    let tile_h = tiles.iter().map(|t| t.size[1]).max().unwrap_or(1) as u32;
+    let (gap, caption, top) = (6u32, 20u32, 34u32);
+    let width = (columns as u32 * (tile_w + gap) + gap).max(20 + 8 * title.len() as u32);
+    let height = top + rows as u32 * (tile_h + caption + gap);
+    let mut pixels = vec![255u8; (width * height * 3) as usize];
+    for (i, tile) in tiles.iter().enumerate() {
+        let x0 = gap + (i % columns) as u32 * (tile_w + gap);
+        let y0 = top + (i / columns) as u32 * (tile_h + caption + gap) + caption;
+        for (p, px) in tile.rgba.chunks_exact(4).enumerate() {
+            let (x, y) = (
+                x0 + (p % tile.size[0]) as u32,
+                y0 + (p / tile.size[0]) as u32,
+            );
+            let at = ((y * width + x) * 3) as usize;
+            pixels[at..at + 3].copy_from_slice(&px[..3]);
+        }
+    }
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        root.draw(&Text::new(title.to_string(), (10, 10), (FONT, 16)))
+            .map_err(draw_error)?;
+        for (i, tile) in tiles.iter().enumerate() {
+            let x0 = gap + (i % columns) as u32 * (tile_w + gap);
+            let y0 = top + (i / columns) as u32 * (tile_h + caption + gap);
+            root.draw(&Text::new(
+                tile.caption.clone(),
+                (x0 as i32, y0 as i32 + 2),
+                (FONT, 14),
+            ))
+            .map_err(draw_error)?;
+        }
+        root.present().map_err(draw_error)?;
+    }
+    let image = image::RgbImage::from_raw(width, height, pixels)
+        .ok_or_else(|| anyhow::anyhow!("tile buffer has the wrong size"))?;
+    let mut png = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    crate::atomic::write_bytes(path, &png).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 /// The heatmap colour of a value in [0, 1]: dark blue (0) through teal to yellow (1), close
 /// to viridis; grey for non-finite values. The app's heatmaps use it too.
 pub fn heat_colour(value: f64) -> (u8, u8, u8) {

@@ -13,7 +13,8 @@ use crate::model::Raagr2Net;
 /// The attention gates, deepest first (forward order of the decoder).
 pub const GATES: [&str; 4] = ["att5", "att4", "att3", "att2"];
 
-/// Maps on the case's axial plane (`nx * ny`, x fastest), zero outside the network's window.
+/// Maps on the case's axial plane (`nx * ny`, x fastest). Outside the network's window the
+/// activations are 0 (what the network sees there) and the gates NaN (no gate there).
 #[derive(Debug, Clone, Default)]
 pub struct SliceMaps {
     /// One map per channel of the requested group, in channel order.
@@ -48,10 +49,12 @@ pub fn slice_maps(
     let mut maps = SliceMaps::default();
     for (name, tensor) in outputs {
         if Some(name.as_str()) == group {
-            maps.channels = to_plane(tensor, case.dims, window);
+            maps.channels = to_plane(tensor, case.dims, window, 0.0);
         } else if let Some(gate) = name.strip_suffix(".psi") {
             let mean = tensor.mean_dim(1);
-            let plane = to_plane(mean, case.dims, window).pop().unwrap_or_default();
+            let plane = to_plane(mean, case.dims, window, f32::NAN)
+                .pop()
+                .unwrap_or_default();
             maps.attention.push((gate.to_string(), plane));
         }
     }
@@ -63,12 +66,24 @@ pub fn slice_maps(
     Ok(maps)
 }
 
+/// The range of the finite values of `maps` (`None` when there are none): a shared colour
+/// scale for maps that are compared.
+pub fn finite_range<'a>(maps: impl IntoIterator<Item = &'a [f32]>) -> Option<(f32, f32)> {
+    maps.into_iter()
+        .flat_map(|m| m.iter().copied().filter(|v| v.is_finite()))
+        .fold(None, |range, v| match range {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
+}
+
 /// `[1, C, h, w]` features at any scale -> C planes of the case (bilinear up to the window,
-/// pasted into the plane at the window's place).
+/// pasted into the plane at the window's place, `outside` elsewhere).
 fn to_plane(
     features: Tensor<4>,
     dims: [usize; 3],
     window: crate::data::preprocess::PlaneWindow,
+    outside: f32,
 ) -> Vec<Vec<f32>> {
     let [_, channels, h, w] = features.dims();
     let full = if (h, w) == (window.h, window.w) {
@@ -88,7 +103,7 @@ fn to_plane(
         .chunks(window.h * window.w)
         .take(channels)
         .map(|channel| {
-            let mut plane = vec![0.0f32; dims[0] * dims[1]];
+            let mut plane = vec![outside; dims[0] * dims[1]];
             paste_window(&mut plane, plane_dims, 0, window, channel);
             plane
         })
@@ -123,9 +138,10 @@ mod tests {
         );
         assert_eq!(maps.attention.len(), 4);
         for (gate, psi) in &maps.attention {
-            // A sigmoid averaged over channels: inside (0, 1) in the window, 0 outside it.
-            assert!(psi.iter().all(|v| (0.0..1.0).contains(v)), "{gate}");
-            assert!(psi.iter().any(|v| *v > 0.0), "{gate}");
+            // A sigmoid averaged over channels: inside (0, 1) in the window, NaN outside it.
+            let inside: Vec<f32> = psi.iter().copied().filter(|v| v.is_finite()).collect();
+            assert!(inside.iter().all(|v| *v > 0.0 && *v < 1.0), "{gate}");
+            assert!(!inside.is_empty() && inside.len() < psi.len(), "{gate}");
         }
         let err = slice_maps(&model, &case, z, Some("enc9.out"), false, &device).unwrap_err();
         assert!(err.contains("enc9.out"), "{err}");

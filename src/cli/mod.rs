@@ -11,6 +11,7 @@ pub mod eval_cmd;
 pub mod fine_tune;
 pub mod import_cmd;
 pub mod info_cmd;
+pub mod maps_cmd;
 pub mod model_args;
 pub mod predict_cmd;
 pub mod prune_cmd;
@@ -72,6 +73,11 @@ pub enum Command {
     Sensitivity(sensitivity_cmd::SensitivityArgs),
     /// One-shot vs iterative vs layer-wise pruning to one ratio: Dice and CKA to the dense model.
     CompareSchedules(compare_cmd::CompareArgs),
+    /// Each attention gate's psi on one slice over FLAIR as a PNG (with --plan: dense,
+    /// pruned and their difference).
+    Attention(maps_cmd::AttentionArgs),
+    /// A channel group's activation maps on one slice as a PNG grid, sorted by importance.
+    Activations(maps_cmd::ActivationsArgs),
     /// The classifier study (VGG, DenseNet on CIFAR-100 or HAM10000): stand-in data, train,
     /// eval, import, L1 pruning schedules and sweeps.
     Classify(classify_cmd::ClassifyArgs),
@@ -95,6 +101,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sensitivity(args) => sensitivity_cmd::sensitivity(args),
         Command::CompareSchedules(args) => compare_cmd::compare(args),
         Command::Classify(args) => classify_cmd::classify(args),
+        Command::Attention(args) => maps_cmd::attention(args),
+        Command::Activations(args) => maps_cmd::activations(args),
     }
 }
 

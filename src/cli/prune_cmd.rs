@@ -16,7 +16,9 @@ use crate::inference::InferenceOptions;
 use crate::metrics::{Region, RegionScores};
 use crate::model::summary::summarize;
 use crate::model::{Checkpoint, save_checkpoint};
-use crate::prune::{ChannelGraph, PruneMethod, Ratios, Schedule, StepRecord, run_schedule};
+use crate::prune::{
+    ChannelGraph, PruneMethod, PrunePlan, Ratios, Schedule, StepRecord, run_schedule,
+};
 use crate::report::{self, giga, thousands};
 
 /// The schedules as the command line names them.
@@ -43,6 +45,24 @@ pub struct ScheduleArgs {
 }
 
 impl ScheduleArgs {
+    /// The options that give `schedule`.
+    pub fn of(schedule: Schedule) -> ScheduleArgs {
+        match schedule {
+            Schedule::OneShot => ScheduleArgs {
+                schedule: ScheduleKind::OneShot,
+                steps: 3,
+            },
+            Schedule::Iterative { steps } => ScheduleArgs {
+                schedule: ScheduleKind::Iterative,
+                steps,
+            },
+            Schedule::LayerWise => ScheduleArgs {
+                schedule: ScheduleKind::LayerWise,
+                steps: 3,
+            },
+        }
+    }
+
     pub fn schedule(self) -> Schedule {
         match self.schedule {
             ScheduleKind::OneShot => Schedule::OneShot,
@@ -87,6 +107,11 @@ pub struct PruneArgs {
     /// Per-group ratios, e.g. `enc5.out=0.7,dec2=0.2` (names as `info` and the app show them).
     #[arg(long, conflicts_with = "global")]
     pub group_ratios: Option<String>,
+    /// A pruning plan (JSON, as the app's plan tree exports it): its method, ratios, hand-picked
+    /// channels, schedule and fine-tuning replace the options above (fine-tuning options given
+    /// here win).
+    #[arg(long, conflicts_with_all = ["group_ratios", "global"])]
+    pub plan: Option<PathBuf>,
     /// Treat --ratio as a share of all channels, with one importance threshold across groups
     /// (each group's importances divided by their mean), instead of the same share per group.
     #[arg(long)]
@@ -142,14 +167,33 @@ struct PruneReport {
     prune_secs: f64,
 }
 
-pub fn prune(args: PruneArgs) -> Result<()> {
+pub fn prune(mut args: PruneArgs) -> Result<()> {
     super::check_size("--size", args.measure.size)?;
     super::eval_cmd::check_threshold(args.measure.threshold)?;
     if args.measure.runs == 0 {
         bail!("--runs must be at least 1");
     }
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
-    let ratios = if args.global {
+    let plan = args.plan.as_deref().map(PrunePlan::read).transpose()?;
+    if let Some(plan) = &plan {
+        args.method = plan.method;
+        args.schedule = ScheduleArgs::of(plan.schedule);
+        if let Some(tuned) = plan.fine_tune.as_ref()
+            && args.measure.fine_tune.fine_tune_epochs == 0
+        {
+            args.measure.fine_tune.fine_tune_epochs = tuned.epochs;
+            args.measure.fine_tune.fine_tune_lr = tuned.learning_rate;
+            args.measure.fine_tune.fine_tune_batches = tuned.batches_per_epoch;
+        }
+    }
+    // A plan's hand-picked channels go first; its ratios then prune what is left.
+    let start = match &plan {
+        Some(plan) => plan.without_picked(&dense)?,
+        None => dense.clone(),
+    };
+    let ratios = if let Some(plan) = &plan {
+        plan.ratios(&ChannelGraph::of(&start.config))?
+    } else if args.global {
         Ratios::Global(args.ratio)
     } else if args.group_ratios.is_some() {
         parse_ratios(&dense, args.ratio, args.group_ratios.as_deref())?
@@ -167,7 +211,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
         &[args.method],
     )?;
     let snip = tuner.as_ref().map(FineTuner::snip_batch);
-    crate::prune::prune_checkpoint(&dense, args.method, &ratios, snip.as_ref())?;
+    crate::prune::prune_checkpoint(&start, args.method, &ratios, snip.as_ref())?;
     let prune_secs = started.elapsed().as_secs_f64();
 
     let cases = defaults::data_or_held_out(&args.measure.data)
@@ -188,7 +232,7 @@ pub fn prune(args: PruneArgs) -> Result<()> {
     };
     eprintln!("prune: {} by {}", schedule.name(), args.method.name());
     let (pruned, steps) = run_schedule(
-        &dense,
+        &start,
         args.method,
         &ratios,
         schedule,

@@ -326,6 +326,29 @@ pub fn epoch_batches(len: usize, batch_size: usize, shuffle: bool, seed: u64) ->
         .collect()
 }
 
+/// A BraTS case folder, or the folder of a file inside one: the prepared case and its folder.
+pub fn open_case(path: &Path) -> Result<(PreparedCase, PathBuf), String> {
+    let folder = if path.is_file() {
+        path.parent().unwrap_or(path)
+    } else {
+        path
+    };
+    let sources = list_cases(folder).map_err(|e| e.to_string())?;
+    let source: &CaseSource = sources.first().ok_or_else(|| {
+        format!(
+            "{}: not a BraTS case folder (expected the four modalities and optionally a \
+             segmentation, e.g. <case>_t1.nii.gz ... <case>_seg.nii.gz)",
+            folder.display()
+        )
+    })?;
+    let case = source.load(None).map_err(|e| e.to_string())?;
+    let case_folder = match source {
+        CaseSource::Folder { folder, .. } => folder.clone(),
+        CaseSource::Synthetic { .. } => folder.to_path_buf(),
+    };
+    Ok((case, case_folder))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

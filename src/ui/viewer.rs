@@ -221,6 +221,72 @@ pub fn render_slice(
     ([w, h], pixels)
 }
 
+/// How a map drawn by [`render_map`] is coloured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MapPalette {
+    /// `low` dark blue through teal to yellow at `high` (the heatmaps' ramp).
+    Heat { low: f32, high: f32 },
+    /// Blue below zero, orange-red above, fading out towards zero; `limit` is full colour.
+    Diverging { limit: f32 },
+}
+
+impl MapPalette {
+    /// (colour, how strongly it covers the background in [0, 1]) of one value; NaN (no
+    /// value) leaves the background bare.
+    fn colour(self, value: f32) -> ([f32; 3], f32) {
+        if value.is_nan() {
+            return ([0.0; 3], 0.0);
+        }
+        match self {
+            MapPalette::Heat { low, high } => {
+                let t = ((value - low) / (high - low).max(1e-6)).clamp(0.0, 1.0);
+                let (r, g, b) = crate::plot::heat_colour(t as f64);
+                ([r as f32, g as f32, b as f32], 1.0)
+            }
+            MapPalette::Diverging { limit } => {
+                let t = (value / limit.max(1e-6)).clamp(-1.0, 1.0);
+                let colour = if t >= 0.0 {
+                    [255.0, 90.0, 30.0]
+                } else {
+                    [40.0, 140.0, 255.0]
+                };
+                (colour, t.abs())
+            }
+        }
+    }
+}
+
+/// An axial map of the case's plane (`nx * ny`, x fastest) coloured by `palette` over axial
+/// slice `z` of `background` at `opacity` (1: the map alone where it covers): RGBA pixels in
+/// the viewer's orientation.
+pub fn render_map(
+    background: &[f32],
+    dims: [usize; 3],
+    z: usize,
+    window: Window,
+    map: &[f32],
+    palette: MapPalette,
+    opacity: f32,
+) -> ([usize; 2], Vec<u8>) {
+    let bare = OverlayStyle {
+        visible: [false; 3],
+        ..OverlayStyle::default()
+    };
+    let (plane, mut pixels) = render_slice(background, None, dims, Axis::Axial, z, window, &bare);
+    let map_dims = [dims[0], dims[1], 1];
+    for v in 0..plane[1] {
+        for u in 0..plane[0] {
+            let (colour, cover) = palette.colour(map[Axis::Axial.voxel(map_dims, 0, u, v)]);
+            let alpha = (cover * opacity).clamp(0.0, 1.0);
+            let px = &mut pixels[(v * plane[0] + u) * 4..][..3];
+            for c in 0..3 {
+                px[c] = (px[c] as f32 * (1.0 - alpha) + colour[c] * alpha) as u8;
+            }
+        }
+    }
+    (plane, pixels)
+}
+
 /// Whether (u, v) labelled `code` touches a pixel with another code (4-neighbourhood).
 fn is_edge(
     u: usize,

@@ -20,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::backend;
 use crate::data::brats::load_case;
-use crate::data::dataset::{CaseSource, PreparedCase, list_cases};
+use crate::data::dataset::PreparedCase;
 use crate::data::nifti_io::{write_label_map, write_volume};
 use crate::data::preprocess::paste_window;
 use crate::data::synth::synthetic_header;
@@ -181,7 +181,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             }
             Request::OpenPath(path) => {
                 (self.reply)(Response::Status(format!("opening {}", path.display())));
-                let (case, folder) = load_case_at(&path)?;
+                let (case, folder) = crate::data::dataset::open_case(&path)?;
                 self.open(case);
                 self.case_folder = Some(folder);
                 Ok(())
@@ -441,29 +441,6 @@ fn export_sweep(points: &[SweepPoint], path: &Path) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", path.display()));
     }
     write_sweep_plot(path, points, "open case").map_err(|e| e.to_string())
-}
-
-/// A BraTS case folder, or the folder of a file inside one: the prepared case and its folder.
-fn load_case_at(path: &Path) -> Result<(PreparedCase, PathBuf), String> {
-    let folder = if path.is_file() {
-        path.parent().unwrap_or(path)
-    } else {
-        path
-    };
-    let sources = list_cases(folder).map_err(|e| e.to_string())?;
-    let source: &CaseSource = sources.first().ok_or_else(|| {
-        format!(
-            "{}: not a BraTS case folder (expected the four modalities and optionally a \
-             segmentation, e.g. <case>_t1.nii.gz ... <case>_seg.nii.gz)",
-            folder.display()
-        )
-    })?;
-    let case = source.load(None).map_err(|e| e.to_string())?;
-    let case_folder = match source {
-        CaseSource::Folder { folder, .. } => folder.clone(),
-        CaseSource::Synthetic { .. } => folder.to_path_buf(),
-    };
-    Ok((case, case_folder))
 }
 
 /// A rayon pool for background jobs with one thread fewer than the machine has (at least one),
