@@ -13,6 +13,7 @@ pub mod inference;
 pub mod metrics;
 pub mod model;
 pub mod montage;
+pub mod plan_tree;
 pub mod plot;
 pub mod prune;
 pub mod report;

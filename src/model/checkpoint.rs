@@ -147,6 +147,18 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelError> {
     checkpoint_from_bytes(path, &bytes)
 }
 
+/// Our checkpoint, or a PyTorch state_dict (safetensors without our config) imported with
+/// variant, head and widths inferred from its shapes: what the app's "Open model" accepts.
+pub fn open_model(path: &Path) -> Result<Checkpoint, ModelError> {
+    let bytes = read_file(path)?;
+    let (_, _, metadata) = tensors_from_bytes(path, &bytes)?;
+    if metadata.contains_key(CONFIG_METADATA_KEY) {
+        checkpoint_from_bytes(path, &bytes)
+    } else {
+        import_pytorch(path, &ImportOptions::default())
+    }
+}
+
 /// Parses checkpoint bytes (e.g. an embedded asset); `path` only names the source in errors.
 pub fn checkpoint_from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, ModelError> {
     let (weights, masks, metadata) = tensors_from_bytes(path, bytes)?;

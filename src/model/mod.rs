@@ -13,7 +13,9 @@ pub mod weights;
 
 use std::path::PathBuf;
 
-pub use checkpoint::{Checkpoint, ImportOptions, import_pytorch, load_checkpoint, save_checkpoint};
+pub use checkpoint::{
+    Checkpoint, ImportOptions, import_pytorch, load_checkpoint, open_model, save_checkpoint,
+};
 pub use config::{ChannelPlan, Head, ModelConfig, Variant};
 pub use masking::ModelMasks;
 pub use net::Raagr2Net;

@@ -16,9 +16,16 @@ impl LabApp {
                 self.errors.push(text);
             }
             Response::ModelReady(model) => {
+                self.pruning = Default::default();
                 self.pruning.group_ratios = vec![0.0; model.groups.len()];
                 self.model = Some(model);
+                self.preview = None;
+                self.preview_case_dice = None;
+                self.maps = None;
+                self.filters.reset();
+                self.fine_tune.show_tuned = false;
                 self.preview_wanted = true;
+                self.plans_on_model_ready();
             }
             Response::CaseLoaded(case) => {
                 self.slice_idx = best_slice(&case);
@@ -103,6 +110,7 @@ impl LabApp {
                     self.fine_tune.tuned_available = true;
                     self.fine_tune.show_tuned = true;
                     self.preview_wanted = true;
+                    self.keep_fine_tuned(device, epochs_done);
                 }
             }
             Response::JobStarted { label } => {
@@ -130,6 +138,19 @@ impl LabApp {
             Response::SensitivityCell(cell) => self.layers.sensitivity.push(cell),
             Response::Cka(view) => self.layers.cka = Some(view),
             Response::Saved(path) => self.notices.push(format!("saved {}", path.display())),
+            Response::Maps(view) => {
+                if view.id == self.last_maps_id {
+                    self.maps = Some(view);
+                }
+            }
+            Response::Comparison {
+                id,
+                slice_idx,
+                a,
+                b,
+            } => self.on_comparison(id, slice_idx, a, b),
+            Response::NodeStats { node, stats } => self.on_node_stats(node, stats),
+            Response::ChannelScores(view) => self.filters.scores = Some(view),
         }
     }
 }

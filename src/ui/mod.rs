@@ -2,18 +2,24 @@
 //! and a pruning panel whose sliders drive live previews computed by the background worker.
 //! Knows nothing of burn: it sends requests and draws the plain data that comes back.
 
+mod attention;
 pub mod classify_workspace;
+mod filters;
 mod fine_tune_panel;
 mod heatmap;
 pub mod layers;
 mod messages;
+mod plans;
 mod plots;
 mod pruning_panel;
 mod slices;
 mod view_panel;
 pub mod viewer;
 
+pub use attention::AttentionState;
+pub use filters::{ChannelSort, FilterState};
 pub use fine_tune_panel::{FineTuneSettings, FineTuneState, GpuState, TrainPoint};
+pub use plans::PlansState;
 pub use pruning_panel::{PruningState, method_help, preset_ratios};
 
 use std::sync::Arc;
@@ -24,8 +30,8 @@ use eframe::egui;
 use crate::prune::PruneMethod;
 use crate::prune::sweep::SweepPoint;
 use crate::worker::{
-    self, CaseView, FineTuneRequest, ModelView, PreviewRequest, PreviewResult, Request,
-    WorkerHandle,
+    self, CaseView, FineTuneRequest, MapsRequest, MapsView, ModelView, PreviewRequest,
+    PreviewResult, Request, WorkerHandle,
 };
 use viewer::{Axis, OverlayStyle, Window};
 
@@ -103,6 +109,14 @@ pub struct LabApp {
     pub workspace: Workspace,
     /// The classifier workspace, started the first time it is shown.
     pub classifiers: Option<classify_workspace::ClassifierWorkspace>,
+    /// Every kept pruning plan, saved to the workspace file.
+    pub plans: PlansState,
+    /// The last filter/attention maps from the worker.
+    pub maps: Option<MapsView>,
+    last_maps_id: u64,
+    maps_wanted: bool,
+    pub filters: FilterState,
+    pub attention: AttentionState,
 }
 
 /// The app's two studies.
@@ -120,11 +134,30 @@ pub enum Tab {
     Slices,
     Plots,
     Layers,
+    Filters,
+    Attention,
+    Plans,
+}
+
+impl Tab {
+    /// Whether the page shows activation or attention maps (which follow the preview).
+    fn shows_maps(self) -> bool {
+        matches!(self, Tab::Filters | Tab::Attention)
+    }
 }
 
 impl LabApp {
-    /// Starts the worker and asks for the last case (or the embedded default).
+    /// Starts the worker and asks for the last case (or the embedded default); the plan tree
+    /// lives in the user's data directory.
     pub fn new(cc: &eframe::CreationContext<'_>) -> LabApp {
+        LabApp::with_workspace(cc, crate::plan_tree::default_workspace_path())
+    }
+
+    /// [`LabApp::new`] with the plan tree's workspace file at `workspace` (none: not saved).
+    pub fn with_workspace(
+        cc: &eframe::CreationContext<'_>,
+        workspace: Option<std::path::PathBuf>,
+    ) -> LabApp {
         let settings: Settings = cc
             .storage
             .and_then(|s| eframe::get_value(s, SETTINGS_KEY))
@@ -136,7 +169,7 @@ impl LabApp {
             _ => Request::OpenDefault,
         };
         let _ = worker.requests.send(first);
-        LabApp {
+        let mut app = LabApp {
             worker,
             settings,
             case: None,
@@ -165,7 +198,18 @@ impl LabApp {
             layers: layers::LayersState::default(),
             workspace: Workspace::Segmentation,
             classifiers: None,
+            plans: PlansState::open(workspace),
+            maps: None,
+            last_maps_id: 0,
+            maps_wanted: false,
+            filters: FilterState::default(),
+            attention: AttentionState::default(),
+        };
+        // The model of the node selected when the app was last closed.
+        if let Some(model) = app.plans.selected_model() {
+            app.open_model(model);
         }
+        app
     }
 
     /// Slice textures rendered and uploaded since the start (they are cached per panel).
@@ -203,17 +247,15 @@ impl LabApp {
     /// What the panel currently describes (method, ratios, slice, fine-tuned or not).
     fn current_request(&self) -> Option<PreviewRequest> {
         let case = self.case.as_ref()?;
-        self.model.as_ref()?;
         let slice_idx = match self.settings.axis {
             Axis::Axial => self.slice_idx,
             // Other planes preview the axial slice with the most tumour.
             _ => slices::best_slice(case),
         };
+        let model = self.model.as_ref()?;
         Some(PreviewRequest {
             id: self.last_preview_id,
-            method: self.settings.method,
-            group_ratios: self.pruning.group_ratios.clone(),
-            global_ratio: self.pruning.use_global.then_some(self.pruning.global_ratio),
+            plan: self.pruning.plan(self.settings.method, model),
             slice_idx,
             fine_tuned: self.fine_tune.show_tuned,
         })
@@ -227,6 +269,55 @@ impl LabApp {
         request.id = self.last_preview_id;
         let _ = self.worker.requests.send(Request::Preview(request));
         self.preview_wanted = false;
+        self.maps_wanted = true;
+    }
+
+    /// Asks for the filter/attention maps of what the panel describes (the filter view's
+    /// group of the dense model, both models' gates).
+    fn request_maps(&mut self) {
+        let Some(preview) = self.current_request() else {
+            return;
+        };
+        self.last_maps_id += 1;
+        let group = match self.tab {
+            Tab::Filters => self.filters.group_name(self.model.as_ref()),
+            _ => None,
+        };
+        let request = MapsRequest {
+            id: self.last_maps_id,
+            preview,
+            group,
+        };
+        let _ = self.worker.requests.send(Request::Maps(request));
+        self.maps_wanted = false;
+    }
+
+    /// Anything in the pruning settings changed: a new pruned model (not the fine-tuned one,
+    /// not a saved node's weights) to preview.
+    pub(crate) fn pruning_changed(&mut self) {
+        self.fine_tune.show_tuned = false;
+        self.pruning.fine_tune = None;
+        self.pruning.checkpoint = None;
+        self.preview_wanted = true;
+    }
+
+    /// Asks the worker to make the model at `path` (a checkpoint or PyTorch state_dict; `None`:
+    /// the embedded one) the dense model.
+    pub fn open_model(&mut self, path: Option<std::path::PathBuf>) {
+        let _ = self.worker.requests.send(Request::OpenModel(path));
+    }
+
+    fn open_model_dialog(&self) {
+        let requests = self.worker.requests.clone();
+        std::thread::spawn(move || {
+            if let Some(path) = rfd::FileDialog::new()
+                .set_title("Open a model (raagr2-lab checkpoint or PyTorch state_dict)")
+                .add_filter("safetensors", &["safetensors"])
+                .pick_file()
+            {
+                let _ = requests.send(Request::OpenModel(Some(path)));
+            }
+        });
     }
 
     /// Starts a Dice-vs-sparsity sweep of the open case in the background.
@@ -363,8 +454,15 @@ impl LabApp {
                 .collect()
         });
         for path in dropped {
-            self.settings.last_case = Some(path.clone());
-            self.open_path(path);
+            let is_model = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+            if is_model {
+                self.open_model(Some(path));
+            } else {
+                self.settings.last_case = Some(path.clone());
+                self.open_path(path);
+            }
         }
         let Some(case) = &self.case else { return };
         let slices = self.settings.axis.slices(case.dims);
@@ -408,21 +506,41 @@ impl eframe::App for LabApp {
             .default_size(330.0)
             .show(ui, |ui| self.pruning_panel_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| {
+            let before = self.tab;
             ui.horizontal(|ui| {
                 ui.selectable_value(&mut self.tab, Tab::Slices, "Slices");
                 ui.selectable_value(&mut self.tab, Tab::Plots, "Plots");
                 ui.selectable_value(&mut self.tab, Tab::Layers, "Layers");
+                ui.selectable_value(&mut self.tab, Tab::Filters, "Filters")
+                    .on_hover_text(
+                        "A channel group's activation maps, scores, and channels picked by hand",
+                    );
+                ui.selectable_value(&mut self.tab, Tab::Attention, "Attention")
+                    .on_hover_text("Where each attention gate looks, dense vs pruned");
+                ui.selectable_value(&mut self.tab, Tab::Plans, "Plans")
+                    .on_hover_text("The plan tree: kept plans, restore, compare, statistics");
             });
+            if self.tab != before && self.tab.shows_maps() {
+                self.maps_wanted = true;
+            }
             ui.separator();
             match self.tab {
                 Tab::Slices => self.slices_ui(ui),
                 Tab::Plots => self.plots_ui(ui),
                 Tab::Layers => self.layers_ui(ui),
+                Tab::Filters => self.filters_ui(ui),
+                Tab::Attention => self.attention_ui(ui),
+                Tab::Plans => self.plans_ui(ui),
             }
         });
         if self.preview_wanted {
             self.request_preview();
         }
+        if self.maps_wanted && self.tab.shows_maps() {
+            self.request_maps();
+        }
+        self.plans.save_if_changed();
+        self.errors.extend(self.plans.take_errors());
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
@@ -457,6 +575,24 @@ impl LabApp {
             {
                 self.settings.last_case = None;
                 let _ = self.worker.requests.send(Request::OpenDefault);
+            }
+            ui.separator();
+            if ui
+                .button("Open model…")
+                .on_hover_text(
+                    "A raagr2-lab checkpoint or a PyTorch state_dict (.safetensors); or drop one \
+                     on the window",
+                )
+                .clicked()
+            {
+                self.open_model_dialog();
+            }
+            if ui
+                .button("Default model")
+                .on_hover_text("The embedded model")
+                .clicked()
+            {
+                self.open_model(None);
             }
             if let Some(case) = &self.case {
                 ui.separator();

@@ -1,18 +1,78 @@
 //! The Pruning panel: method, global or per-group ratios, presets, and the dense vs pruned
 //! model's size.
 
+use std::collections::BTreeMap;
+
 use eframe::egui;
 
 use super::LabApp;
-use crate::prune::PruneMethod;
+use crate::prune::{FineTuneRecord, PruneMethod, PrunePlan};
 use crate::worker::ModelView;
 
-/// The ratios the panel drives: per group, or one global share.
+/// The ratios the panel drives: per group, or one global share, and the channels picked by
+/// hand in the filter view.
 #[derive(Debug, Clone, Default)]
 pub struct PruningState {
     pub group_ratios: Vec<f64>,
     pub global_ratio: f64,
     pub use_global: bool,
+    /// Channels removed by hand, per group name (sorted).
+    pub removed: BTreeMap<String, Vec<usize>>,
+    /// The fine-tuning and saved weights of the plan tree node these settings came from
+    /// (cleared by any change: new settings describe a model not yet tuned).
+    pub fine_tune: Option<FineTuneRecord>,
+    pub checkpoint: Option<std::path::PathBuf>,
+}
+
+impl PruningState {
+    /// The plan these settings describe for `model`'s groups, pruned by `method`.
+    pub fn plan(&self, method: PruneMethod, model: &ModelView) -> PrunePlan {
+        let mut plan = PrunePlan::dense(method);
+        plan.global_ratio = self.use_global.then_some(self.global_ratio);
+        plan.group_ratios = model
+            .groups
+            .iter()
+            .zip(&self.group_ratios)
+            .filter(|(_, r)| **r > 0.0)
+            .map(|(g, r)| (g.name.clone(), *r))
+            .collect();
+        plan.removed_channels = self
+            .removed
+            .iter()
+            .filter(|(_, picked)| !picked.is_empty())
+            .map(|(g, picked)| (g.clone(), picked.clone()))
+            .collect();
+        plan.fine_tune = self.fine_tune.clone();
+        plan.checkpoint = self.checkpoint.clone();
+        plan
+    }
+
+    /// Settings that describe `plan` on `model`'s groups.
+    pub fn restore(&mut self, plan: &PrunePlan, model: &ModelView) {
+        self.use_global = plan.global_ratio.is_some();
+        if let Some(r) = plan.global_ratio {
+            self.global_ratio = r;
+        }
+        self.group_ratios = model
+            .groups
+            .iter()
+            .map(|g| plan.group_ratios.get(&g.name).copied().unwrap_or(0.0))
+            .collect();
+        self.removed = plan.removed_channels.clone();
+        self.fine_tune = plan.fine_tune.clone();
+        self.checkpoint = plan.checkpoint.clone();
+    }
+
+    /// Marks or unmarks one channel of `group` for removal.
+    pub fn toggle_channel(&mut self, group: &str, channel: usize) {
+        let picked = self.removed.entry(group.to_string()).or_default();
+        match picked.binary_search(&channel) {
+            Ok(i) => {
+                picked.remove(i);
+            }
+            Err(i) => picked.insert(i, channel),
+        }
+    }
 }
 
 impl LabApp {
@@ -23,6 +83,7 @@ impl LabApp {
             self.pruning.use_global,
             self.pruning.global_ratio,
             self.pruning.group_ratios.clone(),
+            self.pruning.removed.clone(),
         );
         egui::ComboBox::from_label("Method")
             .selected_text(self.settings.method.key())
@@ -71,6 +132,7 @@ impl LabApp {
             self.pruning.use_global,
             egui::Slider::new(&mut self.pruning.global_ratio, 0.0..=0.95).text("Global ratio"),
         );
+        self.keep_plan_ui(ui);
         if let Some(model) = self.model.clone() {
             ui.separator();
             self.model_stats_ui(ui, &model);
@@ -88,7 +150,12 @@ impl LabApp {
                         .unwrap_or(group.channels);
                     let mean_importance =
                         group.importance.iter().sum::<f32>() / group.importance.len().max(1) as f32;
-                    let label = format!("{} {kept}/{}", group.name, group.channels);
+                    let picked = self.pruning.removed.get(&group.name).map_or(0, Vec::len);
+                    let label = if picked > 0 {
+                        format!("{} {kept}/{} ({picked} picked)", group.name, group.channels)
+                    } else {
+                        format!("{} {kept}/{}", group.name, group.channels)
+                    };
                     let hover = format!("mean filter L2 importance {mean_importance:.3}");
                     if self.pruning.use_global {
                         // The global threshold decides each group's share: show what it removed.
@@ -113,11 +180,10 @@ impl LabApp {
             self.pruning.use_global,
             self.pruning.global_ratio,
             self.pruning.group_ratios.clone(),
+            self.pruning.removed.clone(),
         );
         if before != after {
-            // New ratios describe a new pruned model, not the fine-tuned one.
-            self.fine_tune.show_tuned = false;
-            self.preview_wanted = true;
+            self.pruning_changed();
         }
     }
 

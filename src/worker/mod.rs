@@ -4,6 +4,7 @@
 
 pub mod classify;
 mod jobs;
+pub mod maps;
 mod protocol;
 
 pub use protocol::*;
@@ -22,20 +23,17 @@ use crate::backend;
 use crate::data::brats::load_case;
 use crate::data::dataset::PreparedCase;
 use crate::data::nifti_io::{write_label_map, write_volume};
-use crate::data::preprocess::paste_window;
 use crate::data::synth::synthetic_header;
 use crate::defaults;
 use crate::inference::{
-    InferenceOptions, brain_window, labels_from_regions, predict_regions, predict_regions_until,
-    predict_slice,
+    InferenceOptions, labels_from_regions, predict_regions, predict_regions_until,
 };
 pub use crate::metrics::region_dice;
 use crate::model::summary::summarize;
 use crate::model::{Checkpoint, save_checkpoint};
 use crate::prune::sweep::{SweepPoint, to_csv, write_sweep_plot};
 use crate::prune::{
-    ChannelGraph, PruneMethod, Ratios, StructuredMethod, UnstructuredMethod, channel_importance,
-    prune_checkpoint,
+    ChannelGraph, PruneMethod, PrunePlan, StructuredMethod, UnstructuredMethod, channel_importance,
 };
 
 /// The UI's end of the worker.
@@ -71,6 +69,11 @@ pub fn spawn(wake: impl Fn() + Send + Sync + 'static) -> WorkerHandle {
 struct Worker<F: Fn(Response) + Clone + Send + 'static> {
     reply: F,
     dense: Checkpoint,
+    /// Where the dense model came from (`None`: the embedded default).
+    dense_source: Option<PathBuf>,
+    /// Models the views reuse between requests (folded dense model, last pruned model, last
+    /// loaded node checkpoint).
+    cache: maps::ModelCache,
     case: Option<PreparedCase>,
     /// The folder the open case came from (`None` for the embedded default).
     case_folder: Option<PathBuf>,
@@ -86,6 +89,8 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         Worker {
             reply,
             dense,
+            dense_source: None,
+            cache: maps::ModelCache::default(),
             case: None,
             case_folder: None,
             job_cancel: None,
@@ -186,7 +191,19 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 self.case_folder = Some(folder);
                 Ok(())
             }
+            Request::OpenModel(path) => self.open_model(path),
+            Request::Maps(request) => self.maps(&request),
+            Request::CompareSlices { id, a, b } => self.compare_slices(id, &a, &b),
+            Request::StartNodeStats(nodes) => self.refused_if_err(|w| w.start_node_stats(nodes)),
+            Request::StartChannelScores { group, slice_idx } => {
+                self.refused_if_err(|w| w.start_channel_scores(group, slice_idx))
+            }
             Request::ExportPrediction { preview, path } => self.export_prediction(preview, &path),
+            Request::ExportPlan { plan, path } => {
+                plan.write(&path).map_err(|e| e.to_string())?;
+                (self.reply)(Response::Saved(path));
+                Ok(())
+            }
             Request::ExportSweep { points, path } => {
                 export_sweep(&points, &path)?;
                 (self.reply)(Response::Saved(path));
@@ -250,8 +267,12 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 .clone()
                 .ok_or_else(|| "no fine-tuned model yet: run a fine-tune first".to_string());
         }
-        let (method, ratios) = preview_pruning(request);
-        prune_checkpoint(&self.dense, method, &ratios, None).map_err(|e| e.to_string())
+        if let Some(path) = &request.plan.checkpoint {
+            return self.cache.node_checkpoint(path);
+        }
+        preview_plan(&request.plan)
+            .apply(&self.dense, None)
+            .map_err(|e| e.to_string())
     }
 
     fn export_prediction(
@@ -313,6 +334,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             Err(_) => (0, 0),
         };
         (self.reply)(Response::ModelReady(ModelView {
+            source: self.dense_source.clone(),
             description: self.dense.config.describe(),
             groups,
             params,
@@ -328,6 +350,12 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             modalities: case.modalities.clone(),
             truth: case.regions.clone(),
         }));
+        self.segment_with_dense(&case);
+        self.case = Some(case);
+    }
+
+    /// The dense model's segmentation of the whole case, for the viewer.
+    fn segment_with_dense(&self, case: &PreparedCase) {
         (self.reply)(Response::Status(format!(
             "segmenting {} with the dense model",
             case.id
@@ -338,7 +366,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             let codes = predict_regions(
                 &model,
                 self.dense.config.head,
-                &case,
+                case,
                 options,
                 &device,
                 |_, _| {},
@@ -349,7 +377,6 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             });
             (self.reply)(Response::Status(format!("{} ready", case.id)));
         }
-        self.case = Some(case);
     }
 
     fn preview(&mut self, request: &PreviewRequest) -> Result<(), String> {
@@ -361,16 +388,8 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         let prune_ms = started.elapsed().as_secs_f64() * 1e3;
         let device = backend::cpu_device();
         let model = pruned.build(&device).map_err(|e| e.to_string())?;
-        // Folded before the clock starts, so the time shown is the forward alone.
-        let folded = model.folded();
-        let started = Instant::now();
         let z = request.slice_idx.min(case.dims[2].saturating_sub(1));
-        let window = brain_window(case);
-        let slice = predict_slice(&folded, pruned.config.head, case, z, window, 0.5, &device);
-        let forward_ms = started.elapsed().as_secs_f64() * 1e3;
-        let mut plane = vec![0u8; case.dims[0] * case.dims[1]];
-        let plane_dims = [case.dims[0], case.dims[1], 1];
-        paste_window(&mut plane, plane_dims, 0, window, &slice);
+        let (plane, forward_ms) = maps::slice_codes(&model, pruned.config.head, case, z);
         let macs = summarize(&pruned.config, &model, 192, 192)
             .map_err(|e| e.to_string())?
             .macs;
@@ -401,33 +420,20 @@ fn model_label(request: &PreviewRequest) -> String {
     if request.fine_tuned {
         return "fine-tuned".into();
     }
-    match request.global_ratio {
-        Some(r) => format!("pruned {} {:.0}%", request.method.key(), r * 100.0),
-        None => format!("pruned {}", request.method.key()),
+    match request.plan.global_ratio {
+        Some(r) => format!("pruned {} {:.0}%", request.plan.method.key(), r * 100.0),
+        None => format!("pruned {}", request.plan.method.key()),
     }
 }
 
-/// The method and ratios a preview prunes with. SNIP needs a batch of training data, so the
-/// live preview ranks by global magnitude instead; per-group sliders become their mean for
-/// weight methods (which take one ratio).
-pub fn preview_pruning(request: &PreviewRequest) -> (PruneMethod, Ratios) {
-    let method = match request.method {
-        PruneMethod::Unstructured(UnstructuredMethod::Snip) => {
-            PruneMethod::Unstructured(UnstructuredMethod::L1Global)
-        }
-        other => other,
-    };
-    let ratios = match (request.global_ratio, method) {
-        (Some(r), PruneMethod::Structured(_)) => Ratios::Global(r),
-        (Some(r), PruneMethod::Unstructured(_)) => Ratios::Uniform(r),
-        (None, PruneMethod::Structured(_)) => Ratios::PerGroup(request.group_ratios.clone()),
-        (None, PruneMethod::Unstructured(_)) => {
-            let mean =
-                request.group_ratios.iter().sum::<f64>() / request.group_ratios.len().max(1) as f64;
-            Ratios::Uniform(mean)
-        }
-    };
-    (method, ratios)
+/// The plan a preview prunes with: SNIP needs a batch of training data, so the live preview
+/// ranks by global magnitude instead.
+pub fn preview_plan(plan: &PrunePlan) -> PrunePlan {
+    let mut plan = plan.clone();
+    if plan.method == PruneMethod::Unstructured(UnstructuredMethod::Snip) {
+        plan.method = PruneMethod::Unstructured(UnstructuredMethod::L1Global);
+    }
+    plan
 }
 
 /// Sweep points as CSV (the format `sweep` writes and `plot` reads), or as the PNG plot

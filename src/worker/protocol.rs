@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use crate::analysis::sensitivity::SensitivityCell;
-use crate::prune::PruneMethod;
 use crate::prune::sweep::SweepPoint;
+use crate::prune::{PruneMethod, PrunePlan};
 
 /// What the UI asks for.
 #[derive(Debug, Clone)]
@@ -14,6 +14,25 @@ pub enum Request {
     OpenDefault,
     /// A BraTS case folder, or a file inside one.
     OpenPath(PathBuf),
+    /// A checkpoint of this project or a PyTorch state_dict (safetensors) as the dense model;
+    /// `None`: the embedded default model. Answered by `ModelReady` (and the open case
+    /// segmented again) or an error naming the file.
+    OpenModel(Option<PathBuf>),
+    /// Activation maps of a channel group of the dense model and every attention gate's psi
+    /// for the dense model and the model of `preview`, on `preview`'s slice.
+    Maps(MapsRequest),
+    /// The axial segmentations of two models (plan tree nodes) on one slice, to compare.
+    CompareSlices {
+        id: u64,
+        a: PreviewRequest,
+        b: PreviewRequest,
+    },
+    /// Params, MACs, latency and Dice (open case, held-out cases) of each node's model (a
+    /// background job).
+    StartNodeStats(Vec<(u64, PreviewRequest)>),
+    /// SNIP, sensitivity and instability of every channel of one group of the dense model (a
+    /// background job).
+    StartChannelScores { group: String, slice_idx: usize },
     /// Prune the dense model and segment axial slice `slice_idx` with the result.
     Preview(PreviewRequest),
     /// Dice of the open case vs sparsity for each method over `ratios` (a background job).
@@ -50,6 +69,8 @@ pub enum Request {
         preview: Option<PreviewRequest>,
         path: PathBuf,
     },
+    /// Save a plan tree node's plan as a plan file (`prune --plan`).
+    ExportPlan { plan: PrunePlan, path: PathBuf },
     /// Save sweep points as CSV (`.csv`) or as the PNG plot (any other extension).
     ExportSweep {
         points: Vec<SweepPoint>,
@@ -84,14 +105,60 @@ pub struct FineTuneRequest {
 pub struct PreviewRequest {
     /// Increases with every request; results carry it so stale ones can be dropped.
     pub id: u64,
-    pub method: PruneMethod,
-    /// Per channel group (structured methods) in [`ModelView::groups`] order.
-    pub group_ratios: Vec<f64>,
-    /// When set, one ratio for the whole model instead of `group_ratios`.
-    pub global_ratio: Option<f64>,
+    /// The dense model pruned by this plan (or the plan's saved checkpoint, when it has one).
+    pub plan: PrunePlan,
     pub slice_idx: usize,
     /// Preview the fine-tuned model (from the last fine-tune job) instead of pruning afresh.
     pub fine_tuned: bool,
+}
+
+/// What the filter and attention views ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapsRequest {
+    pub id: u64,
+    /// The pruned model (its slice is the maps' slice).
+    pub preview: PreviewRequest,
+    /// The dense model's channel group whose activations are wanted.
+    pub group: Option<String>,
+}
+
+/// Maps on the open case's axial plane (`nx * ny`, x fastest).
+#[derive(Debug, Clone)]
+pub struct MapsView {
+    pub id: u64,
+    pub slice_idx: usize,
+    pub group: Option<String>,
+    /// The dense model's activation map per channel of `group`.
+    pub channels: Vec<Vec<f32>>,
+    /// (gate, mean psi) of the dense and of the pruned model; NaN outside the network's window.
+    pub attention_dense: Vec<(String, Vec<f32>)>,
+    pub attention_pruned: Vec<(String, Vec<f32>)>,
+    /// Time the worker spent on the maps.
+    pub millis: f64,
+}
+
+/// One plan tree node's measured model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeStats {
+    pub params: usize,
+    pub nonzero_params: usize,
+    pub macs: u64,
+    /// Median CPU forward of one 192x192 slice, milliseconds, measured here.
+    pub latency_ms: f64,
+    /// Dice WT/TC/ET on the open case (`None` without ground truth).
+    pub dice_case: Option<[f64; 3]>,
+    /// Mean Dice WT/TC/ET over the held-out synthetic cases.
+    pub dice_held_out: [f64; 3],
+    pub held_out_cases: usize,
+}
+
+/// Per-channel scores of one group that need data or training (a background job).
+#[derive(Debug, Clone, Default)]
+pub struct ChannelScoresView {
+    pub group: String,
+    pub snip: Vec<f32>,
+    pub sensitivity: Vec<f32>,
+    pub instability: Vec<f32>,
 }
 
 /// A case as the viewer needs it.
@@ -110,6 +177,8 @@ pub struct CaseView {
 /// The dense model's prunable structure and size.
 #[derive(Debug, Clone)]
 pub struct ModelView {
+    /// The file it came from (`None`: the embedded default model).
+    pub source: Option<PathBuf>,
     pub description: String,
     /// (name, channels, mean filter-L2 importance per channel).
     pub groups: Vec<GroupView>,
@@ -209,6 +278,22 @@ pub enum Response {
     Cka(CkaView),
     /// A file was written.
     Saved(PathBuf),
+    /// The answer to `Maps`.
+    Maps(MapsView),
+    /// The answer to `CompareSlices`: sub-region codes of the slice (dims x * y) by each model.
+    Comparison {
+        id: u64,
+        slice_idx: usize,
+        a: Vec<u8>,
+        b: Vec<u8>,
+    },
+    /// One node measured by a `StartNodeStats` job.
+    NodeStats {
+        node: u64,
+        stats: NodeStats,
+    },
+    /// A `StartChannelScores` job's results so far (each list fills as it is computed).
+    ChannelScores(ChannelScoresView),
     /// A request failed; the message names what and why.
     Error(String),
 }

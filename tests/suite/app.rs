@@ -18,14 +18,20 @@ use crate::common;
 /// slowest: a few seconds in release builds).
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn app() -> Harness<'static, LabApp> {
+pub(crate) fn app() -> Harness<'static, LabApp> {
+    let workspace = common::scratch_dir("app-workspace").join("workspace.json");
+    app_with_workspace(workspace)
+}
+
+/// The app with its plan tree in `workspace` (tests never touch the user's data directory).
+pub(crate) fn app_with_workspace(workspace: std::path::PathBuf) -> Harness<'static, LabApp> {
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(|cc| LabApp::new(cc))
+        .build_eframe(move |cc| LabApp::with_workspace(cc, Some(workspace)))
 }
 
 /// Runs frames and handles worker messages until `done` holds.
-fn wait_until(
+pub(crate) fn wait_until(
     harness: &mut Harness<'static, LabApp>,
     what: &str,
     mut done: impl FnMut(&LabApp) -> bool,
@@ -43,7 +49,7 @@ fn wait_until(
     }
 }
 
-fn ready(app: &LabApp) -> bool {
+pub(crate) fn ready(app: &LabApp) -> bool {
     app.case.is_some() && app.model.is_some() && app.dense_codes.is_some() && app.preview.is_some()
 }
 

@@ -2,13 +2,17 @@
 //! sweep and a per-group sensitivity run on the open case, CKA between two models, and
 //! fine-tuning of a pruned model (wgpu or CPU); all cancellable.
 
+mod channel_scores;
 mod cka;
 mod fine_tune;
+mod node_stats;
 mod sensitivity;
 mod sweep;
 
+pub(super) use channel_scores::channel_scores;
 pub(super) use cka::cka;
 pub(super) use fine_tune::fine_tune;
+pub(super) use node_stats::node_stats;
 pub(super) use sensitivity::sensitivity;
 pub(super) use sweep::sweep;
 
@@ -146,6 +150,33 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             cka(&model_a, &model_b, &case, cancel, reply)
                 .map_err(|message| format!("CKA: {message}"))?;
             Ok(cancel.load(Ordering::SeqCst))
+        })
+    }
+
+    pub(super) fn start_node_stats(
+        &mut self,
+        nodes: Vec<(u64, PreviewRequest)>,
+    ) -> Result<(), String> {
+        let models = nodes
+            .iter()
+            .map(|(node, request)| Ok((*node, self.model_for(request)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let case = self.case.clone();
+        self.spawn_job("node statistics", move |cancel, reply| {
+            node_stats(&models, case.as_ref(), cancel, reply)
+        })
+    }
+
+    pub(super) fn start_channel_scores(
+        &mut self,
+        group: String,
+        slice_idx: usize,
+    ) -> Result<(), String> {
+        let case = self.case.clone().ok_or("open a case first")?;
+        let dense = self.dense.clone();
+        let z = slice_idx.min(case.dims[2].saturating_sub(1));
+        self.spawn_job("channel scores", move |cancel, reply| {
+            channel_scores(&dense, &case, z, &group, cancel, reply)
         })
     }
 

@@ -1,0 +1,656 @@
+//! The Plans tab and the plan tree's state: keep the current settings as a child node,
+//! select a node to restore it, rename, delete, export a node as a plan file, compare two
+//! nodes (statistics and the disagreement of their segmentations), and statistics of every
+//! node as small multiples. The tree is saved by a thread of its own (never on the UI thread).
+
+use std::path::PathBuf;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use eframe::egui;
+use egui_plot::{Bar, BarChart, Plot};
+
+use super::LabApp;
+use super::viewer::{OverlayStyle, render_disagreement, render_slice};
+use crate::plan_tree::{PlanNode, PlanTree, node_checkpoint_path};
+use crate::prune::{FineTuneRecord, PrunePlan};
+use crate::worker::{NodeStats, PreviewRequest, Request};
+
+/// The plan tree as the app holds it, and where it is saved.
+pub struct PlansState {
+    pub tree: PlanTree,
+    /// The workspace file (`None`: not saved).
+    pub path: Option<PathBuf>,
+    saved: PlanTree,
+    saver: Option<Sender<PlanTree>>,
+    save_errors: Receiver<String>,
+    /// Nodes ticked for comparison (at most two, oldest first).
+    pub compare: Vec<u64>,
+    /// The last comparison: (request id, slice, codes of a, codes of b).
+    pub comparison: Option<(u64, usize, Vec<u8>, Vec<u8>)>,
+    comparison_id: u64,
+    comparison_textures: Option<(u64, [egui::TextureHandle; 3])>,
+    /// The node a model switch is restoring (restored once the model is ready).
+    pub pending_restore: Option<u64>,
+    /// Text of the rename field.
+    rename: String,
+}
+
+impl PlansState {
+    /// The tree in `path` (empty when there is none yet, or with the error shown when it is
+    /// unreadable: the broken file is left as it is for the user).
+    pub fn open(path: Option<PathBuf>) -> PlansState {
+        let (tree, path, load_error) = match &path {
+            Some(p) if p.exists() => match PlanTree::read(p) {
+                Ok(tree) => (tree, path, None),
+                // Not saved over: the user may want to mend it.
+                Err(e) => (PlanTree::default(), None, Some(e)),
+            },
+            _ => (PlanTree::default(), path, None),
+        };
+        let (error_tx, save_errors) = unbounded();
+        if let Some(e) = load_error {
+            let _ = error_tx.send(format!("the plan tree was not loaded: {e}"));
+        }
+        let saver = path.clone().map(|p| spawn_saver(p, error_tx));
+        PlansState {
+            saved: tree.clone(),
+            tree,
+            path,
+            saver,
+            save_errors,
+            compare: Vec::new(),
+            comparison: None,
+            comparison_id: 0,
+            comparison_textures: None,
+            pending_restore: None,
+            rename: String::new(),
+        }
+    }
+
+    /// The base model of the selected node, when it is not the embedded one.
+    pub fn selected_model(&self) -> Option<Option<PathBuf>> {
+        let node = self.tree.selected_node()?;
+        node.model.as_ref().map(|m| Some(m.clone()))
+    }
+
+    /// Hands the tree to the saver thread when it changed since the last save.
+    pub fn save_if_changed(&mut self) {
+        if self.tree != self.saved
+            && let Some(saver) = &self.saver
+        {
+            let _ = saver.send(self.tree.clone());
+            self.saved = self.tree.clone();
+        }
+    }
+
+    /// Errors the saver (or the load) reported since the last call.
+    pub fn take_errors(&self) -> Vec<String> {
+        self.save_errors.try_iter().collect()
+    }
+}
+
+/// A thread that writes the newest tree it was sent (atomically), reporting failures.
+fn spawn_saver(path: PathBuf, errors: Sender<String>) -> Sender<PlanTree> {
+    let (tx, rx) = unbounded::<PlanTree>();
+    std::thread::Builder::new()
+        .name("raagr2-workspace".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let newest = rx.try_iter().last().unwrap_or(first);
+                if let Err(e) = newest.write(&path) {
+                    let _ = errors.send(format!("the plan tree was not saved: {e}"));
+                }
+            }
+        })
+        .expect("spawning the workspace saver");
+    tx
+}
+
+impl LabApp {
+    /// The model is ready: its root exists in the tree (selected unless a node of this model
+    /// is), and a node waiting for this model is restored.
+    pub(super) fn plans_on_model_ready(&mut self) {
+        let Some(model) = &self.model else { return };
+        let source = model.source.clone();
+        let selected_here = self
+            .plans
+            .tree
+            .selected_node()
+            .is_some_and(|n| n.model == source);
+        let root = {
+            let previous = self.plans.tree.selected;
+            let root = self.plans.tree.root_for(source.as_deref());
+            if selected_here {
+                self.plans.tree.selected = previous;
+            }
+            root
+        };
+        let restore = self.plans.pending_restore.take().or(if selected_here {
+            self.plans.tree.selected
+        } else {
+            Some(root)
+        });
+        if let Some(id) = restore {
+            self.restore_node(id);
+        }
+    }
+
+    /// Makes node `id` the current settings (opening its base model first when another is
+    /// open).
+    pub fn select_node(&mut self, id: u64) {
+        let Some(node) = self.plans.tree.node(id).cloned() else {
+            return;
+        };
+        self.plans.tree.selected = Some(id);
+        self.plans.rename = node.name.clone();
+        let current = self.model.as_ref().map(|m| m.source.clone());
+        if current.as_ref() != Some(&node.model) {
+            self.plans.pending_restore = Some(id);
+            self.open_model(node.model.clone());
+            return;
+        }
+        self.restore_node(id);
+    }
+
+    fn restore_node(&mut self, id: u64) {
+        let (Some(node), Some(model)) = (self.plans.tree.node(id).cloned(), self.model.clone())
+        else {
+            return;
+        };
+        self.plans.tree.selected = Some(id);
+        self.plans.rename = node.name.clone();
+        self.settings.method = node.plan.method;
+        self.pruning.restore(&node.plan, &model);
+        // A node's own weights (when fine-tuned and saved) are previewed from its checkpoint.
+        self.fine_tune.show_tuned = false;
+        self.preview_wanted = true;
+    }
+
+    /// Keeps the current settings as a new child of the selected node (or of the model's
+    /// root); its id.
+    pub fn keep_current_plan(&mut self) -> Option<u64> {
+        let model = self.model.clone()?;
+        let plan = self.pruning.plan(self.settings.method, &model);
+        let parent = match self.plans.tree.selected_node() {
+            Some(node) if node.model == model.source => node.id,
+            _ => self.plans.tree.root_for(model.source.as_deref()),
+        };
+        let name = plan_name(&plan);
+        let id = self.plans.tree.add_child(parent, name.clone(), plan)?;
+        self.plans.rename = name;
+        Some(id)
+    }
+
+    /// A fine-tune finished: its model becomes a child node whose weights are saved beside the
+    /// workspace (or kept in memory only, without a workspace file).
+    pub(super) fn keep_fine_tuned(&mut self, device: String, epochs: usize) {
+        let Some(id) = self.keep_current_plan() else {
+            return;
+        };
+        let record = FineTuneRecord {
+            epochs,
+            learning_rate: self.fine_tune.settings.learning_rate,
+            batches_per_epoch: Some(self.fine_tune.settings.batches_per_epoch),
+            device,
+        };
+        let checkpoint = self
+            .plans
+            .path
+            .as_ref()
+            .map(|workspace| node_checkpoint_path(workspace, id));
+        if let (Some(path), Some(preview)) = (&checkpoint, self.current_request()) {
+            let _ = self.worker.requests.send(Request::ExportModel {
+                preview,
+                fine_tuned: true,
+                path: path.clone(),
+            });
+        }
+        if let Some(node) = self.plans.tree.node_mut(id) {
+            node.name = format!("{} + {epochs} epoch(s) fine-tuned", node.name);
+            node.plan.fine_tune = Some(record.clone());
+            node.plan.checkpoint = checkpoint.clone();
+        }
+        self.pruning.fine_tune = Some(record);
+        self.pruning.checkpoint = checkpoint;
+    }
+
+    /// The request that previews node `node` on the current slice.
+    fn node_request(&self, node: &PlanNode) -> Option<PreviewRequest> {
+        let mut request = self.current_request()?;
+        request.plan = node.plan.clone();
+        request.fine_tuned = false;
+        Some(request)
+    }
+
+    /// The "Keep" row of the Pruning panel.
+    pub(super) fn keep_plan_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let unsaved = match (self.plans.tree.selected_node(), &self.model) {
+                (Some(node), Some(model)) => {
+                    node.plan != self.pruning.plan(self.settings.method, model)
+                }
+                _ => false,
+            };
+            if ui
+                .add_enabled(unsaved, egui::Button::new("Keep as plan"))
+                .on_hover_text("Keep these settings as a new node of the plan tree (Plans tab)")
+                .clicked()
+            {
+                self.keep_current_plan();
+            }
+            match self.plans.tree.selected_node() {
+                Some(node) if unsaved => ui.weak(format!("changed from \"{}\"", node.name)),
+                Some(node) => ui.weak(format!("plan \"{}\"", node.name)),
+                None => ui.weak("no plan selected"),
+            };
+        });
+    }
+
+    pub(super) fn plans_ui(&mut self, ui: &mut egui::Ui) {
+        ui.columns(2, |columns| {
+            self.tree_ui(&mut columns[0]);
+            self.comparison_ui(&mut columns[1]);
+        });
+        ui.separator();
+        self.small_multiples_ui(ui);
+    }
+
+    fn tree_ui(&mut self, ui: &mut egui::Ui) {
+        ui.strong("Plan tree").on_hover_text(
+            "Each node is a pruning plan of its root's model. Click to restore it; tick two to compare.",
+        );
+        let rows: Vec<(usize, PlanNode)> = self
+            .plans
+            .tree
+            .in_order()
+            .into_iter()
+            .map(|(d, n)| (d, n.clone()))
+            .collect();
+        let mut select = None;
+        egui::ScrollArea::vertical()
+            .id_salt("plan tree")
+            .max_height(260.0)
+            .show(ui, |ui| {
+                for (depth, node) in &rows {
+                    ui.horizontal(|ui| {
+                        ui.add_space(*depth as f32 * 18.0);
+                        let mut ticked = self.plans.compare.contains(&node.id);
+                        if ui
+                            .checkbox(&mut ticked, "")
+                            .on_hover_text("compare")
+                            .changed()
+                        {
+                            toggle_compare(&mut self.plans.compare, node.id);
+                        }
+                        let selected = self.plans.tree.selected == Some(node.id);
+                        let label = format!("{} {}", node_marker(node), node.name);
+                        if ui.selectable_label(selected, label).clicked() {
+                            select = Some(node.id);
+                        }
+                        if let Some(stats) = &node.stats {
+                            ui.weak(format!(
+                                "{:.2}M params, WT {:.3}",
+                                stats.params as f64 / 1e6,
+                                stats.dice_held_out[0]
+                            ));
+                        }
+                    });
+                }
+            });
+        if let Some(id) = select {
+            self.select_node(id);
+        }
+        self.node_actions_ui(ui);
+    }
+
+    fn node_actions_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(node) = self.plans.tree.selected_node().cloned() else {
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.label("Name");
+            let edit = ui.text_edit_singleline(&mut self.plans.rename);
+            if edit.lost_focus() || ui.button("Rename").clicked() {
+                let name = self.plans.rename.trim().to_string();
+                if !name.is_empty()
+                    && let Some(n) = self.plans.tree.node_mut(node.id)
+                {
+                    n.name = name;
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            if ui
+                .button("Export plan…")
+                .on_hover_text("Save this node as a plan file for `raagr2-lab prune --plan`")
+                .clicked()
+            {
+                export_plan_dialog(self.worker.requests.clone(), node.plan.clone(), &node.name);
+            }
+            let deletable = node.parent.is_some();
+            if ui
+                .add_enabled(deletable, egui::Button::new("Delete"))
+                .on_hover_text("Delete this node and everything under it (a root stays)")
+                .clicked()
+            {
+                self.delete_node(node.id);
+            }
+            if ui
+                .button("Measure all")
+                .on_hover_text("Params, MACs, latency here and Dice on this case and 3 held-out cases for every node (background)")
+                .clicked()
+            {
+                self.start_node_stats();
+            }
+        });
+    }
+
+    /// Removes a node and its subtree, and their saved weights (on a thread: disk).
+    pub fn delete_node(&mut self, id: u64) {
+        let removed = self.plans.tree.remove(id);
+        self.plans
+            .compare
+            .retain(|c| removed.iter().all(|n| n.id != *c));
+        let files: Vec<PathBuf> = removed
+            .into_iter()
+            .filter_map(|n| n.plan.checkpoint)
+            .collect();
+        std::thread::spawn(move || {
+            for file in files {
+                let _ = std::fs::remove_file(file);
+            }
+        });
+        if let Some(selected) = self.plans.tree.selected {
+            self.select_node(selected);
+        }
+    }
+
+    /// Asks for every node's statistics (a background job).
+    pub fn start_node_stats(&mut self) {
+        let nodes: Vec<(u64, PreviewRequest)> = self
+            .plans
+            .tree
+            .nodes
+            .iter()
+            .filter(|n| self.model.as_ref().is_some_and(|m| m.source == n.model))
+            .filter_map(|n| Some((n.id, self.node_request(n)?)))
+            .collect();
+        let _ = self.worker.requests.send(Request::StartNodeStats(nodes));
+        self.job = Some((0, 1, "node statistics: starting".into()));
+    }
+
+    /// Asks for the two ticked nodes' segmentations of the current slice.
+    pub fn compare_nodes(&mut self) {
+        let [a, b] = match self.plans.compare.as_slice() {
+            [a, b] => [*a, *b],
+            _ => return,
+        };
+        let request = |id| self.plans.tree.node(id).and_then(|n| self.node_request(n));
+        if let (Some(a), Some(b)) = (request(a), request(b)) {
+            self.plans.comparison_id += 1;
+            let id = self.plans.comparison_id;
+            let _ = self
+                .worker
+                .requests
+                .send(Request::CompareSlices { id, a, b });
+        }
+    }
+
+    pub(super) fn on_comparison(&mut self, id: u64, slice: usize, a: Vec<u8>, b: Vec<u8>) {
+        if id == self.plans.comparison_id {
+            self.plans.comparison = Some((id, slice, a, b));
+        }
+    }
+
+    pub(super) fn on_node_stats(&mut self, node: u64, stats: NodeStats) {
+        if let Some(n) = self.plans.tree.node_mut(node) {
+            n.stats = Some(stats);
+        }
+    }
+
+    fn comparison_ui(&mut self, ui: &mut egui::Ui) {
+        ui.strong("Compare two nodes");
+        let ticked: Vec<PlanNode> = self
+            .plans
+            .compare
+            .iter()
+            .filter_map(|id| self.plans.tree.node(*id).cloned())
+            .collect();
+        if ticked.len() < 2 {
+            ui.label("Tick two nodes in the tree.");
+            return;
+        }
+        if ui
+            .button("Compare on this slice")
+            .on_hover_text("Segment the current axial slice with both and show where they disagree")
+            .clicked()
+        {
+            self.compare_nodes();
+        }
+        comparison_table(ui, &ticked[0], &ticked[1]);
+        self.comparison_images_ui(ui, &ticked[0].name, &ticked[1].name);
+    }
+
+    fn comparison_images_ui(&mut self, ui: &mut egui::Ui, a_name: &str, b_name: &str) {
+        let (Some((id, slice, a, b)), Some(case)) = (&self.plans.comparison, self.case.clone())
+        else {
+            return;
+        };
+        let (id, slice) = (*id, *slice);
+        let stale = self
+            .plans
+            .comparison_textures
+            .as_ref()
+            .is_none_or(|(cached, _)| *cached != id);
+        if stale {
+            let plane = [case.dims[0], case.dims[1]];
+            // One slice as a one-slice volume: the renderer needs no copy of the case.
+            let flair = &case.modalities[3][slice * plane[0] * plane[1]..][..plane[0] * plane[1]];
+            let render = |codes: &[u8]| {
+                render_slice(
+                    flair,
+                    Some(codes),
+                    [plane[0], plane[1], 1],
+                    super::viewer::Axis::Axial,
+                    0,
+                    self.settings.window,
+                    &OverlayStyle::default(),
+                )
+            };
+            let image = |ctx: &egui::Context, name: &str, (size, rgba): ([usize; 2], Vec<u8>)| {
+                ctx.load_texture(
+                    name,
+                    egui::ColorImage::from_rgba_unmultiplied(size, &rgba),
+                    egui::TextureOptions::LINEAR,
+                )
+            };
+            let ctx = ui.ctx().clone();
+            let textures = [
+                image(&ctx, "compare-a", render(a)),
+                image(&ctx, "compare-b", render(b)),
+                image(
+                    &ctx,
+                    "compare-diff",
+                    (plane, render_disagreement(a, b, plane)),
+                ),
+            ];
+            self.plans.comparison_textures = Some((id, textures));
+        }
+        let Some((_, textures)) = &self.plans.comparison_textures else {
+            return;
+        };
+        let side = ((ui.available_width() - 24.0) / 3.0).clamp(80.0, 260.0);
+        ui.horizontal(|ui| {
+            let captions = [
+                a_name.to_string(),
+                b_name.to_string(),
+                "disagreement (red: first only, blue: second only)".to_string(),
+            ];
+            for (texture, caption) in textures.iter().zip(captions) {
+                ui.vertical(|ui| {
+                    ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(side, side)));
+                    ui.label(egui::RichText::new(caption).small());
+                });
+            }
+        });
+        ui.label(format!("axial slice {slice}"));
+    }
+
+    fn small_multiples_ui(&mut self, ui: &mut egui::Ui) {
+        let nodes: Vec<PlanNode> = self
+            .plans
+            .tree
+            .in_order()
+            .into_iter()
+            .filter(|(_, n)| n.stats.is_some())
+            .map(|(_, n)| n.clone())
+            .collect();
+        if nodes.is_empty() {
+            ui.label("Statistics per node: press \"Measure all\".");
+            return;
+        }
+        ui.strong("Statistics per node (bars in tree order; hover for the node)");
+        let metrics: [(&str, fn(&NodeStats) -> f64); 7] = [
+            ("params (M)", |s| s.params as f64 / 1e6),
+            ("MACs (G, 192x192)", |s| s.macs as f64 / 1e9),
+            ("latency (ms)", |s| s.latency_ms),
+            ("Dice WT held-out", |s| s.dice_held_out[0]),
+            ("Dice TC held-out", |s| s.dice_held_out[1]),
+            ("Dice ET held-out", |s| s.dice_held_out[2]),
+            ("Dice WT this case", |s| {
+                s.dice_case.map_or(f64::NAN, |d| d[0])
+            }),
+        ];
+        let width = (ui.available_width() / 4.0 - 10.0).max(120.0);
+        egui::Grid::new("small multiples").show(ui, |ui| {
+            for (i, (title, value)) in metrics.iter().enumerate() {
+                ui.vertical(|ui| {
+                    ui.label(*title);
+                    let bars: Vec<Bar> = nodes
+                        .iter()
+                        .enumerate()
+                        .map(|(x, n)| {
+                            let v = n.stats.as_ref().map_or(f64::NAN, value);
+                            Bar::new(x as f64, if v.is_finite() { v } else { 0.0 })
+                                .name(&n.name)
+                                .width(0.7)
+                        })
+                        .collect();
+                    Plot::new(format!("multiple {title}"))
+                        .width(width)
+                        .height(90.0)
+                        .show_axes([false, true])
+                        .allow_drag(false)
+                        .allow_zoom(false)
+                        .allow_scroll(false)
+                        .show(ui, |plot| plot.bar_chart(BarChart::new(*title, bars)));
+                });
+                if i % 4 == 3 {
+                    ui.end_row();
+                }
+            }
+        });
+    }
+}
+
+/// A short name for a plan (`l2 50% global`, `l2 per-group`, `+2 picked`).
+fn plan_name(plan: &PrunePlan) -> String {
+    let mut name = match plan.global_ratio {
+        Some(r) => format!("{} {:.0}% global", plan.method.key(), r * 100.0),
+        None if plan.group_ratios.is_empty() => plan.method.key().to_string(),
+        None => {
+            let mean = plan.group_ratios.values().sum::<f64>() / plan.group_ratios.len() as f64;
+            let groups = plan.group_ratios.len();
+            let noun = if groups == 1 { "group" } else { "groups" };
+            format!(
+                "{} {groups} {noun} ~{:.0}%",
+                plan.method.key(),
+                mean * 100.0
+            )
+        }
+    };
+    let picked: usize = plan.removed_channels.values().map(Vec::len).sum();
+    if picked > 0 {
+        name += &format!(", {picked} channels picked");
+    }
+    name
+}
+
+fn node_marker(node: &PlanNode) -> &'static str {
+    match (node.parent, &node.plan.checkpoint) {
+        (None, _) => "[model]",
+        (_, Some(_)) => "[tuned]",
+        _ => "-",
+    }
+}
+
+/// Ticks or unticks a node for comparison; at most two stay ticked (the oldest goes).
+fn toggle_compare(compare: &mut Vec<u64>, id: u64) {
+    if let Some(i) = compare.iter().position(|c| *c == id) {
+        compare.remove(i);
+    } else {
+        compare.push(id);
+        if compare.len() > 2 {
+            compare.remove(0);
+        }
+    }
+}
+
+/// The two nodes' statistics side by side.
+fn comparison_table(ui: &mut egui::Ui, a: &PlanNode, b: &PlanNode) {
+    let cell = |s: &Option<NodeStats>, f: &dyn Fn(&NodeStats) -> String| {
+        s.as_ref().map_or("measure…".to_string(), f)
+    };
+    let rows: [(&str, &dyn Fn(&NodeStats) -> String); 7] = [
+        ("params", &|s| s.params.to_string()),
+        ("MACs (192x192)", &|s| {
+            format!("{:.3} G", s.macs as f64 / 1e9)
+        }),
+        ("latency here", &|s| format!("{:.1} ms", s.latency_ms)),
+        ("Dice WT (held-out)", &|s| {
+            format!("{:.3}", s.dice_held_out[0])
+        }),
+        ("Dice TC (held-out)", &|s| {
+            format!("{:.3}", s.dice_held_out[1])
+        }),
+        ("Dice ET (held-out)", &|s| {
+            format!("{:.3}", s.dice_held_out[2])
+        }),
+        ("Dice WT/TC/ET (case)", &|s| {
+            s.dice_case.map_or("-".into(), |d| {
+                format!("{:.3}/{:.3}/{:.3}", d[0], d[1], d[2])
+            })
+        }),
+    ];
+    egui::Grid::new("comparison").striped(true).show(ui, |ui| {
+        ui.label("");
+        ui.strong(&a.name);
+        ui.strong(&b.name);
+        ui.end_row();
+        for (name, f) in rows {
+            ui.label(name);
+            ui.label(cell(&a.stats, f));
+            ui.label(cell(&b.stats, f));
+            ui.end_row();
+        }
+    });
+}
+
+fn export_plan_dialog(requests: Sender<Request>, plan: PrunePlan, name: &str) {
+    let file_name = format!(
+        "{}.plan.json",
+        name.chars()
+            .map(|c| if c.is_alphanumeric() { c } else { '_' })
+            .collect::<String>()
+    );
+    // The dialog blocks: its own thread; the worker writes the file and answers.
+    std::thread::spawn(move || {
+        if let Some(path) = rfd::FileDialog::new()
+            .set_title("Save the plan")
+            .set_file_name(file_name)
+            .save_file()
+        {
+            let _ = requests.send(Request::ExportPlan { plan, path });
+        }
+    });
+}

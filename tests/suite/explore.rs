@@ -1,0 +1,227 @@
+//! The exploration views driven through egui_kittest: opening a model of one's own, a plan
+//! tree that survives a restart and restores and compares its nodes, and the filter view's
+//! hand-picked channels reaching the pruned model.
+
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use raagr2_lab::model::save_checkpoint;
+use raagr2_lab::plan_tree::PlanTree;
+use raagr2_lab::prune::{PruneMethod, Ratios, StructuredMethod, prune_checkpoint};
+use raagr2_lab::ui::{LabApp, Tab};
+
+use super::app::{app, app_with_workspace, ready, wait_until};
+use crate::common;
+
+fn group_index(harness: &Harness<'static, LabApp>, name: &str) -> usize {
+    let model = harness.state().model.as_ref().unwrap();
+    model.groups.iter().position(|g| g.name == name).unwrap()
+}
+
+#[test]
+fn a_checkpoint_and_a_pytorch_state_dict_open_as_the_dense_model() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case and model", ready);
+    let default_params = harness.state().model.as_ref().unwrap().params;
+
+    // One of our checkpoints: the default model with a quarter of its channels removed.
+    let dir = common::scratch_dir("open-model");
+    let smaller = prune_checkpoint(
+        &raagr2_lab::defaults::default_checkpoint(),
+        PruneMethod::Structured(StructuredMethod::L2),
+        &Ratios::Uniform(0.25),
+        None,
+    )
+    .unwrap();
+    let path = dir.join("smaller.safetensors");
+    save_checkpoint(&path, &smaller).unwrap();
+    harness.state_mut().open_model(Some(path.clone()));
+    wait_until(&mut harness, "the opened model", |app| {
+        app.model
+            .as_ref()
+            .is_some_and(|m| m.source.as_deref() == Some(path.as_path()))
+            && app.preview.is_some()
+    });
+    let opened = harness.state().model.clone().unwrap();
+    assert!(opened.params < default_params, "the smaller model is open");
+    assert_eq!(
+        harness.state().preview.as_ref().unwrap().params,
+        opened.params
+    );
+    // The pruning tools apply to it: a preset prunes it further.
+    harness.get_by_label("half").click();
+    wait_until(&mut harness, "a preview of the pruned model", |app| {
+        app.preview
+            .as_ref()
+            .is_some_and(|p| p.params < opened.params)
+    });
+    // Its root node is in the plan tree.
+    let roots = harness
+        .state()
+        .plans
+        .tree
+        .children(None)
+        .filter(|n| n.model.as_deref() == Some(path.as_path()))
+        .count();
+    assert_eq!(roots, 1);
+
+    // A PyTorch state_dict (no config in it): imported, widths inferred from its shapes.
+    let pytorch = common::fixture("dlunet_w8.safetensors");
+    harness.state_mut().open_model(Some(pytorch.clone()));
+    wait_until(&mut harness, "the imported model", |app| {
+        app.model
+            .as_ref()
+            .is_some_and(|m| m.source.as_deref() == Some(pytorch.as_path()))
+    });
+
+    // Not a model: a named error, and the open model stays.
+    let bogus = dir.join("notes.safetensors");
+    std::fs::write(&bogus, "not a model").unwrap();
+    harness.state_mut().open_model(Some(bogus.clone()));
+    wait_until(&mut harness, "an error", |app| !app.errors.is_empty());
+    let error = harness.state().errors[0].clone();
+    assert!(
+        error.contains("notes.safetensors"),
+        "names the file: {error}"
+    );
+    harness.get_by_label_contains("Error: ");
+    assert_eq!(
+        harness.state().model.as_ref().unwrap().source.as_deref(),
+        Some(pytorch.as_path())
+    );
+}
+
+/// Waits (frames, then short pauses: the saver is a thread of its own) until the workspace
+/// file holds `nodes` nodes.
+fn wait_for_saved_tree(
+    harness: &mut Harness<'static, LabApp>,
+    path: &std::path::Path,
+    nodes: usize,
+) -> PlanTree {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        harness.step();
+        if let Ok(tree) = PlanTree::read(path)
+            && tree.nodes.len() == nodes
+        {
+            return tree;
+        }
+        assert!(Instant::now() < deadline, "the workspace was not saved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_plan_tree_of_three_nodes_survives_a_restart_restores_and_compares() {
+    let workspace = common::scratch_dir("plan-tree").join("workspace.json");
+    let mut harness = app_with_workspace(workspace.clone());
+    wait_until(&mut harness, "the default case and model", ready);
+    assert_eq!(
+        harness.state().plans.tree.nodes.len(),
+        1,
+        "the model's root"
+    );
+    let root = harness.state().plans.tree.nodes[0].id;
+    let enc3 = group_index(&harness, "enc3.out");
+
+    // Node 2: half of enc3.out.
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "enc3.out 32/32")
+        .set_value_accesskit(0.5);
+    wait_until(&mut harness, "the enc3.out preview", |app| {
+        app.preview.as_ref().is_some_and(|p| p.kept[enc3] == 16)
+    });
+    harness.get_by_label("Keep as plan").click();
+    harness.step();
+    // Node 3, a child of node 2: the "quarter" preset.
+    harness.get_by_label("quarter").click();
+    wait_until(&mut harness, "the preset's preview", |app| {
+        app.preview.as_ref().is_some_and(|p| p.kept[enc3] == 24)
+    });
+    harness.get_by_label("Keep as plan").click();
+    harness.step();
+    let tree = wait_for_saved_tree(&mut harness, &workspace, 3);
+    let (second, third) = (tree.nodes[1].clone(), tree.nodes[2].clone());
+    assert_eq!(second.parent, Some(root));
+    assert_eq!(
+        third.parent,
+        Some(second.id),
+        "a change from node 2 branches from it"
+    );
+    assert_eq!(second.plan.group_ratios.get("enc3.out"), Some(&0.5));
+    drop(harness);
+
+    // Restart: the tree comes back with node 3 selected and restored.
+    let mut harness = app_with_workspace(workspace.clone());
+    wait_until(&mut harness, "the restarted app", ready);
+    assert_eq!(harness.state().plans.tree.nodes.len(), 3);
+    assert_eq!(harness.state().plans.tree.selected, Some(third.id));
+    wait_until(&mut harness, "node 3's preview", |app| {
+        app.preview.as_ref().is_some_and(|p| p.kept[enc3] == 24)
+    });
+
+    // Restore node 2 from the Plans tab.
+    harness.state_mut().tab = Tab::Plans;
+    harness.step();
+    harness.get_by_label_contains(&second.name).click();
+    wait_until(&mut harness, "node 2's preview", |app| {
+        app.preview.as_ref().is_some_and(|p| p.kept[enc3] == 16)
+    });
+    assert_eq!(harness.state().pruning.group_ratios[enc3], 0.5);
+
+    // Compare the root with node 3 on this slice.
+    harness.state_mut().plans.compare = vec![root, third.id];
+    harness.step();
+    harness.get_by_label("Compare on this slice").click();
+    wait_until(&mut harness, "the comparison", |app| {
+        app.plans.comparison.is_some()
+    });
+    let (_, _, a, b) = harness.state().plans.comparison.clone().unwrap();
+    assert_eq!(a.len(), b.len());
+    assert!(a.iter().any(|c| *c != 0), "the dense root finds the tumour");
+    assert_ne!(a, b, "a quarter of every group changes the segmentation");
+    harness.get_by_label_contains("disagreement");
+}
+
+#[test]
+fn channels_ticked_in_the_filter_view_are_removed_from_the_previewed_model() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case and model", ready);
+    harness.get_by_label("Filters").click();
+    wait_until(&mut harness, "the first group's maps", |app| {
+        app.maps.as_ref().is_some_and(|m| m.group.is_some())
+    });
+    let maps = harness.state().maps.clone().unwrap();
+    let group = maps.group.clone().unwrap();
+    let g = group_index(&harness, &group);
+    let width = harness.state().model.as_ref().unwrap().groups[g].channels;
+    assert_eq!(maps.channels.len(), width, "one map per channel");
+    let dense_params = harness.state().model.as_ref().unwrap().params;
+
+    harness.get_by_label("remove #3").click();
+    wait_until(&mut harness, "a preview without channel 3", |app| {
+        app.preview.as_ref().is_some_and(|p| p.kept[g] == width - 1)
+    });
+    assert_eq!(
+        harness.state().pruning.removed.get(&group),
+        Some(&vec![3]),
+        "the pick is in the plan"
+    );
+    assert!(harness.state().preview.as_ref().unwrap().params < dense_params);
+    // Unticking brings the channel back.
+    harness.get_by_label("remove #3").click();
+    wait_until(&mut harness, "the dense preview again", |app| {
+        app.preview.as_ref().is_some_and(|p| p.kept[g] == width)
+    });
+
+    // The attention view shows every gate for both models.
+    harness.get_by_label("Attention").click();
+    wait_until(&mut harness, "the gates", |app| {
+        app.maps
+            .as_ref()
+            .is_some_and(|m| m.attention_dense.len() == 4 && m.attention_pruned.len() == 4)
+    });
+    harness.get_by_label("att2");
+}
