@@ -7,6 +7,7 @@ mod load;
 mod memory;
 mod peer_script;
 mod pytorch;
+pub mod views;
 
 use std::time::Instant;
 

@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// instead of folded into its convolution (as inference runs it): what folding gives.
     #[arg(long)]
     pub unfolded_norms: bool,
+    /// Time only the app's filter and attention views instead (send to answer through the
+    /// app's worker on the default case; --runs requests of each kind).
+    #[arg(long)]
+    pub views: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -68,6 +72,14 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     check_size("--size", args.size)?;
     if args.runs == 0 {
         bail!("--runs must be at least 1");
+    }
+    if args.views {
+        let timings = bench::views::time_views(args.runs)?;
+        if args.json {
+            return print_json(&timings);
+        }
+        print!("{}", bench::views::render_views(&timings));
+        return Ok(());
     }
     if args.forward_batches.contains(&0) {
         bail!("--forward-batches takes batch sizes of at least 1");

@@ -38,12 +38,12 @@ impl LabApp {
             return;
         };
         ui.horizontal(|ui| {
+            ui.spacing_mut().slider_width = 90.0;
             let a = &mut self.attention;
-            ui.add(egui::Slider::new(&mut a.opacity_dense, 0.0..=1.0).text("dense opacity"));
-            ui.add(egui::Slider::new(&mut a.opacity_pruned, 0.0..=1.0).text("pruned opacity"));
-            ui.add(
-                egui::Slider::new(&mut a.opacity_difference, 0.0..=1.0).text("difference opacity"),
-            );
+            ui.label("Opacity:");
+            ui.add(egui::Slider::new(&mut a.opacity_dense, 0.0..=1.0).text("dense"));
+            ui.add(egui::Slider::new(&mut a.opacity_pruned, 0.0..=1.0).text("pruned"));
+            ui.add(egui::Slider::new(&mut a.opacity_difference, 0.0..=1.0).text("difference"));
         });
         let Some(maps) = self.maps.clone().filter(|m| !m.attention_dense.is_empty()) else {
             ui.label("computing the attention maps…");
@@ -57,12 +57,15 @@ impl LabApp {
         ];
         let (low, high) = finite_range(maps.attention_dense.iter().map(|(_, m)| m.as_slice()))
             .unwrap_or((0.0, 1.0));
-        ui.label(format!(
-            "Mean gate value psi per pixel (colour scale {low:.2}-{high:.2}, shared by both \
+        ui.add(
+            egui::Label::new(format!(
+                "Mean gate value psi per pixel (colour scale {low:.2}-{high:.2}, shared by both \
              models); difference: orange where pruning opened the gate, blue where it closed it \
              (full colour at ±{DIFFERENCE_LIMIT}). Axial slice {}, computed in {:.0} ms.",
-            maps.slice_idx, maps.millis
-        ));
+                maps.slice_idx, maps.millis
+            ))
+            .wrap(),
+        );
         let key = (maps.id, opacities);
         let stale = self
             .attention

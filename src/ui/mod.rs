@@ -287,6 +287,7 @@ impl LabApp {
             id: self.last_maps_id,
             preview,
             group,
+            attention: self.tab == Tab::Attention,
         };
         let _ = self.worker.requests.send(Request::Maps(request));
         self.maps_wanted = false;

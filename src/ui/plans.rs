@@ -287,13 +287,6 @@ impl LabApp {
                         if ui.selectable_label(selected, label).clicked() {
                             select = Some(node.id);
                         }
-                        if let Some(stats) = &node.stats {
-                            ui.weak(format!(
-                                "{:.2}M params, WT {:.3}",
-                                stats.params as f64 / 1e6,
-                                stats.dice_held_out[0]
-                            ));
-                        }
                     });
                 }
             });
@@ -309,7 +302,10 @@ impl LabApp {
         };
         ui.horizontal(|ui| {
             ui.label("Name");
-            let edit = ui.text_edit_singleline(&mut self.plans.rename);
+            let edit = ui.add(
+                egui::TextEdit::singleline(&mut self.plans.rename)
+                    .desired_width((ui.available_width() - 80.0).max(60.0)),
+            );
             if edit.lost_focus() || ui.button("Rename").clicked() {
                 let name = self.plans.rename.trim().to_string();
                 if !name.is_empty()
@@ -510,6 +506,11 @@ impl LabApp {
             return;
         }
         ui.strong("Statistics per node (bars in tree order; hover for the node)");
+        ui.horizontal_wrapped(|ui| {
+            for (i, n) in nodes.iter().enumerate() {
+                ui.colored_label(super::plots::colour(i), format!("{} {}", i + 1, n.name));
+            }
+        });
         let metrics: [(&str, fn(&NodeStats) -> f64); 7] = [
             ("params (M)", |s| s.params as f64 / 1e6),
             ("MACs (G, 192x192)", |s| s.macs as f64 / 1e9),
@@ -534,11 +535,15 @@ impl LabApp {
                             Bar::new(x as f64, if v.is_finite() { v } else { 0.0 })
                                 .name(&n.name)
                                 .width(0.7)
+                                .fill(super::plots::colour(x))
                         })
                         .collect();
                     Plot::new(format!("multiple {title}"))
                         .width(width)
                         .height(90.0)
+                        .include_x(-0.6)
+                        .include_x(nodes.len() as f64 - 0.4)
+                        .include_y(0.0)
                         .show_axes([false, true])
                         .allow_drag(false)
                         .allow_zoom(false)
@@ -599,8 +604,13 @@ fn toggle_compare(compare: &mut Vec<u64>, id: u64) {
 /// The two nodes' statistics side by side.
 fn comparison_table(ui: &mut egui::Ui, a: &PlanNode, b: &PlanNode) {
     let cell = |s: &Option<NodeStats>, f: &dyn Fn(&NodeStats) -> String| {
-        s.as_ref().map_or("measure…".to_string(), f)
+        s.as_ref().map_or("-".to_string(), f)
     };
+    ui.label(format!("A: {}", a.name));
+    ui.label(format!("B: {}", b.name));
+    if a.stats.is_none() || b.stats.is_none() {
+        ui.weak("(\"Measure all\" fills the table)");
+    }
     let rows: [(&str, &dyn Fn(&NodeStats) -> String); 7] = [
         ("params", &|s| s.params.to_string()),
         ("MACs (192x192)", &|s| {
@@ -624,8 +634,8 @@ fn comparison_table(ui: &mut egui::Ui, a: &PlanNode, b: &PlanNode) {
     ];
     egui::Grid::new("comparison").striped(true).show(ui, |ui| {
         ui.label("");
-        ui.strong(&a.name);
-        ui.strong(&b.name);
+        ui.strong("A");
+        ui.strong("B");
         ui.end_row();
         for (name, f) in rows {
             ui.label(name);

@@ -103,23 +103,29 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             .dense_attention
             .as_ref()
             .is_some_and(|(slice, _)| *slice == z);
+        let dense_attention = request.attention && !attention_cached;
         let group = request.group.as_deref();
         let mut channels = Vec::new();
-        if group.is_some() || !attention_cached {
-            let maps = slice_maps(dense, &case, z, group, !attention_cached, &device)?;
+        if group.is_some() || dense_attention {
+            let maps = slice_maps(dense, &case, z, group, dense_attention, &device)?;
             channels = maps.channels;
-            if !attention_cached {
+            if dense_attention {
                 self.cache.dense_attention = Some((z, maps.attention));
             }
         }
-        let pruned = self.pruned_model(&request.preview)?;
-        let attention_pruned = slice_maps(pruned, &case, z, None, true, &device)?.attention;
-        let attention_dense = self
-            .cache
-            .dense_attention
-            .as_ref()
-            .map(|(_, maps)| maps.clone())
-            .unwrap_or_default();
+        let (attention_dense, attention_pruned) = if request.attention {
+            let pruned = self.pruned_model(&request.preview)?;
+            let pruned_maps = slice_maps(pruned, &case, z, None, true, &device)?.attention;
+            let dense_maps = self
+                .cache
+                .dense_attention
+                .as_ref()
+                .map(|(_, maps)| maps.clone())
+                .unwrap_or_default();
+            (dense_maps, pruned_maps)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         (self.reply)(Response::Maps(MapsView {
             id: request.id,
             slice_idx: z,

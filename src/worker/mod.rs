@@ -100,45 +100,51 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
 
     fn serve(mut self, requests: Receiver<Request>) {
         self.announce_model();
+        // The newest preview whose whole-case Dice is not yet sent.
+        let mut unscored: Option<PreviewRequest> = None;
         while let Ok(first) = requests.recv() {
             // Of the queued previews only the newest matters; other requests run in order.
             let mut queue = vec![first];
             queue.extend(requests.try_iter());
             let newest_preview = queue.iter().rposition(|r| matches!(r, Request::Preview(_)));
-            let mut last_preview = None;
             for (i, request) in queue.into_iter().enumerate() {
                 if let Request::Preview(preview) = &request {
                     if Some(i) != newest_preview {
                         continue;
                     }
-                    last_preview = Some(preview.clone());
+                    unscored = Some(preview.clone());
                 }
                 self.handle_guarded(request);
             }
             // With nothing else waiting, score the previewed model on the whole case; any new
-            // request interrupts it between slices.
-            if let Some(preview) = last_preview {
-                let outcome =
-                    catch_unwind(AssertUnwindSafe(|| self.case_dice(&preview, &requests)));
-                if let Ok(Err(message)) = outcome {
-                    (self.reply)(Response::Error(message));
+            // request interrupts it between slices, and it starts again once that is answered.
+            if let Some(preview) = &unscored {
+                match catch_unwind(AssertUnwindSafe(|| self.case_dice(preview, &requests))) {
+                    Ok(Ok(false)) => {}
+                    Ok(Ok(true)) => unscored = None,
+                    Ok(Err(message)) => {
+                        unscored = None;
+                        (self.reply)(Response::Error(message));
+                    }
+                    Err(_) => unscored = None,
                 }
             }
         }
     }
 
     /// Segments the whole open case with the previewed model (as `eval` does), giving up as
-    /// soon as another request arrives; sends the Dice when it completes.
+    /// soon as another request arrives; sends the Dice when it completes. Returns whether it
+    /// is done (scored, or nothing to score).
     fn case_dice(
         &self,
         request: &PreviewRequest,
         requests: &Receiver<Request>,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let Some(case) = &self.case else {
-            return Ok(());
+            return Ok(true);
         };
         let Some(truth) = &case.regions else {
-            return Ok(());
+            return Ok(true);
         };
         let checkpoint = self.model_for(request)?;
         let device = backend::cpu_device();
@@ -157,8 +163,9 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 id: request.id,
                 dice: region_dice(&codes, truth),
             });
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Runs one request; a panic inside it is reported as an error instead of ending the worker.

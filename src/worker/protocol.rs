@@ -120,6 +120,8 @@ pub struct MapsRequest {
     pub preview: PreviewRequest,
     /// The dense model's channel group whose activations are wanted.
     pub group: Option<String>,
+    /// Whether the gates of both models are wanted.
+    pub attention: bool,
 }
 
 /// Maps on the open case's axial plane (`nx * ny`, x fastest).

@@ -549,3 +549,68 @@ fn sensitivity_prunes_one_group_at_a_time_and_writes_csv_and_heatmaps() {
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("enc9"));
 }
+
+#[test]
+fn attention_and_activation_pictures_and_a_plan_file_from_the_command_line() {
+    let dir = common::scratch_dir("cli-maps");
+    let plan = dir.join("plan.json");
+    std::fs::write(
+        &plan,
+        r#"{"format": 1, "method": "l2", "group_ratios": {"enc3.out": 0.5},
+            "removed_channels": {"enc1.out": [0, 2]}}"#,
+    )
+    .unwrap();
+    let attention = dir.join("attention.png");
+    let out = run(&[
+        "attention",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--slice",
+        "74",
+        "-o",
+        attention.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Four gates in each of three rows (dense, pruned, difference).
+    assert!(stderr(&out).contains("12 maps"), "{}", stderr(&out));
+    let picture = image::open(&attention).unwrap();
+    assert!(picture.width() > 4 * 240 && picture.height() > 3 * 240);
+
+    let grid = dir.join("grid.png");
+    let out = run(&[
+        "activations",
+        "--group",
+        "enc1.out",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-o",
+        grid.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // enc1.out has 8 channels; the plan removed two of them.
+    assert!(stderr(&out).contains("6 maps"), "{}", stderr(&out));
+
+    let error = failure(&[
+        "activations",
+        "--group",
+        "enc9.out",
+        "-o",
+        grid.to_str().unwrap(),
+    ]);
+    assert!(error.contains("enc9.out"), "{error}");
+    std::fs::write(
+        &plan,
+        r#"{"format": 1, "method": "l2", "group_ratios": {"up7": 0.5}}"#,
+    )
+    .unwrap();
+    let error = failure(&[
+        "prune",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-o",
+        dir.join("out.safetensors").to_str().unwrap(),
+        "--synthetic",
+        "1",
+    ]);
+    assert!(error.contains("up7"), "{error}");
+}
