@@ -41,10 +41,10 @@ pub fn snip_per_channel(
                 }
                 Span::Group(g) => (g, graph.groups[g].1),
             };
-            for c in 0..width {
+            for (c, total) in totals[g].iter_mut().enumerate() {
                 for k in 0..segment.mult {
                     let r = offset + c * segment.mult + k;
-                    totals[g][c] += tensor.values[r * row..(r + 1) * row]
+                    *total += tensor.values[r * row..(r + 1) * row]
                         .iter()
                         .map(|v| *v as f64)
                         .sum::<f64>();

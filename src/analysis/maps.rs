@@ -13,6 +13,9 @@ use crate::model::Raagr2Net;
 /// The attention gates, deepest first (forward order of the decoder).
 pub const GATES: [&str; 4] = ["att5", "att4", "att3", "att2"];
 
+/// (gate, its mean psi on the case's plane) per attention gate, deepest first.
+pub type GateMaps = Vec<(String, Vec<f32>)>;
+
 /// Maps on the case's axial plane (`nx * ny`, x fastest). Outside the network's window the
 /// activations are 0 (what the network sees there) and the gates NaN (no gate there).
 #[derive(Debug, Clone, Default)]
@@ -20,7 +23,7 @@ pub struct SliceMaps {
     /// One map per channel of the requested group, in channel order.
     pub channels: Vec<Vec<f32>>,
     /// (gate, psi averaged over its channels), deepest gate first.
-    pub attention: Vec<(String, Vec<f32>)>,
+    pub attention: GateMaps,
 }
 
 /// Runs `model` (fold it first for speed) on axial slice `z` of `case` and returns the

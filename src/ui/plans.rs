@@ -511,7 +511,7 @@ impl LabApp {
                 ui.colored_label(super::plots::colour(i), format!("{} {}", i + 1, n.name));
             }
         });
-        let metrics: [(&str, fn(&NodeStats) -> f64); 7] = [
+        let metrics: [Metric; 7] = [
             ("params (M)", |s| s.params as f64 / 1e6),
             ("MACs (G, 192x192)", |s| s.macs as f64 / 1e9),
             ("latency (ms)", |s| s.latency_ms),
@@ -558,6 +558,11 @@ impl LabApp {
     }
 }
 
+/// A small multiple: its title and the figure it shows.
+type Metric = (&'static str, fn(&NodeStats) -> f64);
+/// A comparison table row: its name and how a node's statistics print in it.
+type Row = (&'static str, fn(&NodeStats) -> String);
+
 /// A short name for a plan (`l2 50% global`, `l2 per-group`, `+2 picked`).
 fn plan_name(plan: &PrunePlan) -> String {
     let mut name = match plan.global_ratio {
@@ -603,30 +608,29 @@ fn toggle_compare(compare: &mut Vec<u64>, id: u64) {
 
 /// The two nodes' statistics side by side.
 fn comparison_table(ui: &mut egui::Ui, a: &PlanNode, b: &PlanNode) {
-    let cell = |s: &Option<NodeStats>, f: &dyn Fn(&NodeStats) -> String| {
-        s.as_ref().map_or("-".to_string(), f)
-    };
+    let cell =
+        |s: &Option<NodeStats>, f: fn(&NodeStats) -> String| s.as_ref().map_or("-".to_string(), f);
     ui.label(format!("A: {}", a.name));
     ui.label(format!("B: {}", b.name));
     if a.stats.is_none() || b.stats.is_none() {
         ui.weak("(\"Measure all\" fills the table)");
     }
-    let rows: [(&str, &dyn Fn(&NodeStats) -> String); 7] = [
-        ("params", &|s| s.params.to_string()),
-        ("MACs (192x192)", &|s| {
+    let rows: [Row; 7] = [
+        ("params", |s| s.params.to_string()),
+        ("MACs (192x192)", |s| {
             format!("{:.3} G", s.macs as f64 / 1e9)
         }),
-        ("latency here", &|s| format!("{:.1} ms", s.latency_ms)),
-        ("Dice WT (held-out)", &|s| {
+        ("latency here", |s| format!("{:.1} ms", s.latency_ms)),
+        ("Dice WT (held-out)", |s| {
             format!("{:.3}", s.dice_held_out[0])
         }),
-        ("Dice TC (held-out)", &|s| {
+        ("Dice TC (held-out)", |s| {
             format!("{:.3}", s.dice_held_out[1])
         }),
-        ("Dice ET (held-out)", &|s| {
+        ("Dice ET (held-out)", |s| {
             format!("{:.3}", s.dice_held_out[2])
         }),
-        ("Dice WT/TC/ET (case)", &|s| {
+        ("Dice WT/TC/ET (case)", |s| {
             s.dice_case.map_or("-".into(), |d| {
                 format!("{:.3}/{:.3}/{:.3}", d[0], d[1], d[2])
             })

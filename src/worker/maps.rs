@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::{MapsRequest, MapsView, PreviewRequest, Response, Worker, preview_plan};
-use crate::analysis::maps::slice_maps;
+use crate::analysis::maps::{GateMaps, slice_maps};
 use crate::backend;
 use crate::data::dataset::PreparedCase;
 use crate::data::preprocess::paste_window;
@@ -21,7 +21,7 @@ pub struct ModelCache {
     /// The dense model, folded for inference (cleared when another model opens).
     dense: Option<Raagr2Net>,
     /// The dense model's gates on one slice: (slice, maps).
-    dense_attention: Option<(usize, Vec<(String, Vec<f32>)>)>,
+    dense_attention: Option<(usize, GateMaps)>,
     /// The last pruned model the views ran, by its plan (never a fine-tuned one: that changes
     /// under the same request when a new fine-tune ends).
     pruned: Option<(PrunePlan, Raagr2Net)>,

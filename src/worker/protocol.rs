@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::analysis::maps::GateMaps;
 use crate::analysis::sensitivity::SensitivityCell;
 use crate::prune::sweep::SweepPoint;
 use crate::prune::{PruneMethod, PrunePlan};
@@ -133,8 +134,8 @@ pub struct MapsView {
     /// The dense model's activation map per channel of `group`.
     pub channels: Vec<Vec<f32>>,
     /// (gate, mean psi) of the dense and of the pruned model; NaN outside the network's window.
-    pub attention_dense: Vec<(String, Vec<f32>)>,
-    pub attention_pruned: Vec<(String, Vec<f32>)>,
+    pub attention_dense: GateMaps,
+    pub attention_pruned: GateMaps,
     /// Time the worker spent on the maps.
     pub millis: f64,
 }
