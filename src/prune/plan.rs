@@ -81,14 +81,6 @@ impl PrunePlan {
         }
     }
 
-    /// Whether the plan removes nothing at all.
-    pub fn is_dense(&self) -> bool {
-        self.global_ratio.unwrap_or(0.0) == 0.0
-            && self.group_ratios.values().all(|r| *r == 0.0)
-            && self.removed_channels.values().all(Vec::is_empty)
-            && self.checkpoint.is_none()
-    }
-
     /// The ratios for a model whose groups are `graph`'s, checked: every named group exists,
     /// every share is in [0, 1).
     pub fn ratios(&self, graph: &ChannelGraph) -> Result<Ratios, PruneError> {
