@@ -209,6 +209,7 @@ impl LabApp {
             node.name = format!("{} + {epochs} epoch(s) fine-tuned", node.name);
             node.plan.fine_tune = Some(record.clone());
             node.plan.checkpoint = checkpoint.clone();
+            self.plans.rename = node.name.clone();
         }
         self.pruning.fine_tune = Some(record);
         self.pruning.checkpoint = checkpoint;
@@ -522,7 +523,7 @@ impl LabApp {
                 s.dice_case.map_or(f64::NAN, |d| d[0])
             }),
         ];
-        let width = (ui.available_width() / 4.0 - 10.0).max(120.0);
+        let width = (ui.available_width() / 4.0 - 28.0).max(110.0);
         egui::Grid::new("small multiples").show(ui, |ui| {
             for (i, (title, value)) in metrics.iter().enumerate() {
                 ui.vertical(|ui| {
