@@ -48,8 +48,8 @@ impl Default for PlanTree {
 }
 
 impl PlanTree {
-    /// The root of `model` (a base model, dense), added if the tree has none yet; selected.
-    pub fn root_for(&mut self, model: Option<&Path>) -> u64 {
+    /// The root of `model` (a base model, dense), added if the tree has none yet.
+    pub fn root_of(&mut self, model: Option<&Path>) -> u64 {
         let existing = self
             .nodes
             .iter()
@@ -65,7 +65,6 @@ impl PlanTree {
             let plan = PrunePlan::dense(PruneMethod::Structured(StructuredMethod::L2));
             self.push(None, name, model.map(Path::to_path_buf), plan)
         });
-        self.selected = Some(id);
         id
     }
 
@@ -167,16 +166,48 @@ impl PlanTree {
     /// Reads a workspace file, naming the file and what is wrong with it.
     pub fn read(path: &Path) -> Result<PlanTree, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let tree: PlanTree = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a plan tree workspace: {e}", path.display()))?;
-        if tree.format != WORKSPACE_FORMAT {
+        #[derive(Deserialize)]
+        struct Version {
+            format: u32,
+        }
+        let not_a_workspace = |e| format!("{}: not a plan tree workspace: {e}", path.display());
+        let version: Version = serde_json::from_str(&text).map_err(not_a_workspace)?;
+        if version.format != WORKSPACE_FORMAT {
             return Err(format!(
                 "{}: workspace format {} (this version reads {WORKSPACE_FORMAT})",
                 path.display(),
-                tree.format
+                version.format
             ));
         }
+        let tree: PlanTree = serde_json::from_str(&text).map_err(not_a_workspace)?;
+        tree.check()
+            .map_err(|e| format!("{}: a broken plan tree: {e}", path.display()))?;
         Ok(tree)
+    }
+
+    /// Ids unique and below `next_id`, every parent present, no cycles (a hand-edited file).
+    fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for node in &self.nodes {
+            if !seen.insert(node.id) || node.id >= self.next_id {
+                return Err(format!("node id {} repeated or beyond next_id", node.id));
+            }
+        }
+        for node in &self.nodes {
+            let mut at = node.parent;
+            let mut steps = 0;
+            while let Some(parent) = at {
+                let Some(p) = self.node(parent) else {
+                    return Err(format!("node {} has a missing parent {parent}", node.id));
+                };
+                steps += 1;
+                if steps > self.nodes.len() {
+                    return Err(format!("node {} is its own ancestor", node.id));
+                }
+                at = p.parent;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the workspace file atomically.
@@ -216,8 +247,8 @@ mod tests {
     #[test]
     fn nodes_branch_restore_and_survive_a_round_trip() {
         let mut tree = PlanTree::default();
-        let root = tree.root_for(None);
-        assert_eq!(tree.root_for(None), root, "one root per base model");
+        let root = tree.root_of(None);
+        assert_eq!(tree.root_of(None), root, "one root per base model");
         let mut half = PrunePlan::dense(PruneMethod::Structured(StructuredMethod::L2));
         half.global_ratio = Some(0.5);
         let a = tree.add_child(root, "half".into(), half.clone()).unwrap();
@@ -237,12 +268,22 @@ mod tests {
         tree.write(&path).unwrap();
         let mut back = PlanTree::read(&path).unwrap();
         assert_eq!(back, tree);
-        tree.selected = Some(b);
+        back.selected = Some(b);
         let removed = back.remove(a);
         assert_eq!(removed.len(), 2, "a node goes with its subtree");
         assert_eq!(back.nodes.len(), 2);
+        assert_eq!(
+            back.selected,
+            Some(root),
+            "the selection moves to the parent"
+        );
         std::fs::write(&path, "{\"format\": 7}").unwrap();
         let err = PlanTree::read(&path).unwrap_err();
-        assert!(err.contains("ws.json"), "{err}");
+        assert!(err.contains("ws.json") && err.contains("format 7"), "{err}");
+        // A hand-edited cycle is refused instead of looping.
+        tree.nodes[0].parent = Some(c);
+        tree.write(&path).unwrap();
+        let err = PlanTree::read(&path).unwrap_err();
+        assert!(err.contains("own ancestor"), "{err}");
     }
 }

@@ -80,6 +80,17 @@ pub fn finite_range<'a>(maps: impl IntoIterator<Item = &'a [f32]>) -> Option<(f3
         })
 }
 
+/// The colour range of one activation map: its minimum (at most 0, so that zero, also
+/// outside the window, sits at the ramp's dark end unless values go below) to its maximum.
+pub fn activation_range(map: &[f32]) -> (f32, f32) {
+    let low = map.iter().fold(0.0f32, |m, v| m.min(*v));
+    let high = map.iter().fold(low + 1e-6, |m, v| m.max(*v));
+    (low, high)
+}
+
+/// A change of psi drawn at full colour in a difference map (pruned - dense).
+pub const PSI_DIFFERENCE_LIMIT: f32 = 0.25;
+
 /// `[1, C, h, w]` features at any scale -> C planes of the case (bilinear up to the window,
 /// pasted into the plane at the window's place, `outside` elsewhere).
 fn to_plane(

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 
 use super::defaults;
-use crate::analysis::maps::{SliceMaps, finite_range, slice_maps};
+use crate::analysis::maps::{
+    PSI_DIFFERENCE_LIMIT, SliceMaps, activation_range, finite_range, slice_maps,
+};
 use crate::backend;
 use crate::data::dataset::{PreparedCase, open_case};
 use crate::model::Checkpoint;
@@ -91,7 +93,7 @@ impl Scene {
         };
         let (dense, _) = defaults::model_or_default(args.model.as_deref())?;
         let pruned = match &args.plan {
-            Some(path) => Some(PrunePlan::read(path)?.apply(&dense, None)?),
+            Some(path) => Some(plan_model(&PrunePlan::read(path)?, &dense)?),
             None => None,
         };
         let window = display_window(&case.modalities[3]);
@@ -154,7 +156,9 @@ pub fn attention(args: AttentionArgs) -> Result<()> {
         );
         for ((gate, a), (_, b)) in dense.attention.iter().zip(&after.attention) {
             let diff: Vec<f32> = b.iter().zip(a).map(|(b, a)| b - a).collect();
-            let palette = MapPalette::Diverging { limit: 0.25 };
+            let palette = MapPalette::Diverging {
+                limit: PSI_DIFFERENCE_LIMIT,
+            };
             tiles.push(scene.tile(format!("{gate} pruned - dense"), &diff, palette, 0.9));
         }
     }
@@ -198,9 +202,7 @@ pub fn activations(args: ActivationsArgs) -> Result<()> {
         .iter()
         .map(|&c| {
             let map = &maps.channels[c];
-            // Zero (also outside the window) sits at the ramp's dark end unless values go below.
-            let low = map.iter().fold(0.0f32, |m, v| m.min(*v));
-            let high = map.iter().fold(low + 1e-6, |m, v| m.max(*v));
+            let (low, high) = activation_range(map);
             let palette = MapPalette::Heat { low, high };
             let caption = format!("#{c} L2 {:.2} g {:.2}", l2[c], gamma[c]);
             scene.tile(caption, map, palette, 1.0)
@@ -216,6 +218,17 @@ pub fn activations(args: ActivationsArgs) -> Result<()> {
     );
     write_tiles_png(&args.slice.output, &title, &tiles, args.columns)?;
     report_written(&args.slice.output, tiles.len())
+}
+
+/// A plan's model: its saved (fine-tuned) weights when it has them, else the plan applied.
+fn plan_model(plan: &PrunePlan, dense: &Checkpoint) -> Result<Checkpoint> {
+    match &plan.checkpoint {
+        Some(weights) => {
+            eprintln!("using the plan's saved weights {}", weights.display());
+            Ok(crate::model::load_checkpoint(weights)?)
+        }
+        None => Ok(plan.apply(dense, None)?),
+    }
 }
 
 fn report_written(path: &Path, tiles: usize) -> Result<()> {

@@ -83,12 +83,12 @@ pub fn mask_overlap(prediction: &[bool], truth: &[bool]) -> Overlap {
     count_overlap(prediction.iter().copied().zip(truth.iter().copied()))
 }
 
-/// Dice and IoU from (predicted, true) voxel pairs; two empty masks agree perfectly (BraTS).
 /// Dice of `predicted` against `truth` for WT, TC and ET over one slice or volume of codes.
 pub fn region_dice(predicted: &[u8], truth: &[u8]) -> [f64; 3] {
     [Region::Wt, Region::Tc, Region::Et].map(|region| overlap(predicted, truth, region).dice)
 }
 
+/// Dice and IoU from (predicted, true) voxel pairs; two empty masks agree perfectly (BraTS).
 fn count_overlap(pairs: impl Iterator<Item = (bool, bool)>) -> Overlap {
     let (mut both, mut pred, mut gt) = (0u64, 0u64, 0u64);
     for (p, t) in pairs {

@@ -24,7 +24,8 @@ pub struct PrunePlan {
     #[serde(default)]
     pub global_ratio: Option<f64>,
     /// Share removed per channel group, by the group names `info` and the app show; groups not
-    /// named keep every channel. Mask methods take the mean of these as their one ratio.
+    /// named keep every channel. Mask methods take one ratio: the mean over all groups, the
+    /// groups not named counting as 0 (what the app's per-group sliders mean for them).
     #[serde(default)]
     pub group_ratios: BTreeMap<String, f64>,
     /// Channels removed by hand (the filter view), per group, before any ratio applies; the

@@ -6,7 +6,7 @@ use eframe::egui;
 
 use super::LabApp;
 use super::viewer::{MapPalette, render_map};
-use crate::analysis::maps::finite_range;
+use crate::analysis::maps::{PSI_DIFFERENCE_LIMIT, finite_range};
 
 /// Opacities of the three overlays and the textures drawn with them.
 pub struct AttentionState {
@@ -30,9 +30,6 @@ impl Default for AttentionState {
         }
     }
 }
-
-/// Full colour of the difference overlay: psi moved by this much.
-const DIFFERENCE_LIMIT: f32 = 0.25;
 
 impl LabApp {
     pub(super) fn attention_ui(&mut self, ui: &mut egui::Ui) {
@@ -64,7 +61,7 @@ impl LabApp {
             egui::Label::new(format!(
                 "Mean gate value psi per pixel (colour scale {low:.2}-{high:.2}, shared by both \
              models); difference: orange where pruning opened the gate, blue where it closed it \
-             (full colour at ±{DIFFERENCE_LIMIT}). Axial slice {}, computed in {:.0} ms.",
+             (full colour at ±{PSI_DIFFERENCE_LIMIT}). Axial slice {}, computed in {:.0} ms.",
                 maps.slice_idx, maps.millis
             ))
             .wrap(),
@@ -96,7 +93,7 @@ impl LabApp {
             };
             let heat = MapPalette::Heat { low, high };
             let diverging = MapPalette::Diverging {
-                limit: DIFFERENCE_LIMIT,
+                limit: PSI_DIFFERENCE_LIMIT,
             };
             let textures = maps
                 .attention_dense

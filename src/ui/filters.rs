@@ -6,6 +6,7 @@ use eframe::egui;
 
 use super::LabApp;
 use super::viewer::{MapPalette, render_map};
+use crate::analysis::maps::activation_range;
 use crate::worker::{ChannelScoresView, ModelView, Request};
 
 /// What a channel grid is sorted by (most important first; index: as they are).
@@ -125,10 +126,13 @@ impl LabApp {
                 .on_hover_text("SNIP on training slices; sensitivity: how much this slice's segmentation changes without each channel; instability: sd/mean of each channel's L2 over 8 fine-tuning steps (background job)")
                 .clicked()
             {
-                let _ = self.worker.requests.send(Request::StartChannelScores {
-                    group: group.name.clone(),
-                    slice_idx: self.slice_idx,
-                });
+                // The axial slice the maps show (on other planes, the one with most tumour).
+                if let Some(preview) = self.current_request() {
+                    let _ = self.worker.requests.send(Request::StartChannelScores {
+                        group: group.name.clone(),
+                        slice_idx: preview.slice_idx,
+                    });
+                }
                 self.job = Some((0, 1, "channel scores: starting".into()));
             }
             let picked = self.pruning.removed.get(&group.name).map_or(0, Vec::len);
@@ -168,8 +172,7 @@ impl LabApp {
                 .iter()
                 .enumerate()
                 .map(|(c, map)| {
-                    let low = map.iter().fold(0.0f32, |m, v| m.min(*v));
-                    let high = map.iter().fold(low + 1e-6, |m, v| m.max(*v));
+                    let (low, high) = activation_range(map);
                     let palette = MapPalette::Heat { low, high };
                     let (size, rgba) = render_map(
                         &case.modalities[3],

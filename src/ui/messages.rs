@@ -24,6 +24,7 @@ impl LabApp {
                 self.maps = None;
                 self.filters.reset();
                 self.fine_tune.show_tuned = false;
+                self.fine_tune.tuned_available = false;
                 self.preview_wanted = true;
                 self.plans_on_model_ready();
             }
@@ -36,6 +37,9 @@ impl LabApp {
                 self.pruned_codes = None;
                 self.codes_generation += 1;
                 self.preview_wanted = true;
+                // Maps and comparisons of the previous case are not this one's.
+                self.maps = None;
+                self.plans.comparison = None;
             }
             Response::DensePrediction { case_id, codes } => {
                 if let Some(case) = self.case.as_ref().filter(|c| c.id == case_id) {
@@ -140,7 +144,7 @@ impl LabApp {
             Response::Saved(path) => self.notices.push(format!("saved {}", path.display())),
             Response::Maps(view) => {
                 if view.id == self.last_maps_id {
-                    self.maps = Some(view);
+                    self.maps = Some(Arc::new(view));
                 }
             }
             Response::Comparison {

@@ -111,8 +111,8 @@ pub struct LabApp {
     pub classifiers: Option<classify_workspace::ClassifierWorkspace>,
     /// Every kept pruning plan, saved to the workspace file.
     pub plans: PlansState,
-    /// The last filter/attention maps from the worker.
-    pub maps: Option<MapsView>,
+    /// The last filter/attention maps from the worker (shared: frames clone the handle).
+    pub maps: Option<Arc<MapsView>>,
     last_maps_id: u64,
     maps_wanted: bool,
     pub filters: FilterState,
@@ -206,8 +206,9 @@ impl LabApp {
             attention: AttentionState::default(),
         };
         // The model of the node selected when the app was last closed.
-        if let Some(model) = app.plans.selected_model() {
-            app.open_model(model);
+        if let Some((node, model)) = app.plans.selected_on_a_file() {
+            app.open_model(Some(model.clone()));
+            app.plans.pending_restore = Some((node, Some(model)));
         }
         app
     }
@@ -305,6 +306,8 @@ impl LabApp {
     /// Asks the worker to make the model at `path` (a checkpoint or PyTorch state_dict; `None`:
     /// the embedded one) the dense model.
     pub fn open_model(&mut self, path: Option<std::path::PathBuf>) {
+        // A node waiting for another model gives way to the model asked for now.
+        self.plans.pending_restore = None;
         let _ = self.worker.requests.send(Request::OpenModel(path));
     }
 
@@ -352,6 +355,7 @@ impl LabApp {
             batches_per_epoch: self.fine_tune.settings.batches_per_epoch,
             device: self.fine_tune.settings.device,
         };
+        self.fine_tune_started(request.preview.plan.clone());
         let _ = self.worker.requests.send(Request::StartFineTune(request));
         self.job = Some((
             0,

@@ -29,8 +29,12 @@ pub struct PlansState {
     pub comparison: Option<(u64, usize, Vec<u8>, Vec<u8>)>,
     comparison_id: u64,
     comparison_textures: Option<(u64, [egui::TextureHandle; 3])>,
-    /// The node a model switch is restoring (restored once the model is ready).
-    pub pending_restore: Option<u64>,
+    /// The node a model switch is restoring and the model it waits for (restored when that
+    /// model is ready; other models' announcements leave it waiting).
+    pub pending_restore: Option<(u64, Option<PathBuf>)>,
+    /// What the running fine-tune started from: its plan, its model and the node it branches
+    /// from (the settings may change while it trains).
+    pub fine_tune_start: Option<(PrunePlan, Option<PathBuf>, Option<u64>)>,
     /// Text of the rename field.
     rename: String,
 }
@@ -63,14 +67,16 @@ impl PlansState {
             comparison_id: 0,
             comparison_textures: None,
             pending_restore: None,
+            fine_tune_start: None,
             rename: String::new(),
         }
     }
 
-    /// The base model of the selected node, when it is not the embedded one.
-    pub fn selected_model(&self) -> Option<Option<PathBuf>> {
+    /// The selected node and its base model's file, when that is not the embedded model (the
+    /// app opens it on start).
+    pub fn selected_on_a_file(&self) -> Option<(u64, PathBuf)> {
         let node = self.tree.selected_node()?;
-        node.model.as_ref().map(|m| Some(m.clone()))
+        Some((node.id, node.model.clone()?))
     }
 
     /// Hands the tree to the saver thread when it changed since the last save.
@@ -107,32 +113,28 @@ fn spawn_saver(path: PathBuf, errors: Sender<String>) -> Sender<PlanTree> {
 }
 
 impl LabApp {
-    /// The model is ready: its root exists in the tree (selected unless a node of this model
-    /// is), and a node waiting for this model is restored.
+    /// The model is ready: its root exists in the tree; a node waiting for this model is
+    /// restored, else the selected node when it belongs to this model, else the root.
     pub(super) fn plans_on_model_ready(&mut self) {
         let Some(model) = &self.model else { return };
         let source = model.source.clone();
+        let root = self.plans.tree.root_of(source.as_deref());
+        match self.plans.pending_restore.take() {
+            Some((id, waiting_for)) if waiting_for == source => return self.restore_node(id),
+            // Another model is on its way (on start the embedded one is announced first).
+            Some(other) => {
+                self.plans.pending_restore = Some(other);
+                return;
+            }
+            None => {}
+        }
         let selected_here = self
             .plans
             .tree
             .selected_node()
-            .is_some_and(|n| n.model == source);
-        let root = {
-            let previous = self.plans.tree.selected;
-            let root = self.plans.tree.root_for(source.as_deref());
-            if selected_here {
-                self.plans.tree.selected = previous;
-            }
-            root
-        };
-        let restore = self.plans.pending_restore.take().or(if selected_here {
-            self.plans.tree.selected
-        } else {
-            Some(root)
-        });
-        if let Some(id) = restore {
-            self.restore_node(id);
-        }
+            .filter(|n| n.model == source)
+            .map(|n| n.id);
+        self.restore_node(selected_here.unwrap_or(root));
     }
 
     /// Makes node `id` the current settings (opening its base model first when another is
@@ -145,18 +147,22 @@ impl LabApp {
         self.plans.rename = node.name.clone();
         let current = self.model.as_ref().map(|m| m.source.clone());
         if current.as_ref() != Some(&node.model) {
-            self.plans.pending_restore = Some(id);
             self.open_model(node.model.clone());
+            self.plans.pending_restore = Some((id, node.model.clone()));
             return;
         }
         self.restore_node(id);
     }
 
+    /// Node `id`'s settings on the open model (a node of another model is never applied to it).
     fn restore_node(&mut self, id: u64) {
         let (Some(node), Some(model)) = (self.plans.tree.node(id).cloned(), self.model.clone())
         else {
             return;
         };
+        if node.model != model.source {
+            return;
+        }
         self.plans.tree.selected = Some(id);
         self.plans.rename = node.name.clone();
         self.settings.method = node.plan.method;
@@ -173,7 +179,7 @@ impl LabApp {
         let plan = self.pruning.plan(self.settings.method, &model);
         let parent = match self.plans.tree.selected_node() {
             Some(node) if node.model == model.source => node.id,
-            _ => self.plans.tree.root_for(model.source.as_deref()),
+            _ => self.plans.tree.root_of(model.source.as_deref()),
         };
         let name = plan_name(&plan);
         let id = self.plans.tree.add_child(parent, name.clone(), plan)?;
@@ -181,10 +187,36 @@ impl LabApp {
         Some(id)
     }
 
-    /// A fine-tune finished: its model becomes a child node whose weights are saved beside the
-    /// workspace (or kept in memory only, without a workspace file).
+    /// A fine-tune starts: what it trains is remembered for the node it will become.
+    pub(super) fn fine_tune_started(&mut self, plan: PrunePlan) {
+        let source = self.model.as_ref().and_then(|m| m.source.clone());
+        self.plans.fine_tune_start = Some((plan, source, self.plans.tree.selected));
+    }
+
+    /// A fine-tune finished: its model becomes a child of the node it started from, with the
+    /// plan it started from; its weights are saved beside the workspace (without a workspace
+    /// file the node records the fine-tuning but not the weights).
     pub(super) fn keep_fine_tuned(&mut self, device: String, epochs: usize) {
-        let Some(id) = self.keep_current_plan() else {
+        let Some((plan, source, parent)) = self.plans.fine_tune_start.take() else {
+            return;
+        };
+        if self.model.as_ref().map(|m| &m.source) != Some(&source) {
+            self.notices.push(
+                "the fine-tuned model belongs to a model that is no longer open: not kept as a \
+                 plan"
+                    .into(),
+            );
+            return;
+        }
+        let parent = parent
+            .filter(|p| self.plans.tree.node(*p).is_some_and(|n| n.model == source))
+            .unwrap_or_else(|| self.plans.tree.root_of(source.as_deref()));
+        let name = format!("{} + {epochs} epoch(s) fine-tuned", plan_name(&plan));
+        let Some(id) = self
+            .plans
+            .tree
+            .add_child(parent, name.clone(), plan.clone())
+        else {
             return;
         };
         let record = FineTuneRecord {
@@ -198,7 +230,8 @@ impl LabApp {
             .path
             .as_ref()
             .map(|workspace| node_checkpoint_path(workspace, id));
-        if let (Some(path), Some(preview)) = (&checkpoint, self.current_request()) {
+        if let (Some(path), Some(mut preview)) = (&checkpoint, self.current_request()) {
+            preview.plan = plan;
             let _ = self.worker.requests.send(Request::ExportModel {
                 preview,
                 fine_tuned: true,
@@ -206,13 +239,12 @@ impl LabApp {
             });
         }
         if let Some(node) = self.plans.tree.node_mut(id) {
-            node.name = format!("{} + {epochs} epoch(s) fine-tuned", node.name);
             node.plan.fine_tune = Some(record.clone());
             node.plan.checkpoint = checkpoint.clone();
-            self.plans.rename = node.name.clone();
         }
-        self.pruning.fine_tune = Some(record);
-        self.pruning.checkpoint = checkpoint;
+        self.plans.rename = name;
+        self.restore_node(id);
+        self.fine_tune.show_tuned = true;
     }
 
     /// The request that previews node `node` on the current slice.
@@ -322,7 +354,10 @@ impl LabApp {
                 .on_hover_text("Save this node as a plan file for `raagr2-lab prune --plan`")
                 .clicked()
             {
-                export_plan_dialog(self.worker.requests.clone(), node.plan.clone(), &node.name);
+                let plan = node.plan.clone();
+                self.save_dialog("Save the plan", &plan_file_name(&node.name), move |path| {
+                    Request::ExportPlan { plan, path }
+                });
             }
             let deletable = node.parent.is_some();
             if ui
@@ -415,6 +450,11 @@ impl LabApp {
             .collect();
         if ticked.len() < 2 {
             ui.label("Tick two nodes in the tree.");
+            return;
+        }
+        let open = self.model.as_ref().map(|m| m.source.clone());
+        if ticked.iter().any(|n| Some(&n.model) != open.as_ref()) {
+            ui.label("Both nodes must belong to the open model (select one to open its model).");
             return;
         }
         if ui
@@ -651,21 +691,11 @@ fn comparison_table(ui: &mut egui::Ui, a: &PlanNode, b: &PlanNode) {
     });
 }
 
-fn export_plan_dialog(requests: Sender<Request>, plan: PrunePlan, name: &str) {
-    let file_name = format!(
-        "{}.plan.json",
-        name.chars()
-            .map(|c| if c.is_alphanumeric() { c } else { '_' })
-            .collect::<String>()
-    );
-    // The dialog blocks: its own thread; the worker writes the file and answers.
-    std::thread::spawn(move || {
-        if let Some(path) = rfd::FileDialog::new()
-            .set_title("Save the plan")
-            .set_file_name(file_name)
-            .save_file()
-        {
-            let _ = requests.send(Request::ExportPlan { plan, path });
-        }
-    });
+/// A plan file name from a node's name.
+fn plan_file_name(name: &str) -> String {
+    let stem: String = name
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("{stem}.plan.json")
 }

@@ -273,6 +273,10 @@ pub fn render_map(
         ..OverlayStyle::default()
     };
     let (plane, mut pixels) = render_slice(background, None, dims, Axis::Axial, z, window, &bare);
+    if map.len() != dims[0] * dims[1] {
+        // A map of another case: the slice alone rather than pixels read out of range.
+        return (plane, pixels);
+    }
     let map_dims = [dims[0], dims[1], 1];
     for v in 0..plane[1] {
         for u in 0..plane[0] {

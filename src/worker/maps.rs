@@ -22,9 +22,9 @@ pub struct ModelCache {
     dense: Option<Raagr2Net>,
     /// The dense model's gates on one slice: (slice, maps).
     dense_attention: Option<(usize, GateMaps)>,
-    /// The last pruned model the views ran, by its plan (never a fine-tuned one: that changes
-    /// under the same request when a new fine-tune ends).
-    pruned: Option<(PrunePlan, Raagr2Net)>,
+    /// The last pruned model the views ran, by its plan and whether it was the fine-tuned one
+    /// (which is never reused: a new fine-tune replaces it under the same request).
+    pruned: Option<((PrunePlan, bool), Raagr2Net)>,
     /// The last node checkpoint read from disk.
     node: Mutex<Option<(PathBuf, Checkpoint)>>,
 }
@@ -46,10 +46,16 @@ impl ModelCache {
         Ok(checkpoint)
     }
 
-    fn clear(&mut self) {
+    /// Forgets every model (another dense model opened).
+    pub(super) fn clear(&mut self) {
         self.dense = None;
         self.dense_attention = None;
         self.pruned = None;
+    }
+
+    /// Forgets what belongs to the open case (another case opened).
+    pub(super) fn forget_case(&mut self) {
+        self.dense_attention = None;
     }
 }
 
@@ -75,6 +81,10 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         self.dense = checkpoint;
         self.dense_source = path;
         self.cache.clear();
+        // The last fine-tuned model was another model's.
+        if let Ok(mut tuned) = self.tuned.lock() {
+            *tuned = None;
+        }
         self.announce_model();
         if let Some(case) = &self.case {
             self.segment_with_dense(case);
@@ -140,19 +150,19 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
 
     /// The model of `request`, folded, from the cache when the plan is the last one asked for.
     fn pruned_model(&mut self, request: &PreviewRequest) -> Result<&Raagr2Net, String> {
-        let plan = preview_plan(&request.plan);
+        let key = (preview_plan(&request.plan), request.fine_tuned);
         let cached = !request.fine_tuned
             && self
                 .cache
                 .pruned
                 .as_ref()
-                .is_some_and(|(cached, _)| *cached == plan);
+                .is_some_and(|(cached, _)| *cached == key);
         if !cached {
             let checkpoint = self.model_for(request)?;
             let model = checkpoint
                 .build(&backend::cpu_device())
                 .map_err(|e| e.to_string())?;
-            self.cache.pruned = Some((plan, model.folded()));
+            self.cache.pruned = Some((key, model.folded()));
         }
         Ok(&self.cache.pruned.as_ref().expect("set above").1)
     }

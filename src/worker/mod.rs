@@ -358,6 +358,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             truth: case.regions.clone(),
         }));
         self.segment_with_dense(&case);
+        self.cache.forget_case();
         self.case = Some(case);
     }
 

@@ -225,3 +225,51 @@ fn channels_ticked_in_the_filter_view_are_removed_from_the_previewed_model() {
     });
     harness.get_by_label("att2");
 }
+
+#[test]
+fn a_node_of_an_opened_model_is_restored_with_its_model_after_a_restart() {
+    let dir = common::scratch_dir("plan-tree-model");
+    let workspace = dir.join("workspace.json");
+    let smaller = prune_checkpoint(
+        &raagr2_lab::defaults::default_checkpoint(),
+        PruneMethod::Structured(StructuredMethod::L2),
+        &Ratios::Uniform(0.25),
+        None,
+    )
+    .unwrap();
+    let path = dir.join("smaller.safetensors");
+    save_checkpoint(&path, &smaller).unwrap();
+    let mut harness = app_with_workspace(workspace.clone());
+    wait_until(&mut harness, "the default case and model", ready);
+    harness.state_mut().open_model(Some(path.clone()));
+    wait_until(&mut harness, "the opened model", |app| {
+        app.model
+            .as_ref()
+            .is_some_and(|m| m.source.as_deref() == Some(path.as_path()))
+            && app.preview.is_some()
+    });
+    let enc3 = group_index(&harness, "enc3.out");
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::Slider, "enc3.out 24/24")
+        .set_value_accesskit(0.5);
+    wait_until(&mut harness, "the enc3.out preview", |app| {
+        app.preview.as_ref().is_some_and(|p| p.kept[enc3] == 12)
+    });
+    harness.get_by_label("Keep as plan").click();
+    harness.step();
+    // The default model's root, the opened model's root and the kept node.
+    let tree = wait_for_saved_tree(&mut harness, &workspace, 3);
+    let kept = tree.nodes[2].clone();
+    assert_eq!(kept.model.as_deref(), Some(path.as_path()));
+    drop(harness);
+
+    let mut harness = app_with_workspace(workspace);
+    wait_until(&mut harness, "the node's model and its preview", |app| {
+        app.model
+            .as_ref()
+            .is_some_and(|m| m.source.as_deref() == Some(path.as_path()))
+            && app.preview.as_ref().is_some_and(|p| p.kept[enc3] == 12)
+    });
+    assert_eq!(harness.state().plans.tree.selected, Some(kept.id));
+    assert_eq!(harness.state().plans.tree.nodes.len(), 3, "no stray root");
+}
