@@ -55,7 +55,7 @@ impl PlanTree {
             .iter()
             .find(|n| n.parent.is_none() && n.model.as_deref() == model)
             .map(|n| n.id);
-        let id = existing.unwrap_or_else(|| {
+        existing.unwrap_or_else(|| {
             let name = match model {
                 Some(path) => path
                     .file_name()
@@ -64,8 +64,7 @@ impl PlanTree {
             };
             let plan = PrunePlan::dense(PruneMethod::Structured(StructuredMethod::L2));
             self.push(None, name, model.map(Path::to_path_buf), plan)
-        });
-        id
+        })
     }
 
     /// A new child of `parent` holding `plan`, selected; its id.
