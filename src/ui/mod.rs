@@ -544,6 +544,7 @@ impl eframe::App for LabApp {
         if self.maps_wanted && self.tab.shows_maps() {
             self.request_maps();
         }
+        self.apply_workspace_picks();
         self.plans.save_if_changed();
         self.errors.extend(self.plans.take_errors());
     }

@@ -21,8 +21,12 @@ pub struct PlansState {
     /// The workspace file (`None`: not saved).
     pub path: Option<PathBuf>,
     saved: PlanTree,
-    saver: Option<Sender<PlanTree>>,
+    saver: Sender<(PathBuf, PlanTree)>,
     save_errors: Receiver<String>,
+    errors_tx: Sender<String>,
+    /// Workspace files chosen in the dialogs (which run on threads of their own).
+    picks_tx: Sender<WorkspacePick>,
+    picks: Receiver<WorkspacePick>,
     /// Nodes ticked for comparison (at most two, oldest first).
     pub compare: Vec<u64>,
     /// The last comparison: (request id, slice, codes of a, codes of b).
@@ -51,17 +55,21 @@ impl PlansState {
             },
             _ => (PlanTree::default(), path, None),
         };
-        let (error_tx, save_errors) = unbounded();
+        let (errors_tx, save_errors) = unbounded();
         if let Some(e) = load_error {
-            let _ = error_tx.send(format!("the plan tree was not loaded: {e}"));
+            let _ = errors_tx.send(format!("the plan tree was not loaded: {e}"));
         }
-        let saver = path.clone().map(|p| spawn_saver(p, error_tx));
+        let saver = spawn_saver(errors_tx.clone());
+        let (picks_tx, picks) = unbounded();
         PlansState {
             saved: tree.clone(),
             tree,
             path,
             saver,
             save_errors,
+            errors_tx,
+            picks_tx,
+            picks,
             compare: Vec::new(),
             comparison: None,
             comparison_id: 0,
@@ -82,11 +90,62 @@ impl PlansState {
     /// Hands the tree to the saver thread when it changed since the last save.
     pub fn save_if_changed(&mut self) {
         if self.tree != self.saved
-            && let Some(saver) = &self.saver
+            && let Some(path) = &self.path
         {
-            let _ = saver.send(self.tree.clone());
+            let _ = self.saver.send((path.clone(), self.tree.clone()));
             self.saved = self.tree.clone();
         }
+    }
+
+    /// Applies a workspace file chosen in a dialog: "save as" moves the tree there (written at
+    /// once), "open" replaces the tree with the file's. Returns whether the tree was replaced.
+    fn apply_picks(&mut self) -> bool {
+        let mut replaced = false;
+        for pick in self.picks.try_iter().collect::<Vec<_>>() {
+            match pick {
+                WorkspacePick::SaveAs(path) => {
+                    self.path = Some(path.clone());
+                    let _ = self.saver.send((path, self.tree.clone()));
+                    self.saved = self.tree.clone();
+                }
+                WorkspacePick::Opened(path, tree) => {
+                    self.path = Some(path);
+                    self.saved = tree.clone();
+                    self.tree = tree;
+                    self.compare.clear();
+                    self.comparison = None;
+                    replaced = true;
+                }
+            }
+        }
+        replaced
+    }
+
+    /// Runs a dialog for another workspace file on a thread of its own; the file is read there
+    /// too (disk), and a broken one is reported by name.
+    fn pick_dialog(&self, open: bool) {
+        let (picks, errors) = (self.picks_tx.clone(), self.errors_tx.clone());
+        std::thread::spawn(move || {
+            let dialog = rfd::FileDialog::new()
+                .set_title("Plan tree workspace")
+                .add_filter("workspace", &["json"]);
+            if !open {
+                if let Some(path) = dialog.set_file_name("workspace.json").save_file() {
+                    let _ = picks.send(WorkspacePick::SaveAs(path));
+                }
+                return;
+            }
+            if let Some(path) = dialog.pick_file() {
+                match PlanTree::read(&path) {
+                    Ok(tree) => {
+                        let _ = picks.send(WorkspacePick::Opened(path, tree));
+                    }
+                    Err(e) => {
+                        let _ = errors.send(format!("the plan tree was not opened: {e}"));
+                    }
+                }
+            }
+        });
     }
 
     /// Errors the saver (or the load) reported since the last call.
@@ -95,14 +154,22 @@ impl PlansState {
     }
 }
 
-/// A thread that writes the newest tree it was sent (atomically), reporting failures.
-fn spawn_saver(path: PathBuf, errors: Sender<String>) -> Sender<PlanTree> {
-    let (tx, rx) = unbounded::<PlanTree>();
+/// A workspace file chosen in a dialog.
+enum WorkspacePick {
+    /// Keep the tree in this file from now on.
+    SaveAs(PathBuf),
+    /// This file's tree (read on the dialog's thread) replaces the open one.
+    Opened(PathBuf, PlanTree),
+}
+
+/// A thread that writes the newest (file, tree) it was sent (atomically), reporting failures.
+fn spawn_saver(errors: Sender<String>) -> Sender<(PathBuf, PlanTree)> {
+    let (tx, rx) = unbounded::<(PathBuf, PlanTree)>();
     std::thread::Builder::new()
         .name("raagr2-workspace".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
-                let newest = rx.try_iter().last().unwrap_or(first);
+                let (path, newest) = rx.try_iter().last().unwrap_or(first);
                 if let Err(e) = newest.write(&path) {
                     let _ = errors.send(format!("the plan tree was not saved: {e}"));
                 }
@@ -279,7 +346,47 @@ impl LabApp {
         });
     }
 
+    /// Applies workspace files chosen in the dialogs; an opened tree restores its selected
+    /// node (opening its model when another is open).
+    pub(super) fn apply_workspace_picks(&mut self) {
+        if !self.plans.apply_picks() {
+            return;
+        }
+        let model = self.model.as_ref().map(|m| m.source.clone());
+        let selected = self.plans.tree.selected;
+        match (selected, model) {
+            (Some(id), _) => self.select_node(id),
+            (None, Some(source)) => {
+                let root = self.plans.tree.root_of(source.as_deref());
+                self.restore_node(root);
+            }
+            (None, None) => {}
+        }
+    }
+
     pub(super) fn plans_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let file = self
+                .plans
+                .path
+                .as_ref()
+                .map_or("not saved".to_string(), |p| p.display().to_string());
+            ui.weak(format!("Workspace: {file}"));
+            if ui
+                .small_button("Open workspace…")
+                .on_hover_text("Another plan tree file (the open tree stays in its own file)")
+                .clicked()
+            {
+                self.plans.pick_dialog(true);
+            }
+            if ui
+                .small_button("Save workspace as…")
+                .on_hover_text("Keep this plan tree in another file from now on")
+                .clicked()
+            {
+                self.plans.pick_dialog(false);
+            }
+        });
         ui.columns(2, |columns| {
             self.tree_ui(&mut columns[0]);
             self.comparison_ui(&mut columns[1]);
