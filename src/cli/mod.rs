@@ -18,6 +18,7 @@ pub mod prune_cmd;
 pub mod score_cmd;
 pub mod sensitivity_cmd;
 pub mod sweep_cmd;
+mod sweep_points;
 pub mod synth_cmd;
 pub mod train_cmd;
 mod value_enums;

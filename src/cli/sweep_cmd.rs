@@ -41,19 +41,103 @@ pub struct SweepArgs {
     /// How each point's ratio is reached (`--schedule`, `--steps`).
     #[command(flatten)]
     pub schedule: ScheduleArgs,
-    /// Where the CSV goes.
+    /// Where the CSV goes (a single run and --merge; points write their own).
     #[arg(short, long)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Where the PNG plot of Dice vs sparsity goes (default: beside the CSV, `.png`).
     #[arg(long)]
     pub plot: Option<PathBuf>,
     #[command(flatten)]
     pub measure: MeasureArgs,
+    #[command(flatten)]
+    pub spread: SpreadArgs,
     #[arg(long)]
     pub json: bool,
 }
 
+/// A sweep spread over machines: its independent points listed, run one at a time anywhere
+/// (a SLURM array task, a GNU parallel job), and merged.
+#[derive(Args, Debug)]
+pub struct SpreadArgs {
+    /// List the sweep's points (with these options) in this file instead of running them.
+    #[arg(long, conflicts_with_all = ["run_point", "merge"])]
+    pub write_points: Option<PathBuf>,
+    /// Run one point of a points file (with `--index`); its row goes to the points' folder.
+    #[arg(long, requires = "index", conflicts_with = "merge")]
+    pub run_point: Option<PathBuf>,
+    /// The point `--run-point` runs (0-based, as in the points file).
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// Assemble the rows in this folder (written by `--run-point`) into the CSV and plot a
+    /// single-machine sweep writes (`-o`).
+    #[arg(long)]
+    pub merge: Option<PathBuf>,
+}
+
 pub fn sweep(args: SweepArgs) -> Result<()> {
+    if let Some(points) = &args.spread.write_points {
+        return super::sweep_points::write_points(&args, points);
+    }
+    if let Some(points) = &args.spread.run_point {
+        let index = args.spread.index.expect("clap requires --index");
+        return super::sweep_points::run_point(points, index);
+    }
+    if let Some(folder) = &args.spread.merge {
+        return super::sweep_points::merge(&args, folder);
+    }
+    let output = args
+        .output
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("sweep needs -o SWEEP.csv"))?;
+    let (points, model_name, cases) = run_points(&args, None)?;
+    crate::atomic::write_bytes(&output, to_csv(&points).as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", output.display()))?;
+    let plot_path = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| output.with_extension("png"));
+    write_sweep_plot(&plot_path, &points, &model_name)?;
+    if args.json {
+        return print_json(&points);
+    }
+    println!(
+        "sweep of {model_name} ({}) over {cases} case(s) -> {}, {}\n",
+        args.schedule.schedule().name(),
+        output.display(),
+        plot_path.display()
+    );
+    print!("{}", table(&points));
+    Ok(())
+}
+
+/// The fine-tuning seed of one point: the sweep's seed mixed with its method and ratio, so a
+/// point trains the same whether it runs alone or in a whole sweep, in any order.
+pub fn point_seed(base: u64, method: PruneMethod, ratio: f64) -> u64 {
+    // FNV-1a over the method's key and the ratio's bits: stable across runs and machines.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in method.key().bytes().chain(ratio.to_bits().to_le_bytes()) {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    base ^ hash
+}
+
+/// Every (method, ratio) of the sweep, method-major: the order of the CSV's rows.
+pub fn grid(args: &SweepArgs) -> Result<Vec<(PruneMethod, f64)>> {
+    let methods = parse_methods(&args.methods)?;
+    let ratios = parse_ratio_grid(&args.ratios)?;
+    Ok(methods
+        .iter()
+        .flat_map(|&m| ratios.iter().map(move |&r| (m, r)))
+        .collect())
+}
+
+/// Runs the sweep's points (all, or only grid index `only`): the points, the model's name and
+/// the number of evaluation cases.
+pub fn run_points(
+    args: &SweepArgs,
+    only: Option<usize>,
+) -> Result<(Vec<SweepPoint>, String, usize)> {
     super::check_size("--size", args.measure.size)?;
     super::eval_cmd::check_threshold(args.measure.threshold)?;
     let methods = parse_methods(&args.methods)?;
@@ -96,7 +180,14 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
     let dense_model = dense.build(&device)?;
     let (dense_params, _) = parameter_counts(&dense);
     let mut points = Vec::new();
-    for_each_point(&methods, &ratios, &never, |_, method, ratio| {
+    let base_seed = args.measure.fine_tune.fine_tune_seed;
+    for_each_point(&methods, &ratios, &never, |index, method, ratio| {
+        if only.is_some_and(|i| i != index) {
+            return Ok(());
+        }
+        if let Some(tuner) = tuner.as_mut() {
+            tuner.set_seed(point_seed(base_seed, method, ratio));
+        }
         let mut hooks = CliHooks {
             evaluator: &evaluator,
             tuner: if tuning { tuner.as_mut() } else { None },
@@ -135,25 +226,7 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         });
         anyhow::Ok(())
     })?;
-    crate::atomic::write_bytes(&args.output, to_csv(&points).as_bytes())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.output.display()))?;
-    let plot_path = args
-        .plot
-        .clone()
-        .unwrap_or_else(|| args.output.with_extension("png"));
-    write_sweep_plot(&plot_path, &points, &model_name)?;
-    if args.json {
-        return print_json(&points);
-    }
-    println!(
-        "sweep of {model_name} ({}) over {} case(s) -> {}, {}\n",
-        schedule.name(),
-        evaluator.cases.len(),
-        args.output.display(),
-        plot_path.display()
-    );
-    print!("{}", table(&points));
-    Ok(())
+    Ok((points, model_name, evaluator.cases.len()))
 }
 
 /// `plot`: redraws a sweep CSV as the PNG `sweep` makes.
@@ -181,7 +254,7 @@ pub fn plot(args: PlotArgs) -> Result<()> {
     Ok(())
 }
 
-fn parse_methods(list: &str) -> Result<Vec<PruneMethod>> {
+pub(super) fn parse_methods(list: &str) -> Result<Vec<PruneMethod>> {
     list.split(',')
         .map(|name| PruneMethod::parse(name).map_err(|e| anyhow::anyhow!("--methods: {e}")))
         .collect()

@@ -101,6 +101,9 @@ pub fn fine_tune(
     on_event: impl FnMut(TrainEvent),
 ) -> Result<FineTuned, TrainError> {
     let folder = ScratchFolder::create()?;
+    // Dropout draws from the backend's generator: seeded, a fine-tune repeats exactly (a
+    // sweep's points give the same rows alone or together).
+    device.seed(settings.seed);
     let device = device.clone().autodiff();
     let options = TrainOptions {
         epochs: settings.epochs,

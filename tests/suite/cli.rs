@@ -614,3 +614,123 @@ fn attention_and_activation_pictures_and_a_plan_file_from_the_command_line() {
     ]);
     assert!(error.contains("up7"), "{error}");
 }
+
+#[test]
+fn a_sweep_spread_over_gnu_parallel_and_a_slurm_array_merges_to_the_single_run() {
+    use raagr2_lab::prune::sweep::parse_csv;
+    let dir = common::scratch_dir("cli-sweep-points");
+    let bin = env!("CARGO_BIN_EXE_raagr2-lab");
+    let options = [
+        "--methods",
+        "l2,l1-global",
+        "--ratios",
+        "0,0.25",
+        "--synthetic",
+        "1",
+        "--synthetic-seed",
+        "10004",
+        "--synthetic-kind",
+        "cartoon",
+        "--size",
+        "64",
+        "--batch",
+        "1",
+        "--runs",
+        "1",
+        "--fine-tune-epochs",
+        "1",
+        "--fine-tune-cases",
+        "2",
+        "--fine-tune-batches",
+        "2",
+        "--fine-tune-crop",
+        "64",
+        "--fine-tune-seed",
+        "3",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        let mut all = vec!["sweep".to_string()];
+        all.extend(options.iter().map(|s| s.to_string()));
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all
+    };
+    let single = dir.join("single.csv");
+    let out = run(&with(&["-o", single.to_str().unwrap()])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let points = dir.join("points.json");
+    let out = run(&with(&["--write-points", points.to_str().unwrap()])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("4 point(s)"), "{}", stdout(&out));
+
+    // Points 0 and 1 through GNU parallel, 2 and 3 through the SLURM script's body.
+    let parallel = Command::new("parallel")
+        .args([
+            "-j",
+            "2",
+            bin,
+            "sweep",
+            "--run-point",
+            points.to_str().unwrap(),
+            "--index",
+            "{}",
+            ":::",
+            "0",
+            "1",
+        ])
+        .output()
+        .expect("GNU parallel runs (CI installs it)");
+    assert!(parallel.status.success(), "{}", stderr(&parallel));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/sweep_slurm.sh");
+    for task in ["2", "3"] {
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(&points)
+            .env("SLURM_ARRAY_TASK_ID", task)
+            .env("RAAGR2_LAB", bin)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "task {task}: {}", stderr(&out));
+    }
+    let merged = dir.join("merged.csv");
+    let rows = dir.join("points.rows");
+    let out = run(&[
+        "sweep",
+        "--merge",
+        rows.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let read = |path: &std::path::Path| {
+        let mut points = parse_csv(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for p in &mut points {
+            // Timings differ from run to run; everything else must not.
+            p.latency_ms = None;
+            p.dense_latency_ms = None;
+        }
+        points
+    };
+    let (single, merged) = (read(&single), read(&merged));
+    assert_eq!(single.len(), 4);
+    assert!(
+        single.iter().all(|p| p.dice_fine_tuned.is_some()),
+        "fine-tuned points"
+    );
+    assert_eq!(merged, single);
+    assert!(dir.join("merged.png").exists());
+    let error = failure(&[
+        "sweep",
+        "--run-point",
+        points.to_str().unwrap(),
+        "--index",
+        "9",
+    ]);
+    assert!(error.contains("no point 9"), "{error}");
+}
