@@ -424,7 +424,10 @@ impl LabApp {
                         }
                         let selected = self.plans.tree.selected == Some(node.id);
                         let label = format!("{} {}", node_marker(node), node.name);
-                        if ui.selectable_label(selected, label).clicked() {
+                        // Long names are cut short (hover shows the whole): the tree keeps to
+                        // its column.
+                        let button = egui::Button::selectable(selected, label.clone()).truncate();
+                        if ui.add(button).on_hover_text(label).clicked() {
                             select = Some(node.id);
                         }
                     });
@@ -623,7 +626,7 @@ impl LabApp {
         let Some((_, textures)) = &self.plans.comparison_textures else {
             return;
         };
-        let side = ((ui.available_width() - 24.0) / 3.0).clamp(80.0, 260.0);
+        let side = ((ui.available_width() - 48.0) / 3.0).clamp(80.0, 260.0);
         ui.horizontal(|ui| {
             let captions = [
                 a_name.to_string(),
@@ -670,7 +673,7 @@ impl LabApp {
                 s.dice_case.map_or(f64::NAN, |d| d[0])
             }),
         ];
-        let width = (ui.available_width() / 4.0 - 28.0).max(110.0);
+        let width = (ui.available_width() / 4.0 - 44.0).max(100.0);
         egui::Grid::new("small multiples").show(ui, |ui| {
             for (i, (title, value)) in metrics.iter().enumerate() {
                 ui.vertical(|ui| {
