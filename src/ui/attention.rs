@@ -5,7 +5,7 @@
 use eframe::egui;
 
 use super::LabApp;
-use super::viewer::{MapPalette, render_map};
+use super::viewer::{MapPalette, map_texture};
 use crate::analysis::maps::{PSI_DIFFERENCE_LIMIT, finite_range};
 
 /// Opacities of the three overlays and the textures drawn with them.
@@ -76,19 +76,15 @@ impl LabApp {
             let window = self.settings.window;
             let ctx = ui.ctx().clone();
             let texture = |name: String, map: &[f32], palette, opacity| {
-                let (size, rgba) = render_map(
-                    &case.modalities[3],
-                    case.dims,
+                map_texture(
+                    &ctx,
+                    name,
+                    &case,
                     maps.slice_idx,
                     window,
                     map,
                     palette,
                     opacity,
-                );
-                ctx.load_texture(
-                    name,
-                    egui::ColorImage::from_rgba_unmultiplied(size, &rgba),
-                    egui::TextureOptions::LINEAR,
                 )
             };
             let heat = MapPalette::Heat { low, high };

@@ -5,7 +5,7 @@
 use eframe::egui;
 
 use super::LabApp;
-use super::viewer::{MapPalette, render_map};
+use super::viewer::{MapPalette, map_texture};
 use crate::analysis::maps::activation_range;
 use crate::worker::{ChannelScoresView, ModelView, Request};
 
@@ -174,20 +174,9 @@ impl LabApp {
                 .map(|(c, map)| {
                     let (low, high) = activation_range(map);
                     let palette = MapPalette::Heat { low, high };
-                    let (size, rgba) = render_map(
-                        &case.modalities[3],
-                        case.dims,
-                        maps.slice_idx,
-                        window,
-                        map,
-                        palette,
-                        1.0,
-                    );
-                    ui.ctx().load_texture(
-                        format!("channel {c}"),
-                        egui::ColorImage::from_rgba_unmultiplied(size, &rgba),
-                        egui::TextureOptions::LINEAR,
-                    )
+                    let name = format!("channel {c}");
+                    let z = maps.slice_idx;
+                    map_texture(ui.ctx(), name, &case, z, window, map, palette, 1.0)
                 })
                 .collect();
             self.filters.textures = Some((maps.id, textures));

@@ -10,7 +10,7 @@ use eframe::egui;
 use egui_plot::{Bar, BarChart, Plot};
 
 use super::LabApp;
-use super::viewer::{OverlayStyle, render_disagreement, render_slice};
+use super::viewer::{OverlayStyle, render_disagreement, render_slice, upload};
 use crate::plan_tree::{PlanNode, PlanTree, node_checkpoint_path};
 use crate::prune::{FineTuneRecord, PrunePlan};
 use crate::worker::{NodeStats, PreviewRequest, Request};
@@ -604,18 +604,11 @@ impl LabApp {
                     &OverlayStyle::default(),
                 )
             };
-            let image = |ctx: &egui::Context, name: &str, (size, rgba): ([usize; 2], Vec<u8>)| {
-                ctx.load_texture(
-                    name,
-                    egui::ColorImage::from_rgba_unmultiplied(size, &rgba),
-                    egui::TextureOptions::LINEAR,
-                )
-            };
             let ctx = ui.ctx().clone();
             let textures = [
-                image(&ctx, "compare-a", render(a)),
-                image(&ctx, "compare-b", render(b)),
-                image(
+                upload(&ctx, "compare-a", render(a)),
+                upload(&ctx, "compare-b", render(b)),
+                upload(
                     &ctx,
                     "compare-diff",
                     (plane, render_disagreement(a, b, plane)),

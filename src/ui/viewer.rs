@@ -305,6 +305,39 @@ fn is_edge(
         || (v + 1 == h || code_at(u, v + 1) != code)
 }
 
+/// Uploads RGBA pixels (as the render functions give them) as a texture.
+pub fn upload(
+    ctx: &egui::Context,
+    name: impl Into<String>,
+    (size, rgba): ([usize; 2], Vec<u8>),
+) -> egui::TextureHandle {
+    ctx.load_texture(
+        name,
+        egui::ColorImage::from_rgba_unmultiplied(size, &rgba),
+        egui::TextureOptions::LINEAR,
+    )
+}
+
+/// A map of the open case's plane over its FLAIR slice `z` ([`render_map`]), uploaded.
+#[allow(clippy::too_many_arguments)]
+pub fn map_texture(
+    ctx: &egui::Context,
+    name: impl Into<String>,
+    case: &crate::worker::CaseView,
+    z: usize,
+    window: Window,
+    map: &[f32],
+    palette: MapPalette,
+    opacity: f32,
+) -> egui::TextureHandle {
+    let flair = &case.modalities[3];
+    upload(
+        ctx,
+        name,
+        render_map(flair, case.dims, z, window, map, palette, opacity),
+    )
+}
+
 /// Where two segmentations of one plane disagree: red where only `a` has tumour, blue where
 /// only `b` has, orange where both have tumour of different sub-regions, dark grey elsewhere.
 pub fn render_disagreement(a: &[u8], b: &[u8], plane: [usize; 2]) -> Vec<u8> {

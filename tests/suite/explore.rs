@@ -15,6 +15,20 @@ use raagr2_lab::ui::{LabApp, Tab};
 use super::app::{app, app_with_workspace, ready, wait_until};
 use crate::common;
 
+/// The default model with a quarter of every group's channels removed, saved in `dir`.
+fn smaller_checkpoint(dir: &std::path::Path) -> std::path::PathBuf {
+    let smaller = prune_checkpoint(
+        &raagr2_lab::defaults::default_checkpoint(),
+        PruneMethod::Structured(StructuredMethod::L2),
+        &Ratios::Uniform(0.25),
+        None,
+    )
+    .unwrap();
+    let path = dir.join("smaller.safetensors");
+    save_checkpoint(&path, &smaller).unwrap();
+    path
+}
+
 fn group_index(harness: &Harness<'static, LabApp>, name: &str) -> usize {
     let model = harness.state().model.as_ref().unwrap();
     model.groups.iter().position(|g| g.name == name).unwrap()
@@ -28,15 +42,7 @@ fn a_checkpoint_and_a_pytorch_state_dict_open_as_the_dense_model() {
 
     // One of our checkpoints: the default model with a quarter of its channels removed.
     let dir = common::scratch_dir("open-model");
-    let smaller = prune_checkpoint(
-        &raagr2_lab::defaults::default_checkpoint(),
-        PruneMethod::Structured(StructuredMethod::L2),
-        &Ratios::Uniform(0.25),
-        None,
-    )
-    .unwrap();
-    let path = dir.join("smaller.safetensors");
-    save_checkpoint(&path, &smaller).unwrap();
+    let path = smaller_checkpoint(&dir);
     harness.state_mut().open_model(Some(path.clone()));
     wait_until(&mut harness, "the opened model", |app| {
         app.model
@@ -230,15 +236,7 @@ fn channels_ticked_in_the_filter_view_are_removed_from_the_previewed_model() {
 fn a_node_of_an_opened_model_is_restored_with_its_model_after_a_restart() {
     let dir = common::scratch_dir("plan-tree-model");
     let workspace = dir.join("workspace.json");
-    let smaller = prune_checkpoint(
-        &raagr2_lab::defaults::default_checkpoint(),
-        PruneMethod::Structured(StructuredMethod::L2),
-        &Ratios::Uniform(0.25),
-        None,
-    )
-    .unwrap();
-    let path = dir.join("smaller.safetensors");
-    save_checkpoint(&path, &smaller).unwrap();
+    let path = smaller_checkpoint(&dir);
     let mut harness = app_with_workspace(workspace.clone());
     wait_until(&mut harness, "the default case and model", ready);
     harness.state_mut().open_model(Some(path.clone()));
