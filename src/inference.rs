@@ -225,7 +225,7 @@ pub fn slice_batch(
 }
 
 /// `[B, classes, S, S]` probabilities -> `[B * S * S]` sub-region codes.
-fn codes_from_probabilities(probabilities: Tensor<4>, head: Head, threshold: f32) -> Vec<u8> {
+pub fn codes_from_probabilities(probabilities: Tensor<4>, head: Head, threshold: f32) -> Vec<u8> {
     let [b, _, h, w] = probabilities.dims();
     let plane = h * w;
     let values: Vec<f32> = probabilities

@@ -118,6 +118,24 @@ impl FineTuner {
         self.args.fine_tune_seed = seed;
     }
 
+    /// Whether Ctrl-C asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Epochs of each fine-tune, its learning rate and its cap on batches per epoch.
+    pub fn epochs_per_run(&self) -> usize {
+        self.args.fine_tune_epochs
+    }
+
+    pub fn learning_rate(&self) -> f64 {
+        self.args.fine_tune_lr
+    }
+
+    pub fn batches_per_epoch(&self) -> Option<usize> {
+        self.args.fine_tune_batches
+    }
+
     /// Adam steps taken by every fine-tune so far (epochs actually finished).
     pub fn steps_trained(&self) -> usize {
         self.steps_trained

@@ -1,6 +1,7 @@
 //! The headless command line (clap): `info`, `import`, `bench`, `synth`, `train`, `eval`,
 //! `predict`, `score`, `prune`, `sweep`, `plot`, `cka`, `sensitivity`, `compare-schedules`, and `classify` (the classifier study).
 
+mod auto_cmd;
 pub mod bench_cmd;
 pub mod cka_cmd;
 pub mod classify_cmd;

@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use super::auto_cmd::{AutoArgs, AutoRun};
 use super::data_args::DataArgs;
 use super::fine_tune::{CliHooks, DiceEvaluator, FineTuneArgs, FineTuner};
 use super::{defaults, print_json};
@@ -123,6 +124,8 @@ pub struct PruneArgs {
     pub output: PathBuf,
     #[command(flatten)]
     pub measure: MeasureArgs,
+    #[command(flatten)]
+    pub auto: AutoArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -174,6 +177,9 @@ pub fn prune(mut args: PruneArgs) -> Result<()> {
         bail!("--runs must be at least 1");
     }
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
+    if args.auto.auto {
+        return prune_auto(&args, &dense, model_name);
+    }
     let plan = args.plan.as_deref().map(PrunePlan::read).transpose()?;
     if let Some(plan) = &plan {
         args.method = plan.method;
@@ -294,6 +300,23 @@ pub fn prune(mut args: PruneArgs) -> Result<()> {
     }
     print!("{}", render(&report));
     Ok(())
+}
+
+/// `prune --auto`: the search under a Dice budget.
+fn prune_auto(args: &PruneArgs, dense: &Checkpoint, model_name: String) -> Result<()> {
+    let settings = args.auto.settings(args.method, args.measure.size)?;
+    let tuner = FineTuner::load(&args.measure.fine_tune, &args.measure.data)?;
+    let run = AutoRun {
+        dense,
+        model_name,
+        output: &args.output,
+        settings,
+        tuner,
+        held_out: &args.measure.data,
+        threshold: args.measure.threshold,
+        json: args.json,
+    };
+    super::auto_cmd::run(run, &args.auto, &args.measure.data)
 }
 
 /// `--ratio` for every group, overridden per group by `name=ratio` pairs.

@@ -1,6 +1,7 @@
 //! Pruning as a transformation of (config, weights) into (config, weights): the channel
 //! dependency graph, channel importance, and structured removal of channels.
 
+pub mod auto;
 pub mod graph;
 pub mod importance;
 pub mod plan;
@@ -15,7 +16,7 @@ use crate::model::{Checkpoint, ModelConfig, ModelError, WeightMap};
 
 pub use graph::ChannelGraph;
 pub use importance::{StructuredMethod, channel_importance, keep_top};
-pub use plan::{FineTuneRecord, PrunePlan};
+pub use plan::{BudgetSearchRecord, FineTuneRecord, PrunePlan};
 pub use schedule::{
     Schedule, ScheduleHooks, StepRecord, parameter_counts, run_schedule, step_count,
 };

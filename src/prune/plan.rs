@@ -10,6 +10,7 @@ use super::{
     ChannelGraph, PruneError, PruneMethod, Ratios, Schedule, SnipBatch, check_ratio,
     prune_checkpoint, remove_channels,
 };
+use crate::metrics::RegionScores;
 use crate::model::Checkpoint;
 
 /// Version of the plan file format (checked on read).
@@ -41,6 +42,21 @@ pub struct PrunePlan {
     /// The fine-tuned weights, when they were saved (the app's plan tree).
     #[serde(default)]
     pub checkpoint: Option<PathBuf>,
+    /// The Dice budget these ratios were searched under (`prune --auto`, the app's budget
+    /// search); its weights are then in `checkpoint`.
+    #[serde(default)]
+    pub budget_search: Option<BudgetSearchRecord>,
+}
+
+/// How a plan's ratios were found by the budget search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetSearchRecord {
+    /// Largest Dice drop allowed per region.
+    pub budget: RegionScores,
+    /// Steps it kept.
+    pub steps: usize,
+    /// Adam steps of its fine-tunes.
+    pub fine_tune_steps: usize,
 }
 
 fn one_shot() -> Schedule {
@@ -79,6 +95,7 @@ impl PrunePlan {
             schedule: Schedule::OneShot,
             fine_tune: None,
             checkpoint: None,
+            budget_search: None,
         }
     }
 

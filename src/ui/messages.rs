@@ -122,17 +122,20 @@ impl LabApp {
             }
             Response::JobRefused { reason } => {
                 self.job = None;
+                self.budget.started_from = None;
                 self.status = "job not started (see above)".into();
                 self.errors.push(reason);
             }
             Response::JobFinished { cancelled } => {
                 self.job = None;
+                self.budget.started_from = None;
                 if cancelled {
                     self.status = "background job cancelled".into();
                 }
             }
             Response::JobFailed { reason } => {
                 self.job = None;
+                self.budget.started_from = None;
                 if let Some(cause) = reason.split("no wgpu adapter: ").nth(1) {
                     self.fine_tune.gpu = GpuState::Missing(cause.to_string());
                 }
@@ -155,6 +158,9 @@ impl LabApp {
             } => self.on_comparison(id, slice_idx, a, b),
             Response::NodeStats { node, stats } => self.on_node_stats(node, stats),
             Response::ChannelScores(view) => self.filters.scores = Some(view),
+            Response::AutoUniform(points) => self.budget.uniform = points,
+            Response::AutoStep(step) => self.on_auto_step(step),
+            Response::AutoPruned(outcome) => self.on_auto_pruned(outcome),
         }
     }
 }

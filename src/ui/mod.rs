@@ -3,6 +3,7 @@
 //! Knows nothing of burn: it sends requests and draws the plain data that comes back.
 
 mod attention;
+mod budget_panel;
 pub mod classify_workspace;
 mod filters;
 mod fine_tune_panel;
@@ -17,6 +18,7 @@ mod view_panel;
 pub mod viewer;
 
 pub use attention::AttentionState;
+pub use budget_panel::BudgetState;
 pub use filters::{ChannelSort, FilterState};
 pub use fine_tune_panel::{FineTuneSettings, FineTuneState, GpuState, TrainPoint};
 pub use plans::PlansState;
@@ -116,6 +118,8 @@ pub struct LabApp {
     last_maps_id: u64,
     maps_wanted: bool,
     pub filters: FilterState,
+    /// The budget search's settings and results.
+    pub budget: BudgetState,
     pub attention: AttentionState,
 }
 
@@ -203,6 +207,7 @@ impl LabApp {
             last_maps_id: 0,
             maps_wanted: false,
             filters: FilterState::default(),
+            budget: BudgetState::default(),
             attention: AttentionState::default(),
         };
         // The model of the node selected when the app was last closed.

@@ -261,36 +261,47 @@ impl LabApp {
     }
 
     /// A fine-tune finished: its model becomes a child of the node it started from, with the
-    /// plan it started from; its weights are saved beside the workspace (without a workspace
-    /// file the node records the fine-tuning but not the weights).
+    /// plan it started from.
     pub(super) fn keep_fine_tuned(&mut self, device: String, epochs: usize) {
         let Some((plan, source, parent)) = self.plans.fine_tune_start.take() else {
             return;
         };
+        let name = format!("{} + {epochs} epoch(s) fine-tuned", plan_name(&plan));
+        let record = FineTuneRecord {
+            epochs,
+            learning_rate: self.fine_tune.settings.learning_rate,
+            batches_per_epoch: Some(self.fine_tune.settings.batches_per_epoch),
+            device,
+        };
+        self.keep_worker_model(source, parent, name, plan, Some(record));
+    }
+
+    /// The model the worker holds (fine-tuned or searched) becomes a child of `parent` (or of
+    /// the root of `source`, the model it came from) with `plan`; its weights are saved beside
+    /// the workspace (without a workspace file the node records the plan but not the weights).
+    pub(super) fn keep_worker_model(
+        &mut self,
+        source: Option<PathBuf>,
+        parent: Option<u64>,
+        name: String,
+        plan: PrunePlan,
+        record: Option<FineTuneRecord>,
+    ) {
         if self.model.as_ref().map(|m| &m.source) != Some(&source) {
-            self.notices.push(
-                "the fine-tuned model belongs to a model that is no longer open: not kept as a \
-                 plan"
-                    .into(),
-            );
+            self.notices.push(format!(
+                "\"{name}\" belongs to a model that is no longer open: not kept as a plan"
+            ));
             return;
         }
         let parent = parent
             .filter(|p| self.plans.tree.node(*p).is_some_and(|n| n.model == source))
             .unwrap_or_else(|| self.plans.tree.root_of(source.as_deref()));
-        let name = format!("{} + {epochs} epoch(s) fine-tuned", plan_name(&plan));
         let Some(id) = self
             .plans
             .tree
             .add_child(parent, name.clone(), plan.clone())
         else {
             return;
-        };
-        let record = FineTuneRecord {
-            epochs,
-            learning_rate: self.fine_tune.settings.learning_rate,
-            batches_per_epoch: Some(self.fine_tune.settings.batches_per_epoch),
-            device,
         };
         let checkpoint = self
             .plans
@@ -306,8 +317,8 @@ impl LabApp {
             });
         }
         if let Some(node) = self.plans.tree.node_mut(id) {
-            node.plan.fine_tune = Some(record.clone());
-            node.plan.checkpoint = checkpoint.clone();
+            node.plan.fine_tune = record;
+            node.plan.checkpoint = checkpoint;
         }
         self.plans.rename = name;
         self.restore_node(id);
@@ -733,6 +744,7 @@ fn plan_name(plan: &PrunePlan) -> String {
 fn node_marker(node: &PlanNode) -> &'static str {
     match (node.parent, &node.plan.checkpoint) {
         (None, _) => "[model]",
+        _ if node.plan.budget_search.is_some() => "[auto]",
         (_, Some(_)) => "[tuned]",
         _ => "-",
     }

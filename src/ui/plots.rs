@@ -1,6 +1,6 @@
 //! The Plots tab (egui_plot): BN-gamma histogram of a channel group with the current cut,
 //! Dice vs sparsity per method for one region (from the background sweep), and the loss and
-//! validation Dice of the last fine-tune.
+//! validation Dice of the last fine-tune, and the budget search against uniform ratios.
 
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, VLine};
@@ -24,7 +24,10 @@ impl LabApp {
             self.histogram_ui(&mut columns[0], height);
             self.sweep_plot_ui(&mut columns[1], height);
         });
-        self.training_plot_ui(ui, height);
+        ui.columns(2, |columns| {
+            self.training_plot_ui(&mut columns[0], height);
+            self.budget_chart_ui(&mut columns[1], height);
+        });
     }
 
     fn histogram_ui(&mut self, ui: &mut egui::Ui, height: f32) {

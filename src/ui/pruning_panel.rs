@@ -139,6 +139,8 @@ impl LabApp {
             ui.separator();
             self.jobs_ui(ui);
             ui.separator();
+            self.budget_ui(ui);
+            ui.separator();
             ui.label("Share of channels removed per group (kept / total):");
             egui::ScrollArea::vertical().show(ui, |ui| {
                 for (g, group) in model.groups.iter().enumerate() {

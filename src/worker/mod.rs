@@ -221,6 +221,9 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 self.refused_if_err(|w| w.start_sweep(methods, ratios))
             }
             Request::StartFineTune(request) => self.refused_if_err(|w| w.start_fine_tune(request)),
+            Request::StartAutoPrune(request) => {
+                self.refused_if_err(|w| w.start_auto_prune(request))
+            }
             Request::StartSensitivity { method, ratios } => {
                 self.refused_if_err(|w| w.start_sensitivity(method, ratios))
             }

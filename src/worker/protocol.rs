@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::analysis::maps::GateMaps;
 use crate::analysis::sensitivity::SensitivityCell;
+use crate::metrics::RegionScores;
 use crate::prune::sweep::SweepPoint;
 use crate::prune::{PruneMethod, PrunePlan};
 
@@ -43,6 +44,10 @@ pub enum Request {
     },
     /// Fine-tune the model of `preview` (a background job) on synthetic training cases.
     StartFineTune(FineTuneRequest),
+    /// Search per-group ratios of the dense model under a Dice budget on the open case (a
+    /// background job): `AutoUniform`, then an `AutoStep` per kept step, then `AutoPruned`
+    /// (the searched model can then be previewed and saved as the fine-tuned one).
+    StartAutoPrune(AutoPruneRequest),
     /// Prune each channel group alone at each ratio and score the open case (a background job).
     StartSensitivity {
         method: PruneMethod,
@@ -89,6 +94,54 @@ pub struct CkaView {
     /// `values[row][column]`, NaN where undefined.
     pub values: Vec<Vec<f64>>,
     pub slices: usize,
+}
+
+/// What a budget search runs under.
+#[derive(Debug, Clone)]
+pub struct AutoPruneRequest {
+    pub settings: crate::prune::auto::AutoSettings,
+    /// Adam steps of each of the search's fine-tunes (0: none).
+    pub fine_tune_steps: usize,
+}
+
+/// A uniform ratio on the budget search's chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoPoint {
+    pub ratio: f64,
+    pub macs: u64,
+    /// Dice on the search's tumour slices.
+    pub subset_dice: RegionScores,
+}
+
+/// A step the budget search kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoStepView {
+    pub step: usize,
+    /// The group it cut.
+    pub group: String,
+    /// Share removed so far per group, by the names in `group_names`.
+    pub ratios: Vec<f64>,
+    pub group_names: Vec<String>,
+    pub macs: u64,
+    pub subset_dice: RegionScores,
+}
+
+/// The end of a budget search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoOutcome {
+    /// The per-group ratios it found (and its method).
+    pub plan: PrunePlan,
+    pub steps: usize,
+    pub macs: u64,
+    pub dense_macs: u64,
+    /// Dice on the whole open case, of the result and of the dense model.
+    pub case_dice: RegionScores,
+    pub dense_case_dice: RegionScores,
+    pub subset_dice: RegionScores,
+    /// Adam steps of its fine-tunes.
+    pub fine_tune_steps: usize,
+    /// Why it ended.
+    pub stopped: String,
 }
 
 /// What a fine-tune job trains.
@@ -290,6 +343,12 @@ pub enum Response {
         a: Vec<u8>,
         b: Vec<u8>,
     },
+    /// The uniform-ratio curve of a budget search (first).
+    AutoUniform(Vec<AutoPoint>),
+    /// A step the budget search kept.
+    AutoStep(AutoStepView),
+    /// The budget search's result; the job then finishes.
+    AutoPruned(AutoOutcome),
     /// One node measured by a `StartNodeStats` job.
     NodeStats {
         node: u64,

@@ -734,3 +734,102 @@ fn a_sweep_spread_over_gnu_parallel_and_a_slurm_array_merges_to_the_single_run()
     ]);
     assert!(error.contains("no point 9"), "{error}");
 }
+
+#[test]
+fn prune_auto_stays_within_its_budget_and_writes_checkpoint_plan_and_trace() {
+    use raagr2_lab::model::load_checkpoint;
+    use raagr2_lab::prune::PrunePlan;
+
+    let dir = common::scratch_dir("cli-auto");
+    let output = dir.join("auto.safetensors");
+    let small = ["--synthetic-spacing", "2", "--fine-tune-crop", "64"];
+    let mut args = vec![
+        "prune",
+        "--auto",
+        "--budget",
+        "wt=0.2,tc=0.3",
+        "--auto-step",
+        "0.05",
+        "--auto-max-steps",
+        "3",
+        "--auto-fine-tune-every",
+        "2",
+        "--auto-fine-tune-steps",
+        "2",
+        "--val-synthetic",
+        "1",
+        "--subset-slices",
+        "4",
+        "--subset-side",
+        "64",
+        "--synthetic",
+        "1",
+        "--synthetic-seed",
+        "10000",
+        "--fine-tune-cases",
+        "2",
+        "--against-uniform",
+        "0.45",
+        "--json",
+        "-o",
+        output.to_str().unwrap(),
+    ];
+    args.extend(small);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let trace = &report["trace"];
+    // Regions not named in --budget get 0.02.
+    assert_eq!(trace["settings"]["budget"]["ET"].as_f64(), Some(0.02));
+    let steps = trace["steps"].as_array().unwrap();
+    assert!(!steps.is_empty(), "{}", stderr(&out));
+    let (dense_macs, macs) = (trace["dense_macs"].as_u64(), trace["macs"].as_u64());
+    assert!(macs < dense_macs);
+    for (region, budget) in [("WT", 0.2), ("TC", 0.3), ("ET", 0.02)] {
+        let drop =
+            trace["dense_dice"][region].as_f64().unwrap() - trace["dice"][region].as_f64().unwrap();
+        assert!(drop <= budget + 1e-9, "{region} dropped {drop}");
+        for step in steps {
+            let kept = trace["dense_dice"][region].as_f64().unwrap()
+                - step["confirmed_dice"][region].as_f64().unwrap();
+            assert!(
+                kept <= budget + 1e-9,
+                "a kept step broke the {region} budget"
+            );
+        }
+    }
+    // The fine-tunes ran (2 Adam steps after every 2 kept steps, and at the end).
+    assert!(report["fine_tune_steps"].as_u64().unwrap() >= 2);
+    // The checkpoint is the searched model; the plan's ratios give its widths.
+    let searched = load_checkpoint(&output).unwrap();
+    let plan = PrunePlan::read(&dir.join("auto.plan.json")).unwrap();
+    assert_eq!(plan.checkpoint.as_deref(), Some(output.as_path()));
+    assert_eq!(plan.budget_search.as_ref().unwrap().steps, steps.len());
+    let replayed = plan
+        .apply(&raagr2_lab::defaults::default_checkpoint(), None)
+        .unwrap();
+    assert_eq!(replayed.config, searched.config);
+    let trace_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("auto.trace.json")).unwrap())
+            .unwrap();
+    assert_eq!(trace_file["steps"], trace["steps"]);
+    // The uniform grid ran with the same fine-tuning, and the rows have held-out Dice.
+    assert!(!report["uniform"].as_array().unwrap().is_empty());
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["model"], "dense");
+    assert_eq!(rows[1]["macs"].as_u64(), macs);
+    assert!(rows[1]["held_out_dice"]["mean"]["WT"].as_f64().unwrap() > 0.0);
+
+    // A mask method cannot search channel ratios; an unknown region is named.
+    let error = failure(&["prune", "--auto", "--method", "l1", "-o", "x.safetensors"]);
+    assert!(error.contains("channel method"), "{error}");
+    let error = failure(&[
+        "prune",
+        "--auto",
+        "--budget",
+        "nc=0.1",
+        "-o",
+        "x.safetensors",
+    ]);
+    assert!(error.contains("\"nc\""), "{error}");
+}

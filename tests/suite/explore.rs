@@ -271,3 +271,99 @@ fn a_node_of_an_opened_model_is_restored_with_its_model_after_a_restart() {
     assert_eq!(harness.state().plans.tree.selected, Some(kept.id));
     assert_eq!(harness.state().plans.tree.nodes.len(), 3, "no stray root");
 }
+
+#[test]
+fn a_budget_search_shows_progress_moves_the_sliders_ends_as_a_node_and_stops_on_cancel() {
+    let workspace = common::scratch_dir("budget-search").join("workspace.json");
+    let mut harness = app_with_workspace(workspace.clone());
+    wait_until(&mut harness, "the default case and model", ready);
+    harness
+        .get_by_label("Budget search (automatic ratios)")
+        .click();
+    harness.step();
+    {
+        // Two steps without fine-tuning: quick on a CPU.
+        let app = harness.state_mut();
+        app.budget.max_steps = 2;
+        app.budget.fine_tune_every = 0;
+        app.budget.budget = [0.05; 3];
+    }
+    harness.get_by_label("Search ratios").click();
+    wait_until(&mut harness, "a candidate scored", |app| {
+        app.job
+            .as_ref()
+            .is_some_and(|(_, _, label)| label.contains("candidate"))
+    });
+    wait_until(&mut harness, "the search's result", |app| {
+        app.budget.result.is_some() && app.job.is_none()
+    });
+    let app = harness.state();
+    let result = app.budget.result.clone().unwrap();
+    assert!(result.steps >= 1, "{}", result.stopped);
+    assert!(result.macs < result.dense_macs);
+    assert_eq!(
+        app.budget.trail.len(),
+        result.steps,
+        "every kept step was sent"
+    );
+    for (dense, found) in result
+        .dense_case_dice
+        .as_array()
+        .iter()
+        .zip(result.case_dice.as_array())
+    {
+        assert!(
+            dense - found <= 0.05 + 1e-9,
+            "within the budget on the case"
+        );
+    }
+    // The sliders show the ratios found.
+    let model = app.model.clone().unwrap();
+    for (g, group) in model.groups.iter().enumerate() {
+        let found = result.plan.group_ratios.get(&group.name).copied();
+        assert_eq!(
+            app.pruning.group_ratios[g],
+            found.unwrap_or(0.0),
+            "{}",
+            group.name
+        );
+    }
+    // The result is a node of the plan tree with its weights, selected and previewed.
+    let node = app.plans.tree.selected_node().cloned().unwrap();
+    assert!(node.name.starts_with("auto budget"), "{}", node.name);
+    assert_eq!(node.plan.group_ratios, result.plan.group_ratios);
+    assert!(node.plan.budget_search.is_some());
+    let weights = node.plan.checkpoint.clone().unwrap();
+    harness.get_by_label("Plots").click();
+    harness.step();
+    harness.get_by_label("search result");
+    wait_for_saved_tree(&mut harness, &workspace, 2);
+    wait_until(&mut harness, "the searched model's preview", |app| {
+        app.preview.as_ref().is_some_and(|p| p.macs == result.macs)
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !weights.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the node's weights were not saved"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A second search, stopped: no node, and the job says it was cancelled.
+    // (After the "saved" notice: it moves the panel's buttons.)
+    wait_until(&mut harness, "the weights' notice", |app| {
+        app.notices.iter().any(|n| n.contains("node-"))
+    });
+    harness.get_by_label("Search ratios").click();
+    wait_until(&mut harness, "the second search running", |app| {
+        app.job
+            .as_ref()
+            .is_some_and(|(_, _, label)| label.starts_with("budget search"))
+    });
+    harness.get_by_label("Stop search").click();
+    wait_until(&mut harness, "the search to stop", |app| app.job.is_none());
+    assert_eq!(harness.state().status, "background job cancelled");
+    assert_eq!(harness.state().plans.tree.nodes.len(), 2);
+}

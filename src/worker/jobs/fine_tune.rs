@@ -14,6 +14,12 @@ const FINE_TUNE_CASES: u64 = 4;
 /// Side of the fine-tuning crops (smaller than training's 192: quicker steps in the app).
 const FINE_TUNE_CROP: usize = 128;
 
+/// The app's fine-tuning slices: crops of the synthetic training cases.
+pub(super) fn fine_tune_data() -> Result<FineTuneData, String> {
+    let cases: Vec<PreparedCase> = (0..FINE_TUNE_CASES).map(synthetic_case).collect();
+    FineTuneData::from_cases(&cases, FINE_TUNE_CROP).map_err(|e| e.to_string())
+}
+
 /// Fine-tunes `start` on synthetic cases (masks kept); returns the best model, the device's
 /// name and the epochs completed.
 pub(in crate::worker) fn fine_tune(
@@ -28,8 +34,7 @@ pub(in crate::worker) fn fine_tune(
         total: request.epochs,
         label: format!("fine-tune: preparing data on {device_name}"),
     });
-    let cases: Vec<PreparedCase> = (0..FINE_TUNE_CASES).map(synthetic_case).collect();
-    let data = FineTuneData::from_cases(&cases, FINE_TUNE_CROP).map_err(|e| e.to_string())?;
+    let data = fine_tune_data()?;
     let settings = FineTuneSettings {
         epochs: request.epochs,
         learning_rate: request.learning_rate,

@@ -2,6 +2,7 @@
 //! sweep and a per-group sensitivity run on the open case, CKA between two models, and
 //! fine-tuning of a pruned model (wgpu or CPU); all cancellable.
 
+mod auto_prune;
 mod channel_scores;
 mod cka;
 mod fine_tune;
@@ -9,6 +10,7 @@ mod node_stats;
 mod sensitivity;
 mod sweep;
 
+pub(super) use auto_prune::auto_prune_job;
 pub(super) use channel_scores::channel_scores;
 pub(super) use cka::cka;
 pub(super) use fine_tune::fine_tune;
@@ -21,8 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
-    FineTuneRequest, PreviewRequest, Response, Worker, background_pool, model_label, panic_text,
-    region_dice,
+    AutoPruneRequest, FineTuneRequest, PreviewRequest, Response, Worker, background_pool,
+    model_label, panic_text, region_dice,
 };
 use crate::backend;
 use crate::data::dataset::PreparedCase;
@@ -177,6 +179,19 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         let z = slice_idx.min(case.dims[2].saturating_sub(1));
         self.spawn_job("channel scores", move |cancel, reply| {
             channel_scores(&dense, &case, z, &group, cancel, reply)
+        })
+    }
+
+    pub(super) fn start_auto_prune(&mut self, request: AutoPruneRequest) -> Result<(), String> {
+        let case = self.case_with_truth("a budget search")?;
+        let dense = self.dense.clone();
+        let tuned = self.tuned.clone();
+        self.spawn_job("budget search", move |cancel, reply| {
+            auto_prune_job(&dense, &case, &request, cancel, reply, |model| {
+                if let Ok(mut slot) = tuned.lock() {
+                    *slot = Some(model);
+                }
+            })
         })
     }
 

@@ -1,0 +1,311 @@
+//! The budget search section of the Pruning panel: the largest Dice drop allowed per region,
+//! the search run in the background (progress, stop), the per-group sliders moved as it keeps
+//! steps, the node it ends as, and its Dice-vs-MACs chart beside the uniform ratios (drawn in
+//! the Plots tab).
+
+use std::path::PathBuf;
+
+use eframe::egui;
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+
+use super::LabApp;
+use super::plots::colour;
+use crate::metrics::RegionScores;
+use crate::prune::auto::AutoSettings;
+use crate::prune::{BudgetSearchRecord, FineTuneRecord, PruneMethod};
+use crate::worker::{AutoOutcome, AutoPoint, AutoPruneRequest, AutoStepView, Request};
+
+const REGIONS: [&str; 3] = ["WT", "TC", "ET"];
+
+/// The search's settings and what it has sent so far.
+#[derive(Debug, Clone)]
+pub struct BudgetState {
+    /// Largest Dice drop allowed per region (WT, TC, ET).
+    pub budget: [f64; 3],
+    /// Share of the dense MACs each step tries to remove.
+    pub step_share: f64,
+    pub max_steps: usize,
+    /// Fine-tune after this many kept steps (0: never), for `fine_tune_steps` Adam steps.
+    pub fine_tune_every: usize,
+    pub fine_tune_steps: usize,
+    /// Region the chart shows.
+    pub chart_region: usize,
+    pub uniform: Vec<AutoPoint>,
+    pub trail: Vec<AutoStepView>,
+    pub result: Option<AutoOutcome>,
+    /// The model and the plan tree node the running search started from.
+    pub started_from: Option<(Option<PathBuf>, Option<u64>)>,
+}
+
+impl Default for BudgetState {
+    fn default() -> Self {
+        BudgetState {
+            budget: [0.02; 3],
+            step_share: 0.03,
+            max_steps: 20,
+            fine_tune_every: 3,
+            fine_tune_steps: 20,
+            chart_region: 1,
+            uniform: Vec::new(),
+            trail: Vec::new(),
+            result: None,
+            started_from: None,
+        }
+    }
+}
+
+impl LabApp {
+    pub(super) fn budget_ui(&mut self, ui: &mut egui::Ui) {
+        egui::CollapsingHeader::new("Budget search (automatic ratios)")
+            .id_salt("budget-search")
+            .show(ui, |ui| {
+                ui.label("Largest Dice drop allowed on this case:")
+                    .on_hover_text(
+                        "The search cuts, step by step, the channel group whose cut removes the \
+                         most MACs per unit of Dice lost (scored on the case's tumour slices, \
+                         each kept step confirmed on the whole case), fine-tuning briefly every \
+                         few steps, until no cut stays within these drops.",
+                    );
+                ui.horizontal(|ui| {
+                    for (r, name) in REGIONS.iter().enumerate() {
+                        let label = ui.label(*name);
+                        ui.add(
+                            egui::DragValue::new(&mut self.budget.budget[r])
+                                .range(0.0..=0.5)
+                                .speed(0.005)
+                                .fixed_decimals(3),
+                        )
+                        .labelled_by(label.id);
+                    }
+                });
+                self.budget_settings_ui(ui);
+                self.budget_actions_ui(ui);
+                self.budget_result_ui(ui);
+            });
+    }
+
+    fn budget_settings_ui(&mut self, ui: &mut egui::Ui) {
+        let b = &mut self.budget;
+        egui::Grid::new("budget-settings").show(ui, |ui| {
+            let label = ui
+                .label("MACs per step")
+                .on_hover_text("Share of the dense model's MACs each step tries to remove");
+            ui.add(
+                egui::DragValue::new(&mut b.step_share)
+                    .range(0.005..=0.5)
+                    .speed(0.005)
+                    .fixed_decimals(3),
+            )
+            .labelled_by(label.id);
+            let label = ui.label("Steps at most");
+            ui.add(egui::DragValue::new(&mut b.max_steps).range(1..=200))
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Fine-tune every").on_hover_text(
+                "Kept steps between brief fine-tunes (0: none; each takes a while on a CPU)",
+            );
+            ui.add(egui::DragValue::new(&mut b.fine_tune_every).range(0..=50))
+                .labelled_by(label.id);
+            let label = ui.label("Adam steps each");
+            ui.add(egui::DragValue::new(&mut b.fine_tune_steps).range(1..=500))
+                .labelled_by(label.id);
+            ui.end_row();
+        });
+    }
+
+    fn budget_actions_ui(&mut self, ui: &mut egui::Ui) {
+        let running = self.job.is_some();
+        let searching = running && self.budget.started_from.is_some();
+        let method = match self.settings.method {
+            PruneMethod::Structured(m) => Some(m),
+            PruneMethod::Unstructured(_) => None,
+        };
+        ui.horizontal(|ui| {
+            let start = ui
+                .add_enabled(
+                    !running && method.is_some(),
+                    egui::Button::new("Search ratios"),
+                )
+                .on_hover_text("Run the budget search with the method above (a channel method)");
+            if start.clicked()
+                && let Some(method) = method
+            {
+                self.start_budget_search(method);
+            }
+            if ui
+                .add_enabled(searching, egui::Button::new("Stop search"))
+                .clicked()
+            {
+                let _ = self.worker.requests.send(Request::CancelJob);
+            }
+        });
+        if method.is_none() {
+            ui.weak("The search removes channels: pick l2, bn-gamma or group-l2.");
+        }
+        if searching && let Some((done, total, label)) = &self.job {
+            ui.add(
+                egui::ProgressBar::new(*done as f32 / (*total).max(1) as f32).text(label.as_str()),
+            );
+        }
+    }
+
+    /// Sends the search request and remembers where it started (for the node it becomes).
+    pub fn start_budget_search(&mut self, method: crate::prune::StructuredMethod) {
+        let b = &self.budget;
+        let request = AutoPruneRequest {
+            settings: AutoSettings {
+                method,
+                budget: RegionScores::from_array(b.budget),
+                step_share: b.step_share,
+                fine_tune_every: b.fine_tune_every,
+                max_steps: b.max_steps,
+                ..AutoSettings::default()
+            },
+            fine_tune_steps: if b.fine_tune_every > 0 {
+                b.fine_tune_steps
+            } else {
+                0
+            },
+        };
+        let source = self.model.as_ref().and_then(|m| m.source.clone());
+        self.budget.started_from = Some((source, self.plans.tree.selected));
+        self.budget.uniform.clear();
+        self.budget.trail.clear();
+        self.budget.result = None;
+        let _ = self.worker.requests.send(Request::StartAutoPrune(request));
+    }
+
+    fn budget_result_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(result) = &self.budget.result else {
+            return;
+        };
+        let d = |s: &RegionScores| format!("{:.3}/{:.3}/{:.3}", s.wt, s.tc, s.et);
+        ui.label(format!(
+            "Found in {} step(s): {:.3} G MACs ({:.2}x fewer); case Dice {} (dense {})",
+            result.steps,
+            result.macs as f64 / 1e9,
+            result.dense_macs as f64 / result.macs.max(1) as f64,
+            d(&result.case_dice),
+            d(&result.dense_case_dice),
+        ));
+        ui.weak(format!(
+            "Stopped: {}. Kept as a plan; the Plots tab draws it beside the uniform ratios.",
+            result.stopped
+        ));
+    }
+
+    /// The Plots tab's chart: Dice on the tumour slices vs MACs, uniform ratios and the search.
+    pub(super) fn budget_chart_ui(&mut self, ui: &mut egui::Ui, height: f32) {
+        let b = &mut self.budget;
+        ui.horizontal(|ui| {
+            ui.strong("Dice vs MACs: budget search and uniform ratios")
+                .on_hover_text(
+                    "Dice on the open case's tumour slices (what ranks the search's candidates) \
+                     against MACs: the method's uniform ratios 0-60% and each step the search \
+                     kept.",
+                );
+            egui::ComboBox::from_label("Chart region")
+                .selected_text(REGIONS[b.chart_region])
+                .show_ui(ui, |ui| {
+                    for (r, name) in REGIONS.iter().enumerate() {
+                        ui.selectable_value(&mut b.chart_region, r, *name);
+                    }
+                });
+        });
+        let r = b.chart_region;
+        let point = |macs: u64, dice: &RegionScores| [macs as f64 / 1e9, dice.as_array()[r]];
+        let uniform: PlotPoints = b
+            .uniform
+            .iter()
+            .map(|p| point(p.macs, &p.subset_dice))
+            .collect();
+        let dense = b.uniform.first().map(|p| point(p.macs, &p.subset_dice));
+        let trail: PlotPoints = dense
+            .into_iter()
+            .chain(b.trail.iter().map(|s| point(s.macs, &s.subset_dice)))
+            .collect();
+        let result = b
+            .result
+            .as_ref()
+            .map(|res| point(res.macs, &res.subset_dice));
+        Plot::new("budget-chart")
+            .height(height)
+            .legend(Legend::default())
+            .x_axis_label("MACs (G, 192x192)")
+            .y_axis_label(format!("Dice {} (tumour slices)", REGIONS[r]))
+            .allow_scroll(false)
+            .show(ui, |plot| {
+                plot.line(
+                    Line::new("uniform ratios", uniform)
+                        .color(colour(0))
+                        .width(2.0),
+                );
+                plot.line(Line::new("search steps", trail).color(colour(1)).width(2.0));
+                if let Some(p) = result {
+                    plot.points(
+                        Points::new("search result", vec![p])
+                            .radius(5.0)
+                            .color(colour(2)),
+                    );
+                }
+            });
+        if self.budget.uniform.is_empty() {
+            ui.label("No budget search yet: Budget search in the right panel.");
+        }
+    }
+
+    /// A kept step: the sliders show the ratios found so far.
+    pub(super) fn on_auto_step(&mut self, step: AutoStepView) {
+        if let Some(model) = &self.model {
+            self.pruning.use_global = false;
+            self.pruning.group_ratios = model
+                .groups
+                .iter()
+                .map(|g| {
+                    step.group_names
+                        .iter()
+                        .position(|n| *n == g.name)
+                        .map_or(0.0, |i| step.ratios[i])
+                })
+                .collect();
+            self.pruning.fine_tune = None;
+            self.pruning.checkpoint = None;
+            self.preview_wanted = true;
+        }
+        self.budget.trail.push(step);
+    }
+
+    /// The search's result becomes a plan tree node with its weights.
+    pub(super) fn on_auto_pruned(&mut self, outcome: AutoOutcome) {
+        let Some((source, parent)) = self.budget.started_from.take() else {
+            return;
+        };
+        let mut plan = outcome.plan.clone();
+        plan.budget_search = Some(BudgetSearchRecord {
+            fine_tune_steps: outcome.fine_tune_steps,
+            ..plan.budget_search.unwrap_or(BudgetSearchRecord {
+                budget: RegionScores::from_array(self.budget.budget),
+                steps: outcome.steps,
+                fine_tune_steps: 0,
+            })
+        });
+        let record = (outcome.fine_tune_steps > 0).then(|| FineTuneRecord {
+            epochs: outcome
+                .fine_tune_steps
+                .div_ceil(self.budget.fine_tune_steps.max(1)),
+            learning_rate: 1e-4,
+            batches_per_epoch: Some(self.budget.fine_tune_steps),
+            device: "CPU".into(),
+        });
+        let budget = &self.budget.budget;
+        let name = format!(
+            "auto budget {}/{}/{}: {:.3} G MACs",
+            budget[0],
+            budget[1],
+            budget[2],
+            outcome.macs as f64 / 1e9
+        );
+        self.budget.result = Some(outcome);
+        self.keep_worker_model(source, parent, name, plan, record);
+    }
+}
