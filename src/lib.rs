@@ -10,6 +10,7 @@ pub mod cli;
 pub mod data;
 pub mod defaults;
 pub mod inference;
+pub mod lesson;
 pub mod metrics;
 pub mod model;
 pub mod montage;

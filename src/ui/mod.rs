@@ -9,6 +9,7 @@ mod filters;
 mod fine_tune_panel;
 mod heatmap;
 pub mod layers;
+mod lesson_panel;
 mod messages;
 mod plans;
 mod plots;
@@ -21,6 +22,7 @@ pub use attention::AttentionState;
 pub use budget_panel::BudgetState;
 pub use filters::{ChannelSort, FilterState};
 pub use fine_tune_panel::{FineTuneSettings, FineTuneState, GpuState, TrainPoint};
+pub use lesson_panel::LessonState;
 pub use plans::PlansState;
 pub use pruning_panel::{PruningState, method_help, preset_ratios};
 
@@ -48,6 +50,8 @@ pub struct Settings {
     pub method: PruneMethod,
     /// The last case opened from disk; `None` opens the embedded default case.
     pub last_case: Option<std::path::PathBuf>,
+    /// Whether the lesson was offered (the first start offers it in the top bar).
+    pub lesson_offered: bool,
 }
 
 impl Default for Settings {
@@ -59,6 +63,7 @@ impl Default for Settings {
             overlay: OverlayStyle::default(),
             method: PruneMethod::Structured(crate::prune::StructuredMethod::L2),
             last_case: None,
+            lesson_offered: false,
         }
     }
 }
@@ -121,6 +126,8 @@ pub struct LabApp {
     /// The budget search's settings and results.
     pub budget: BudgetState,
     pub attention: AttentionState,
+    /// The guided lesson and where the class is in it.
+    pub lesson: LessonState,
 }
 
 /// The app's two studies.
@@ -173,6 +180,7 @@ impl LabApp {
             _ => Request::OpenDefault,
         };
         let _ = worker.requests.send(first);
+        let (lesson, lesson_error) = LessonState::from_env();
         let mut app = LabApp {
             worker,
             settings,
@@ -209,7 +217,9 @@ impl LabApp {
             filters: FilterState::default(),
             budget: BudgetState::default(),
             attention: AttentionState::default(),
+            lesson,
         };
+        app.errors.extend(lesson_error);
         // The model of the node selected when the app was last closed.
         if let Some((node, model)) = app.plans.selected_on_a_file() {
             app.open_model(Some(model.clone()));
@@ -497,6 +507,7 @@ impl LabApp {
 impl eframe::App for LabApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.drain_messages();
+        self.update_lesson();
         let ctx = ui.ctx().clone();
         egui::Panel::top("menu").show(ui, |ui| self.top_bar_ui(ui));
         if self.workspace == Workspace::Classifiers {
@@ -509,6 +520,11 @@ impl eframe::App for LabApp {
         }
         self.handle_input(&ctx);
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        if self.lesson.open {
+            egui::Panel::left("lesson")
+                .default_size(320.0)
+                .show(ui, |ui| self.lesson_ui(ui));
+        }
         egui::Panel::left("view")
             .default_size(230.0)
             .show(ui, |ui| self.view_panel_ui(ui));
@@ -605,6 +621,8 @@ impl LabApp {
             {
                 self.open_model(None);
             }
+            ui.separator();
+            self.lesson_top_ui(ui);
             if let Some(case) = &self.case {
                 ui.separator();
                 ui.label(format!(

@@ -7,6 +7,7 @@ mod classifiers;
 mod cli;
 mod cpu_kernels;
 mod explore;
+mod lesson;
 mod masks;
 mod nifti_inputs;
 mod parity;
