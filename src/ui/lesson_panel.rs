@@ -12,8 +12,9 @@ use super::{LabApp, Tab};
 use crate::lesson::{Check, LESSON_ENV, Lesson};
 use crate::prune::{PruneMethod, StructuredMethod, UnstructuredMethod};
 
-/// Zoom of the presenter setting.
-const PRESENTER_ZOOM: f32 = 1.35;
+/// Text scale of the lesson panel in the presenter setting (that panel only: the others keep
+/// their widths, so the images keep theirs).
+pub const PRESENTER_TEXT: f32 = 1.3;
 /// Lowest global ratio the magnitude step asks for.
 const MAGNITUDE_RATIO: f64 = 0.2;
 /// Sweep points the sweep step waits for (the first method's curve taking shape).
@@ -233,6 +234,11 @@ impl LabApp {
         let index = self.lesson.current;
         let step = self.lesson.lesson.steps[index].clone();
         let done = self.lesson.done[index];
+        if self.lesson.presenter {
+            for font in ui.style_mut().text_styles.values_mut() {
+                font.size *= PRESENTER_TEXT;
+            }
+        }
         ui.heading(&self.lesson.lesson.title);
         ui.label(format!("Step {} of {total}", index + 1));
         ui.add(egui::ProgressBar::new(
@@ -317,16 +323,15 @@ impl LabApp {
         ui.checkbox(&mut presenter, "Presenter mode")
             .on_hover_text("Larger text and a high-contrast overlay, for a projector");
         if presenter != self.lesson.presenter {
-            self.set_presenter(ui.ctx(), presenter);
+            self.set_presenter(presenter);
         }
     }
 
-    /// Larger text and a high-contrast overlay (magenta, cyan, yellow at 60 %), or back to
-    /// what was there before.
-    pub fn set_presenter(&mut self, ctx: &egui::Context, on: bool) {
+    /// The lesson's text 30 % larger and a high-contrast overlay (magenta, cyan, yellow at
+    /// 60 %), or back to what was there before.
+    pub fn set_presenter(&mut self, on: bool) {
         self.lesson.presenter = on;
         if on {
-            ctx.set_zoom_factor(PRESENTER_ZOOM);
             self.lesson.saved_overlay = Some(self.settings.overlay.clone());
             self.settings.overlay = OverlayStyle {
                 visible: [true; 3],
@@ -335,7 +340,6 @@ impl LabApp {
                 outline: false,
             };
         } else {
-            ctx.set_zoom_factor(1.0);
             if let Some(overlay) = self.lesson.saved_overlay.take() {
                 self.settings.overlay = overlay;
             }
