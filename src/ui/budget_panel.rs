@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use eframe::egui;
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, Points};
 
 use super::LabApp;
 use super::plots::colour;
@@ -198,13 +198,13 @@ impl LabApp {
     pub(super) fn budget_chart_ui(&mut self, ui: &mut egui::Ui, height: f32) {
         let b = &mut self.budget;
         ui.horizontal(|ui| {
-            ui.strong("Dice vs MACs: budget search and uniform ratios")
-                .on_hover_text(
-                    "Dice on the open case's tumour slices (what ranks the search's candidates) \
+            ui.strong("Budget search: Dice vs MACs").on_hover_text(
+                "Dice on the open case's tumour slices (what ranks the search's candidates) \
                      against MACs: the method's uniform ratios 0-60% and each step the search \
                      kept.",
-                );
+            );
             egui::ComboBox::from_label("Chart region")
+                .width(50.0)
                 .selected_text(REGIONS[b.chart_region])
                 .show_ui(ui, |ui| {
                     for (r, name) in REGIONS.iter().enumerate() {
@@ -230,9 +230,12 @@ impl LabApp {
             .map(|res| point(res.macs, &res.subset_dice));
         Plot::new("budget-chart")
             .height(height)
-            .legend(Legend::default())
+            // Top left: the uniform curve falls away from there, and the search stays right.
+            .legend(Legend::default().position(Corner::LeftTop))
             .x_axis_label("MACs (G, 192x192)")
             .y_axis_label(format!("Dice {} (tumour slices)", REGIONS[r]))
+            .include_y(0.0)
+            .include_y(1.0)
             .allow_scroll(false)
             .show(ui, |plot| {
                 plot.line(

@@ -91,6 +91,8 @@ pub(super) struct PanelView<'a> {
     pub gpu: &'a GpuState,
     /// The running background job: (done, total, what).
     pub job: Option<&'a (usize, usize, String)>,
+    /// Whether the job's progress shows elsewhere (the budget search's own section).
+    pub progress_elsewhere: bool,
     pub tuned_available: bool,
     pub show_tuned: bool,
     pub sweep_ready: bool,
@@ -216,7 +218,7 @@ fn jobs_ui(view: &PanelView<'_>, ui: &mut egui::Ui, commands: &mut Vec<PanelComm
             commands.push(PanelCommand::CancelJob);
         }
     });
-    if let Some((done, total, label)) = view.job {
+    if let Some((done, total, label)) = view.job.filter(|_| !view.progress_elsewhere) {
         ui.add(egui::ProgressBar::new(*done as f32 / (*total).max(1) as f32).text(label.as_str()));
     }
 }
@@ -257,6 +259,7 @@ impl LabApp {
         let view = PanelView {
             gpu: &self.fine_tune.gpu,
             job: self.job.as_ref(),
+            progress_elsewhere: self.budget.started_from.is_some(),
             tuned_available: self.fine_tune.tuned_available,
             show_tuned: self.fine_tune.show_tuned,
             sweep_ready: !self.sweep_points.is_empty(),
