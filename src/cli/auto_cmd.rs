@@ -17,6 +17,7 @@ use crate::metrics::{RegionScores, RegionStats};
 use crate::model::{Checkpoint, save_checkpoint};
 use crate::prune::auto::{
     AutoEvent, AutoHooks, AutoSettings, AutoTrace, TumourSlices, auto_prune, macs_of, parse_budget,
+    within_budget,
 };
 use crate::prune::{
     FineTuneRecord, PruneError, PruneMethod, Ratios, parameter_counts, prune_checkpoint,
@@ -122,15 +123,9 @@ struct CliAutoHooks<'a> {
 
 impl AutoHooks for CliAutoHooks<'_> {
     fn score_subset(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores> {
-        let device = backend::cpu_device();
-        let model = checkpoint.build(&device)?;
-        Ok(self.subset.dice(
-            &model,
-            checkpoint.config.head,
-            &self.validation.cases,
-            self.threshold,
-            &device,
-        ))
+        Ok(self
+            .subset
+            .dice(checkpoint, &self.validation.cases, self.threshold)?)
     }
 
     fn confirm(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores> {
@@ -336,7 +331,6 @@ fn uniform_grid(
     fine_tune_steps: usize,
 ) -> Result<Vec<(UniformPoint, Checkpoint)>> {
     let dense_dice = validation.dice(dense)?.mean;
-    let budget = settings.budget.as_array();
     let device = backend::cpu_device();
     if fine_tune_steps > 0 {
         tuner.set_steps_per_run(fine_tune_steps);
@@ -365,8 +359,7 @@ fn uniform_grid(
             pruned
         };
         let dice = validation.dice(&model)?.mean;
-        let within =
-            (0..3).all(|i| dense_dice.as_array()[i] - dice.as_array()[i] <= budget[i] + 1e-9);
+        let within = within_budget(&settings.budget, &dense_dice, &dice);
         eprintln!(
             "auto: uniform {ratio:.2}: validation WT {:.3} TC {:.3} ET {:.3}{}",
             dice.wt,

@@ -15,8 +15,8 @@ use crate::data::dataset::PreparedCase;
 use crate::data::preprocess::{PlaneWindow, window_slice};
 use crate::inference::{codes_from_probabilities, slice_batch};
 use crate::metrics::{RegionScores, region_dice};
+use crate::model::Checkpoint;
 use crate::model::summary::count_macs;
-use crate::model::{Checkpoint, Head, Raagr2Net};
 
 /// What the search may spend and how it moves.
 #[derive(Debug, Clone, Serialize)]
@@ -492,9 +492,7 @@ impl Search<'_> {
 
     /// Whether `scores` lose at most the budget against `reference` in every region.
     fn within(&self, reference: &RegionScores, scores: &RegionScores) -> bool {
-        let budget = self.settings.budget.as_array();
-        let (r, s) = (reference.as_array(), scores.as_array());
-        (0..3).all(|i| r[i] - s[i] <= budget[i] + 1e-9)
+        within_budget(&self.settings.budget, reference, scores)
     }
 
     /// The largest share of its budget any region has lost on the subset.
@@ -509,6 +507,16 @@ impl Search<'_> {
             .map(|i| (r[i] - s[i]) / budget[i].max(1e-6))
             .fold(f64::MIN, f64::max)
     }
+}
+
+/// Whether `scores` lose at most `budget` against `reference` in every region.
+pub fn within_budget(
+    budget: &RegionScores,
+    reference: &RegionScores,
+    scores: &RegionScores,
+) -> bool {
+    let (b, r, s) = (budget.as_array(), reference.as_array(), scores.as_array());
+    (0..3).all(|i| r[i] - s[i] <= b[i] + 1e-9)
 }
 
 /// Share removed per group of `dense_graph`, by name, for `model`'s widths.
@@ -585,15 +593,16 @@ impl TumourSlices {
 
     /// Dice per region over all the subset's voxels together (pooled: steadier than a mean
     /// over slices, where a slice with a few voxels of a region weighs as much as any).
+    /// `checkpoint` runs on the CPU; `cases` are the ones the subset was picked from.
     pub fn dice(
         &self,
-        model: &Raagr2Net,
-        head: Head,
+        checkpoint: &Checkpoint,
         cases: &[PreparedCase],
         threshold: f32,
-        device: &Device,
-    ) -> RegionScores {
-        let model = model.folded();
+    ) -> Result<RegionScores, crate::model::ModelError> {
+        let device = &crate::backend::cpu_device();
+        let model = checkpoint.build(device)?.folded();
+        let head = checkpoint.config.head;
         let mut predicted = Vec::with_capacity(self.truth.len());
         for (case, zs, window) in &self.picks {
             for chunk in zs.chunks(8) {
@@ -605,7 +614,10 @@ impl TumourSlices {
                 ));
             }
         }
-        RegionScores::from_array(region_dice(&predicted, &self.truth))
+        Ok(RegionScores::from_array(region_dice(
+            &predicted,
+            &self.truth,
+        )))
     }
 }
 
@@ -635,13 +647,7 @@ fn tumour_window(regions: &[u8], dims: [usize; 3], zs: &[usize], side: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::config::{ModelConfig, Variant};
-
-    fn small() -> Checkpoint {
-        let config = ModelConfig::with_width_multiplier(Variant::Base, Head::Regions3, 0.25);
-        let model = config.init(&crate::backend::cpu_device());
-        Checkpoint::from_model(&config, &model)
-    }
+    use crate::prune::plan::tests::small;
 
     /// Scores that fall by `per_channel` for every channel `fragile` loses and by nothing
     /// otherwise: the search must leave `fragile` alone and cut the rest.

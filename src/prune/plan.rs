@@ -218,13 +218,14 @@ fn group_of(graph: &ChannelGraph, name: &str) -> Result<usize, PruneError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::prune::StructuredMethod;
     use burn::prelude::*;
     use burn::tensor::Distribution;
 
-    fn small() -> Checkpoint {
+    /// A fresh quarter-width model (random weights).
+    pub(crate) fn small() -> Checkpoint {
         use crate::model::config::{Head, ModelConfig, Variant};
         let config = ModelConfig::with_width_multiplier(Variant::Base, Head::Regions3, 0.25);
         let model = config.init(&crate::backend::cpu_device());

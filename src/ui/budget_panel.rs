@@ -12,7 +12,7 @@ use super::LabApp;
 use super::plots::colour;
 use crate::metrics::RegionScores;
 use crate::prune::auto::AutoSettings;
-use crate::prune::{BudgetSearchRecord, FineTuneRecord, PruneMethod};
+use crate::prune::{FineTuneRecord, PruneMethod};
 use crate::worker::{AutoOutcome, AutoPoint, AutoPruneRequest, AutoStepView, Request};
 
 const REGIONS: [&str; 3] = ["WT", "TC", "ET"];
@@ -284,14 +284,9 @@ impl LabApp {
             return;
         };
         let mut plan = outcome.plan.clone();
-        plan.budget_search = Some(BudgetSearchRecord {
-            fine_tune_steps: outcome.fine_tune_steps,
-            ..plan.budget_search.unwrap_or(BudgetSearchRecord {
-                budget: RegionScores::from_array(self.budget.budget),
-                steps: outcome.steps,
-                fine_tune_steps: 0,
-            })
-        });
+        if let Some(search) = plan.budget_search.as_mut() {
+            search.fine_tune_steps = outcome.fine_tune_steps;
+        }
         let record = (outcome.fine_tune_steps > 0).then(|| FineTuneRecord {
             epochs: outcome
                 .fine_tune_steps

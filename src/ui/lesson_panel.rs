@@ -85,18 +85,12 @@ impl LessonState {
         self.start_slice = None;
     }
 
+    /// Another lesson, from its first step (the panel and presenter setting stay as they are).
     fn replace(&mut self, lesson: Lesson, source: String) {
-        let (open, presenter, saved, loads) = (
-            self.open,
-            self.presenter,
-            self.saved_overlay.take(),
-            std::mem::replace(&mut self.loads, channel()),
-        );
-        *self = LessonState::new(lesson, source);
-        self.open = open;
-        self.presenter = presenter;
-        self.saved_overlay = saved;
-        self.loads = loads;
+        self.done = vec![false; lesson.steps.len()];
+        self.lesson = lesson;
+        self.source = source;
+        self.go_to(0);
     }
 }
 

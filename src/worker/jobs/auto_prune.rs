@@ -20,6 +20,8 @@ use crate::worker::{AutoOutcome, AutoPoint, AutoPruneRequest, AutoStepView, Resp
 /// Tumour slices of the open case that rank the candidates, and their side.
 const SUBSET_SLICES: usize = 12;
 const SUBSET_SIDE: usize = 128;
+/// Probability threshold of the app's segmentations (every other view uses the default).
+const THRESHOLD: f32 = 0.5;
 /// Uniform ratios of the chart's curve.
 const UNIFORM_RATIOS: [f64; 8] = [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6];
 
@@ -38,7 +40,9 @@ struct JobHooks<'a, F: Fn(Response)> {
 
 impl<F: Fn(Response)> AutoHooks for JobHooks<'_, F> {
     fn score_subset(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores> {
-        subset_dice(&self.subset, checkpoint, self.case)
+        Ok(self
+            .subset
+            .dice(checkpoint, std::slice::from_ref(self.case), THRESHOLD)?)
     }
 
     fn confirm(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores> {
@@ -105,23 +109,6 @@ impl<F: Fn(Response)> AutoHooks for JobHooks<'_, F> {
     fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)
     }
-}
-
-/// Pooled Dice of `checkpoint` over the subset's slices of `case`.
-fn subset_dice(
-    subset: &TumourSlices,
-    checkpoint: &Checkpoint,
-    case: &PreparedCase,
-) -> Result<RegionScores> {
-    let device = backend::cpu_device();
-    let model = checkpoint.build(&device)?;
-    Ok(subset.dice(
-        &model,
-        checkpoint.config.head,
-        std::slice::from_ref(case),
-        0.5,
-        &device,
-    ))
 }
 
 /// Runs the search on `case`; returns whether it was cancelled. The searched model goes to
@@ -209,7 +196,7 @@ fn uniform_curve(
         points.push(AutoPoint {
             ratio,
             macs: macs_of(&pruned, settings.mac_side, &device)?,
-            subset_dice: subset_dice(subset, &pruned, case)?,
+            subset_dice: subset.dice(&pruned, std::slice::from_ref(case), THRESHOLD)?,
         });
     }
     reply(Response::AutoUniform(points));
