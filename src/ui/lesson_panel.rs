@@ -235,9 +235,11 @@ impl LabApp {
         }
         ui.heading(&self.lesson.lesson.title);
         ui.label(format!("Step {} of {total}", index + 1));
-        ui.add(egui::ProgressBar::new(
-            self.lesson.done.iter().filter(|d| **d).count() as f32 / total.max(1) as f32,
-        ));
+        let finished = self.lesson.done.iter().filter(|d| **d).count();
+        ui.add(
+            egui::ProgressBar::new(finished as f32 / total.max(1) as f32)
+                .text(format!("{finished} of {total} steps done")),
+        );
         ui.separator();
         ui.strong(&step.title);
         egui::ScrollArea::vertical()
