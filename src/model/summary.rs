@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::ModelError;
 use super::checkpoint::Checkpoint;
-use super::config::ModelConfig;
+use super::config::{ModelConfig, Variant};
 use super::layers::{LayerSite, LayerVisitor, VisitLayers};
 use super::net::Raagr2Net;
 
@@ -42,6 +42,10 @@ pub struct BlockStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelSummary {
     pub model: String,
+    /// The architecture variant (`base`, `depthwise-shared`, `paired-shared`).
+    pub variant: Variant,
+    /// The five encoder widths, e.g. `[16, 32, 64, 128, 256]` at half width.
+    pub widths: [usize; 5],
     pub config: ModelConfig,
     /// `[batch, channels, height, width]` the MACs refer to.
     pub input: [usize; 4],
@@ -76,6 +80,8 @@ pub fn summarize(
     let nonzero: usize = layers.iter().map(|l| l.nonzero).sum();
     Ok(ModelSummary {
         model: config.describe(),
+        variant: config.variant,
+        widths: config.encoder_widths(),
         config: config.clone(),
         input: [1, super::config::INPUT_CHANNELS, height, width],
         params,

@@ -5,6 +5,7 @@ pub mod distill;
 pub mod fine_tune;
 pub mod fit;
 pub mod loss;
+pub mod recalibrate;
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
