@@ -309,7 +309,6 @@ fn compare_once(setup: &mut Setup, args: &CompareArgs, seed: u64) -> Result<Seed
     let dense_model = setup.dense.build(&device)?;
     let cka_batches = || setup.cka_slices.inputs(&device);
     let ratios = Ratios::Uniform(args.ratio);
-    let tuning = tuning(args);
     let mut runs = Vec::new();
     let mut matrices = Vec::new();
     let mut models = Vec::new();
@@ -329,7 +328,7 @@ fn compare_once(setup: &mut Setup, args: &CompareArgs, seed: u64) -> Result<Seed
         }
         let mut hooks = CliHooks {
             evaluator: &setup.step_scoring,
-            tuner: if tuning { setup.tuner.as_mut() } else { None },
+            tuner: setup.tuner.as_mut(),
             tag: format!("compare {name} seed {seed}"),
         };
         let (pruned, records) = run_schedule(

@@ -16,7 +16,8 @@ use crate::inference::{InferenceOptions, evaluate_cases};
 use crate::metrics::{RegionScores, RegionStats};
 use crate::model::Checkpoint;
 use crate::prune::{PruneMethod, ScheduleHooks, SnipBatch, StepRecord, UnstructuredMethod};
-use crate::train::fine_tune::{FineTuneData, FineTuneSettings, fine_tune};
+use crate::train::fine_tune::{FINE_TUNE_CROP, FineTuneData, FineTuneSettings, fine_tune};
+use crate::train::recalibrate::{RecalibrationSettings, recalibrate_batch_norms};
 
 /// Fine-tuning after each pruning step (and the data SNIP scores on).
 #[derive(Args, Debug, Clone)]
@@ -33,8 +34,8 @@ pub struct FineTuneArgs {
     /// Synthetic fine-tuning cases: seeds 0..N (the default model's own training cases).
     #[arg(long, default_value_t = 8)]
     pub fine_tune_cases: usize,
-    /// Fine-tuning crop (multiple of 16).
-    #[arg(long, default_value_t = 128)]
+    /// Fine-tuning crop (multiple of 16; the training recipe's by default).
+    #[arg(long, default_value_t = FINE_TUNE_CROP)]
     pub fine_tune_crop: usize,
     /// Caps the fine-tuning batches per epoch.
     #[arg(long)]
@@ -42,6 +43,10 @@ pub struct FineTuneArgs {
     /// Seeds the fine-tuning batch order.
     #[arg(long, default_value_t = 0)]
     pub fine_tune_seed: u64,
+    /// BN recalibration after each cut: training-mode passes over this many fine-tuning
+    /// slices recompute the batch norms' running statistics, before any fine-tuning (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub bn_recalibrate: usize,
 }
 
 /// The fine-tuning slices and the settings to train on them, across a schedule's steps.
@@ -85,7 +90,7 @@ impl FineTuner {
         methods: &[PruneMethod],
     ) -> Result<Option<FineTuner>> {
         let snip = methods.contains(&PruneMethod::Unstructured(UnstructuredMethod::Snip));
-        (tuning || snip)
+        (tuning || snip || args.bn_recalibrate > 0)
             .then(|| FineTuner::load(args, data))
             .transpose()
     }
@@ -93,6 +98,32 @@ impl FineTuner {
     /// Adam steps in one whole epoch over the fine-tuning slices.
     pub fn steps_per_epoch(&self) -> usize {
         self.data.steps_per_epoch()
+    }
+
+    /// Whether pruned models are fine-tuned (`--fine-tune-epochs` above 0).
+    pub fn fine_tunes(&self) -> bool {
+        self.args.fine_tune_epochs > 0
+    }
+
+    /// Whether pruned models get BN recalibration (`--bn-recalibrate` above 0).
+    pub fn recalibrates(&self) -> bool {
+        self.args.bn_recalibrate > 0
+    }
+
+    /// `checkpoint` with its batch norms' running statistics recomputed on the fine-tuning
+    /// slices (on the CPU).
+    pub fn recalibrate(&self, checkpoint: &Checkpoint) -> Result<Checkpoint> {
+        let settings = RecalibrationSettings {
+            slices: self.args.bn_recalibrate,
+            seed: self.args.fine_tune_seed,
+            ..RecalibrationSettings::default()
+        };
+        Ok(recalibrate_batch_norms(
+            checkpoint,
+            &self.data.train,
+            settings,
+            &backend::cpu_device(),
+        )?)
     }
 
     /// Adam steps one fine-tune takes with the current settings.
@@ -200,7 +231,7 @@ impl DiceEvaluator {
 }
 
 /// The schedule's hooks on the command line: Dice on the evaluation cases, optional
-/// fine-tuning, one progress line per step.
+/// BN recalibration and fine-tuning (as the tuner's options say), one progress line per step.
 pub struct CliHooks<'a> {
     pub evaluator: &'a DiceEvaluator,
     pub tuner: Option<&'a mut FineTuner>,
@@ -213,26 +244,35 @@ impl ScheduleHooks for CliHooks<'_> {
         self.evaluator.dice(checkpoint)
     }
 
+    fn recalibrate(&mut self, checkpoint: &Checkpoint) -> Result<Option<Checkpoint>> {
+        match self.tuner.as_deref() {
+            Some(tuner) if tuner.recalibrates() => Ok(Some(tuner.recalibrate(checkpoint)?)),
+            _ => Ok(None),
+        }
+    }
+
     fn fine_tune(&mut self, checkpoint: &Checkpoint, _step: usize) -> Result<Option<Checkpoint>> {
         match self.tuner.as_deref_mut() {
-            Some(tuner) => Ok(Some(tuner.fine_tune(checkpoint)?)),
-            None => Ok(None),
+            Some(tuner) if tuner.fine_tunes() => Ok(Some(tuner.fine_tune(checkpoint)?)),
+            _ => Ok(None),
         }
     }
 
     fn on_step(&mut self, record: &StepRecord, steps: usize) {
         let dice = |d: &RegionScores| format!("WT {:.3} TC {:.3} ET {:.3}", d.wt, d.tc, d.et);
-        let tuned = record
-            .dice_fine_tuned
-            .as_ref()
-            .map(|d| format!(" -> fine-tuned {}", dice(d)))
-            .unwrap_or_default();
+        let then = |stage: &str, d: &Option<RegionScores>| {
+            d.as_ref()
+                .map(|d| format!(" -> {stage} {}", dice(d)))
+                .unwrap_or_default()
+        };
         eprintln!(
-            "{}: {}/{steps} {}: Dice {}{tuned}",
+            "{}: {}/{steps} {}: Dice {}{}{}",
             self.tag,
             record.step,
             record.label,
-            dice(&record.dice_pruned)
+            dice(&record.dice_pruned),
+            then("BN recalibrated", &record.dice_recalibrated),
+            then("fine-tuned", &record.dice_fine_tuned)
         );
     }
 }

@@ -1,5 +1,5 @@
 //! The headless command line (clap): `info`, `import`, `bench`, `synth`, `train`, `eval`,
-//! `predict`, `score`, `prune`, `sweep`, `plot`, `cka`, `sensitivity`, `compare-schedules`, and `classify` (the classifier study).
+//! `predict`, `score`, `prune`, `sweep`, `study`, `plot`, `cka`, `sensitivity`, `compare-schedules`, and `classify` (the classifier study).
 
 mod auto_cmd;
 pub mod bench_cmd;
@@ -18,6 +18,7 @@ pub mod predict_cmd;
 pub mod prune_cmd;
 pub mod score_cmd;
 pub mod sensitivity_cmd;
+pub mod study_cmd;
 pub mod sweep_cmd;
 mod sweep_points;
 pub mod synth_cmd;
@@ -67,6 +68,9 @@ pub enum Command {
     Prune(prune_cmd::PruneArgs),
     /// Structured pruning over a grid of methods and ratios: a CSV of size, speed and Dice.
     Sweep(sweep_cmd::SweepArgs),
+    /// The compression study: every pruning method, the weight-shared variants and both
+    /// combined at matched shares of parameters removed (resumable; CSV, JSON, Pareto plots).
+    Study(study_cmd::StudyArgs),
     /// Redraw a sweep CSV as the PNG plot `sweep` makes (Dice vs sparsity per region).
     Plot(sweep_cmd::PlotArgs),
     /// Layer x layer CKA of a model with itself or another (CSV matrix and PNG heatmap).
@@ -98,6 +102,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score_cmd::score(args),
         Command::Prune(args) => prune_cmd::prune(args),
         Command::Sweep(args) => sweep_cmd::sweep(args),
+        Command::Study(args) => study_cmd::study(args),
         Command::Plot(args) => sweep_cmd::plot(args),
         Command::Cka(args) => cka_cmd::cka(args),
         Command::Sensitivity(args) => sensitivity_cmd::sensitivity(args),

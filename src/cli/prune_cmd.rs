@@ -157,10 +157,12 @@ struct PruneReport {
     latency_after: Timing,
     /// Median latency before / after, measured in one run.
     speedup: f64,
-    /// Mean Dice per region over the evaluation cases: dense, after the last pruning step, and
-    /// (when fine-tuned) after its fine-tuning.
+    /// Mean Dice per region over the evaluation cases: dense, after the last pruning step,
+    /// after its BN recalibration (with `--bn-recalibrate`) and (when fine-tuned) after its
+    /// fine-tuning.
     dice_before: RegionScores,
     dice_after: RegionScores,
+    dice_recalibrated: Option<RegionScores>,
     dice_fine_tuned: Option<RegionScores>,
     /// Every step of the schedule with Dice before and after its fine-tune.
     steps: Vec<StepRecord>,
@@ -230,10 +232,9 @@ pub fn prune(mut args: PruneArgs) -> Result<()> {
         },
     };
     let dice_before = evaluator.dice(&dense)?.mean;
-    let tuning = args.measure.fine_tune.fine_tune_epochs > 0;
     let mut hooks = CliHooks {
         evaluator: &evaluator,
-        tuner: if tuning { tuner.as_mut() } else { None },
+        tuner: tuner.as_mut(),
         tag: "prune".into(),
     };
     eprintln!("prune: {} by {}", schedule.name(), args.method.name());
@@ -289,6 +290,7 @@ pub fn prune(mut args: PruneArgs) -> Result<()> {
         latency_after,
         dice_before,
         dice_after: last.dice_pruned,
+        dice_recalibrated: last.dice_recalibrated,
         dice_fine_tuned: last.dice_fine_tuned,
         fine_tune_epochs: args.measure.fine_tune.fine_tune_epochs,
         eval_cases: evaluator.cases.len(),
@@ -402,6 +404,9 @@ fn render(r: &PruneReport) -> String {
         }
     };
     dice_rows("", &r.dice_after);
+    if let Some(recalibrated) = &r.dice_recalibrated {
+        dice_rows(" after BN recalibration", recalibrated);
+    }
     if let Some(tuned) = &r.dice_fine_tuned {
         dice_rows(
             &format!(" after {} fine-tune epoch(s)", r.fine_tune_epochs),
@@ -437,6 +442,7 @@ fn steps_table(steps: &[StepRecord]) -> String {
                 s.label.clone(),
                 thousands(s.nonzero_params as u64),
                 dice(&s.dice_pruned),
+                s.dice_recalibrated.as_ref().map(dice).unwrap_or("-".into()),
                 s.dice_fine_tuned.as_ref().map(dice).unwrap_or("-".into()),
             ]
         })
@@ -447,6 +453,7 @@ fn steps_table(steps: &[StepRecord]) -> String {
             "pruned",
             "non-zero params",
             "Dice WT/TC/ET pruned",
+            "BN recalibrated",
             "fine-tuned",
         ],
         &rows,

@@ -190,7 +190,7 @@ pub fn run_points(
         }
         let mut hooks = CliHooks {
             evaluator: &evaluator,
-            tuner: if tuning { tuner.as_mut() } else { None },
+            tuner: tuner.as_mut(),
             tag: format!("sweep {} {ratio}", method.key()),
         };
         let (pruned, steps) = run_schedule(
@@ -223,6 +223,8 @@ pub fn run_points(
             dice_fine_tuned: last.dice_fine_tuned,
             dice_sd: last.dice_pruned_sd,
             dice_fine_tuned_sd: last.dice_fine_tuned_sd,
+            dice_recalibrated: last.dice_recalibrated,
+            dice_recalibrated_sd: last.dice_recalibrated_sd,
         });
         anyhow::Ok(())
     })?;

@@ -1,7 +1,8 @@
-//! A sweep spread over machines: `sweep --write-points` lists its independent points with the
-//! options they run under, `sweep --run-point FILE --index I` runs one (on any machine, in any
-//! order: each point is seeded from its method and ratio), `sweep --merge DIR` assembles the
-//! CSV and plot a single-machine sweep writes.
+//! A sweep or a study spread over machines: `--write-points` lists the command's independent
+//! points with the options they run under, `--run-point FILE --index I` runs one (on any
+//! machine, in any order: each point is seeded from what it is), `--merge DIR` assembles what a
+//! single-machine run writes. The points file is the same for `sweep` and `study`; its
+//! `command` says which one reads it.
 
 use std::path::{Path, PathBuf};
 
@@ -18,52 +19,76 @@ const POINTS_FORMAT: u32 = 1;
 
 /// The points file.
 #[derive(Serialize, Deserialize)]
-struct PointsFile {
+pub(super) struct PointsFile {
     format: u32,
-    /// The `sweep` options every point runs under (the command line without `--write-points`).
-    options: Vec<String>,
+    /// The command whose points these are (`sweep`, `study`).
+    #[serde(default = "sweep_command")]
+    pub command: String,
+    /// The options every point runs under (the command line without `--write-points`).
+    pub options: Vec<String>,
     /// Where `--run-point` writes each point's row, relative to this file.
     results: PathBuf,
-    points: Vec<PointEntry>,
+    pub points: Vec<PointEntry>,
+}
+
+fn sweep_command() -> String {
+    "sweep".into()
 }
 
 /// One independent point.
 #[derive(Serialize, Deserialize)]
-struct PointEntry {
-    index: usize,
-    method: String,
-    ratio: f64,
-    /// Its fine-tuning seed (from the sweep's seed, its method and ratio).
-    seed: u64,
+pub(super) struct PointEntry {
+    pub index: usize,
+    /// The sweep's method, or the study's row.
+    pub method: String,
+    /// The sweep's ratio, or the study's target share (none: the row's model as trained).
+    pub ratio: Option<f64>,
+    /// Its fine-tuning seed (a sweep's: from its seed, the method and the ratio; a study's:
+    /// the first of its seeds).
+    pub seed: u64,
 }
 
-/// Writes the points of the sweep `args` describes to `path`, with the command line that
-/// describes it.
-pub fn write_points(args: &SweepArgs, path: &Path) -> Result<()> {
-    let options = sweep_options(std::env::args().skip(1).collect());
-    // Fails here, not on a cluster node, when the options cannot be read back.
-    parse_options(&options).context("the sweep's options")?;
+/// Writes a points file of `command` for `points` at `path` (atomically); its row folder is
+/// `<stem>.rows` beside it.
+pub(super) fn write_points_file(
+    path: &Path,
+    command: &str,
+    options: Vec<String>,
+    points: Vec<PointEntry>,
+) -> Result<PointsFile> {
     let stem = path
         .file_stem()
         .map_or("points".into(), |s| s.to_string_lossy().into_owned());
     let file = PointsFile {
         format: POINTS_FORMAT,
+        command: command.into(),
         options,
         results: PathBuf::from(format!("{stem}.rows")),
-        points: grid(args)?
-            .into_iter()
-            .enumerate()
-            .map(|(index, (method, ratio))| PointEntry {
-                index,
-                method: method.key().to_string(),
-                ratio,
-                seed: point_seed(args.measure.fine_tune.fine_tune_seed, method, ratio),
-            })
-            .collect(),
+        points,
     };
     let text = serde_json::to_string_pretty(&file)?;
     crate::atomic::write_bytes(path, text.as_bytes())
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(file)
+}
+
+/// Writes the points of the sweep `args` describes to `path`, with the command line that
+/// describes it.
+pub fn write_points(args: &SweepArgs, path: &Path) -> Result<()> {
+    let options = command_options(std::env::args().skip(1).collect(), "sweep");
+    // Fails here, not on a cluster node, when the options cannot be read back.
+    parse_options(&options).context("the sweep's options")?;
+    let points = grid(args)?
+        .into_iter()
+        .enumerate()
+        .map(|(index, (method, ratio))| PointEntry {
+            index,
+            method: method.key().to_string(),
+            ratio: Some(ratio),
+            seed: point_seed(args.measure.fine_tune.fine_tune_seed, method, ratio),
+        })
+        .collect();
+    let file = write_points_file(path, "sweep", options, points)?;
     let last = file.points.len().saturating_sub(1);
     println!(
         "{} point(s) -> {}\nrun each: raagr2-lab sweep --run-point {} --index I   (I = 0..={last})\n\
@@ -78,26 +103,20 @@ pub fn write_points(args: &SweepArgs, path: &Path) -> Result<()> {
 
 /// Runs point `index` of the points file at `path` and writes its row (a one-row sweep CSV).
 pub fn run_point(path: &Path, index: usize) -> Result<()> {
-    let file = read_points(path)?;
-    let Some(entry) = file.points.iter().find(|p| p.index == index) else {
-        bail!(
-            "{}: no point {index} (the file lists 0..={})",
-            path.display(),
-            file.points.len().saturating_sub(1)
-        );
-    };
+    let file = read_points(path, "sweep")?;
+    let entry = file.entry(path, index)?;
     let args = parse_options(&file.options)
         .with_context(|| format!("{}: the sweep's options", path.display()))?;
     let (points, _, _) = run_points(&args, Some(index))?;
     let [point] = points.as_slice() else {
         bail!("point {index} gave {} rows", points.len());
     };
-    if point.method.key() != entry.method || point.ratio != entry.ratio {
+    if point.method.key() != entry.method || Some(point.ratio) != entry.ratio {
         bail!(
             "{}: point {index} is {} at {}, the options give {} at {}",
             path.display(),
             entry.method,
-            entry.ratio,
+            entry.ratio.unwrap_or_default(),
             point.method.key(),
             point.ratio
         );
@@ -108,7 +127,7 @@ pub fn run_point(path: &Path, index: usize) -> Result<()> {
     println!(
         "point {index} ({} at {}) -> {}",
         entry.method,
-        entry.ratio,
+        entry.ratio.unwrap_or_default(),
         row.display()
     );
     Ok(())
@@ -158,10 +177,10 @@ pub fn merge(args: &SweepArgs, folder: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The command line after `sweep`, without `--write-points FILE` (what every point runs).
-fn sweep_options(argv: Vec<String>) -> Vec<String> {
+/// The command line after `command`, without `--write-points FILE` (what every point runs).
+pub(super) fn command_options(argv: Vec<String>, command: &str) -> Vec<String> {
     let mut options = Vec::new();
-    let mut args = argv.into_iter().skip_while(|a| a != "sweep").skip(1);
+    let mut args = argv.into_iter().skip_while(|a| a != command).skip(1);
     while let Some(arg) = args.next() {
         if arg == "--write-points" {
             args.next();
@@ -186,10 +205,11 @@ fn parse_options(options: &[String]) -> Result<SweepArgs> {
     }
 }
 
-fn read_points(path: &Path) -> Result<PointsFile> {
+/// Reads a points file written for `command`; the error names the file and the problem.
+pub(super) fn read_points(path: &Path, command: &str) -> Result<PointsFile> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let file: PointsFile = serde_json::from_str(&text)
-        .map_err(|e| anyhow!("{}: not a sweep points file: {e}", path.display()))?;
+        .map_err(|e| anyhow!("{}: not a points file: {e}", path.display()))?;
     if file.format != POINTS_FORMAT {
         bail!(
             "{}: points format {} (this version reads {POINTS_FORMAT})",
@@ -197,10 +217,35 @@ fn read_points(path: &Path) -> Result<PointsFile> {
             file.format
         );
     }
+    if file.command != command {
+        bail!(
+            "{}: these are points of `{}`; run them with `raagr2-lab {} --run-point`",
+            path.display(),
+            file.command,
+            file.command
+        );
+    }
     Ok(file)
 }
 
-fn results_folder(path: &Path, file: &PointsFile) -> PathBuf {
+impl PointsFile {
+    /// Point `index`, or an error naming the file and the indices it has.
+    pub(super) fn entry(&self, path: &Path, index: usize) -> Result<&PointEntry> {
+        self.points
+            .iter()
+            .find(|p| p.index == index)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: no point {index} (the file lists 0..={})",
+                    path.display(),
+                    self.points.len().saturating_sub(1)
+                )
+            })
+    }
+}
+
+/// The folder a points file's rows go to.
+pub(super) fn results_folder(path: &Path, file: &PointsFile) -> PathBuf {
     path.parent().unwrap_or(Path::new(".")).join(&file.results)
 }
 
@@ -209,7 +254,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_points_options_are_the_sweep_command_line_without_write_points() {
+    fn the_points_options_are_the_command_line_without_write_points() {
         let argv = [
             "raagr2-lab",
             "sweep",
@@ -222,11 +267,15 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        assert_eq!(sweep_options(argv), ["--ratios", "0,0.5", "-o", "s.csv"]);
-        let parsed = parse_options(&sweep_options(
+        assert_eq!(
+            command_options(argv, "sweep"),
+            ["--ratios", "0,0.5", "-o", "s.csv"]
+        );
+        let parsed = parse_options(&command_options(
             ["x", "sweep", "--write-points=p.json", "--methods", "l2"]
                 .map(String::from)
                 .to_vec(),
+            "sweep",
         ))
         .unwrap();
         assert_eq!(parsed.methods, "l2");

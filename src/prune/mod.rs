@@ -7,6 +7,7 @@ pub mod importance;
 pub mod plan;
 pub mod schedule;
 pub mod structured;
+pub mod study;
 pub mod sweep;
 pub mod unstructured;
 

@@ -38,6 +38,11 @@ impl Schedule {
 pub trait ScheduleHooks {
     /// Mean Dice per region of a model on the evaluation cases.
     fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionStats>;
+    /// Recomputes the batch norms' running statistics of a freshly pruned model (BN
+    /// recalibration); `None` when it is off. Fine-tuning starts from its result.
+    fn recalibrate(&mut self, _checkpoint: &Checkpoint) -> Result<Option<Checkpoint>> {
+        Ok(None)
+    }
     /// Fine-tunes after step `step` (1-based); `None` when fine-tuning is off.
     fn fine_tune(&mut self, checkpoint: &Checkpoint, step: usize) -> Result<Option<Checkpoint>>;
     /// Called after every step with its record (progress display).
@@ -55,9 +60,13 @@ pub struct StepRecord {
     /// Parameters not masked to zero (equal to `params` for channel pruning).
     pub nonzero_params: usize,
     pub dice_pruned: RegionScores,
+    /// After BN recalibration of the pruned model (when on).
+    pub dice_recalibrated: Option<RegionScores>,
     pub dice_fine_tuned: Option<RegionScores>,
     /// Spread of `dice_pruned` over the evaluation cases (sample sd; none for one case).
     pub dice_pruned_sd: Option<RegionScores>,
+    /// Spread of `dice_recalibrated` likewise.
+    pub dice_recalibrated_sd: Option<RegionScores>,
     /// Spread of `dice_fine_tuned` likewise.
     pub dice_fine_tuned_sd: Option<RegionScores>,
 }
@@ -87,8 +96,10 @@ pub fn run_schedule(
             params,
             nonzero_params,
             dice_pruned: dense_dice.mean,
+            dice_recalibrated: None,
             dice_fine_tuned: None,
             dice_pruned_sd: dense_dice.sd,
+            dice_recalibrated_sd: None,
             dice_fine_tuned_sd: None,
         };
         hooks.on_step(&record, 1);
@@ -106,6 +117,13 @@ pub fn run_schedule(
         )
         .with_context(|| format!("{} ({})", method.key(), request.label))?;
         let dice_pruned = hooks.evaluate(&pruned)?;
+        let (pruned, dice_recalibrated) = match hooks.recalibrate(&pruned)? {
+            Some(recalibrated) => {
+                let dice = hooks.evaluate(&recalibrated)?;
+                (recalibrated, Some(dice))
+            }
+            None => (pruned, None),
+        };
         let tuned = hooks.fine_tune(&pruned, step)?;
         let dice_fine_tuned = match &tuned {
             Some(t) => Some(hooks.evaluate(t)?),
@@ -119,8 +137,10 @@ pub fn run_schedule(
             params,
             nonzero_params,
             dice_pruned: dice_pruned.mean,
+            dice_recalibrated: dice_recalibrated.as_ref().map(|d| d.mean),
             dice_fine_tuned: dice_fine_tuned.map(|d| d.mean),
             dice_pruned_sd: dice_pruned.sd,
+            dice_recalibrated_sd: dice_recalibrated.and_then(|d| d.sd),
             dice_fine_tuned_sd: dice_fine_tuned.and_then(|d| d.sd),
         };
         hooks.on_step(&record, steps);

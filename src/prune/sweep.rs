@@ -50,6 +50,10 @@ pub struct SweepPoint {
     pub dice_sd: Option<RegionScores>,
     /// Sample sd of `dice_fine_tuned` likewise.
     pub dice_fine_tuned_sd: Option<RegionScores>,
+    /// After BN recalibration of the pruned model, when the sweep recalibrates.
+    pub dice_recalibrated: Option<RegionScores>,
+    /// Sample sd of `dice_recalibrated` likewise.
+    pub dice_recalibrated_sd: Option<RegionScores>,
 }
 
 impl SweepPoint {
@@ -68,15 +72,27 @@ impl SweepPoint {
             dice_fine_tuned: None,
             dice_sd: None,
             dice_fine_tuned_sd: None,
+            dice_recalibrated: None,
+            dice_recalibrated_sd: None,
         }
     }
 }
 
-/// The CSV's columns: Dice means, then their sample sd over the evaluation cases.
+/// The CSV's columns: Dice means, their sample sd over the evaluation cases, then the Dice
+/// after BN recalibration and its sd.
 pub const CSV_HEADER: &str = "method,ratio,params,nonzero_params,sparsity,macs,latency_ms,\
                               dense_latency_ms,speedup,dice_wt,dice_tc,dice_et,ft_dice_wt,\
                               ft_dice_tc,ft_dice_et,dice_wt_sd,dice_tc_sd,dice_et_sd,\
-                              ft_dice_wt_sd,ft_dice_tc_sd,ft_dice_et_sd";
+                              ft_dice_wt_sd,ft_dice_tc_sd,ft_dice_et_sd,rc_dice_wt,rc_dice_tc,\
+                              rc_dice_et,rc_dice_wt_sd,rc_dice_tc_sd,rc_dice_et_sd";
+
+/// The columns of CSVs written before BN recalibration was recorded (still read back).
+const CSV_HEADER_WITHOUT_RECALIBRATION: &str = "method,ratio,params,nonzero_params,sparsity,\
+                                                macs,latency_ms,dense_latency_ms,speedup,\
+                                                dice_wt,dice_tc,dice_et,ft_dice_wt,\
+                                                ft_dice_tc,ft_dice_et,dice_wt_sd,dice_tc_sd,\
+                                                dice_et_sd,ft_dice_wt_sd,ft_dice_tc_sd,\
+                                                ft_dice_et_sd";
 
 /// The columns of CSVs written before the spread was recorded (still read back).
 const CSV_HEADER_WITHOUT_SPREAD: &str = "method,ratio,params,nonzero_params,sparsity,macs,\
@@ -109,6 +125,8 @@ pub fn row(p: &SweepPoint) -> Vec<String> {
         p.dice_fine_tuned,
         p.dice_sd,
         p.dice_fine_tuned_sd,
+        p.dice_recalibrated,
+        p.dice_recalibrated_sd,
     ] {
         for v in scores.map_or([None; 3], |s| s.as_array().map(Some)) {
             cells.push(v.map(|v| format!("{v:.4}")).unwrap_or_default());
@@ -130,11 +148,15 @@ pub fn to_csv(points: &[SweepPoint]) -> String {
 pub fn parse_csv(text: &str) -> Result<Vec<SweepPoint>, String> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or_default().trim();
-    let columns = [CSV_HEADER, CSV_HEADER_WITHOUT_SPREAD]
-        .into_iter()
-        .find(|known| *known == header)
-        .map(|known| known.split(',').count())
-        .ok_or_else(|| format!("not a sweep CSV (expected the header {CSV_HEADER})"))?;
+    let columns = [
+        CSV_HEADER,
+        CSV_HEADER_WITHOUT_RECALIBRATION,
+        CSV_HEADER_WITHOUT_SPREAD,
+    ]
+    .into_iter()
+    .find(|known| *known == header)
+    .map(|known| known.split(',').count())
+    .ok_or_else(|| format!("not a sweep CSV (expected the header {CSV_HEADER})"))?;
     lines
         .filter(|l| !l.trim().is_empty())
         .enumerate()
@@ -182,6 +204,8 @@ fn parse_row(row: usize, line: &str, columns: usize) -> Result<SweepPoint, Strin
         dice_fine_tuned: regions(12)?,
         dice_sd: if columns > 15 { regions(15)? } else { None },
         dice_fine_tuned_sd: if columns > 15 { regions(18)? } else { None },
+        dice_recalibrated: if columns > 21 { regions(21)? } else { None },
+        dice_recalibrated_sd: if columns > 21 { regions(24)? } else { None },
     })
 }
 
@@ -299,10 +323,23 @@ mod tests {
             }),
             dice_sd: Some(RegionScores::from_array([0.01, 0.02, 0.03])),
             dice_fine_tuned_sd: Some(RegionScores::from_array([0.04, 0.05, 0.06])),
+            dice_recalibrated: Some(RegionScores::from_array([0.91, 0.81, 0.71])),
+            dice_recalibrated_sd: Some(RegionScores::from_array([0.07, 0.08, 0.09])),
             ..app.clone()
         };
         let back = parse_csv(&to_csv(&[app.clone(), cli.clone()])).unwrap();
-        assert_eq!(back, vec![app.clone(), cli]);
+        assert_eq!(back, vec![app.clone(), cli.clone()]);
+        // A CSV from before the recalibration columns still reads, without them.
+        let unrecalibrated = SweepPoint {
+            dice_recalibrated: None,
+            dice_recalibrated_sd: None,
+            ..cli
+        };
+        let old = format!(
+            "{CSV_HEADER_WITHOUT_RECALIBRATION}\n{}\n",
+            row(&unrecalibrated)[..21].join(",")
+        );
+        assert_eq!(parse_csv(&old).unwrap(), vec![unrecalibrated]);
         // A CSV from before the spread columns still reads, its spread unknown.
         let old = format!(
             "{CSV_HEADER_WITHOUT_SPREAD}\n{}\n",

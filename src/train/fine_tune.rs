@@ -1,5 +1,10 @@
 //! Fine-tuning a (pruned) checkpoint with its masks kept: the one setup that the command line's
 //! pruning schedules and the app's worker share (data split, options, scratch checkpoints).
+//! It follows the training recipe (192-pixel crops, the same share of tumour-free slices,
+//! flips and intensity jitter): fine-tuning on tighter, tumour-only crops without augmentation
+//! moved the batch norms' statistics and the weights away from whole slices, and cost the
+//! dense default model 0.05-0.10 Dice per region in 40 steps (README, "Fine-tuning that does no
+//! harm").
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,12 +16,16 @@ use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection};
 use crate::data::preprocess::split_patients;
 use crate::model::{Checkpoint, load_checkpoint};
 
-/// Fine-tuning slices: every tumour slice and a few tumour-free ones, as training saw them.
+/// Fine-tuning slices: every tumour slice and 15 % of the tumour-free ones, as training saw
+/// them.
 const SELECTION: SliceSelection = SliceSelection {
-    tumour_free_share: 0.05,
+    tumour_free_share: 0.15,
     slice_step: 1,
     seed: 0,
 };
+
+/// The side of the fine-tuning crops: the training recipe's.
+pub const FINE_TUNE_CROP: usize = 192;
 
 /// The fine-tuning slices, split by patient, and the split recorded for the checkpoints.
 pub struct FineTuneData {
@@ -111,6 +120,7 @@ pub fn fine_tune(
         max_batches_per_epoch: settings.max_batches_per_epoch,
         seed: settings.seed,
         masks: start.masks.clone(),
+        augment: true,
         ..TrainOptions::default()
     };
     let paths = CheckpointPaths::beside(&folder.0.join("fine-tuned.safetensors"));

@@ -6,13 +6,13 @@ use crate::backend;
 use crate::data::dataset::{PreparedCase, synthetic_case};
 use crate::model::Checkpoint;
 use crate::train::TrainEvent;
-use crate::train::fine_tune::{FineTuneData, FineTuneSettings, fine_tune as fine_tune_checkpoint};
+use crate::train::fine_tune::{
+    FINE_TUNE_CROP, FineTuneData, FineTuneSettings, fine_tune as fine_tune_checkpoint,
+};
 use crate::worker::{FineTuneRequest, Response};
 
 /// Synthetic training cases the app fine-tunes on (the default model's own seeds).
 const FINE_TUNE_CASES: u64 = 4;
-/// Side of the fine-tuning crops (smaller than training's 192: quicker steps in the app).
-const FINE_TUNE_CROP: usize = 128;
 
 /// The app's fine-tuning slices: crops of the synthetic training cases.
 pub(super) fn fine_tune_data() -> Result<FineTuneData, String> {
