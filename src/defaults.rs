@@ -26,6 +26,24 @@ pub const HELD_OUT_CASES: usize = 10;
 /// three sub-regions (necrosis, enhancing rim, oedema) to look at.
 pub const DEFAULT_CASE_SEED: u64 = HELD_OUT_FIRST_SEED + 4;
 
+/// The embedded model's own sweeps on the held-out cases (channel and mask methods, no
+/// fine-tuning), written by the `sweep` commands in README ("Sweeps"): what the app's Plots tab
+/// shows until the user runs a sweep.
+const DEFAULT_MODEL_SWEEPS: [&str; 2] = [
+    include_str!("../docs/sweeps/default_structured.csv"),
+    include_str!("../docs/sweeps/default_masks.csv"),
+];
+
+/// The points of [`DEFAULT_MODEL_SWEEPS`].
+pub fn default_model_sweep() -> Vec<crate::prune::sweep::SweepPoint> {
+    DEFAULT_MODEL_SWEEPS
+        .iter()
+        .flat_map(|csv| {
+            crate::prune::sweep::parse_csv(csv).expect("the shipped sweeps are valid (tested)")
+        })
+        .collect()
+}
+
 /// The name the default model goes by in reports.
 pub const DEFAULT_MODEL_NAME: &str = "embedded default model";
 
@@ -75,6 +93,18 @@ fn cache_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_sweeps_of_the_embedded_model_read_back() {
+        let points = default_model_sweep();
+        assert!(points.len() > 10);
+        let methods: std::collections::BTreeSet<&str> =
+            points.iter().map(|p| p.method.key()).collect();
+        assert!(
+            methods.contains("l2") && methods.contains("l1-global"),
+            "{methods:?}"
+        );
+    }
 
     #[test]
     fn embedded_model_loads_and_builds() {

@@ -16,7 +16,9 @@ use crate::inference::{InferenceOptions, evaluate_cases};
 use crate::metrics::{RegionScores, RegionStats};
 use crate::model::Checkpoint;
 use crate::prune::{PruneMethod, ScheduleHooks, SnipBatch, StepRecord, UnstructuredMethod};
-use crate::train::fine_tune::{FINE_TUNE_CROP, FineTuneData, FineTuneSettings, fine_tune};
+use crate::train::fine_tune::{
+    FINE_TUNE_CROP, FINE_TUNE_LEARNING_RATE, FineTuneData, FineTuneSettings, fine_tune,
+};
 use crate::train::recalibrate::{RecalibrationSettings, recalibrate_batch_norms};
 
 /// Fine-tuning after each pruning step (and the data SNIP scores on).
@@ -26,7 +28,8 @@ pub struct FineTuneArgs {
     /// after.
     #[arg(long, default_value_t = 0)]
     pub fine_tune_epochs: usize,
-    #[arg(long, default_value_t = 1e-4)]
+    /// Fine-tuning learning rate (Adam).
+    #[arg(long, default_value_t = FINE_TUNE_LEARNING_RATE)]
     pub fine_tune_lr: f64,
     /// Fine-tune on this BraTS folder instead of synthetic cases.
     #[arg(long)]
@@ -56,6 +59,10 @@ pub struct FineTuner {
     cancel: Arc<AtomicBool>,
     /// Adam steps taken by all fine-tunes so far.
     steps_trained: usize,
+    /// The seed BN recalibration draws its slices with: the one given, whatever
+    /// [`Self::set_seed`] later does to the fine-tunes (a point recalibrates alike alone or
+    /// after others).
+    recalibration_seed: u64,
 }
 
 impl FineTuner {
@@ -78,6 +85,7 @@ impl FineTuner {
             data: FineTuneData::from_cases(&cases, args.fine_tune_crop)?,
             cancel: install_ctrl_c(),
             steps_trained: 0,
+            recalibration_seed: args.fine_tune_seed,
         })
     }
 
@@ -115,7 +123,7 @@ impl FineTuner {
     pub fn recalibrate(&self, checkpoint: &Checkpoint) -> Result<Checkpoint> {
         let settings = RecalibrationSettings {
             slices: self.args.bn_recalibrate,
-            seed: self.args.fine_tune_seed,
+            seed: self.recalibration_seed,
             ..RecalibrationSettings::default()
         };
         Ok(recalibrate_batch_norms(

@@ -80,6 +80,9 @@ pub struct StudyArgs {
     /// Timed forwards per model (interleaved with the dense base model, after a first call).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Run at most this many points now and stop (the same command resumes later).
+    #[arg(long)]
+    pub max_points: Option<usize>,
     #[command(flatten)]
     pub spread: SpreadArgs,
     #[arg(long)]
@@ -136,10 +139,18 @@ pub fn study(mut args: StudyArgs) -> Result<()> {
             rows.display()
         );
     }
+    let mut ran = 0;
     for index in 0..total {
         if row_path(&rows, index).exists() {
             continue;
         }
+        if args.max_points.is_some_and(|most| ran >= most) {
+            eprintln!(
+                "study: stopped after {ran} point(s) (--max-points); run the same command to go on"
+            );
+            return Ok(());
+        }
+        ran += 1;
         setup.load_data(&args)?;
         let point = setup.points[index];
         eprintln!("study: point {}/{total}: {}", index + 1, point.label());

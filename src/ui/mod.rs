@@ -105,6 +105,8 @@ pub struct LabApp {
     /// The running background job: (done, total, what).
     pub job: Option<(usize, usize, String)>,
     pub sweep_points: Vec<SweepPoint>,
+    /// The embedded model's shipped sweep (read once, when the Plots tab first needs it).
+    pub shipped_sweep: Vec<SweepPoint>,
     pub fine_tune: FineTuneState,
     pub tab: Tab,
     /// Group whose BN-gamma histogram is shown.
@@ -202,6 +204,7 @@ impl LabApp {
             messages_seen: 0,
             job: None,
             sweep_points: Vec::new(),
+            shipped_sweep: Vec::new(),
             fine_tune: FineTuneState::default(),
             tab: Tab::Slices,
             histogram_group: 0,

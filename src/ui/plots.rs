@@ -79,15 +79,31 @@ impl LabApp {
     }
 
     fn sweep_plot_ui(&mut self, ui: &mut egui::Ui, height: f32) {
+        // Until a sweep of its own has run, the embedded model shows the sweep it ships with.
+        let embedded = self.model.as_ref().is_some_and(|m| m.source.is_none());
+        if self.sweep_points.is_empty() && embedded && self.shipped_sweep.is_empty() {
+            self.shipped_sweep = crate::defaults::default_model_sweep();
+        }
+        let shipped = self.sweep_points.is_empty() && embedded;
+        let points = if shipped {
+            &self.shipped_sweep
+        } else {
+            &self.sweep_points
+        };
         ui.horizontal(|ui| {
-            ui.strong("Dice vs sparsity (this case)")
+            let title = if shipped {
+                "Dice vs sparsity (shipped: 10 held-out cases)"
+            } else {
+                "Dice vs sparsity (this case)"
+            };
+            ui.strong(title)
                 .on_hover_text("Run sweep (right panel) prunes the dense model by every method at 0-75% and segments the whole case; no fine-tuning.");
             for (r, name) in REGIONS.iter().enumerate() {
                 ui.selectable_value(&mut self.plot_region, r, *name);
             }
         });
         let region = self.plot_region;
-        let mut methods: Vec<PruneMethod> = self.sweep_points.iter().map(|p| p.method).collect();
+        let mut methods: Vec<PruneMethod> = points.iter().map(|p| p.method).collect();
         methods.dedup();
         Plot::new("dice-sparsity")
             .height(height)
@@ -99,24 +115,53 @@ impl LabApp {
             .allow_scroll(false)
             .show(ui, |plot| {
                 for (i, method) in methods.iter().enumerate() {
-                    let points: PlotPoints = self
-                        .sweep_points
+                    let curve: PlotPoints = points
                         .iter()
                         .filter(|p| p.method == *method)
                         .map(|p| [p.sparsity, p.dice.as_array()[region]])
                         .collect();
-                    plot.line(Line::new(method.key(), points).color(colour(i)).width(2.0));
+                    plot.line(Line::new(method.key(), curve).color(colour(i)).width(2.0));
                 }
             });
-        if self.sweep_points.is_empty() {
+        if shipped {
+            ui.label(
+                "Shown: the embedded model's own sweep on held-out cases 10000-10009 (shipped \
+                 with the program, no fine-tuning). Run sweep replaces it with the open case's.",
+            );
+        } else if self.sweep_points.is_empty() {
             ui.label("No sweep yet: press Run sweep in the right panel.");
         }
     }
 
     fn training_plot_ui(&mut self, ui: &mut egui::Ui, height: f32) {
-        ui.strong("Fine-tuning: loss and validation Dice per epoch")
-            .on_hover_text("Filled in while a fine-tune runs (right panel).");
-        let history = &self.fine_tune.history;
+        // Until the app fine-tunes, the open model's own training (from its checkpoint).
+        let own: Vec<super::TrainPoint> = match &self.model {
+            Some(model) if self.fine_tune.history.is_empty() => model
+                .training
+                .iter()
+                .map(|e| super::TrainPoint {
+                    epoch: e.epoch,
+                    train_loss: e.train_loss,
+                    val_loss: e.val_loss,
+                    val_dice: e.val_dice,
+                    secs: e.elapsed_secs,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let showing_own = !own.is_empty();
+        if showing_own {
+            ui.strong("Training of the open model: loss and validation Dice per epoch")
+                .on_hover_text("Read from the model's checkpoint; a fine-tune (right panel) replaces it with its own epochs.");
+        } else {
+            ui.strong("Fine-tuning: loss and validation Dice per epoch")
+                .on_hover_text("Filled in while a fine-tune runs (right panel).");
+        }
+        let history = if showing_own {
+            &own
+        } else {
+            &self.fine_tune.history
+        };
         Plot::new("training")
             .height(height)
             .legend(Legend::default())
@@ -146,6 +191,9 @@ impl LabApp {
                     );
                 }
             });
+        if history.is_empty() {
+            ui.label("The open model's checkpoint records no training; fine-tune it (right panel) to plot epochs here.");
+        }
     }
 }
 

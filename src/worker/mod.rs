@@ -343,12 +343,18 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 .unwrap_or((0, 0)),
             Err(_) => (0, 0),
         };
+        let training = crate::train::TrainState::from_checkpoint(&self.dense)
+            .ok()
+            .flatten()
+            .map(|state| state.history)
+            .unwrap_or_default();
         (self.reply)(Response::ModelReady(ModelView {
             source: self.dense_source.clone(),
             description: self.dense.config.describe(),
             groups,
             params,
             macs,
+            training,
         }));
     }
 

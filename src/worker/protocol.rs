@@ -240,6 +240,9 @@ pub struct ModelView {
     pub groups: Vec<GroupView>,
     pub params: usize,
     pub macs: u64,
+    /// The model's own training, per epoch, when its checkpoint records it (what the Plots tab
+    /// shows until the app fine-tunes).
+    pub training: Vec<crate::train::EpochRecord>,
 }
 
 #[derive(Debug, Clone)]

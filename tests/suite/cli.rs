@@ -833,3 +833,159 @@ fn prune_auto_stays_within_its_budget_and_writes_checkpoint_plan_and_trace() {
     ]);
     assert!(error.contains("\"nc\""), "{error}");
 }
+
+/// A study of three points on the embedded model at a coarse grid: cheap enough for every run.
+fn small_study_args(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "study",
+        "--base",
+        "assets/default_model.safetensors",
+        "--rows",
+        "dense,filter-l2,magnitude",
+        "--targets",
+        "0.5",
+        "--seeds",
+        "0,1",
+        "--fine-tune-steps",
+        "1",
+        "--fine-tune-cases",
+        "2",
+        "--fine-tune-crop",
+        "64",
+        "--bn-recalibrate",
+        "8",
+        "--synthetic",
+        "1",
+        "--synthetic-seed",
+        "10004",
+        "--synthetic-spacing",
+        "4",
+        "--size",
+        "64",
+        "--runs",
+        "1",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// The CSV's columns but for the timings and the gzip size (which differ from run to run: the
+/// safetensors header lists its metadata in a per-process hash order).
+fn without_timings(csv: &str) -> Vec<Vec<String>> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let keep: Vec<bool> = header
+        .iter()
+        .map(|h| !h.contains("latency") && *h != "gzip_bytes")
+        .collect();
+    lines
+        .map(|l| {
+            l.split(',')
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(c, _)| c.to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_stopped_study_resumes_and_its_points_merge_to_the_same_table() {
+    let dir = common::scratch_dir("cli-study");
+    let stem = dir.join("study");
+    let stem_arg = stem.to_str().unwrap();
+    let run_owned = |args: Vec<String>| run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Stopped after one point: one row kept, no table yet.
+    let first = run_owned(small_study_args(&["-o", stem_arg, "--max-points", "1"]));
+    assert!(first.status.success(), "{}", stderr(&first));
+    let rows = dir.join("study.rows");
+    let kept = std::fs::read_to_string(rows.join("point-00000.json")).unwrap();
+    assert!(!rows.join("point-00001.json").exists());
+    assert!(!stem.with_extension("csv").exists());
+
+    // The same command resumes: the kept row is not redone, the others are added.
+    let resumed = run_owned(small_study_args(&["-o", stem_arg, "--json"]));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("resuming, 1 of 3 point(s)"),
+        "{}",
+        stderr(&resumed)
+    );
+    assert_eq!(
+        std::fs::read_to_string(rows.join("point-00000.json")).unwrap(),
+        kept
+    );
+    let study: serde_json::Value = serde_json::from_str(&stdout(&resumed)).unwrap();
+    let results = study["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for result in results {
+        let target = result["point"]["target"].as_f64();
+        let removed = result["removed_share"].as_f64().unwrap();
+        match target {
+            // Within the channel rounding of the bisection.
+            Some(t) => assert!((removed - t).abs() < 0.03, "{result}"),
+            None => assert_eq!(removed, 0.0),
+        }
+        // Cuts are recalibrated, every point fine-tuned once per seed.
+        assert_eq!(
+            result["dice_recalibrated"].is_null(),
+            target.is_none(),
+            "{result}"
+        );
+        assert_eq!(result["dice_fine_tuned"].as_array().unwrap().len(), 2);
+        // The same share removed from the published full-width network (8,911,235 parameters).
+        let full = result["full_width"]["nonzero_params"].as_u64().unwrap() as f64;
+        let asked = 8_911_235.0 * (1.0 - target.unwrap_or(0.0));
+        assert!((full / asked - 1.0).abs() < 0.05, "{result}");
+    }
+    for suffix in ["csv", "macs.png", "size.png"] {
+        assert!(stem.with_extension(suffix).exists(), "{suffix}");
+    }
+
+    // The same study as points run one by one (as GNU parallel or SLURM would), then merged.
+    let points = dir.join("points.json");
+    let written = run_owned(small_study_args(&[
+        "--write-points",
+        points.to_str().unwrap(),
+    ]));
+    assert!(written.status.success(), "{}", stderr(&written));
+    for index in ["2", "0", "1"] {
+        let out = run(&[
+            "study",
+            "--run-point",
+            points.to_str().unwrap(),
+            "--index",
+            index,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let merged = dir.join("merged");
+    let out = run(&[
+        "study",
+        "--merge",
+        dir.join("points.rows").to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let single = std::fs::read_to_string(stem.with_extension("csv")).unwrap();
+    let spread = std::fs::read_to_string(merged.with_extension("csv")).unwrap();
+    assert_eq!(without_timings(&single), without_timings(&spread));
+    // A sweep does not run a study's points.
+    let wrong = run(&[
+        "sweep",
+        "--run-point",
+        points.to_str().unwrap(),
+        "--index",
+        "0",
+    ]);
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("points of `study`"),
+        "{}",
+        stderr(&wrong)
+    );
+}

@@ -162,3 +162,62 @@ fn distillation_pulls_the_student_towards_the_teacher() {
          {ground_truth_only:.4}"
     );
 }
+
+/// Mean Dice per region of `checkpoint` over `cases` (whole volumes, as `eval` scores them).
+fn held_out_dice(
+    checkpoint: &raagr2_lab::model::Checkpoint,
+    cases: &[raagr2_lab::data::dataset::PreparedCase],
+) -> [f64; 3] {
+    use raagr2_lab::inference::{InferenceOptions, evaluate_cases};
+    let device = cpu_device();
+    let model = checkpoint.build(&device).unwrap();
+    let scored = evaluate_cases(
+        &model,
+        checkpoint.config.head,
+        cases,
+        InferenceOptions::default(),
+        &device,
+        |_| {},
+    )
+    .unwrap();
+    let per_case: Vec<_> = scored.iter().map(|c| c.dice.regions3()).collect();
+    raagr2_lab::metrics::RegionStats::over(&per_case)
+        .mean
+        .as_array()
+}
+
+#[test]
+fn fine_tuning_by_the_training_recipe_does_not_damage_the_trained_model() {
+    // The recovery fine-tune applied to a model that lost nothing must not cost it Dice: at
+    // learning rate 1e-4 these 40 steps took these cases' Dice down by 0.03-0.07 per region
+    // (and on 128-pixel tumour crops without augmentation, 0.05-0.10 on ten held-out cases).
+    use raagr2_lab::data::dataset::synthetic_case;
+    use raagr2_lab::train::fine_tune::{
+        FINE_TUNE_CROP, FINE_TUNE_LEARNING_RATE, FineTuneData, FineTuneSettings, fine_tune,
+    };
+    let dense = raagr2_lab::defaults::default_checkpoint();
+    let training: Vec<_> = (0..4).map(synthetic_case).collect();
+    let held_out: Vec<_> = [10_003, 10_004].map(synthetic_case).to_vec();
+    let data = FineTuneData::from_cases(&training, FINE_TUNE_CROP).unwrap();
+    let settings = FineTuneSettings {
+        epochs: 1,
+        learning_rate: FINE_TUNE_LEARNING_RATE,
+        max_batches_per_epoch: Some(40),
+        seed: 0,
+    };
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let tuned = fine_tune(&dense, &data, settings, &cpu_device(), &cancel, |_| {})
+        .unwrap()
+        .best
+        .unwrap();
+    let before = held_out_dice(&dense, &held_out);
+    let after = held_out_dice(&tuned, &held_out);
+    for (r, region) in ["WT", "TC", "ET"].iter().enumerate() {
+        assert!(
+            after[r] >= before[r] - 0.02,
+            "{region}: {:.4} -> {:.4} after fine-tuning ({before:?} -> {after:?})",
+            before[r],
+            after[r]
+        );
+    }
+}
