@@ -45,11 +45,14 @@ for name in "${NAMES[@]}"; do
   resume=()
   [ -f "$last" ] && resume=(--resume "$last")
   echo "study-train: $name ${resume[*]:-(fresh)}"
+  # The report lands under its own name only when the run ends, so a killed run leaves none.
+  partial="$RUNS/.$name.report.json.partial"
   "$BIN" train "${RECIPE[@]}" "${extra[@]}" "${resume[@]}" -o "$best" --json \
-    > "$RUNS/$name.report.json" 2>> "$RUNS/$name.log"
+    > "$partial" 2>> "$RUNS/$name.log"
   # Only a run that ended on its own (all epochs or early stopping) is finished; Ctrl-C
   # ("cancelled") leaves the model to be resumed.
-  if grep -q '"stop": *"\(finished\|early-stopped\)"' "$RUNS/$name.report.json"; then
+  if grep -q '"stop": *"\(finished\|early-stopped\)"' "$partial"; then
+    mv "$partial" "$RUNS/$name.report.json"
     touch "$RUNS/$name.done"
   else
     echo "study-train: $name stopped before the end; rerun to resume" >&2
