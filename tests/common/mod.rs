@@ -46,3 +46,26 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Mean Dice of WT, TC and ET of `checkpoint` over `cases` (whole volumes, as `eval` scores them).
+pub fn region_dice(
+    checkpoint: &raagr2_lab::model::Checkpoint,
+    cases: &[raagr2_lab::data::dataset::PreparedCase],
+) -> [f64; 3] {
+    use raagr2_lab::inference::{InferenceOptions, evaluate_cases};
+    let device = raagr2_lab::backend::cpu_device();
+    let model = checkpoint.build(&device).unwrap();
+    let scored = evaluate_cases(
+        &model,
+        checkpoint.config.head,
+        cases,
+        InferenceOptions::default(),
+        &device,
+        |_| {},
+    )
+    .unwrap();
+    let per_case: Vec<_> = scored.iter().map(|c| c.dice.regions3()).collect();
+    raagr2_lab::metrics::RegionStats::over(&per_case)
+        .mean
+        .as_array()
+}

@@ -296,25 +296,7 @@ fn prune_command_reports_what_it_wrote_and_refuses_bad_ratios() {
 
 /// Mean of the WT, TC and ET Dice of `checkpoint` over `cases`.
 fn mean_dice(checkpoint: &Checkpoint, cases: &[raagr2_lab::data::dataset::PreparedCase]) -> f64 {
-    use raagr2_lab::inference::{InferenceOptions, evaluate_cases};
-    use raagr2_lab::metrics::{Region, mean_metrics};
-    let device = cpu_device();
-    let model = checkpoint.build(&device).unwrap();
-    let scored = evaluate_cases(
-        &model,
-        checkpoint.config.head,
-        cases,
-        InferenceOptions::default(),
-        &device,
-        |_| {},
-    )
-    .unwrap();
-    let mean = mean_metrics(&scored);
-    [Region::Wt, Region::Tc, Region::Et]
-        .iter()
-        .map(|r| mean.dice(*r))
-        .sum::<f64>()
-        / 3.0
+    common::region_dice(checkpoint, cases).iter().sum::<f64>() / 3.0
 }
 
 #[test]

@@ -163,29 +163,6 @@ fn distillation_pulls_the_student_towards_the_teacher() {
     );
 }
 
-/// Mean Dice per region of `checkpoint` over `cases` (whole volumes, as `eval` scores them).
-fn held_out_dice(
-    checkpoint: &raagr2_lab::model::Checkpoint,
-    cases: &[raagr2_lab::data::dataset::PreparedCase],
-) -> [f64; 3] {
-    use raagr2_lab::inference::{InferenceOptions, evaluate_cases};
-    let device = cpu_device();
-    let model = checkpoint.build(&device).unwrap();
-    let scored = evaluate_cases(
-        &model,
-        checkpoint.config.head,
-        cases,
-        InferenceOptions::default(),
-        &device,
-        |_| {},
-    )
-    .unwrap();
-    let per_case: Vec<_> = scored.iter().map(|c| c.dice.regions3()).collect();
-    raagr2_lab::metrics::RegionStats::over(&per_case)
-        .mean
-        .as_array()
-}
-
 #[test]
 fn fine_tuning_by_the_training_recipe_does_not_damage_the_trained_model() {
     // The recovery fine-tune applied to a model that lost nothing must not cost it Dice: at
@@ -210,8 +187,8 @@ fn fine_tuning_by_the_training_recipe_does_not_damage_the_trained_model() {
         .unwrap()
         .best
         .unwrap();
-    let before = held_out_dice(&dense, &held_out);
-    let after = held_out_dice(&tuned, &held_out);
+    let before = crate::common::region_dice(&dense, &held_out);
+    let after = crate::common::region_dice(&tuned, &held_out);
     for (r, region) in ["WT", "TC", "ET"].iter().enumerate() {
         assert!(
             after[r] >= before[r] - 0.02,
