@@ -47,6 +47,37 @@ pub fn default_model_sweep() -> Vec<crate::prune::sweep::SweepPoint> {
 /// The name the default model goes by in reports.
 pub const DEFAULT_MODEL_NAME: &str = "embedded default model";
 
+/// A model compiled into the binary besides the default one: the compression study's trained
+/// family. Each is named by its file in `assets/`, the path every command opens it by, so the
+/// app's model menu, the plan tree and the command line all name it the same way.
+pub struct ShippedModel {
+    /// The file in the repository, e.g. `assets/study_base.safetensors`.
+    pub path: &'static str,
+    /// What the app's model menu says.
+    pub label: &'static str,
+    bytes: &'static [u8],
+}
+
+/// The study family, half width (encoder 16/32/64/128/256), trained by `tools/study_train.sh`
+/// and stored in half precision by `export --precision fp16`.
+pub const SHIPPED_MODELS: &[ShippedModel] = &[ShippedModel {
+    path: "assets/study_base.safetensors",
+    label: "Study: base (half width)",
+    bytes: include_bytes!("../assets/study_base.safetensors"),
+}];
+
+impl ShippedModel {
+    /// The shipped model a path names, if any: exactly its `assets/...` path.
+    pub fn at(path: &Path) -> Option<&'static ShippedModel> {
+        SHIPPED_MODELS.iter().find(|m| Path::new(m.path) == path)
+    }
+
+    pub fn checkpoint(&self) -> Checkpoint {
+        checkpoint_from_bytes(Path::new(self.path), self.bytes)
+            .expect("the shipped models are valid checkpoints (tested)")
+    }
+}
+
 /// The embedded default model.
 pub fn default_checkpoint() -> Checkpoint {
     checkpoint_from_bytes(Path::new(DEFAULT_MODEL_NAME), DEFAULT_MODEL_BYTES)
@@ -104,6 +135,20 @@ mod tests {
             methods.contains("l2") && methods.contains("l1-global"),
             "{methods:?}"
         );
+    }
+
+    #[test]
+    fn every_shipped_model_loads_builds_and_is_its_asset_file() {
+        for shipped in SHIPPED_MODELS {
+            let checkpoint = shipped.checkpoint();
+            checkpoint
+                .build(&crate::backend::cpu_device())
+                .expect("builds");
+            assert!(ShippedModel::at(Path::new(shipped.path)).is_some());
+            let on_disk = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(shipped.path))
+                .expect("the asset is in the repository");
+            assert_eq!(on_disk, shipped.bytes, "{}", shipped.path);
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn read(path: &Path) -> Result<Vec<u8>, DataError> {
         std::io::ErrorKind::NotFound => DataError::Missing(path.to_path_buf()),
         _ => DataError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         },
     })
 }
@@ -184,7 +184,10 @@ pub fn write_stand_in(dir: &Path, spec: StandIn) -> Result<(), DataError> {
     }
     let write = |name: &str, bytes: &[u8]| -> Result<(), DataError> {
         let path: PathBuf = dir.join(name);
-        crate::atomic::write_bytes(&path, bytes).map_err(|source| DataError::Io { path, source })
+        crate::atomic::write_bytes(&path, bytes).map_err(|source| DataError::Io {
+            path,
+            error: source,
+        })
     };
     let splits = [
         (TRAIN_FILE, spec.train_per_class, 0),

@@ -110,7 +110,7 @@ pub fn index_images(dir: &Path) -> Result<HashMap<String, PathBuf>, DataError> {
             std::io::ErrorKind::NotFound => DataError::Missing(folder.to_path_buf()),
             _ => DataError::Io {
                 path: folder.to_path_buf(),
-                source,
+                error: source,
             },
         })?;
         Ok(entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -169,7 +169,7 @@ pub fn read_image(path: &Path, side: usize) -> Result<Vec<u8>, DataError> {
         std::io::ErrorKind::NotFound => DataError::Missing(path.to_path_buf()),
         _ => DataError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         },
     })?;
     let unreadable = |problem: String| DataError::BadFile {
@@ -253,8 +253,10 @@ pub fn write_stand_in(dir: &Path, spec: StandIn) -> Result<(), DataError> {
                 image_number += 1;
                 let jpeg = encode_jpeg(&stand_in_image(class, &look, spec.width, &mut rng))?;
                 let path = dir.join(folder).join(format!("{image_id}.jpg"));
-                crate::atomic::write_bytes(&path, &jpeg)
-                    .map_err(|source| DataError::Io { path, source })?;
+                crate::atomic::write_bytes(&path, &jpeg).map_err(|source| DataError::Io {
+                    path,
+                    error: source,
+                })?;
                 let age = 5 * (6 + rng.next_u64() % 12);
                 let sex = ["male", "female"][(rng.next_u64() % 2) as usize];
                 csv += &format!(
@@ -266,8 +268,10 @@ pub fn write_stand_in(dir: &Path, spec: StandIn) -> Result<(), DataError> {
         }
     }
     let path = dir.join(METADATA_FILE);
-    crate::atomic::write_bytes(&path, csv.as_bytes())
-        .map_err(|source| DataError::Io { path, source })
+    crate::atomic::write_bytes(&path, csv.as_bytes()).map_err(|source| DataError::Io {
+        path,
+        error: source,
+    })
 }
 
 /// Images per class: the real shares of `total`, at least two each.

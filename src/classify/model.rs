@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::densenet::{DenseNet, DenseNetConfig};
 use super::vgg::{VGG11_STAGES, VGG16_STAGES, Vgg, VggConfig};
 use crate::model::checkpoint::{
-    CONFIG_METADATA_KEY, FORMAT_METADATA_KEY, read_file, tensors_from_bytes, tensors_to_bytes,
-    write_atomically,
+    CONFIG_METADATA_KEY, FORMAT_METADATA_KEY, Storage, read_file, tensors_from_bytes,
+    tensors_to_bytes, write_atomically,
 };
 use crate::model::layers::{LayerSite, LayerVisitor, VisitLayers};
 use crate::model::weights::{expected_shapes, export_weights, import_weights};
@@ -227,7 +227,7 @@ impl ClassifierCheckpoint {
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
         let mut metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
         metadata.insert(CLASSIFIER_METADATA_KEY.to_string(), self.config.to_json());
-        tensors_to_bytes(&self.weights, &self.masks, metadata)
+        tensors_to_bytes(&self.weights, &self.masks, metadata, Storage::F32)
     }
 
     /// Writes the checkpoint atomically (temporary sibling, then rename).

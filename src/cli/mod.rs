@@ -1,5 +1,5 @@
 //! The headless command line (clap): `info`, `import`, `bench`, `synth`, `train`, `eval`,
-//! `predict`, `score`, `prune`, `sweep`, `study`, `plot`, `cka`, `sensitivity`, `compare-schedules`, and `classify` (the classifier study).
+//! `predict`, `score`, `prune`, `sweep`, `study`, `export`, `plot`, `cka`, `sensitivity`, `compare-schedules`, and `classify` (the classifier study).
 
 mod auto_cmd;
 pub mod bench_cmd;
@@ -9,6 +9,7 @@ pub mod compare_cmd;
 pub mod data_args;
 mod defaults;
 pub mod eval_cmd;
+pub mod export_cmd;
 pub mod fine_tune;
 pub mod import_cmd;
 pub mod info_cmd;
@@ -71,6 +72,8 @@ pub enum Command {
     /// The compression study: every pruning method, the weight-shared variants and both
     /// combined at matched shares of parameters removed (resumable; CSV, JSON, Pareto plots).
     Study(study_cmd::StudyArgs),
+    /// Write a model out for use elsewhere: a raagr2-lab checkpoint in half or full precision.
+    Export(export_cmd::ExportArgs),
     /// Redraw a sweep CSV as the PNG plot `sweep` makes (Dice vs sparsity per region).
     Plot(sweep_cmd::PlotArgs),
     /// Layer x layer CKA of a model with itself or another (CSV matrix and PNG heatmap).
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Prune(args) => prune_cmd::prune(args),
         Command::Sweep(args) => sweep_cmd::sweep(args),
         Command::Study(args) => study_cmd::study(args),
+        Command::Export(args) => export_cmd::export(args),
         Command::Plot(args) => sweep_cmd::plot(args),
         Command::Cka(args) => cka_cmd::cka(args),
         Command::Sensitivity(args) => sensitivity_cmd::sensitivity(args),

@@ -148,7 +148,11 @@ pub fn study(mut args: StudyArgs) -> Result<()> {
             eprintln!(
                 "study: stopped after {ran} point(s) (--max-points); run the same command to go on"
             );
-            return Ok(());
+            // The table so far, so a study spread over sessions shows its rows as they come.
+            if done + ran == 0 {
+                return Ok(());
+            }
+            return merge(&rows, &output, args.json);
         }
         ran += 1;
         setup.load_data(&args)?;

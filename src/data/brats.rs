@@ -107,7 +107,7 @@ pub fn detect_case(folder: &Path) -> Result<(String, LabelConvention), DataError
     };
     let entries = std::fs::read_dir(folder).map_err(|e| DataError::Io {
         path: folder.to_path_buf(),
-        source: e,
+        error: e,
     })?;
     let names: Vec<String> = entries
         .filter_map(|e| e.ok())

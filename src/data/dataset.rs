@@ -136,7 +136,7 @@ pub fn list_cases(root: &Path) -> Result<Vec<CaseSource>, DataError> {
     let mut folders: Vec<PathBuf> = std::fs::read_dir(root)
         .map_err(|source| DataError::Io {
             path: root.to_path_buf(),
-            source,
+            error: source,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())

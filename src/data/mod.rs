@@ -19,10 +19,11 @@ pub enum DataError {
     Missing(PathBuf),
     #[error("{}: {problem}", path.display())]
     BadFile { path: PathBuf, problem: String },
-    #[error("{}: {source}", path.display())]
+    // Not `source`: the message carries the I/O error already (see `ModelError::Io`).
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: {problem}", folder.display())]
     BadCase { folder: PathBuf, problem: String },

@@ -238,7 +238,7 @@ fn is_gzip(path: &Path) -> Result<bool, DataError> {
 fn io_error(path: &Path, e: std::io::Error) -> DataError {
     DataError::Io {
         path: path.to_path_buf(),
-        source: e,
+        error: e,
     }
 }
 

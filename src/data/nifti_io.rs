@@ -183,7 +183,7 @@ where
         .reversed_axes();
     let io = |e: std::io::Error| DataError::Io {
         path: path.to_path_buf(),
-        source: e,
+        error: e,
     };
     crate::atomic::ensure_parent(path).map_err(io)?;
     let tmp = crate::atomic::temp_sibling(path);

@@ -69,9 +69,43 @@ impl Checkpoint {
 
     /// The checkpoint as safetensors bytes (what [`save_checkpoint`] writes).
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        self.to_bytes_as(Storage::F32)
+    }
+
+    /// The checkpoint as safetensors bytes with its weights stored in `storage`.
+    pub fn to_bytes_as(&self, storage: Storage) -> Result<Vec<u8>, ModelError> {
         let mut metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
         metadata.insert(CONFIG_METADATA_KEY.to_string(), self.config.to_json());
-        tensors_to_bytes(&self.weights, &self.masks, metadata)
+        tensors_to_bytes(&self.weights, &self.masks, metadata, storage)
+    }
+}
+
+/// How a checkpoint's float weights are stored on disk. Every reader turns them back into f32,
+/// so half storage only halves the file (and rounds each weight to 11 significant bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Storage {
+    #[default]
+    F32,
+    /// IEEE half precision: what the shipped study models use.
+    F16,
+}
+
+impl Storage {
+    fn dtype(self) -> Dtype {
+        match self {
+            Storage::F32 => Dtype::F32,
+            Storage::F16 => Dtype::F16,
+        }
+    }
+
+    fn encode(self, values: &[f32]) -> Vec<u8> {
+        match self {
+            Storage::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            Storage::F16 => values
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect(),
+        }
     }
 }
 
@@ -82,10 +116,15 @@ pub fn tensors_to_bytes(
     weights: &WeightMap,
     masks: &MaskMap,
     mut metadata: HashMap<String, String>,
+    storage: Storage,
 ) -> Result<Vec<u8>, ModelError> {
     let floats = weights.iter().map(|(k, t)| {
-        let data = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        (k.clone(), Dtype::F32, data, &t.shape)
+        (
+            k.clone(),
+            storage.dtype(),
+            storage.encode(&t.values),
+            &t.shape,
+        )
     });
     let masks = masks.iter().map(|(k, m)| {
         let data = m.keep.iter().map(|keep| u8::from(*keep)).collect();
@@ -128,15 +167,24 @@ pub fn tensors_from_bytes(
 /// Writes a checkpoint atomically: a temporary file beside the target, then a rename, so an
 /// interrupted save never leaves a half-written checkpoint in place of a good one.
 pub fn save_checkpoint(path: &Path, checkpoint: &Checkpoint) -> Result<(), ModelError> {
-    let bytes = checkpoint.to_bytes()?;
+    save_checkpoint_as(path, checkpoint, Storage::F32)
+}
+
+/// [`save_checkpoint`] with the weights stored in `storage`.
+pub fn save_checkpoint_as(
+    path: &Path,
+    checkpoint: &Checkpoint,
+    storage: Storage,
+) -> Result<(), ModelError> {
+    let bytes = checkpoint.to_bytes_as(storage)?;
     write_atomically(path, &bytes)
 }
 
 /// Writes `bytes` to `path` atomically (see [`crate::atomic`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    crate::atomic::write_bytes(path, bytes).map_err(|source| ModelError::Io {
+    crate::atomic::write_bytes(path, bytes).map_err(|error| ModelError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -256,9 +304,9 @@ pub fn import_pytorch(path: &Path, options: &ImportOptions) -> Result<Checkpoint
 
 /// A checkpoint file's bytes, or an error naming the file.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
-    fs::read(path).map_err(|source| ModelError::Io {
+    fs::read(path).map_err(|error| ModelError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 

@@ -40,10 +40,12 @@ pub enum ModelError {
     UnexpectedKeys(Vec<String>),
     #[error("{}: {reason}", path.display())]
     Checkpoint { path: PathBuf, reason: String },
-    #[error("{}: {source}", path.display())]
+    // Not `source`: the message already carries the I/O error, and a source would repeat it
+    // in the error chain the command line prints.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("checkpoint format: {0}")]
     Format(String),

@@ -63,7 +63,9 @@ pub fn recalibrate_batch_norms(
         },
         ..start.clone()
     };
-    let mut model = without_dropout.build(&training)?;
+    // No parameter requires a gradient, so no op records an autodiff graph: without this each
+    // batch's graph was kept until a backward that never comes (gigabytes after 32 batches).
+    let mut model = without_dropout.build(&training)?.no_grad();
     let batches = epoch_batches(slices.len(), settings.batch_size, true, settings.seed);
     let wanted = settings.slices.div_ceil(settings.batch_size);
     let original_momentum = momentum_of(&mut model);

@@ -212,6 +212,15 @@ impl LabApp {
                     }
                 });
         });
+        if b.uniform.is_empty() {
+            // No empty axes: say where the chart's data comes from.
+            ui.add_space(height / 3.0);
+            ui.vertical_centered(|ui| {
+                ui.label("No budget search yet.");
+                ui.label("Budget search (automatic ratios) in the right panel fills this chart.");
+            });
+            return;
+        }
         let r = b.chart_region;
         let point = |macs: u64, dice: &RegionScores| [macs as f64 / 1e9, dice.as_array()[r]];
         let uniform: PlotPoints = b
@@ -252,9 +261,6 @@ impl LabApp {
                     );
                 }
             });
-        if self.budget.uniform.is_empty() {
-            ui.label("No budget search yet: Budget search in the right panel.");
-        }
     }
 
     /// A kept step: the sliders show the ratios found so far.

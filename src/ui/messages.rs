@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::plots::LowerRight;
 use super::slices::best_slice;
 use super::{GpuState, LabApp, TrainPoint};
 use crate::worker::{Response, region_dice};
@@ -145,6 +146,10 @@ impl LabApp {
             Response::SensitivityCell(cell) => self.layers.sensitivity.push(cell),
             Response::Cka(view) => self.layers.cka = Some(view),
             Response::Saved(path) => self.notices.push(format!("saved {}", path.display())),
+            Response::StudyOpened { path, file } => {
+                self.study.show_file(path.display().to_string(), *file);
+                self.lower_right = Some(LowerRight::Study);
+            }
             Response::Maps(view) => {
                 if view.id == self.last_maps_id {
                     self.maps = Some(Arc::new(view));

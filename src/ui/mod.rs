@@ -15,6 +15,7 @@ mod plans;
 mod plots;
 mod pruning_panel;
 mod slices;
+mod study_panel;
 mod view_panel;
 pub mod viewer;
 
@@ -107,6 +108,11 @@ pub struct LabApp {
     pub sweep_points: Vec<SweepPoint>,
     /// The embedded model's shipped sweep (read once, when the Plots tab first needs it).
     pub shipped_sweep: Vec<SweepPoint>,
+    /// The Plots tab's compression study chart.
+    study: study_panel::StudyPanel,
+    /// What the Plots tab's lower right shows (`None`: the budget search once it has points,
+    /// else the study).
+    lower_right: Option<plots::LowerRight>,
     pub fine_tune: FineTuneState,
     pub tab: Tab,
     /// Group whose BN-gamma histogram is shown.
@@ -205,6 +211,8 @@ impl LabApp {
             job: None,
             sweep_points: Vec::new(),
             shipped_sweep: Vec::new(),
+            study: Default::default(),
+            lower_right: None,
             fine_tune: FineTuneState::default(),
             tab: Tab::Slices,
             histogram_group: 0,
@@ -617,13 +625,7 @@ impl LabApp {
             {
                 self.open_model_dialog();
             }
-            if ui
-                .button("Default model")
-                .on_hover_text("The embedded model")
-                .clicked()
-            {
-                self.open_model(None);
-            }
+            self.shipped_models_menu_ui(ui);
             ui.separator();
             self.lesson_top_ui(ui);
             if let Some(case) = &self.case {
@@ -654,6 +656,39 @@ impl LabApp {
         }
         if let Some(i) = dismiss {
             self.errors.remove(i);
+        }
+    }
+
+    /// The models compiled into the program: the default one and the compression study's family.
+    fn shipped_models_menu_ui(&mut self, ui: &mut egui::Ui) {
+        let mut chosen = None;
+        ui.menu_button("Models", |ui| {
+            if ui
+                .button("Default model (quarter width)")
+                .on_hover_text("The embedded default model the app opens with")
+                .clicked()
+            {
+                chosen = Some(None);
+            }
+            ui.separator();
+            ui.weak("The compression study's family (one recipe, data and seed)");
+            for shipped in crate::defaults::SHIPPED_MODELS {
+                if ui
+                    .button(shipped.label)
+                    .on_hover_text(format!(
+                        "Compiled into the program; the command line opens it as {}",
+                        shipped.path
+                    ))
+                    .clicked()
+                {
+                    chosen = Some(Some(std::path::PathBuf::from(shipped.path)));
+                }
+            }
+        })
+        .response
+        .on_hover_text("Models shipped with the program (no file needed)");
+        if let Some(path) = chosen {
+            self.open_model(path);
         }
     }
 

@@ -1,15 +1,23 @@
 //! The Plots tab (egui_plot): BN-gamma histogram of a channel group with the current cut,
 //! Dice vs sparsity per method for one region (from the background sweep), and the loss and
-//! validation Dice of the last fine-tune, and the budget search against uniform ratios.
+//! validation Dice of the last fine-tune, and the budget search against uniform ratios or the
+//! compression study (its own panel).
 
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, VLine};
 
-use super::LabApp;
+use super::{LabApp, study_panel};
 use crate::plot::PALETTE;
 use crate::prune::PruneMethod;
 
 const REGIONS: [&str; 3] = ["WT", "TC", "ET"];
+
+/// The charts the Plots tab's lower right can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LowerRight {
+    Budget,
+    Study,
+}
 const HISTOGRAM_BINS: usize = 16;
 
 pub(super) fn colour(i: usize) -> egui::Color32 {
@@ -26,7 +34,46 @@ impl LabApp {
         });
         ui.columns(2, |columns| {
             self.training_plot_ui(&mut columns[0], height);
-            self.budget_chart_ui(&mut columns[1], height);
+            self.lower_right_ui(&mut columns[1], height);
+        });
+    }
+
+    /// The budget search's chart or the compression study's, as chosen (by default the search
+    /// once it has points).
+    fn lower_right_ui(&mut self, ui: &mut egui::Ui, height: f32) {
+        let automatic = if self.budget.uniform.is_empty() {
+            LowerRight::Study
+        } else {
+            LowerRight::Budget
+        };
+        let mut shown = self.lower_right.unwrap_or(automatic);
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut shown, LowerRight::Budget, "Budget search");
+            ui.selectable_value(&mut shown, LowerRight::Study, "Compression study");
+        });
+        if shown != self.lower_right.unwrap_or(automatic) {
+            self.lower_right = Some(shown);
+        }
+        match shown {
+            LowerRight::Budget => self.budget_chart_ui(ui, height),
+            LowerRight::Study => {
+                if let Some(study_panel::StudyCommand::OpenFile) = self.study.ui(ui, height) {
+                    self.open_study_dialog();
+                }
+            }
+        }
+    }
+
+    fn open_study_dialog(&self) {
+        let requests = self.worker.requests.clone();
+        std::thread::spawn(move || {
+            if let Some(path) = rfd::FileDialog::new()
+                .set_title("Open a study file (study -o OUT writes OUT.json)")
+                .add_filter("study", &["json"])
+                .pick_file()
+            {
+                let _ = requests.send(crate::worker::Request::OpenStudy(path));
+            }
         });
     }
 
@@ -102,6 +149,22 @@ impl LabApp {
                 ui.selectable_value(&mut self.plot_region, r, *name);
             }
         });
+        if points.is_empty() {
+            // No empty axes: say what fills them and offer to do it.
+            ui.add_space(height / 3.0);
+            ui.vertical_centered(|ui| {
+                ui.label("No sweep of this model yet.");
+                let running = self.job.is_some();
+                if ui
+                    .add_enabled(!running, egui::Button::new("Run sweep"))
+                    .on_hover_text("Prunes by every method at 0-75 % and segments the open case")
+                    .clicked()
+                {
+                    self.start_sweep();
+                }
+            });
+            return;
+        }
         let region = self.plot_region;
         let mut methods: Vec<PruneMethod> = points.iter().map(|p| p.method).collect();
         methods.dedup();
@@ -128,8 +191,6 @@ impl LabApp {
                 "Shown: the embedded model's own sweep on held-out cases 10000-10009 (shipped \
                  with the program, no fine-tuning). Run sweep replaces it with the open case's.",
             );
-        } else if self.sweep_points.is_empty() {
-            ui.label("No sweep yet: press Run sweep in the right panel.");
         }
     }
 

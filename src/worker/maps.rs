@@ -64,10 +64,14 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
     /// case segmented with it again.
     pub(super) fn open_model(&mut self, path: Option<PathBuf>) -> Result<(), String> {
         let checkpoint = match &path {
-            Some(p) => {
-                (self.reply)(Response::Status(format!("opening {}", p.display())));
-                open_model(p).map_err(|e| e.to_string())?
-            }
+            // A shipped model's asset path opens the copy compiled in (no file needed).
+            Some(p) => match crate::defaults::ShippedModel::at(p) {
+                Some(shipped) => shipped.checkpoint(),
+                None => {
+                    (self.reply)(Response::Status(format!("opening {}", p.display())));
+                    open_model(p).map_err(|e| e.to_string())?
+                }
+            },
             None => crate::defaults::default_checkpoint(),
         };
         if !checkpoint.masks.is_empty() {

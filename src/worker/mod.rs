@@ -199,6 +199,15 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 Ok(())
             }
             Request::OpenModel(path) => self.open_model(path),
+            Request::OpenStudy(path) => {
+                let file =
+                    crate::prune::study::StudyFile::read(&path).map_err(|e| format!("{e:#}"))?;
+                (self.reply)(Response::StudyOpened {
+                    path,
+                    file: Box::new(file),
+                });
+                Ok(())
+            }
             Request::Maps(request) => self.maps(&request),
             Request::CompareSlices { id, a, b } => self.compare_slices(id, &a, &b),
             Request::StartNodeStats(nodes) => self.refused_if_err(|w| w.start_node_stats(nodes)),

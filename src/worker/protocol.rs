@@ -77,6 +77,9 @@ pub enum Request {
     },
     /// Save a plan tree node's plan as a plan file (`prune --plan`).
     ExportPlan { plan: PrunePlan, path: PathBuf },
+    /// Read a study file (`study -o OUT` writes OUT.json): answered by `StudyOpened` or an
+    /// error naming the file.
+    OpenStudy(PathBuf),
     /// Save sweep points as CSV (`.csv`) or as the PNG plot (any other extension).
     ExportSweep {
         points: Vec<SweepPoint>,
@@ -337,6 +340,11 @@ pub enum Response {
     Cka(CkaView),
     /// A file was written.
     Saved(PathBuf),
+    /// The answer to `OpenStudy`.
+    StudyOpened {
+        path: PathBuf,
+        file: Box<crate::prune::study::StudyFile>,
+    },
     /// The answer to `Maps`.
     Maps(MapsView),
     /// The answer to `CompareSlices`: sub-region codes of the slice (dims x * y) by each model.
