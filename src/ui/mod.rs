@@ -337,6 +337,17 @@ impl LabApp {
         let _ = self.worker.requests.send(Request::OpenModel(path));
     }
 
+    /// Points of the study the Plots tab shows (0: none).
+    pub fn study_points(&self) -> usize {
+        self.study.points()
+    }
+
+    /// Asks the worker to read a study file for the Plots tab (answered by the chart or an
+    /// error naming the file).
+    pub fn open_study(&self, path: std::path::PathBuf) {
+        let _ = self.worker.requests.send(Request::OpenStudy(path));
+    }
+
     fn open_model_dialog(&self) {
         let requests = self.worker.requests.clone();
         std::thread::spawn(move || {

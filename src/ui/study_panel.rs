@@ -73,6 +73,11 @@ impl StudyPanel {
         });
     }
 
+    /// How many points the open study has (0: none open).
+    pub fn points(&self) -> usize {
+        self.opened.as_ref().map_or(0, |s| s.file.results.len())
+    }
+
     pub fn ui(&mut self, ui: &mut egui::Ui, height: f32) -> Option<StudyCommand> {
         let mut command = None;
         ui.horizontal_wrapped(|ui| {

@@ -990,3 +990,62 @@ fn a_stopped_study_resumes_and_its_points_merge_to_the_same_table() {
         stderr(&wrong)
     );
 }
+
+#[test]
+fn export_in_half_precision_halves_the_file_and_keeps_the_model() {
+    let dir = common::scratch_dir("cli-export");
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join("default_model.safetensors");
+    let half = dir.join("half.safetensors");
+    let out = run(&[
+        "export",
+        model.to_str().unwrap(),
+        "--checkpoint",
+        half.to_str().unwrap(),
+        "--precision",
+        "fp16",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let full_bytes = std::fs::metadata(&model).unwrap().len();
+    let half_bytes = report["bytes"].as_u64().unwrap();
+    assert_eq!(half_bytes, std::fs::metadata(&half).unwrap().len());
+    assert!(
+        (half_bytes as f64) < 0.55 * full_bytes as f64,
+        "{half_bytes} of {full_bytes} bytes"
+    );
+    // Same config, training history and weights to half precision's rounding.
+    let original = raagr2_lab::model::load_checkpoint(&model).unwrap();
+    let exported = raagr2_lab::model::load_checkpoint(&half).unwrap();
+    assert_eq!(exported.config, original.config);
+    assert_eq!(exported.metadata, original.metadata);
+    for (key, tensor) in &original.weights {
+        let stored = &exported.weights[key];
+        assert_eq!(stored.shape, tensor.shape, "{key}");
+        for (a, b) in tensor.values.iter().zip(&stored.values) {
+            assert!(
+                (a - b).abs() <= 1e-3 * a.abs().max(1e-4),
+                "{key}: {a} stored as {b}"
+            );
+        }
+    }
+
+    // A missing model: a non-zero exit naming it, nothing written.
+    let missing = dir.join("missing.safetensors");
+    let target = dir.join("never.safetensors");
+    let out = run(&[
+        "export",
+        missing.to_str().unwrap(),
+        "--checkpoint",
+        target.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("missing.safetensors"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!target.exists());
+}

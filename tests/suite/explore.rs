@@ -367,3 +367,104 @@ fn a_budget_search_shows_progress_moves_the_sliders_ends_as_a_node_and_stops_on_
     assert_eq!(harness.state().status, "background job cancelled");
     assert_eq!(harness.state().plans.tree.nodes.len(), 2);
 }
+
+/// A study file of two rows at two compression points each (what `study -o OUT` writes).
+fn small_study_file(dir: &std::path::Path) -> std::path::PathBuf {
+    use raagr2_lab::metrics::RegionScores;
+    use raagr2_lab::prune::study::{
+        DiceSpread, STUDY_FORMAT, Structure, StudyFile, StudyModel, StudyPoint, StudyResult,
+        StudyRow,
+    };
+    let result = |row: StudyRow, target: Option<f64>, macs: u64, dice: f64| {
+        let structure = Structure {
+            params: 1000,
+            nonzero_params: 1000,
+            macs,
+            latency_ms: 1.0,
+            dense_latency_ms: 2.0,
+        };
+        let scores = RegionScores::from_array([dice; 3]);
+        StudyResult {
+            point: StudyPoint { row, target },
+            slice_side: 240,
+            model: StudyModel::Base,
+            ratio: target,
+            removed_share: target.unwrap_or(0.0),
+            structure,
+            bytes_on_disk: 4000,
+            gzip_bytes: 3000,
+            dice: DiceSpread {
+                mean: scores,
+                sd: None,
+            },
+            dice_recalibrated: None,
+            dice_fine_tuned: Vec::new(),
+            full_width: structure,
+            fine_tune_steps: 0,
+            eval_cases: 2,
+        }
+    };
+    let file = StudyFile {
+        format: STUDY_FORMAT,
+        description: "test".into(),
+        results: vec![
+            result(StudyRow::Magnitude, Some(0.25), 2_000_000_000, 0.9),
+            result(StudyRow::Magnitude, Some(0.5), 1_500_000_000, 0.8),
+            result(StudyRow::FilterL2, Some(0.25), 1_400_000_000, 0.7),
+            result(StudyRow::FilterL2, Some(0.5), 900_000_000, 0.5),
+        ],
+    };
+    let path = dir.join("study.json");
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn a_shipped_study_model_opens_by_name_and_the_plots_tab_shows_a_study_file() {
+    let mut harness = app();
+    wait_until(&mut harness, "the default case and model", ready);
+
+    // The Models menu opens the study's base model compiled into the program.
+    harness.get_by_label("Models").click();
+    harness.run_steps(2);
+    harness.get_by_label("Study: base (half width)").click();
+    let shipped = std::path::Path::new("assets/study_base.safetensors");
+    wait_until(&mut harness, "the shipped study model", |app| {
+        app.model
+            .as_ref()
+            .is_some_and(|m| m.source.as_deref() == Some(shipped))
+    });
+    let model = harness.state().model.clone().unwrap();
+    assert_eq!(model.params, 2_244_419, "the half-width base network");
+    assert!(
+        !model.training.is_empty(),
+        "its checkpoint carries its training history"
+    );
+
+    // Plots tab: without a study or a budget search, no empty chart, a way to fill it.
+    harness.state_mut().tab = Tab::Plots;
+    harness.run_steps(2);
+    harness.get_by_label_contains("No study open");
+    harness.get_by_label("Budget search").click();
+    harness.run_steps(2);
+    harness.get_by_label("No budget search yet.");
+
+    // A study file that is not one: an error naming it.
+    let dir = common::scratch_dir("study-panel");
+    let bogus = dir.join("bogus.json");
+    std::fs::write(&bogus, "{\"format\": 1}").unwrap();
+    harness.state().open_study(bogus);
+    wait_until(&mut harness, "an error", |app| !app.errors.is_empty());
+    assert!(
+        harness.state().errors[0].contains("bogus.json"),
+        "{:?}",
+        harness.state().errors
+    );
+
+    // A study file: the chart switches to it, one curve per row.
+    let study = small_study_file(&dir);
+    harness.state().open_study(study);
+    wait_until(&mut harness, "the study", |app| app.study_points() == 4);
+    harness.get_by_label_contains("study.json (4 points, 2 held-out cases each)");
+    harness.get_by_label("Compression study");
+}
