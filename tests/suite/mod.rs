@@ -6,6 +6,7 @@ mod checkpoint_roundtrip;
 mod classifiers;
 mod cli;
 mod cpu_kernels;
+mod docs;
 mod explore;
 mod lesson;
 mod masks;
