@@ -21,7 +21,7 @@ pub enum DeviceChoice {
 }
 
 /// The CPU backend this project uses by default: Flex, measured faster than NdArray by
-/// `raagr2-lab bench` (see README).
+/// `raagr2-lab bench` (see docs/benchmarks.md).
 pub fn cpu_device() -> Device {
     Device::flex()
 }

@@ -13,7 +13,7 @@ use crate::model::checkpoint::{Checkpoint, checkpoint_from_bytes};
 /// The default model's checkpoint, compiled into the binary.
 const DEFAULT_MODEL_BYTES: &[u8] = include_bytes!("../assets/default_model.safetensors");
 
-/// How `assets/default_model.safetensors` was made (README repeats it).
+/// How `assets/default_model.safetensors` was made (docs/model.md repeats it).
 pub const DEFAULT_MODEL_COMMAND: &str = "raagr2-lab train --synthetic 60 --width 0.25 --crop 192 \
      --epochs 4 --batch 8 --lr 1e-3 --slice-step 3 --tumour-free-share 0.15 --augment \
      --val-fraction 0.1 --lr-patience 1 --early-stop 4 --seed 0 -o assets/default_model.safetensors";
@@ -27,7 +27,7 @@ pub const HELD_OUT_CASES: usize = 10;
 pub const DEFAULT_CASE_SEED: u64 = HELD_OUT_FIRST_SEED + 4;
 
 /// The embedded model's own sweeps on the held-out cases (channel and mask methods, no
-/// fine-tuning), written by the `sweep` commands in README ("Sweeps"): what the app's Plots tab
+/// fine-tuning), written by the `sweep` commands in docs/results/sweeps.md: what the app's Plots tab
 /// shows until the user runs a sweep.
 const DEFAULT_MODEL_SWEEPS: [&str; 2] = [
     include_str!("../docs/sweeps/default_structured.csv"),

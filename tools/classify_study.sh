@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The classifier study of README's "Classifiers" section on the CIFAR-format stand-in, run in the
+# The classifier study of the book's classifier results (docs/results/classifiers.md) on the CIFAR-format stand-in, run in the
 # current folder: stand-in, VGG11-BN / demo / DenseNet169 training, L1 schedules over three seeds,
 # CKA per schedule and between schedules, a pruned VGG16-BN teacher and distilled students,
 # channel pruning with speedup. About 75 minutes on a 2-core CPU.

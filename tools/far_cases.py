@@ -2,7 +2,7 @@
 """Third, independent generator of synthetic BraTS-format brain-tumour MRI cases.
 
 Used only to check that trained models generalise ("far" cases): never tune on it.
-It shares nothing generative with the project's Rust synthesiser (README,
+It shares nothing generative with the project's Rust synthesiser (docs/data.md,
 "Realistic synthetic cases") nor with tools/other_cases.py; only the ICBM 2009a
 template files and the BraTS output conventions are common.  Per aspect:
 

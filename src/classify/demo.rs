@@ -15,7 +15,7 @@ pub const DEMO_STAND_IN: StandIn = StandIn {
     test_per_class: 100,
     seed: 0,
 };
-/// How the embedded model was made (README gives the same commands).
+/// How the embedded model was made (the book's docs/guide/classifiers.md gives the same commands).
 pub const DEMO_MODEL_COMMAND: &str = "raagr2-lab classify train --data cifar_standin --arch vgg11-bn \
      --width-divisor 8 --epochs 30 --seed 0 -o classifier_demo.safetensors";
 pub const DEMO_MODEL_NAME: &str = "embedded classifier demo";

@@ -319,7 +319,7 @@ fn compare_once(setup: &mut Setup, args: &CompareArgs, seed: u64) -> Result<Seed
         if let Some(tuner) = tuner {
             tuner.set_seed(seed);
             if let Some(budget) = args.fine_tune_budget {
-                tuner.set_steps_per_run((budget / steps).max(1));
+                tuner.set_steps_per_run((budget / steps.max(1)).max(1));
             }
             eprintln!(
                 "compare {name}, seed {seed}: {steps} steps, {} fine-tuning Adam steps each",

@@ -189,6 +189,16 @@ pub enum Ratios {
     Global(f64),
 }
 
+impl Ratios {
+    /// Whether these ratios remove no channel or weight anywhere.
+    pub fn removes_nothing(&self) -> bool {
+        match self {
+            Ratios::Uniform(r) | Ratios::Global(r) => *r == 0.0,
+            Ratios::PerGroup(ratios) => ratios.iter().all(|r| *r == 0.0),
+        }
+    }
+}
+
 /// Structured pruning: ranks channels with `method` and removes `ratios` of each group.
 pub fn prune_structured(
     config: &ModelConfig,

@@ -3,8 +3,7 @@
 //! It follows the training recipe (192-pixel crops, the same share of tumour-free slices,
 //! flips and intensity jitter): fine-tuning on tighter, tumour-only crops without augmentation
 //! moved the batch norms' statistics and the weights away from whole slices, and cost the
-//! dense default model 0.05-0.10 Dice per region in 40 steps (README, "Fine-tuning that does no
-//! harm").
+//! dense default model 0.05-0.10 Dice per region in 40 steps (docs/results/fine-tuning.md).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,7 +29,7 @@ pub const FINE_TUNE_CROP: usize = 192;
 /// The learning rate recovery fine-tunes default to: the training schedule's floor. A fresh
 /// Adam at 1e-4 moves every weight of a converged model by about that much per step; 40 such
 /// steps cost the embedded model 0.02-0.07 Dice per region on held-out cases, 1e-5 nothing
-/// measurable (README, "Fine-tuning that does no harm").
+/// measurable (docs/results/fine-tuning.md).
 pub const FINE_TUNE_LEARNING_RATE: f64 = 1e-5;
 
 /// The fine-tuning slices, split by patient, and the split recorded for the checkpoints.

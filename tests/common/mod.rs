@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod app;
+pub mod cli;
+
 use std::path::PathBuf;
 
 use safetensors::SafeTensors;

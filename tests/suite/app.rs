@@ -3,8 +3,6 @@
 //! a bad folder shows an error while the app keeps working, and frames keep coming while the
 //! worker is busy. No sleeps: the tests wait on the worker's channel.
 
-use std::time::Duration;
-
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -13,45 +11,7 @@ use raagr2_lab::ui::viewer::Axis;
 use raagr2_lab::ui::{GpuState, LabApp};
 
 use crate::common;
-
-/// Longest wait for one worker message (the dense segmentation of the default case is the
-/// slowest: a few seconds in release builds).
-const MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
-
-pub(crate) fn app() -> Harness<'static, LabApp> {
-    let workspace = common::scratch_dir("app-workspace").join("workspace.json");
-    app_with_workspace(workspace)
-}
-
-/// The app with its plan tree in `workspace` (tests never touch the user's data directory).
-pub(crate) fn app_with_workspace(workspace: std::path::PathBuf) -> Harness<'static, LabApp> {
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| LabApp::with_workspace(cc, Some(workspace)))
-}
-
-/// Runs frames and handles worker messages until `done` holds.
-pub(crate) fn wait_until(
-    harness: &mut Harness<'static, LabApp>,
-    what: &str,
-    mut done: impl FnMut(&LabApp) -> bool,
-) {
-    loop {
-        harness.step();
-        if done(harness.state()) {
-            harness.step();
-            return;
-        }
-        assert!(
-            harness.state_mut().wait_for_message(MESSAGE_TIMEOUT),
-            "no worker message while waiting for {what}"
-        );
-    }
-}
-
-pub(crate) fn ready(app: &LabApp) -> bool {
-    app.case.is_some() && app.model.is_some() && app.dense_codes.is_some() && app.preview.is_some()
-}
+use crate::common::app::{MESSAGE_TIMEOUT, app, ready, wait_until};
 
 #[test]
 fn a_layer_slider_prunes_the_model_and_changes_params_and_dice() {
@@ -192,8 +152,9 @@ fn a_refused_job_shows_why_and_leaves_the_app_usable() {
         app.case.as_ref().is_some_and(|c| c.id == "NoSeg_1")
     });
     harness.state_mut().start_sweep();
-    assert!(harness.state().job.is_some(), "the sweep is pending");
-    wait_until(&mut harness, "the refusal", |app| app.job.is_none());
+    // The worker's answer is a refusal (never a start): an error, and no job left running.
+    wait_until(&mut harness, "the refusal", |app| !app.errors.is_empty());
+    assert!(harness.state().job.is_none());
     let error = harness.state().errors.last().cloned().unwrap_or_default();
     assert!(error.contains("no ground truth"), "says why: {error}");
     harness.get_by_label_contains("Error: NoSeg_1: no ground truth");

@@ -106,13 +106,13 @@ fn a_state_dict_with_a_wrong_shape_or_missing_key_is_refused_by_name() {
 /// evaluation and a pruning schedule whose checkpoint keeps its masks.
 mod command_line {
     use std::path::Path;
-    use std::process::{Command, Output};
+    use std::process::Output;
 
     use raagr2_lab::classify::ClassifierCheckpoint;
     use raagr2_lab::classify::prune::{weight_layers, weight_sparsity};
 
     fn run(args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+        crate::common::cli::command()
             .arg("classify")
             .args(args)
             .output()

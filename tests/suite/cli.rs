@@ -3,22 +3,9 @@
 
 use crate::common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::common::cli::{command, run, stderr, stdout};
 
 #[test]
 fn info_json_and_table_agree() {
@@ -230,7 +217,7 @@ fn bench_json_reports_forward_timings_per_batch_and_the_first_call_apart() {
 
 #[test]
 fn bench_against_pytorch_without_python_says_why_and_still_times_burn() {
-    let out = Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+    let out = command()
         .args([
             "bench",
             "--width",
@@ -276,7 +263,7 @@ fn bench_times_loading_a_case_and_names_a_missing_peer() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let case = dir.join("Synth_0000");
-    let out = Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+    let out = command()
         .args(["bench", "--backends", "none", "--runs", "2", "--json"])
         .arg("--load-case")
         .arg(&case)

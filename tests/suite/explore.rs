@@ -12,8 +12,8 @@ use raagr2_lab::plan_tree::PlanTree;
 use raagr2_lab::prune::{PruneMethod, Ratios, StructuredMethod, prune_checkpoint};
 use raagr2_lab::ui::{LabApp, Tab};
 
-use super::app::{app, app_with_workspace, ready, wait_until};
 use crate::common;
+use crate::common::app::{app, app_with_workspace, ready, wait_until};
 
 /// The default model with a quarter of every group's channels removed, saved in `dir`.
 fn smaller_checkpoint(dir: &std::path::Path) -> std::path::PathBuf {

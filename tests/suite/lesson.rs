@@ -8,8 +8,8 @@ use egui_kittest::kittest::Queryable;
 use raagr2_lab::prune::{PruneMethod, StructuredMethod, UnstructuredMethod};
 use raagr2_lab::ui::Tab;
 
-use super::app::{app, ready, wait_until};
 use crate::common;
+use crate::common::app::{app, ready, wait_until};
 
 /// Waits until the lesson has seen step `index` done, then presses Next (or Finish).
 fn finish_step(harness: &mut egui_kittest::Harness<'static, raagr2_lab::ui::LabApp>, index: usize) {

@@ -6,7 +6,7 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use raagr2_lab::data::dataset::{SliceDataset, SliceSelection, synthetic_case_with};
@@ -17,19 +17,10 @@ use raagr2_lab::model::{Head, ModelConfig, Variant, load_checkpoint};
 use raagr2_lab::train::{CheckpointPaths, StopReason, TrainEvent, TrainOptions, TrainState, fit};
 use serde_json::Value;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
+use crate::common::cli::{run, stderr};
 
 fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "command failed: {}", stderr(out));
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 

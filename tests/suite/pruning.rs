@@ -201,23 +201,7 @@ fn ratio_zero_changes_nothing_and_an_emptied_group_is_refused() {
     assert!(err.to_string().contains("att3"));
 }
 
-fn run(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-/// Runs a command that must succeed and print JSON.
-fn success_json(args: &[&str]) -> serde_json::Value {
-    let done = run(args);
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
-    serde_json::from_slice(&done.stdout).expect("JSON on stdout")
-}
+use crate::common::cli::{json as success_json, run};
 
 #[test]
 fn prune_command_reports_what_it_wrote_and_refuses_bad_ratios() {

@@ -7,13 +7,11 @@
 
 use crate::common;
 
-use std::process::Command;
-
 use serde_json::Value;
 
 fn score_json(pred: &str, gt: &str, extra: &[&str]) -> Value {
     let dir = common::fixture("score");
-    let out = Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+    let out = crate::common::cli::command()
         .args(["score", "--json", "--labels", "brats2023"])
         .arg(dir.join(pred))
         .arg(dir.join(gt))
@@ -182,7 +180,7 @@ fn folders_are_matched_by_case_id_and_written_as_csv() {
     )
     .unwrap();
     let csv = dir.join("scores.csv");
-    let out = Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+    let out = crate::common::cli::command()
         .args(["score", "--json", "--labels", "brats2023", "--pred-dir"])
         .arg(&pred)
         .arg("--gt-dir")
@@ -212,7 +210,7 @@ fn folders_are_matched_by_case_id_and_written_as_csv() {
 fn pairs_on_different_grids_or_with_stray_labels_are_refused() {
     let fixtures = common::fixture("score");
     let run = |pred: &std::path::Path, gt: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_raagr2-lab"))
+        crate::common::cli::command()
             .arg("score")
             .arg(pred)
             .arg(gt)
