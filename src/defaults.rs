@@ -60,11 +60,18 @@ pub struct ShippedModel {
 
 /// The study family, half width (encoder 16/32/64/128/256), trained by `tools/study_train.sh`
 /// and stored in half precision by `export --precision fp16`.
-pub const SHIPPED_MODELS: &[ShippedModel] = &[ShippedModel {
-    path: "assets/study_base.safetensors",
-    label: "Study: base (half width)",
-    bytes: include_bytes!("../assets/study_base.safetensors"),
-}];
+pub const SHIPPED_MODELS: &[ShippedModel] = &[
+    ShippedModel {
+        path: "assets/study_base.safetensors",
+        label: "Study: base (half width)",
+        bytes: include_bytes!("../assets/study_base.safetensors"),
+    },
+    ShippedModel {
+        path: "assets/study_depthwise-shared.safetensors",
+        label: "Study: depthwise-shared (half width)",
+        bytes: include_bytes!("../assets/study_depthwise-shared.safetensors"),
+    },
+];
 
 impl ShippedModel {
     /// The shipped model a path names, if any: exactly its `assets/...` path.

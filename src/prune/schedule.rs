@@ -82,6 +82,7 @@ pub fn run_schedule(
     snip: Option<&SnipBatch>,
     hooks: &mut dyn ScheduleHooks,
 ) -> Result<(Checkpoint, Vec<StepRecord>)> {
+    let schedule = effective_schedule(ratios, schedule);
     let steps = step_count(dense, method, ratios, schedule)?;
     let mut current = Checkpoint {
         metadata: Default::default(),
@@ -184,8 +185,18 @@ pub fn step_count(
             (PruneMethod::Unstructured(_), _) => maskable_modules(&dense.weights).len(),
         },
     };
-    // Ratios that remove nothing leave nothing to schedule: the dense model, one record.
-    Ok(if ratios.removes_nothing() { 0 } else { steps })
+    Ok(steps)
+}
+
+/// The schedule that runs: ratios that remove nothing are one step whatever the schedule (the
+/// dense model cut by nothing, then recalibrated and fine-tuned like any cut: the control point
+/// of a sweep), one record.
+pub fn effective_schedule(ratios: &Ratios, schedule: Schedule) -> Schedule {
+    if ratios.removes_nothing() {
+        Schedule::OneShot
+    } else {
+        schedule
+    }
 }
 
 /// Groups a structured layer-wise schedule prunes (those with a ratio above zero), by index.
