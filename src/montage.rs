@@ -1,13 +1,13 @@
 //! A case at a glance as a PNG: its four modalities (T1, T1ce, T2, FLAIR) and the labels over
 //! FLAIR on the axial slice with the most tumour, side by side (drawn by the viewer's own slice
-//! renderer, so the picture matches the app).
+//! renderer, `crate::render`, so the picture matches the app).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use crate::data::dataset::PreparedCase;
-use crate::ui::viewer::{Axis, OverlayStyle, Window, render_slice};
+use crate::render::{Axis, OverlayStyle, Window, render_slice};
 
 /// The axial slice with the most tumour voxels (the middle slice when there is none).
 pub fn tumour_slice(case: &PreparedCase) -> usize {

@@ -1,13 +1,14 @@
 //! The plan tree: every pruning plan a user kept, as nodes that branch from a base model
 //! (root) and from each other, with their measured statistics; kept in a workspace file
-//! (JSON, written atomically) that the app reopens on start.
+//! (JSON, written atomically) that the app reopens on start. The statistics a node keeps
+//! ([`NodeStats`]) are defined here, as part of the file format; the worker's protocol carries
+//! them.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::prune::{PruneMethod, PrunePlan, StructuredMethod};
-use crate::worker::NodeStats;
 
 /// Version of the workspace file format (checked on read).
 pub const WORKSPACE_FORMAT: u32 = 1;
@@ -25,6 +26,22 @@ pub struct PlanNode {
     /// Measured by the statistics job, when it ran.
     #[serde(default)]
     pub stats: Option<NodeStats>,
+}
+
+/// One plan tree node's measured model (the statistics job's answer, kept in the workspace
+/// file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStats {
+    pub params: usize,
+    pub nonzero_params: usize,
+    pub macs: u64,
+    /// Median CPU forward of one 192x192 slice, milliseconds, measured here.
+    pub latency_ms: f64,
+    /// Dice WT/TC/ET on the open case (`None` without ground truth).
+    pub dice_case: Option<[f64; 3]>,
+    /// Mean Dice WT/TC/ET over the held-out synthetic cases.
+    pub dice_held_out: [f64; 3],
+    pub held_out_cases: usize,
 }
 
 /// Every node, the selected one and the next free id.

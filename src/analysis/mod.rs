@@ -5,6 +5,7 @@ pub mod cka;
 pub mod maps;
 pub mod sensitivity;
 pub mod similarity;
+pub mod stats;
 
 /// The largest |a - b| between two outputs of the same shape; NaN when either side has a NaN
 /// anywhere, so a tolerance check fails where `f32::max` would quietly skip it.

@@ -2,15 +2,14 @@
 //! project's CPU backend, beside the same torchvision network in PyTorch
 //! (tools/torch_classifier_bench.py, embedded) measured in the same run.
 
-use std::time::Instant;
-
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use serde::{Deserialize, Serialize};
 
-use super::{ForwardTiming, Timing, peer_script};
+use super::{ForwardTiming, peer_script};
 use crate::classify::train::{TrainSettings, sgd, step};
 use crate::classify::{Classifier, ClassifierCheckpoint, ClassifierConfig};
+use crate::timing::{Timing, timed};
 
 const SCRIPT: &str = include_str!("../../tools/torch_classifier_bench.py");
 
@@ -70,21 +69,6 @@ pub fn run(
         rows.push(pytorch(options));
     }
     rows
-}
-
-/// Runs `f` once (reported apart) and then `runs` times.
-fn timed(runs: usize, mut f: impl FnMut()) -> Timing {
-    let start = Instant::now();
-    f();
-    let first = start.elapsed().as_secs_f64();
-    let samples = (0..runs.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    Timing::from_samples(first, samples)
 }
 
 /// A model of the config with its weights materialised (burn initialises parameters lazily, on
@@ -161,38 +145,4 @@ fn pytorch(options: &ClassifierBenchOptions) -> ClassifierTimings {
             skipped: Some(reason),
         },
     }
-}
-
-/// Eval-forward latency of several classifiers on one `batch x 3 x side x side` input, measured
-/// with the models interleaved (so machine load affects them alike): a first call each, then
-/// `runs` timed rounds.
-pub fn compare_forward(
-    models: &[&Classifier],
-    side: usize,
-    batch: usize,
-    runs: usize,
-    device: &Device,
-) -> Vec<Timing> {
-    let x = Tensor::<4>::random(
-        [batch, 3, side, side],
-        Distribution::Normal(0.0, 1.0),
-        device,
-    );
-    let time = |model: &Classifier| {
-        let start = Instant::now();
-        let _ = model.forward(x.clone()).into_data();
-        start.elapsed().as_secs_f64()
-    };
-    let first: Vec<f64> = models.iter().map(|m| time(m)).collect();
-    let mut samples = vec![Vec::with_capacity(runs); models.len()];
-    for _ in 0..runs.max(1) {
-        for (m, model) in models.iter().enumerate() {
-            samples[m].push(time(model));
-        }
-    }
-    first
-        .into_iter()
-        .zip(samples)
-        .map(|(f, s)| Timing::from_samples(f, s))
-        .collect()
 }

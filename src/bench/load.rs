@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Timing, peer_script};
+use super::peer_script;
 use crate::data::brats::load_case;
+use crate::timing::Timing;
 
 /// The script, embedded so `bench` works from any folder.
 const SCRIPT: &str = include_str!("../../tools/nibabel_load.py");

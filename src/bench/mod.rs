@@ -17,8 +17,9 @@ use burn::tensor::Distribution;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{self, DeviceChoice};
-use crate::model::{ModelConfig, Raagr2Net};
+use crate::model::ModelConfig;
 use crate::report;
+use crate::timing::{Timing, compare_forward};
 use crate::train::train_step;
 
 pub use load::LoadResult;
@@ -46,41 +47,6 @@ pub struct BenchOptions {
     pub load_case: Option<std::path::PathBuf>,
     /// Time nibabel loading it too, in the same run.
     pub load_against_nibabel: bool,
-}
-
-/// The first call's time (kernel compilation, autotune, allocation) and the median, min and max
-/// of the timed runs after it, in seconds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Timing {
-    pub first_secs: f64,
-    pub median_secs: f64,
-    pub min_secs: f64,
-    pub max_secs: f64,
-    pub runs: usize,
-    /// Peak memory while measuring: the process's resident size on the CPU, the allocator's
-    /// peak on CUDA (PyTorch); absent where it was not measured (wgpu).
-    #[serde(default)]
-    pub peak_mem_bytes: Option<u64>,
-}
-
-impl Timing {
-    fn from_samples(first_secs: f64, mut samples: Vec<f64>) -> Timing {
-        samples.sort_by(f64::total_cmp);
-        let n = samples.len();
-        let median = if n % 2 == 1 {
-            samples[n / 2]
-        } else {
-            (samples[n / 2 - 1] + samples[n / 2]) / 2.0
-        };
-        Timing {
-            first_secs,
-            median_secs: median,
-            min_secs: samples[0],
-            max_secs: samples[n - 1],
-            runs: n,
-            peak_mem_bytes: None,
-        }
-    }
 }
 
 /// Eval-forward timing at one batch size.
@@ -288,37 +254,6 @@ fn summary_line(row: &BackendResult) -> String {
         ));
     }
     format!("{}: {}", row.backend, parts.join(", "))
-}
-
-/// Eval-forward latency of several models on one `batch x 4 x height x width` input, measured
-/// in one run with the models interleaved (so machine load affects them alike): a first call
-/// each, timed apart, then `runs` timed rounds. Reading the output back to the host makes each
-/// timing include the device's work. Pass models as inference runs them
-/// ([`Raagr2Net::folded`]).
-pub fn compare_forward<const N: usize>(
-    models: &[&Raagr2Net; N],
-    [batch, height, width]: [usize; 3],
-    runs: usize,
-    device: &Device,
-) -> [Timing; N] {
-    let shape = [batch.max(1), 4, height, width];
-    let x = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device);
-    let mut first = [0.0; N];
-    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(runs));
-    for run in 0..=runs {
-        for (i, model) in models.iter().enumerate() {
-            let start = Instant::now();
-            let _ = model.forward(x.clone()).into_data();
-            let secs = start.elapsed().as_secs_f64();
-            if run == 0 {
-                first[i] = secs;
-            } else {
-                samples[i].push(secs);
-            }
-        }
-    }
-    let mut samples = samples.into_iter();
-    std::array::from_fn(|i| Timing::from_samples(first[i], samples.next().unwrap_or_default()))
 }
 
 /// Forward, loss, backward and Adam update on a random batch; the first step timed apart. The

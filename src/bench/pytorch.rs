@@ -4,8 +4,9 @@
 use serde::Deserialize;
 
 use super::peer_script;
-use super::{BackendResult, BenchOptions, ForwardTiming, Timing};
+use super::{BackendResult, BenchOptions, ForwardTiming};
 use crate::model::ChannelPlan;
+use crate::timing::Timing;
 
 /// The script, embedded so `bench` works from any folder.
 const SCRIPT: &str = include_str!("../../tools/torch_bench.py");

@@ -1,27 +1,21 @@
-//! `prune --auto`: per-group ratios found under a per-region Dice budget (the search in
-//! `prune::auto`), written as a checkpoint, a plan and a trace; optionally set beside the best
-//! uniform ratio that meets the same budget with the same fine-tuning.
+//! `prune --auto`: the budget search's options, parsed into the search's settings (the budget
+//! per region among them), its validation cases and held-out cases, then one call to
+//! `prune::auto_run::run_auto` (the search, checkpoint, plan and trace, the uniform grid beside
+//! it, the held-out report) with its progress on stderr and the report printed.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Args;
-use serde::Serialize;
 
 use super::data_args::DataArgs;
-use super::fine_tune::{DiceEvaluator, FineTuner};
 use super::{defaults, print_json};
-use crate::backend;
-use crate::inference::InferenceOptions;
 use crate::metrics::{RegionScores, RegionStats};
-use crate::model::{Checkpoint, save_checkpoint};
-use crate::prune::auto::{
-    AutoEvent, AutoHooks, AutoSettings, AutoTrace, TumourSlices, auto_prune, macs_of, parse_budget,
-    within_budget,
-};
-use crate::prune::{
-    FineTuneRecord, PruneError, PruneMethod, Ratios, parameter_counts, prune_checkpoint,
-};
+use crate::model::Checkpoint;
+use crate::prune::PruneMethod;
+use crate::prune::auto::{AutoEvent, AutoSettings};
+use crate::prune::auto_run::{AutoJob, AutoReport, AutoRunEvent, run_auto};
+use crate::prune::tuning::FineTuner;
 use crate::report::{self, giga, thousands};
 
 /// The search's options (with `--auto`).
@@ -99,6 +93,27 @@ impl AutoArgs {
     }
 }
 
+/// Parses a budget such as `wt=0.01,tc=0.02,et=0.02` (regions not named get `default`).
+pub fn parse_budget(text: &str, default: f64) -> Result<RegionScores, String> {
+    let mut budget = [default; 3];
+    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("expected region=drop (wt, tc, et), got {pair:?}"))?;
+        let slot = match name.trim().to_ascii_lowercase().as_str() {
+            "wt" => 0,
+            "tc" => 1,
+            "et" => 2,
+            other => return Err(format!("no region {other:?}; the regions are wt, tc, et")),
+        };
+        budget[slot] = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}: {value:?} is not a number"))?;
+    }
+    Ok(RegionScores::from_array(budget))
+}
+
 /// Everything the command needs besides the search's settings.
 pub struct AutoRun<'a> {
     pub dense: &'a Checkpoint,
@@ -112,100 +127,8 @@ pub struct AutoRun<'a> {
     pub json: bool,
 }
 
-/// The search's hooks on the command line: the subset, the validation cases, the fine-tuner.
-struct CliAutoHooks<'a> {
-    subset: TumourSlices,
-    validation: DiceEvaluator,
-    tuner: &'a mut FineTuner,
-    tuning: bool,
-    threshold: f32,
-}
-
-impl AutoHooks for CliAutoHooks<'_> {
-    fn score_subset(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores> {
-        Ok(self
-            .subset
-            .dice(checkpoint, &self.validation.cases, self.threshold)?)
-    }
-
-    fn confirm(&mut self, checkpoint: &Checkpoint) -> Result<RegionScores> {
-        Ok(self.validation.dice(checkpoint)?.mean)
-    }
-
-    fn fine_tune(&mut self, checkpoint: &Checkpoint) -> Result<Option<Checkpoint>> {
-        if !self.tuning {
-            return Ok(None);
-        }
-        Ok(Some(self.tuner.fine_tune(checkpoint)?))
-    }
-
-    fn on_event(&mut self, event: &AutoEvent) {
-        let dice = |d: &RegionScores| format!("WT {:.3} TC {:.3} ET {:.3}", d.wt, d.tc, d.et);
-        match event {
-            AutoEvent::Dense { confirmed, macs } => {
-                eprintln!(
-                    "auto: dense {} MACs, validation {}",
-                    giga(*macs),
-                    dice(confirmed)
-                )
-            }
-            AutoEvent::Candidate { .. } => {}
-            AutoEvent::Kept(step) => eprintln!(
-                "auto: step {}: {} {} -> {} channels, {} MACs, validation {}",
-                step.step,
-                step.group,
-                step.width_before,
-                step.width_after,
-                giga(step.macs),
-                dice(&step.confirmed_dice)
-            ),
-            AutoEvent::FineTuned { confirmed } => {
-                eprintln!("auto: fine-tuned: validation {}", dice(confirmed))
-            }
-        }
-    }
-
-    fn cancelled(&self) -> bool {
-        self.tuner.cancelled()
-    }
-}
-
-/// One model of the report: the search's result, the dense model or a uniform ratio.
-#[derive(Serialize)]
-struct ModelRow {
-    model: String,
-    params: usize,
-    macs: u64,
-    validation_dice: RegionScores,
-    held_out_dice: RegionStats,
-}
-
-/// The search's report.
-#[derive(Serialize)]
-struct AutoReport {
-    model: String,
-    output: PathBuf,
-    plan: PathBuf,
-    trace_file: PathBuf,
-    fine_tune_steps: usize,
-    held_out_cases: usize,
-    rows: Vec<ModelRow>,
-    /// Every uniform ratio tried (with `--against-uniform`): its validation Dice and whether it
-    /// met the budget.
-    uniform: Vec<UniformPoint>,
-    trace: AutoTrace,
-}
-
-#[derive(Serialize)]
-struct UniformPoint {
-    ratio: f64,
-    macs: u64,
-    validation_dice: RegionScores,
-    within_budget: bool,
-}
-
 /// Runs the search, writes checkpoint, plan and trace, and reports.
-pub fn run(mut run: AutoRun, args: &AutoArgs, data_like: &DataArgs) -> Result<()> {
+pub fn run(run: AutoRun, args: &AutoArgs, data_like: &DataArgs) -> Result<()> {
     super::check_size("--subset-side", args.subset_side)?;
     if let Some(step) = args.against_uniform
         && !(step > 0.0 && step < 1.0)
@@ -213,106 +136,26 @@ pub fn run(mut run: AutoRun, args: &AutoArgs, data_like: &DataArgs) -> Result<()
         bail!("--against-uniform: the grid step is above 0 and below 1; got {step}");
     }
     let validation_data = args.validation(data_like);
-    let cases = validation_data.load(|id| eprintln!("auto: loading validation case {id}"))?;
-    let subset = TumourSlices::pick(&cases, args.subset_slices, args.subset_side);
-    if subset.is_empty() {
-        bail!("the validation cases have no tumour to score candidates on");
-    }
-    let options = InferenceOptions {
-        threshold: run.threshold,
-        ..InferenceOptions::default()
-    };
-    run.tuner.set_steps_per_run(args.auto_fine_tune_steps);
-    eprintln!(
-        "auto: {} validation case(s), {} subset slices of {}x{}",
-        cases.len(),
-        subset.len(),
-        args.subset_side,
-        args.subset_side
-    );
-    let mut hooks = CliAutoHooks {
-        subset,
-        validation: DiceEvaluator { cases, options },
-        tuner: &mut run.tuner,
-        tuning: args.auto_fine_tune_steps > 0,
+    let validation = validation_data.load(|id| eprintln!("auto: loading validation case {id}"))?;
+    let held_out = run.held_out;
+    let job = AutoJob {
+        dense: run.dense,
+        model_name: run.model_name,
+        output: run.output,
+        settings: run.settings,
+        tuner: run.tuner,
+        fine_tune_steps: args.auto_fine_tune_steps,
+        validation,
+        subset_slices: args.subset_slices,
+        subset_side: args.subset_side,
+        against_uniform: args.against_uniform,
+        held_out: Box::new(move || {
+            defaults::data_or_held_out(held_out)
+                .load(|id| eprintln!("auto: loading held-out case {id}"))
+        }),
         threshold: run.threshold,
     };
-    let result = auto_prune(run.dense, &run.settings, &mut hooks)?;
-    let validation = hooks.validation;
-    let fine_tune_steps = run.tuner.steps_trained();
-    save_checkpoint(run.output, &result.checkpoint)?;
-    let plan_path = sibling(run.output, "plan.json");
-    let trace_path = sibling(run.output, "trace.json");
-    let mut plan = result.plan.clone();
-    plan.checkpoint = Some(run.output.to_path_buf());
-    if let Some(search) = plan.budget_search.as_mut() {
-        search.fine_tune_steps = fine_tune_steps;
-    }
-    plan.fine_tune = (fine_tune_steps > 0).then(|| FineTuneRecord {
-        epochs: run.tuner.epochs_per_run(),
-        learning_rate: run.tuner.learning_rate(),
-        batches_per_epoch: run.tuner.batches_per_epoch(),
-        device: "CPU".into(),
-    });
-    plan.write(&plan_path)?;
-    let trace_json = serde_json::to_string_pretty(&result.trace)?;
-    crate::atomic::write_bytes(&trace_path, trace_json.as_bytes())?;
-
-    let uniform = match args.against_uniform {
-        Some(step) => uniform_grid(
-            run.dense,
-            &run.settings,
-            &mut run.tuner,
-            &validation,
-            step,
-            fine_tune_steps,
-        )?,
-        None => Vec::new(),
-    };
-    let held_out_cases = defaults::data_or_held_out(run.held_out)
-        .load(|id| eprintln!("auto: loading held-out case {id}"))?;
-    let held_out = DiceEvaluator {
-        cases: held_out_cases,
-        options,
-    };
-    let device = backend::cpu_device();
-    let mut models: Vec<(String, Checkpoint, RegionScores)> = vec![
-        ("dense".into(), run.dense.clone(), result.trace.dense_dice),
-        (
-            "auto (this search)".into(),
-            result.checkpoint.clone(),
-            result.trace.dice,
-        ),
-    ];
-    if let Some((best, checkpoint)) = best_uniform(&uniform) {
-        models.push((
-            format!("uniform {:.2} (best within budget)", best.ratio),
-            checkpoint.clone(),
-            best.validation_dice,
-        ));
-    }
-    let mut rows = Vec::new();
-    for (name, checkpoint, validation_dice) in models {
-        eprintln!("auto: held-out Dice of {name}");
-        rows.push(ModelRow {
-            model: name,
-            params: parameter_counts(&checkpoint).0,
-            macs: macs_of(&checkpoint, run.settings.mac_side, &device)?,
-            validation_dice,
-            held_out_dice: held_out.dice(&checkpoint)?,
-        });
-    }
-    let report = AutoReport {
-        model: run.model_name.clone(),
-        output: run.output.to_path_buf(),
-        plan: plan_path,
-        trace_file: trace_path,
-        fine_tune_steps,
-        held_out_cases: held_out.cases.len(),
-        rows,
-        uniform: uniform.into_iter().map(|(p, _)| p).collect(),
-        trace: result.trace,
-    };
+    let report = run_auto(job, show_event)?;
     if run.json {
         return print_json(&report);
     }
@@ -320,82 +163,52 @@ pub fn run(mut run: AutoRun, args: &AutoArgs, data_like: &DataArgs) -> Result<()
     Ok(())
 }
 
-/// Uniform ratios `step`, `2 step`, ... pruned one-shot and fine-tuned with `fine_tune_steps`
-/// Adam steps, until two in a row miss the budget.
-fn uniform_grid(
-    dense: &Checkpoint,
-    settings: &AutoSettings,
-    tuner: &mut FineTuner,
-    validation: &DiceEvaluator,
-    step: f64,
-    fine_tune_steps: usize,
-) -> Result<Vec<(UniformPoint, Checkpoint)>> {
-    let dense_dice = validation.dice(dense)?.mean;
-    let device = backend::cpu_device();
-    if fine_tune_steps > 0 {
-        tuner.set_steps_per_run(fine_tune_steps);
-    }
-    let mut points = Vec::new();
-    let mut misses = 0;
-    for k in 1.. {
-        let ratio = (k as f64 * step * 1e6).round() / 1e6;
-        if ratio >= 1.0 || misses == 2 || tuner.cancelled() {
-            break;
+/// The run's progress on stderr.
+fn show_event(event: AutoRunEvent) {
+    let dice = |d: &RegionScores| format!("WT {:.3} TC {:.3} ET {:.3}", d.wt, d.tc, d.et);
+    match event {
+        AutoRunEvent::Subset {
+            cases,
+            slices,
+            side,
+        } => eprintln!("auto: {cases} validation case(s), {slices} subset slices of {side}x{side}"),
+        AutoRunEvent::Search(AutoEvent::Dense { confirmed, macs }) => {
+            eprintln!(
+                "auto: dense {} MACs, validation {}",
+                giga(*macs),
+                dice(confirmed)
+            )
         }
-        let pruned = match prune_checkpoint(
-            dense,
-            PruneMethod::Structured(settings.method),
-            &Ratios::Uniform(ratio),
-            None,
-        ) {
-            Ok(pruned) => pruned,
-            // Past this ratio some group would keep no channel: the grid ends.
-            Err(PruneError::EmptyGroup(_)) => break,
-            Err(e) => return Err(e.into()),
-        };
-        let model = if fine_tune_steps > 0 {
-            tuner.fine_tune(&pruned)?
-        } else {
-            pruned
-        };
-        let dice = validation.dice(&model)?.mean;
-        let within = within_budget(&settings.budget, &dense_dice, &dice);
-        eprintln!(
+        AutoRunEvent::Search(AutoEvent::Candidate { .. }) => {}
+        AutoRunEvent::Search(AutoEvent::Kept(step)) => eprintln!(
+            "auto: step {}: {} {} -> {} channels, {} MACs, validation {}",
+            step.step,
+            step.group,
+            step.width_before,
+            step.width_after,
+            giga(step.macs),
+            dice(&step.confirmed_dice)
+        ),
+        AutoRunEvent::Search(AutoEvent::FineTuned { confirmed }) => {
+            eprintln!("auto: fine-tuned: validation {}", dice(confirmed))
+        }
+        AutoRunEvent::Uniform {
+            ratio,
+            dice,
+            within_budget,
+        } => eprintln!(
             "auto: uniform {ratio:.2}: validation WT {:.3} TC {:.3} ET {:.3}{}",
             dice.wt,
             dice.tc,
             dice.et,
-            if within { "" } else { " (over the budget)" }
-        );
-        misses = if within { 0 } else { misses + 1 };
-        points.push((
-            UniformPoint {
-                ratio,
-                macs: macs_of(&model, settings.mac_side, &device)?,
-                validation_dice: dice,
-                within_budget: within,
-            },
-            model,
-        ));
+            if within_budget {
+                ""
+            } else {
+                " (over the budget)"
+            }
+        ),
+        AutoRunEvent::HeldOut(name) => eprintln!("auto: held-out Dice of {name}"),
     }
-    Ok(points)
-}
-
-/// The largest uniform ratio within the budget.
-fn best_uniform(points: &[(UniformPoint, Checkpoint)]) -> Option<&(UniformPoint, Checkpoint)> {
-    points
-        .iter()
-        .filter(|(p, _)| p.within_budget)
-        .max_by(|(a, _), (b, _)| a.ratio.total_cmp(&b.ratio))
-}
-
-/// `model.safetensors` -> `model.<suffix>` beside it.
-fn sibling(output: &Path, suffix: &str) -> PathBuf {
-    let stem = output
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "auto".into());
-    output.with_file_name(format!("{stem}.{suffix}"))
 }
 
 fn render(r: &AutoReport) -> String {
@@ -502,4 +315,22 @@ fn render(r: &AutoReport) -> String {
         );
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_parse_per_region_and_name_what_is_wrong() {
+        let budget = parse_budget("wt=0.01, TC=0.03", 0.02).unwrap();
+        assert_eq!(budget.as_array(), [0.01, 0.03, 0.02]);
+        assert!(parse_budget("nc=0.1", 0.02).unwrap_err().contains("\"nc\""));
+        assert!(
+            parse_budget("wt", 0.02)
+                .unwrap_err()
+                .contains("region=drop")
+        );
+        assert!(parse_budget("et=abc", 0.02).unwrap_err().contains("abc"));
+    }
 }

@@ -11,16 +11,18 @@ use clap::Args;
 use serde::Serialize;
 
 use super::data_args::DataArgs;
-use super::fine_tune::{CliHooks, DiceEvaluator, FineTuneArgs, FineTuner};
+use super::fine_tune::{FineTuneArgs, step_hooks};
 use super::prune_cmd::{ScheduleArgs, ScheduleKind};
 use super::{defaults, print_json};
 use crate::analysis::cka::Kernel;
 use crate::analysis::similarity::{SimilarityMatrix, SliceBatches, similarity};
+use crate::analysis::stats::{diagonal, diagonal_mean, mean_matrix, off_diagonal_mean};
 use crate::backend;
 use crate::inference::InferenceOptions;
 use crate::metrics::{RegionScores, RegionStats, mean_and_sd};
 use crate::model::Checkpoint;
 use crate::plot::write_heatmap_png;
+use crate::prune::tuning::{DiceEvaluator, FineTuner};
 use crate::prune::{
     PruneMethod, Ratios, Schedule, SnipBatch, parameter_counts, prune_checkpoint, run_schedule,
     step_count,
@@ -208,7 +210,9 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     };
     let final_scoring = DiceEvaluator { cases, options };
     let tuning = tuning(&args);
-    let tuner = FineTuner::load_if_needed(&args.fine_tune, &args.data, tuning, &[args.method])?;
+    let tuner = args
+        .fine_tune
+        .tuner_if_needed(&args.data, tuning, &[args.method])?;
     let snip = tuner.as_ref().map(FineTuner::snip_batch);
     let cka_slices =
         SliceBatches::tumour_slices(&final_scoring.cases, 128, args.cka_slices, CKA_BATCH)?;
@@ -326,11 +330,11 @@ fn compare_once(setup: &mut Setup, args: &CompareArgs, seed: u64) -> Result<Seed
                 tuner.steps_per_run()
             );
         }
-        let mut hooks = CliHooks {
-            evaluator: &setup.step_scoring,
-            tuner: setup.tuner.as_mut(),
-            tag: format!("compare {name} seed {seed}"),
-        };
+        let mut hooks = step_hooks(
+            &setup.step_scoring,
+            setup.tuner.as_mut(),
+            format!("compare {name} seed {seed}"),
+        );
         let (pruned, records) = run_schedule(
             &setup.dense,
             args.method,
@@ -472,35 +476,6 @@ fn summarise_pairs(args: &CompareArgs, per_seed: &[SeedResult]) -> Result<Vec<Pa
         .collect()
 }
 
-/// The cell-wise mean of matrices over the same levels (NaN where any is undefined).
-fn mean_matrix<'a>(matrices: impl Iterator<Item = &'a SimilarityMatrix>) -> SimilarityMatrix {
-    let matrices: Vec<&SimilarityMatrix> = matrices.collect();
-    let first = matrices[0];
-    let n = matrices.len() as f64;
-    SimilarityMatrix {
-        rows: first.rows.clone(),
-        columns: first.columns.clone(),
-        values: (0..first.values.len())
-            .map(|r| {
-                (0..first.values[r].len())
-                    .map(|c| matrices.iter().map(|m| m.values[r][c]).sum::<f64>() / n)
-                    .collect()
-            })
-            .collect(),
-        slices: first.slices,
-    }
-}
-
-/// Each level against the same level of the other model.
-fn diagonal(matrix: &SimilarityMatrix) -> Vec<(String, f64)> {
-    matrix
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(i, layer)| (layer.clone(), matrix.values[i][i]))
-        .collect()
-}
-
 fn print_summary(comparison: &Comparison, model_name: &str, args: &CompareArgs) {
     println!(
         "{model_name}: {} to ratio {} by {} schedule(s), fine-tuning seeds {:?}, Dice over {} \
@@ -549,34 +524,6 @@ fn heatmap(
     };
     write_heatmap_png(&path, &title, &matrix.rows, &matrix.columns, &matrix.values)?;
     Ok(path)
-}
-
-/// Mean of a square matrix's defined off-diagonal cells (how alike different levels are);
-/// levels without variance over the slices have no CKA and are left out.
-fn off_diagonal_mean(matrix: &SimilarityMatrix) -> f64 {
-    let n = matrix.values.len();
-    finite_mean(
-        (0..n)
-            .flat_map(|r| (0..n).filter(move |&c| c != r).map(move |c| (r, c)))
-            .map(|(r, c)| matrix.values[r][c]),
-    )
-}
-
-/// Mean of the defined diagonal cells (each level against the same level of the other model).
-fn diagonal_mean(matrix: &SimilarityMatrix) -> f64 {
-    finite_mean((0..matrix.values.len()).map(|i| matrix.values[i][i]))
-}
-
-/// Mean of the finite values (NaN when there are none).
-fn finite_mean(values: impl Iterator<Item = f64>) -> f64 {
-    let (sum, count) = values
-        .filter(|v| v.is_finite())
-        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    if count == 0 {
-        f64::NAN
-    } else {
-        sum / count as f64
-    }
 }
 
 /// Dice of one region: the mean, ± the sd over seeds, [the mean sd over cases].

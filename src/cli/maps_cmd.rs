@@ -17,7 +17,7 @@ use crate::model::Checkpoint;
 use crate::montage::{display_window, tumour_slice};
 use crate::plot::{Tile, write_tiles_png};
 use crate::prune::{ChannelGraph, PrunePlan, StructuredMethod, channel_importance};
-use crate::ui::viewer::{MapPalette, Window, render_map};
+use crate::render::{MapPalette, Window, render_map};
 
 /// The case, slice and model a figure shows.
 #[derive(Args, Debug)]

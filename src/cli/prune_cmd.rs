@@ -9,18 +9,19 @@ use serde::Serialize;
 
 use super::auto_cmd::{AutoArgs, AutoRun};
 use super::data_args::DataArgs;
-use super::fine_tune::{CliHooks, DiceEvaluator, FineTuneArgs, FineTuner};
+use super::fine_tune::{FineTuneArgs, step_hooks};
 use super::{defaults, print_json};
 use crate::backend;
-use crate::bench::{Timing, compare_forward};
 use crate::inference::InferenceOptions;
 use crate::metrics::{Region, RegionScores};
 use crate::model::summary::summarize;
 use crate::model::{Checkpoint, save_checkpoint};
+use crate::prune::tuning::{DiceEvaluator, FineTuner};
 use crate::prune::{
     ChannelGraph, PruneMethod, PrunePlan, Ratios, Schedule, StepRecord, run_schedule,
 };
 use crate::report::{self, giga, thousands};
+use crate::timing::{Timing, compare_forward};
 
 /// The schedules as the command line names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -212,8 +213,7 @@ pub fn prune(mut args: PruneArgs) -> Result<()> {
     // Prune once up front: an impossible ratio fails in milliseconds, and this times what the
     // app's live preview pays.
     let started = std::time::Instant::now();
-    let mut tuner = FineTuner::load_if_needed(
-        &args.measure.fine_tune,
+    let mut tuner = args.measure.fine_tune.tuner_if_needed(
         &args.measure.data,
         args.measure.fine_tune.fine_tune_epochs > 0,
         &[args.method],
@@ -232,11 +232,7 @@ pub fn prune(mut args: PruneArgs) -> Result<()> {
         },
     };
     let dice_before = evaluator.dice(&dense)?.mean;
-    let mut hooks = CliHooks {
-        evaluator: &evaluator,
-        tuner: tuner.as_mut(),
-        tag: "prune".into(),
-    };
+    let mut hooks = step_hooks(&evaluator, tuner.as_mut(), "prune".into());
     eprintln!("prune: {} by {}", schedule.name(), args.method.name());
     let (pruned, steps) = run_schedule(
         &start,
@@ -307,7 +303,7 @@ pub fn prune(mut args: PruneArgs) -> Result<()> {
 /// `prune --auto`: the search under a Dice budget.
 fn prune_auto(args: &PruneArgs, dense: &Checkpoint, model_name: String) -> Result<()> {
     let settings = args.auto.settings(args.method, args.measure.size)?;
-    let tuner = FineTuner::load(&args.measure.fine_tune, &args.measure.data)?;
+    let tuner = args.measure.fine_tune.tuner(&args.measure.data)?;
     let run = AutoRun {
         dense,
         model_name,

@@ -9,11 +9,11 @@ use clap::Args;
 use serde::Serialize;
 
 use super::data_args::DataArgs;
-use super::fine_tune::DiceEvaluator;
 use super::{defaults, print_json};
 use crate::analysis::sensitivity::sensitivity_grid;
 use crate::inference::InferenceOptions;
 use crate::plot::write_heatmap_png;
+use crate::prune::tuning::DiceEvaluator;
 use crate::prune::{ChannelGraph, PruneMethod};
 
 #[derive(Args, Debug)]

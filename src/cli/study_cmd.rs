@@ -14,14 +14,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 
 use super::data_args::DataArgs;
-use super::fine_tune::{DiceEvaluator, FineTuneArgs, FineTuner};
-use super::sweep_cmd::SpreadArgs;
+use super::fine_tune::FineTuneArgs;
 use super::sweep_points::{
-    PointEntry, command_options, read_points, results_folder, write_points_file,
+    PointEntry, SpreadArgs, command_options, read_points, results_folder, write_points_file,
 };
 use super::{defaults, print_json};
 use crate::backend;
-use crate::bench::compare_forward;
 use crate::inference::InferenceOptions;
 use crate::model::config::{ChannelPlan, ModelConfig};
 use crate::model::summary::summarize;
@@ -30,8 +28,10 @@ use crate::prune::study::{
     DiceSpread, STUDY_FORMAT, SeedDice, Structure, StudyFile, StudyModel, StudyPoint, StudyResult,
     StudyRow, nonzero_params, ratio_for_params, study_csv, study_points, write_study_plots,
 };
+use crate::prune::tuning::{DiceEvaluator, FineTuner};
 use crate::prune::{PruneMethod, SnipBatch, StructuredMethod, UnstructuredMethod};
 use crate::report;
+use crate::timing::compare_forward;
 
 /// The published RAAGR2-Net's encoder widths (the full-width structure rows).
 const FULL_WIDTHS: [usize; 5] = [32, 64, 128, 256, 512];
@@ -217,7 +217,7 @@ impl Setup {
         }
         let mut fine_tune = args.fine_tune.clone();
         fine_tune.fine_tune_epochs = 1;
-        let mut tuner = FineTuner::load(&fine_tune, &args.data)?;
+        let mut tuner = fine_tune.tuner(&args.data)?;
         tuner.set_steps_per_run(args.fine_tune_steps.max(1));
         self.snip = Some(tuner.snip_batch());
         self.tuner = Some(tuner);

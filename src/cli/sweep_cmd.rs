@@ -1,26 +1,31 @@
 //! `sweep`: structured pruning over a grid of methods and ratios, one CSV row per point with
 //! parameters, MACs, CPU latency (timed against the dense model in the same run) and mean Dice
-//! per region on the evaluation cases.
+//! per region on the evaluation cases. Spread over machines, the sweep reads and writes its
+//! points through the points file `sweep_points` keeps for `sweep` and `study` alike.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Result, bail};
-use clap::Args;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser};
 
-use super::fine_tune::{CliHooks, DiceEvaluator, FineTuner};
+use super::fine_tune::step_hooks;
 use super::prune_cmd::{MeasureArgs, ScheduleArgs};
-use super::{defaults, print_json};
+use super::sweep_points::{
+    PointEntry, SpreadArgs, command_options, read_points, results_folder, write_points_file,
+};
+use super::{Cli, Command, defaults, print_json};
 use crate::backend;
-use crate::bench::compare_forward;
 use crate::inference::InferenceOptions;
 use crate::model::summary::summarize;
 use crate::prune::schedule::parameter_counts;
 use crate::prune::sweep::{
     CSV_HEADER, SweepPoint, for_each_point, parse_csv, row, to_csv, write_sweep_plot,
 };
+use crate::prune::tuning::{DiceEvaluator, FineTuner};
 use crate::prune::{PruneMethod, Ratios, prune_checkpoint, run_schedule};
 use crate::report;
+use crate::timing::compare_forward;
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -55,35 +60,16 @@ pub struct SweepArgs {
     pub json: bool,
 }
 
-/// A sweep spread over machines: its independent points listed, run one at a time anywhere
-/// (a SLURM array task, a GNU parallel job), and merged.
-#[derive(Args, Debug)]
-pub struct SpreadArgs {
-    /// List the sweep's points (with these options) in this file instead of running them.
-    #[arg(long, conflicts_with_all = ["run_point", "merge"])]
-    pub write_points: Option<PathBuf>,
-    /// Run one point of a points file (with `--index`); its row goes to the points' folder.
-    #[arg(long, requires = "index", conflicts_with = "merge")]
-    pub run_point: Option<PathBuf>,
-    /// The point `--run-point` runs (0-based, as in the points file).
-    #[arg(long)]
-    pub index: Option<usize>,
-    /// Assemble the rows in this folder (written by `--run-point`) into the CSV and plot a
-    /// single-machine sweep writes (`-o`).
-    #[arg(long)]
-    pub merge: Option<PathBuf>,
-}
-
 pub fn sweep(args: SweepArgs) -> Result<()> {
     if let Some(points) = &args.spread.write_points {
-        return super::sweep_points::write_points(&args, points);
+        return write_points(&args, points);
     }
     if let Some(points) = &args.spread.run_point {
         let index = args.spread.index.expect("clap requires --index");
-        return super::sweep_points::run_point(points, index);
+        return run_point(points, index);
     }
     if let Some(folder) = &args.spread.merge {
-        return super::sweep_points::merge(&args, folder);
+        return merge(&args, folder);
     }
     let output = args
         .output
@@ -145,12 +131,10 @@ pub fn run_points(
     let schedule = args.schedule.schedule();
     let (dense, model_name) = defaults::model_or_default(args.model.as_deref())?;
     let tuning = args.measure.fine_tune.fine_tune_epochs > 0;
-    let mut tuner = FineTuner::load_if_needed(
-        &args.measure.fine_tune,
-        &args.measure.data,
-        tuning,
-        &methods,
-    )?;
+    let mut tuner = args
+        .measure
+        .fine_tune
+        .tuner_if_needed(&args.measure.data, tuning, &methods)?;
     let snip = tuner.as_ref().map(FineTuner::snip_batch);
     let share = |ratio: f64| {
         if args.global {
@@ -188,11 +172,11 @@ pub fn run_points(
         if let Some(tuner) = tuner.as_mut() {
             tuner.set_seed(point_seed(base_seed, method, ratio));
         }
-        let mut hooks = CliHooks {
-            evaluator: &evaluator,
-            tuner: tuner.as_mut(),
-            tag: format!("sweep {} {ratio}", method.key()),
-        };
+        let mut hooks = step_hooks(
+            &evaluator,
+            tuner.as_mut(),
+            format!("sweep {} {ratio}", method.key()),
+        );
         let (pruned, steps) = run_schedule(
             &dense,
             method,
@@ -229,6 +213,126 @@ pub fn run_points(
         anyhow::Ok(())
     })?;
     Ok((points, model_name, evaluator.cases.len()))
+}
+
+/// Writes the points of the sweep `args` describes to `path`, with the command line that
+/// describes it.
+fn write_points(args: &SweepArgs, path: &Path) -> Result<()> {
+    let options = command_options(std::env::args().skip(1).collect(), "sweep");
+    // Fails here, not on a cluster node, when the options cannot be read back.
+    parse_options(&options).context("the sweep's options")?;
+    let points = grid(args)?
+        .into_iter()
+        .enumerate()
+        .map(|(index, (method, ratio))| PointEntry {
+            index,
+            method: method.key().to_string(),
+            ratio: Some(ratio),
+            seed: point_seed(args.measure.fine_tune.fine_tune_seed, method, ratio),
+        })
+        .collect();
+    let file = write_points_file(path, "sweep", options, points)?;
+    let last = file.points.len().saturating_sub(1);
+    println!(
+        "{} point(s) -> {}\nrun each: raagr2-lab sweep --run-point {} --index I   (I = 0..={last})\n\
+         then:     raagr2-lab sweep --merge {} -o SWEEP.csv",
+        file.points.len(),
+        path.display(),
+        path.display(),
+        results_folder(path, &file).display()
+    );
+    Ok(())
+}
+
+/// Runs point `index` of the points file at `path` and writes its row (a one-row sweep CSV).
+fn run_point(path: &Path, index: usize) -> Result<()> {
+    let file = read_points(path, "sweep")?;
+    let entry = file.entry(path, index)?;
+    let args = parse_options(&file.options)
+        .with_context(|| format!("{}: the sweep's options", path.display()))?;
+    let (points, _, _) = run_points(&args, Some(index))?;
+    let [point] = points.as_slice() else {
+        bail!("point {index} gave {} rows", points.len());
+    };
+    if point.method.key() != entry.method || Some(point.ratio) != entry.ratio {
+        bail!(
+            "{}: point {index} is {} at {}, the options give {} at {}",
+            path.display(),
+            entry.method,
+            entry.ratio.unwrap_or_default(),
+            point.method.key(),
+            point.ratio
+        );
+    }
+    let row = results_folder(path, &file).join(format!("point-{index:05}.csv"));
+    crate::atomic::write_bytes(&row, to_csv(&points).as_bytes())
+        .map_err(|e| anyhow!("{}: {e}", row.display()))?;
+    println!(
+        "point {index} ({} at {}) -> {}",
+        entry.method,
+        entry.ratio.unwrap_or_default(),
+        row.display()
+    );
+    Ok(())
+}
+
+/// Assembles the rows in `folder` (file name order = the sweep's order) into `-o` and its plot.
+fn merge(args: &SweepArgs, folder: &Path) -> Result<()> {
+    let output = args
+        .output
+        .clone()
+        .ok_or_else(|| anyhow!("--merge needs -o SWEEP.csv"))?;
+    let mut rows: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|e| anyhow!("{}: {e}", folder.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("point-") && n.ends_with(".csv"))
+        })
+        .collect();
+    if rows.is_empty() {
+        bail!(
+            "{}: no point-*.csv rows (run the points first)",
+            folder.display()
+        );
+    }
+    rows.sort();
+    let mut points = Vec::new();
+    for row in &rows {
+        let text = std::fs::read_to_string(row).map_err(|e| anyhow!("{}: {e}", row.display()))?;
+        points.extend(parse_csv(&text).map_err(|e| anyhow!("{}: {e}", row.display()))?);
+    }
+    crate::atomic::write_bytes(&output, to_csv(&points).as_bytes())
+        .map_err(|e| anyhow!("{}: {e}", output.display()))?;
+    let plot = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| output.with_extension("png"));
+    write_sweep_plot(&plot, &points, "merged sweep")?;
+    println!(
+        "{} row(s) from {} -> {}, {}",
+        points.len(),
+        folder.display(),
+        output.display(),
+        plot.display()
+    );
+    Ok(())
+}
+
+/// The sweep a points file's options describe.
+fn parse_options(options: &[String]) -> Result<SweepArgs> {
+    let argv = ["raagr2-lab", "sweep"]
+        .into_iter()
+        .map(String::from)
+        .chain(options.iter().cloned());
+    match Cli::try_parse_from(argv)
+        .map_err(|e| anyhow!("{e}"))?
+        .command
+    {
+        Command::Sweep(args) => Ok(args),
+        _ => unreachable!("parsed as a sweep"),
+    }
 }
 
 /// `plot`: redraws a sweep CSV as the PNG `sweep` makes.
@@ -283,4 +387,21 @@ fn table(points: &[SweepPoint]) -> String {
     let headers: Vec<&str> = CSV_HEADER.split(',').collect();
     let rows: Vec<Vec<String>> = points.iter().map(row).collect();
     report::table(&headers, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_points_file_s_options_parse_back_as_the_sweep() {
+        let parsed = parse_options(&command_options(
+            ["x", "sweep", "--write-points=p.json", "--methods", "l2"]
+                .map(String::from)
+                .to_vec(),
+            "sweep",
+        ))
+        .unwrap();
+        assert_eq!(parsed.methods, "l2");
+    }
 }

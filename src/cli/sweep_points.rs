@@ -2,17 +2,33 @@
 //! points with the options they run under, `--run-point FILE --index I` runs one (on any
 //! machine, in any order: each point is seeded from what it is), `--merge DIR` assembles what a
 //! single-machine run writes. The points file is the same for `sweep` and `study`; its
-//! `command` says which one reads it.
+//! `command` says which one reads it. This module is the mechanism both commands share (the
+//! options, the file, its entries and row folder); each command reads its own points.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
-use clap::Parser;
+use anyhow::{Result, anyhow, bail};
+use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use super::sweep_cmd::{SweepArgs, grid, point_seed, run_points};
-use super::{Cli, Command};
-use crate::prune::sweep::{parse_csv, to_csv, write_sweep_plot};
+/// A sweep spread over machines: its independent points listed, run one at a time anywhere
+/// (a SLURM array task, a GNU parallel job), and merged.
+#[derive(Args, Debug)]
+pub struct SpreadArgs {
+    /// List the sweep's points (with these options) in this file instead of running them.
+    #[arg(long, conflicts_with_all = ["run_point", "merge"])]
+    pub write_points: Option<PathBuf>,
+    /// Run one point of a points file (with `--index`); its row goes to the points' folder.
+    #[arg(long, requires = "index", conflicts_with = "merge")]
+    pub run_point: Option<PathBuf>,
+    /// The point `--run-point` runs (0-based, as in the points file).
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// Assemble the rows in this folder (written by `--run-point`) into the CSV and plot a
+    /// single-machine sweep writes (`-o`).
+    #[arg(long)]
+    pub merge: Option<PathBuf>,
+}
 
 /// Version of the points file format (checked on read).
 const POINTS_FORMAT: u32 = 1;
@@ -72,111 +88,6 @@ pub(super) fn write_points_file(
     Ok(file)
 }
 
-/// Writes the points of the sweep `args` describes to `path`, with the command line that
-/// describes it.
-pub fn write_points(args: &SweepArgs, path: &Path) -> Result<()> {
-    let options = command_options(std::env::args().skip(1).collect(), "sweep");
-    // Fails here, not on a cluster node, when the options cannot be read back.
-    parse_options(&options).context("the sweep's options")?;
-    let points = grid(args)?
-        .into_iter()
-        .enumerate()
-        .map(|(index, (method, ratio))| PointEntry {
-            index,
-            method: method.key().to_string(),
-            ratio: Some(ratio),
-            seed: point_seed(args.measure.fine_tune.fine_tune_seed, method, ratio),
-        })
-        .collect();
-    let file = write_points_file(path, "sweep", options, points)?;
-    let last = file.points.len().saturating_sub(1);
-    println!(
-        "{} point(s) -> {}\nrun each: raagr2-lab sweep --run-point {} --index I   (I = 0..={last})\n\
-         then:     raagr2-lab sweep --merge {} -o SWEEP.csv",
-        file.points.len(),
-        path.display(),
-        path.display(),
-        results_folder(path, &file).display()
-    );
-    Ok(())
-}
-
-/// Runs point `index` of the points file at `path` and writes its row (a one-row sweep CSV).
-pub fn run_point(path: &Path, index: usize) -> Result<()> {
-    let file = read_points(path, "sweep")?;
-    let entry = file.entry(path, index)?;
-    let args = parse_options(&file.options)
-        .with_context(|| format!("{}: the sweep's options", path.display()))?;
-    let (points, _, _) = run_points(&args, Some(index))?;
-    let [point] = points.as_slice() else {
-        bail!("point {index} gave {} rows", points.len());
-    };
-    if point.method.key() != entry.method || Some(point.ratio) != entry.ratio {
-        bail!(
-            "{}: point {index} is {} at {}, the options give {} at {}",
-            path.display(),
-            entry.method,
-            entry.ratio.unwrap_or_default(),
-            point.method.key(),
-            point.ratio
-        );
-    }
-    let row = results_folder(path, &file).join(format!("point-{index:05}.csv"));
-    crate::atomic::write_bytes(&row, to_csv(&points).as_bytes())
-        .map_err(|e| anyhow!("{}: {e}", row.display()))?;
-    println!(
-        "point {index} ({} at {}) -> {}",
-        entry.method,
-        entry.ratio.unwrap_or_default(),
-        row.display()
-    );
-    Ok(())
-}
-
-/// Assembles the rows in `folder` (file name order = the sweep's order) into `-o` and its plot.
-pub fn merge(args: &SweepArgs, folder: &Path) -> Result<()> {
-    let output = args
-        .output
-        .clone()
-        .ok_or_else(|| anyhow!("--merge needs -o SWEEP.csv"))?;
-    let mut rows: Vec<PathBuf> = std::fs::read_dir(folder)
-        .map_err(|e| anyhow!("{}: {e}", folder.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("point-") && n.ends_with(".csv"))
-        })
-        .collect();
-    if rows.is_empty() {
-        bail!(
-            "{}: no point-*.csv rows (run the points first)",
-            folder.display()
-        );
-    }
-    rows.sort();
-    let mut points = Vec::new();
-    for row in &rows {
-        let text = std::fs::read_to_string(row).map_err(|e| anyhow!("{}: {e}", row.display()))?;
-        points.extend(parse_csv(&text).map_err(|e| anyhow!("{}: {e}", row.display()))?);
-    }
-    crate::atomic::write_bytes(&output, to_csv(&points).as_bytes())
-        .map_err(|e| anyhow!("{}: {e}", output.display()))?;
-    let plot = args
-        .plot
-        .clone()
-        .unwrap_or_else(|| output.with_extension("png"));
-    write_sweep_plot(&plot, &points, "merged sweep")?;
-    println!(
-        "{} row(s) from {} -> {}, {}",
-        points.len(),
-        folder.display(),
-        output.display(),
-        plot.display()
-    );
-    Ok(())
-}
-
 /// The command line after `command`, without `--write-points FILE` (what every point runs).
 pub(super) fn command_options(argv: Vec<String>, command: &str) -> Vec<String> {
     let mut options = Vec::new();
@@ -189,20 +100,6 @@ pub(super) fn command_options(argv: Vec<String>, command: &str) -> Vec<String> {
         }
     }
     options
-}
-
-fn parse_options(options: &[String]) -> Result<SweepArgs> {
-    let argv = ["raagr2-lab", "sweep"]
-        .into_iter()
-        .map(String::from)
-        .chain(options.iter().cloned());
-    match Cli::try_parse_from(argv)
-        .map_err(|e| anyhow!("{e}"))?
-        .command
-    {
-        Command::Sweep(args) => Ok(args),
-        _ => unreachable!("parsed as a sweep"),
-    }
 }
 
 /// Reads a points file written for `command`; the error names the file and the problem.
@@ -271,13 +168,5 @@ mod tests {
             command_options(argv, "sweep"),
             ["--ratios", "0,0.5", "-o", "s.csv"]
         );
-        let parsed = parse_options(&command_options(
-            ["x", "sweep", "--write-points=p.json", "--methods", "l2"]
-                .map(String::from)
-                .to_vec(),
-            "sweep",
-        ))
-        .unwrap();
-        assert_eq!(parsed.methods, "l2");
     }
 }

@@ -51,6 +51,14 @@ impl ModelConfig {
     }
 }
 
+impl crate::timing::TimedForward for Raagr2Net {
+    const INPUT_CHANNELS: usize = 4;
+
+    fn forward_read_back(&self, x: Tensor<4>) {
+        let _ = self.forward(x).into_data();
+    }
+}
+
 impl Raagr2Net {
     /// `[B, 4, H, W]` (H, W multiples of 16) -> per-channel probabilities `[B, classes, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {

@@ -75,27 +75,6 @@ impl AutoSettings {
     }
 }
 
-/// Parses a budget such as `wt=0.01,tc=0.02,et=0.02` (regions not named get `default`).
-pub fn parse_budget(text: &str, default: f64) -> Result<RegionScores, String> {
-    let mut budget = [default; 3];
-    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("expected region=drop (wt, tc, et), got {pair:?}"))?;
-        let slot = match name.trim().to_ascii_lowercase().as_str() {
-            "wt" => 0,
-            "tc" => 1,
-            "et" => 2,
-            other => return Err(format!("no region {other:?}; the regions are wt, tc, et")),
-        };
-        budget[slot] = value
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}: {value:?} is not a number"))?;
-    }
-    Ok(RegionScores::from_array(budget))
-}
-
 /// What the search asks of its caller: scores on its data, fine-tuning, progress, cancel.
 pub trait AutoHooks {
     /// Dice per region on the fixed subset of tumour slices (fast; ranks candidates).
@@ -750,18 +729,5 @@ mod tests {
         };
         let error = auto_prune(&dense, &bad, &mut fragile(None)).unwrap_err();
         assert!(error.to_string().contains("TC"), "{error}");
-    }
-
-    #[test]
-    fn budgets_parse_per_region_and_name_what_is_wrong() {
-        let budget = parse_budget("wt=0.01, TC=0.03", 0.02).unwrap();
-        assert_eq!(budget.as_array(), [0.01, 0.03, 0.02]);
-        assert!(parse_budget("nc=0.1", 0.02).unwrap_err().contains("\"nc\""));
-        assert!(
-            parse_budget("wt", 0.02)
-                .unwrap_err()
-                .contains("region=drop")
-        );
-        assert!(parse_budget("et=abc", 0.02).unwrap_err().contains("abc"));
     }
 }

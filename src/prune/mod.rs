@@ -2,6 +2,7 @@
 //! dependency graph, channel importance, and structured removal of channels.
 
 pub mod auto;
+pub mod auto_run;
 pub mod graph;
 pub mod importance;
 pub mod plan;
@@ -9,6 +10,7 @@ pub mod schedule;
 pub mod structured;
 pub mod study;
 pub mod sweep;
+pub mod tuning;
 pub mod unstructured;
 
 use burn::prelude::*;
@@ -19,7 +21,8 @@ pub use graph::ChannelGraph;
 pub use importance::{StructuredMethod, channel_importance, keep_top};
 pub use plan::{BudgetSearchRecord, FineTuneRecord, PrunePlan};
 pub use schedule::{
-    Schedule, ScheduleHooks, StepRecord, parameter_counts, run_schedule, step_count,
+    Schedule, ScheduleHooks, StepRecord, effective_schedule, parameter_counts, run_schedule,
+    step_count,
 };
 pub use structured::{remove_channels, zero_channels};
 pub use unstructured::UnstructuredMethod;

@@ -5,8 +5,9 @@
 use eframe::egui;
 
 use super::LabApp;
-use super::viewer::{MapPalette, map_texture};
+use super::viewer::map_texture;
 use crate::analysis::maps::{PSI_DIFFERENCE_LIMIT, finite_range};
+use crate::render::MapPalette;
 
 /// Opacities of the three overlays and the textures drawn with them.
 pub struct AttentionState {

@@ -5,8 +5,9 @@
 use eframe::egui;
 
 use super::LabApp;
-use super::viewer::{MapPalette, map_texture};
+use super::viewer::map_texture;
 use crate::analysis::maps::activation_range;
+use crate::render::MapPalette;
 use crate::worker::{ChannelScoresView, ModelView, Request};
 
 /// What a channel grid is sorted by (most important first; index: as they are).

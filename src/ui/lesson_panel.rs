@@ -7,10 +7,10 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 
 use eframe::egui;
 
-use super::viewer::OverlayStyle;
 use super::{LabApp, Tab};
 use crate::lesson::{Check, LESSON_ENV, Lesson};
 use crate::prune::{PruneMethod, StructuredMethod, UnstructuredMethod};
+use crate::render::OverlayStyle;
 
 /// Text scale of the lesson panel in the presenter setting (that panel only: the others keep
 /// their widths, so the images keep theirs).

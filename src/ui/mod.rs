@@ -34,11 +34,11 @@ use eframe::egui;
 
 use crate::prune::PruneMethod;
 use crate::prune::sweep::SweepPoint;
+use crate::render::{Axis, OverlayStyle, Window};
 use crate::worker::{
     self, CaseView, FineTuneRequest, MapsRequest, MapsView, ModelView, PreviewRequest,
     PreviewResult, Request, WorkerHandle,
 };
-use viewer::{Axis, OverlayStyle, Window};
 
 /// Settings kept between runs (eframe persistence).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -10,10 +10,12 @@ use eframe::egui;
 use egui_plot::{Bar, BarChart, Plot};
 
 use super::LabApp;
-use super::viewer::{OverlayStyle, render_disagreement, render_slice, upload};
+use super::viewer::upload;
+use crate::plan_tree::NodeStats;
 use crate::plan_tree::{PlanNode, PlanTree, node_checkpoint_path};
 use crate::prune::{FineTuneRecord, PrunePlan};
-use crate::worker::{NodeStats, PreviewRequest, Request};
+use crate::render::{Axis, OverlayStyle, render_disagreement, render_slice};
+use crate::worker::{PreviewRequest, Request};
 
 /// The plan tree as the app holds it, and where it is saved.
 pub struct PlansState {
@@ -609,7 +611,7 @@ impl LabApp {
                     flair,
                     Some(codes),
                     [plane[0], plane[1], 1],
-                    super::viewer::Axis::Axial,
+                    Axis::Axial,
                     0,
                     self.settings.window,
                     &OverlayStyle::default(),

@@ -4,7 +4,8 @@
 use eframe::egui;
 
 use super::LabApp;
-use super::viewer::{self, Axis, Window, plane_codes, render_disagreement, render_slice};
+use super::viewer;
+use crate::render::{Axis, Window, plane_codes, render_disagreement, render_slice};
 use crate::worker::CaseView;
 
 impl LabApp {

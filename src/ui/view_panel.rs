@@ -4,7 +4,7 @@ use eframe::egui;
 
 use super::LabApp;
 use super::MODALITIES;
-use super::viewer::{Axis, REGION_NAMES, Window, plane_codes};
+use crate::render::{Axis, REGION_NAMES, Window, plane_codes};
 use crate::worker::region_dice;
 
 impl LabApp {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::analysis::maps::GateMaps;
 use crate::analysis::sensitivity::SensitivityCell;
 use crate::metrics::RegionScores;
+use crate::plan_tree::NodeStats;
 use crate::prune::sweep::SweepPoint;
 use crate::prune::{PruneMethod, PrunePlan};
 
@@ -194,21 +195,6 @@ pub struct MapsView {
     pub attention_pruned: GateMaps,
     /// Time the worker spent on the maps.
     pub millis: f64,
-}
-
-/// One plan tree node's measured model.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct NodeStats {
-    pub params: usize,
-    pub nonzero_params: usize,
-    pub macs: u64,
-    /// Median CPU forward of one 192x192 slice, milliseconds, measured here.
-    pub latency_ms: f64,
-    /// Dice WT/TC/ET on the open case (`None` without ground truth).
-    pub dice_case: Option<[f64; 3]>,
-    /// Mean Dice WT/TC/ET over the held-out synthetic cases.
-    pub dice_held_out: [f64; 3],
-    pub held_out_cases: usize,
 }
 
 /// Per-channel scores of one group that need data or training (a background job).

@@ -7,7 +7,7 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use raagr2_lab::backend::DeviceChoice;
-use raagr2_lab::ui::viewer::Axis;
+use raagr2_lab::render::Axis;
 use raagr2_lab::ui::{GpuState, LabApp};
 
 use crate::common;

@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use super::classifier_config;
 use crate::backend::{self, DeviceChoice};
-use crate::bench::Timing;
 use crate::bench::classifier::{ClassifierBenchOptions, ClassifierTimings};
 use crate::classify::{Architecture, ClassifierConfig, HeadKind};
 use crate::cli::print_json;
+use crate::timing::Timing;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

@@ -9,12 +9,12 @@ use serde::Serialize;
 
 use super::{DataOptions, SgdOptions};
 use crate::backend;
-use crate::bench::Timing;
 use crate::classify::ClassifierCheckpoint;
 use crate::classify::structured::{ChannelCriterion, kept_channels, remove_channels};
 use crate::classify::train::{self, Sources};
 use crate::cli::print_json;
 use crate::model::summary::count_macs;
+use crate::timing::{Timing, compare_forward};
 
 #[derive(Args, Debug)]
 pub struct PruneChannelsArgs {
@@ -113,11 +113,10 @@ pub(super) fn prune_channels(args: PruneChannelsArgs) -> Result<()> {
         pruned.save(&path)?;
         let model = pruned.build(&device)?;
         let macs = count_macs(&model, args.side, args.side);
-        let timings = crate::bench::classifier::compare_forward(
+        let timings = compare_forward(
             &[&dense_model, &model],
-            args.side,
-            args.batch,
-            args.runs,
+            [args.batch, args.side, args.side],
+            args.runs.max(1),
             &device,
         );
         let speedup = timings[0].median_secs / timings[1].median_secs;

@@ -4,15 +4,16 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend;
-use crate::bench::compare_forward;
 use crate::data::dataset::{PreparedCase, synthetic_case};
 use crate::defaults::HELD_OUT_FIRST_SEED;
 use crate::inference::{InferenceOptions, predict_regions};
 use crate::metrics::region_dice;
 use crate::model::Checkpoint;
 use crate::model::summary::summarize;
+use crate::plan_tree::NodeStats;
 use crate::prune::parameter_counts;
-use crate::worker::{NodeStats, Response};
+use crate::timing::compare_forward;
+use crate::worker::Response;
 
 /// Held-out synthetic cases each node is scored on (a few: the app's job, not `eval`).
 pub(in crate::worker) const HELD_OUT_FOR_NODES: u64 = 3;
