@@ -24,8 +24,8 @@ use crate::model::Checkpoint;
 use crate::plot::write_heatmap_png;
 use crate::prune::tuning::{DiceEvaluator, FineTuner};
 use crate::prune::{
-    PruneMethod, Ratios, Schedule, SnipBatch, parameter_counts, prune_checkpoint, run_schedule,
-    step_count,
+    PruneMethod, Ratios, Schedule, SnipBatch, effective_schedule, parameter_counts,
+    prune_checkpoint, run_schedule, step_count,
 };
 use crate::report;
 
@@ -317,6 +317,7 @@ fn compare_once(setup: &mut Setup, args: &CompareArgs, seed: u64) -> Result<Seed
     let mut matrices = Vec::new();
     let mut models = Vec::new();
     for (name, schedule) in chosen_schedules(args) {
+        let schedule = effective_schedule(&ratios, schedule);
         let steps = step_count(&setup.dense, args.method, &ratios, schedule)?;
         let tuner = setup.tuner.as_mut();
         let trained_before = tuner.as_ref().map_or(0, |t| t.steps_trained());
