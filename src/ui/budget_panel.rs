@@ -9,7 +9,7 @@ use eframe::egui;
 use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, Points};
 
 use super::LabApp;
-use super::plots::colour;
+use super::palette::colour;
 use crate::metrics::RegionScores;
 use crate::prune::auto::AutoSettings;
 use crate::prune::{FineTuneRecord, PruneMethod};

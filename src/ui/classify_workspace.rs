@@ -424,7 +424,7 @@ impl ClassifierWorkspace {
                     };
                     plot.line(
                         Line::new(name, points)
-                            .color(super::plots::colour(i))
+                            .color(super::palette::colour(i))
                             .width(2.0),
                     );
                 }

@@ -11,6 +11,7 @@ mod heatmap;
 pub mod layers;
 mod lesson_panel;
 mod messages;
+mod palette;
 mod plans;
 mod plots;
 mod pruning_panel;

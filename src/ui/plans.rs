@@ -665,7 +665,7 @@ impl LabApp {
         ui.strong("Statistics per node (bars in tree order; hover for the node)");
         ui.horizontal_wrapped(|ui| {
             for (i, n) in nodes.iter().enumerate() {
-                ui.colored_label(super::plots::colour(i), format!("{} {}", i + 1, n.name));
+                ui.colored_label(super::palette::colour(i), format!("{} {}", i + 1, n.name));
             }
         });
         let metrics: [Metric; 7] = [
@@ -692,7 +692,7 @@ impl LabApp {
                             Bar::new(x as f64, if v.is_finite() { v } else { 0.0 })
                                 .name(&n.name)
                                 .width(0.7)
-                                .fill(super::plots::colour(x))
+                                .fill(super::palette::colour(x))
                         })
                         .collect();
                     Plot::new(format!("multiple {title}"))

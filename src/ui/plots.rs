@@ -6,8 +6,8 @@
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, VLine};
 
+use super::palette::colour;
 use super::{LabApp, study_panel};
-use crate::plot::PALETTE;
 use crate::prune::PruneMethod;
 
 const REGIONS: [&str; 3] = ["WT", "TC", "ET"];
@@ -19,11 +19,6 @@ pub(super) enum LowerRight {
     Study,
 }
 const HISTOGRAM_BINS: usize = 16;
-
-pub(super) fn colour(i: usize) -> egui::Color32 {
-    let (r, g, b) = PALETTE[i % PALETTE.len()];
-    egui::Color32::from_rgb(r, g, b)
-}
 
 impl LabApp {
     pub(super) fn plots_ui(&mut self, ui: &mut egui::Ui) {

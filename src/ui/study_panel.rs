@@ -7,7 +7,7 @@ use std::sync::Arc;
 use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
-use super::plots::colour;
+use super::palette::colour;
 use crate::prune::study::{StudyFile, StudyResult, pareto_series};
 
 const REGIONS: [&str; 3] = ["WT", "TC", "ET"];
