@@ -7,7 +7,6 @@
 //! (`--write-points`, `--run-point`, `--merge`) to spread them over machines.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -19,22 +18,15 @@ use super::sweep_points::{
     PointEntry, SpreadArgs, command_options, read_points, results_folder, write_points_file,
 };
 use super::{defaults, print_json};
-use crate::backend;
 use crate::inference::InferenceOptions;
-use crate::model::config::{ChannelPlan, ModelConfig};
-use crate::model::summary::summarize;
 use crate::model::{Checkpoint, load_checkpoint};
 use crate::prune::study::{
-    DiceSpread, STUDY_FORMAT, SeedDice, Structure, StudyFile, StudyModel, StudyPoint, StudyResult,
-    StudyRow, nonzero_params, ratio_for_params, study_csv, study_points, write_study_plots,
+    STUDY_FORMAT, StudyFile, StudyModel, StudyPoint, StudyResult, StudyRow, nonzero_params,
+    study_csv, study_points, write_study_plots,
 };
-use crate::prune::tuning::{DiceEvaluator, FineTuner};
-use crate::prune::{PruneMethod, SnipBatch, StructuredMethod, UnstructuredMethod};
+use crate::prune::study_run::{StudyRunner, StudySettings};
+use crate::prune::tuning::DiceEvaluator;
 use crate::report;
-use crate::timing::compare_forward;
-
-/// The published RAAGR2-Net's encoder widths (the full-width structure rows).
-const FULL_WIDTHS: [usize; 5] = [32, 64, 128, 256, 512];
 
 #[derive(Args, Debug)]
 pub struct StudyArgs {
@@ -155,7 +147,6 @@ pub fn study(mut args: StudyArgs) -> Result<()> {
             return merge(&rows, &output, args.json);
         }
         ran += 1;
-        setup.load_data(&args)?;
         let point = setup.points[index];
         eprintln!("study: point {}/{total}: {}", index + 1, point.label());
         let result = setup.run(point, &args)?;
@@ -164,13 +155,12 @@ pub fn study(mut args: StudyArgs) -> Result<()> {
     merge(&rows, &output, args.json)
 }
 
-/// What every point needs: the models, the points, and (loaded on first need) the cases.
+/// What every point needs: the points, the models and (loaded on first need) the cases.
 struct Setup {
-    models: HashMap<StudyModel, Checkpoint>,
     points: Vec<StudyPoint>,
-    evaluator: Option<DiceEvaluator>,
-    tuner: Option<FineTuner>,
-    snip: Option<SnipBatch>,
+    /// The models, until the cases are loaded and they move into the runner.
+    models: Option<HashMap<StudyModel, Checkpoint>>,
+    runner: Option<StudyRunner>,
     seeds: Vec<u64>,
 }
 
@@ -202,113 +192,48 @@ impl Setup {
             .map_or(0.0, |m| 1.0 - nonzero_params(m) as f64 / base_params as f64);
         Ok(Setup {
             points: study_points(&rows, &targets, shared_share),
-            models,
-            evaluator: None,
-            tuner: None,
-            snip: None,
+            models: Some(models),
+            runner: None,
             seeds: parse_seeds(&args.seeds)?,
         })
     }
 
     /// Loads the evaluation and fine-tuning cases once.
     fn load_data(&mut self, args: &StudyArgs) -> Result<()> {
-        if self.evaluator.is_some() {
+        let Some(models) = self.models.take() else {
             return Ok(());
-        }
+        };
+        super::check_size("--size", args.size)?;
         let mut fine_tune = args.fine_tune.clone();
         fine_tune.fine_tune_epochs = 1;
         let mut tuner = fine_tune.tuner(&args.data)?;
         tuner.set_steps_per_run(args.fine_tune_steps.max(1));
-        self.snip = Some(tuner.snip_batch());
-        self.tuner = Some(tuner);
-        self.evaluator = Some(DiceEvaluator {
+        let evaluator = DiceEvaluator {
             cases: defaults::data_or_held_out(&args.data)
                 .load(|id| eprintln!("study: loading {id}"))?,
             options: InferenceOptions::default(),
+        };
+        self.runner = Some(StudyRunner {
+            models,
+            evaluator,
+            snip: tuner.snip_batch(),
+            tuner,
+            settings: StudySettings {
+                slice_side: args.size,
+                timing_runs: args.runs,
+                fine_tune: args.fine_tune_steps > 0,
+                seeds: self.seeds.clone(),
+            },
         });
         Ok(())
     }
 
-    /// Cuts, measures and scores one point.
+    /// Cuts, measures and scores one point (the cases loaded first).
     fn run(&mut self, point: StudyPoint, args: &StudyArgs) -> Result<StudyResult> {
-        let base = &self.models[&StudyModel::Base];
-        let model = &self.models[&point.row.model()];
-        let base_params = nonzero_params(base);
-        let (ratio, cut) = match (point.row.method(), point.target) {
-            (Some(method), Some(target)) => {
-                let keep = ((1.0 - target) * base_params as f64).round() as usize;
-                let (ratio, cut) = ratio_for_params(model, method, keep, self.snip.as_ref())
-                    .with_context(|| point.label())?;
-                (Some(ratio), cut)
-            }
-            _ => (None, model.clone()),
-        };
-        let structure = measure_structure(base, &cut, args)?;
-        let bytes = cut.to_bytes()?;
-        let evaluator = self.evaluator.as_ref().expect("cases loaded");
-        let tuner = self.tuner.as_mut().expect("cases loaded");
-        let spread = |stats: crate::metrics::RegionStats| DiceSpread {
-            mean: stats.mean,
-            sd: stats.sd,
-        };
-        let dice = spread(evaluator.dice(&cut)?);
-        eprintln!("study: {}: as cut {}", point.label(), show(&dice));
-        // A model as trained has nothing to recalibrate; every cut does.
-        let recalibrated = match point.row.method() {
-            Some(_) => Some(tuner.recalibrate(&cut)?),
-            None => None,
-        };
-        let dice_recalibrated = match &recalibrated {
-            Some(model) => {
-                let d = spread(evaluator.dice(model)?);
-                eprintln!("study: {}: BN recalibrated {}", point.label(), show(&d));
-                Some(d)
-            }
-            None => None,
-        };
-        let start = recalibrated.as_ref().unwrap_or(&cut);
-        let mut dice_fine_tuned = Vec::new();
-        if args.fine_tune_steps > 0 {
-            for &seed in &self.seeds {
-                tuner.set_seed(seed);
-                let tuned = tuner.fine_tune(start)?;
-                let d = spread(evaluator.dice(&tuned)?);
-                eprintln!(
-                    "study: {}: fine-tuned (seed {seed}) {}",
-                    point.label(),
-                    show(&d)
-                );
-                dice_fine_tuned.push(SeedDice { seed, dice: d });
-            }
-        }
-        Ok(StudyResult {
-            point,
-            slice_side: args.size,
-            model: point.row.model(),
-            ratio,
-            removed_share: 1.0 - structure.nonzero_params as f64 / base_params as f64,
-            structure,
-            bytes_on_disk: bytes.len() as u64,
-            gzip_bytes: gzip_len(&bytes)?,
-            dice,
-            dice_recalibrated,
-            dice_fine_tuned,
-            full_width: full_width_structure(base, model, point, args)?,
-            fine_tune_steps: if args.fine_tune_steps > 0 {
-                tuner.steps_per_run()
-            } else {
-                0
-            },
-            eval_cases: evaluator.cases.len(),
-        })
+        self.load_data(args)?;
+        let runner = self.runner.as_mut().expect("loaded above");
+        runner.run(point, &mut |line| eprintln!("study: {line}"))
     }
-}
-
-fn show(d: &DiceSpread) -> String {
-    format!(
-        "Dice WT {:.3} TC {:.3} ET {:.3}",
-        d.mean.wt, d.mean.tc, d.mean.et
-    )
 }
 
 /// The model of `which`: the path given, or `assets/study_<key>.safetensors` (the shipped
@@ -330,69 +255,6 @@ fn load_study_model(args: &StudyArgs, which: StudyModel) -> Result<Checkpoint> {
             which.key()
         )
     })
-}
-
-/// Parameters, MACs and latency of `model` against `base` (timed interleaved).
-fn measure_structure(base: &Checkpoint, model: &Checkpoint, args: &StudyArgs) -> Result<Structure> {
-    super::check_size("--size", args.size)?;
-    let device = backend::cpu_device();
-    let built = model.build(&device)?;
-    let summary = summarize(&model.config, &built, args.size, args.size)?;
-    let [dense_time, time] = compare_forward(
-        &[&base.build(&device)?.folded(), &built.folded()],
-        [1, args.size, args.size],
-        args.runs.max(1),
-        &device,
-    );
-    Ok(Structure {
-        params: summary.params,
-        nonzero_params: nonzero_params(model),
-        macs: summary.macs,
-        latency_ms: time.median_secs * 1e3,
-        dense_latency_ms: dense_time.median_secs * 1e3,
-    })
-}
-
-/// The point's row at the published full width, structure only (seeded untrained weights): the
-/// same share of the full-width base removed, channels by filter L2 for channel methods and
-/// masks by magnitude for mask methods (which channels or weights go does not change the size).
-fn full_width_structure(
-    base: &Checkpoint,
-    model: &Checkpoint,
-    point: StudyPoint,
-    args: &StudyArgs,
-) -> Result<Structure> {
-    let device = backend::cpu_device();
-    device.seed(0);
-    let full = |config: &ModelConfig| -> Checkpoint {
-        let config = ModelConfig {
-            plan: ChannelPlan::from_encoder_widths(FULL_WIDTHS),
-            ..config.clone()
-        };
-        Checkpoint::from_model(&config, &config.init(&device))
-    };
-    let full_base = full(&base.config);
-    let full_model = full(&model.config);
-    let cut = match (point.row.method(), point.target) {
-        (Some(method), Some(target)) => {
-            let stand_in = match method {
-                PruneMethod::Structured(_) => PruneMethod::Structured(StructuredMethod::L2),
-                PruneMethod::Unstructured(_) => {
-                    PruneMethod::Unstructured(UnstructuredMethod::L1Global)
-                }
-            };
-            let keep = ((1.0 - target) * nonzero_params(&full_base) as f64).round() as usize;
-            ratio_for_params(&full_model, stand_in, keep, None)?.1
-        }
-        _ => full_model,
-    };
-    measure_structure(&full_base, &cut, args)
-}
-
-fn gzip_len(bytes: &[u8]) -> Result<u64> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes)?;
-    Ok(encoder.finish()?.len() as u64)
 }
 
 fn parse_shares(list: &str) -> Result<Vec<f64>> {
@@ -473,7 +335,6 @@ fn run_listed_point(path: &Path, index: usize) -> Result<()> {
             point.label()
         );
     }
-    setup.load_data(&args)?;
     let result = setup.run(point, &args)?;
     let rows = results_folder(path, &file);
     write_row(&rows, index, &result)?;

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod schedule;
 pub mod structured;
 pub mod study;
+pub mod study_run;
 pub mod sweep;
 pub mod tuning;
 pub mod unstructured;

@@ -424,23 +424,6 @@ fn a_shipped_study_model_opens_by_name_and_the_plots_tab_shows_a_study_file() {
     let mut harness = app();
     wait_until(&mut harness, "the default case and model", ready);
 
-    // The Models menu opens the study's base model compiled into the program.
-    harness.get_by_label("Models").click();
-    harness.run_steps(2);
-    harness.get_by_label("Study: base (half width)").click();
-    let shipped = std::path::Path::new("assets/study_base.safetensors");
-    wait_until(&mut harness, "the shipped study model", |app| {
-        app.model
-            .as_ref()
-            .is_some_and(|m| m.source.as_deref() == Some(shipped))
-    });
-    let model = harness.state().model.clone().unwrap();
-    assert_eq!(model.params, 2_244_419, "the half-width base network");
-    assert!(
-        !model.training.is_empty(),
-        "its checkpoint carries its training history"
-    );
-
     // Plots tab: without a study or a budget search, no empty chart, a way to fill it.
     harness.state_mut().tab = Tab::Plots;
     harness.run_steps(2);
@@ -467,4 +450,22 @@ fn a_shipped_study_model_opens_by_name_and_the_plots_tab_shows_a_study_file() {
     wait_until(&mut harness, "the study", |app| app.study_points() == 4);
     harness.get_by_label_contains("study.json (4 points, 2 held-out cases each)");
     harness.get_by_label("Compression study");
+
+    // The Models menu opens the study's base model compiled into the program (last: the
+    // worker then segments the case again with this larger model).
+    harness.get_by_label("Models").click();
+    harness.run_steps(2);
+    harness.get_by_label("Study: base (half width)").click();
+    let shipped = std::path::Path::new("assets/study_base.safetensors");
+    wait_until(&mut harness, "the shipped study model", |app| {
+        app.model
+            .as_ref()
+            .is_some_and(|m| m.source.as_deref() == Some(shipped))
+    });
+    let model = harness.state().model.clone().unwrap();
+    assert_eq!(model.params, 2_244_419, "the half-width base network");
+    assert!(
+        !model.training.is_empty(),
+        "its checkpoint carries its training history"
+    );
 }
