@@ -233,7 +233,10 @@ pub fn render_disagreement(a: &[u8], b: &[u8], plane: [usize; 2]) -> Vec<u8> {
     let mut pixels = Vec::with_capacity(plane[0] * plane[1] * 4);
     for (x, y) in a.iter().zip(b) {
         let rgb = match (*x, *y) {
-            (p, q) if p == q => [30, 30, 30],
+            // Agreement stays grey, tumour lighter than background, so a slice where the two
+            // models agree still shows what they agree on instead of a blank square.
+            (0, 0) => [25, 25, 25],
+            (p, q) if p == q => [95, 95, 95],
             (_, 0) => [230, 60, 60],
             (0, _) => [70, 130, 240],
             _ => [240, 160, 40],
@@ -256,6 +259,20 @@ pub fn plane_codes(codes: &[u8], dims: [usize; 3], axis: Axis, slice_idx: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disagreement_colours_tell_every_case_apart() {
+        // background, tumour agreed, dense only, pruned only, other region
+        let dense = [0, 2, 1, 0, 1];
+        let pruned = [0, 2, 0, 3, 3];
+        let pixels = render_disagreement(&dense, &pruned, [5, 1]);
+        let colours: Vec<&[u8]> = pixels.chunks(4).collect();
+        for i in 0..colours.len() {
+            for j in i + 1..colours.len() {
+                assert_ne!(colours[i], colours[j], "pixels {i} and {j}");
+            }
+        }
+    }
 
     #[test]
     fn planes_index_the_right_voxels() {

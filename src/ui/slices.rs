@@ -61,7 +61,7 @@ impl LabApp {
             }
             if let (Some(dense), Some(pruned)) = (&dense_codes, &pruned_codes) {
                 let title =
-                    "Dense vs pruned (red: dense only, blue: pruned only, orange: other region)";
+                    "Dense vs pruned (grey: agree, red: dense only, blue: pruned only, orange: other region)";
                 let texture = self.textures.get_or_render(ui.ctx(), title, &key, || {
                     let plane = axis.plane(case.dims);
                     let a = plane_codes(dense, case.dims, axis, slice);
