@@ -67,6 +67,11 @@ pub const SHIPPED_MODELS: &[ShippedModel] = &[
         bytes: include_bytes!("../assets/study_base.safetensors"),
     },
     ShippedModel {
+        path: "assets/study_slimming.safetensors",
+        label: "Study: slimming (half width)",
+        bytes: include_bytes!("../assets/study_slimming.safetensors"),
+    },
+    ShippedModel {
         path: "assets/study_depthwise-shared.safetensors",
         label: "Study: depthwise-shared (half width)",
         bytes: include_bytes!("../assets/study_depthwise-shared.safetensors"),
