@@ -412,26 +412,25 @@ def main():
         for a in sorted(top_adj):
             print(f"  {a} -> {', '.join(sorted(top_adj[a]))}")
 
-    file_cycles = cycles(set(crate.files.values()), file_adj)
-    print(f"\nfile cycles: {len(file_cycles)}")
-    for component in file_cycles:
-        members = set(component)
-        print("  " + " <-> ".join(component))
-        for a in component:
-            for b in sorted(file_adj[a] & members):
-                print(f"      {a} -> {b}: {', '.join(sorted(edges[(a, b)]))}")
-    problems += len(file_cycles)
+    def report_cycles(title, components, adj, reasons):
+        """Prints each cycle and, per arrow inside it, why it exists; returns how many."""
+        print(f"\n{title}: {len(components)}")
+        for component in components:
+            members = set(component)
+            print("  " + " <-> ".join(component))
+            for a in component:
+                for b in sorted(adj[a] & members):
+                    for why in reasons(a, b):
+                        print(f"      {why}")
+        return len(components)
 
-    module_cycles = cycles({top_module(r) for r in crate.files.values()}, top_adj)
-    print(f"\ntop-level module cycles: {len(module_cycles)}")
-    for component in module_cycles:
-        members = set(component)
-        print("  " + " <-> ".join(component))
-        for a in component:
-            for b in sorted(top_adj[a] & members):
-                for why in sorted(top_why[(a, b)]):
-                    print(f"      {why}")
-    problems += len(module_cycles)
+    problems += report_cycles(
+        "file cycles", cycles(set(crate.files.values()), file_adj), file_adj,
+        lambda a, b: [f"{a} -> {b}: {', '.join(sorted(edges[(a, b)]))}"])
+    problems += report_cycles(
+        "top-level module cycles",
+        cycles({top_module(r) for r in crate.files.values()}, top_adj), top_adj,
+        lambda a, b: sorted(top_why[(a, b)]))
 
     upward = []
     for (a, b), paths in sorted(edges.items()):
