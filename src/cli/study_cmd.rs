@@ -22,7 +22,7 @@ use crate::inference::InferenceOptions;
 use crate::model::{Checkpoint, load_checkpoint};
 use crate::prune::study::{
     STUDY_FORMAT, StudyFile, StudyModel, StudyPoint, StudyResult, StudyRow, nonzero_params,
-    study_csv, study_points, write_study_plots,
+    study_csv, study_markdown, study_points, write_study_plots,
 };
 use crate::prune::study_run::{StudyRunner, StudySettings};
 use crate::prune::tuning::DiceEvaluator;
@@ -30,7 +30,7 @@ use crate::report;
 
 #[derive(Args, Debug)]
 pub struct StudyArgs {
-    /// Output stem: OUT.csv, OUT.json, OUT.macs.png and OUT.size.png; each point's result is
+    /// Output stem: OUT.csv, OUT.json, OUT.md (the tables), OUT.macs.png and OUT.size.png; each point's result is
     /// kept in OUT.rows/ as it finishes, so running the same command again resumes.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -125,6 +125,7 @@ pub fn study(mut args: StudyArgs) -> Result<()> {
     let mut setup = Setup::models_only(&args)?;
     let total = setup.points.len();
     let done = (0..total).filter(|i| row_path(&rows, *i).exists()).count();
+    check_kept_rows(&rows, &setup.points, &args)?;
     if done > 0 {
         eprintln!(
             "study: resuming, {done} of {total} point(s) already in {}",
@@ -301,8 +302,44 @@ fn points_of(points: &[StudyPoint], args: &StudyArgs) -> Result<Vec<PointEntry>>
         .collect())
 }
 
+/// Refuses to resume into rows that another set of options made: each kept row must be the
+/// point this run gives its index, with the same fine-tuning budget and seeds.
+fn check_kept_rows(rows: &Path, points: &[StudyPoint], args: &StudyArgs) -> Result<()> {
+    let seeds = parse_seeds(&args.seeds)?.len();
+    for (index, point) in points.iter().enumerate() {
+        let path = row_path(rows, index);
+        if !path.exists() {
+            continue;
+        }
+        let kept = read_row(&path)?;
+        let tuned = |steps: usize, seeds: usize| if steps == 0 { (0, 0) } else { (steps, seeds) };
+        if kept.point != *point
+            || tuned(kept.fine_tune_steps, kept.dice_fine_tuned.len())
+                != tuned(args.fine_tune_steps, seeds)
+        {
+            bail!(
+                "{}: this row is {} with {} fine-tuning step(s) x {} seed(s), but these options \
+                 give point {index} as {} with {} x {seeds}: resume with the options that made \
+                 it, or write to another -o",
+                path.display(),
+                kept.point.label(),
+                kept.fine_tune_steps,
+                kept.dice_fine_tuned.len(),
+                point.label(),
+                args.fine_tune_steps
+            );
+        }
+    }
+    Ok(())
+}
+
 fn row_path(rows: &Path, index: usize) -> PathBuf {
     rows.join(format!("point-{index:05}.json"))
+}
+
+fn read_row(path: &Path) -> Result<StudyResult> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow!("{}: not a study row: {e}", path.display()))
 }
 
 fn write_row(rows: &Path, index: usize, result: &StudyResult) -> Result<()> {
@@ -360,7 +397,7 @@ fn parse_study_options(options: &[String]) -> Result<StudyArgs> {
     }
 }
 
-/// Assembles the rows in `folder` (in point order) into OUT.csv, OUT.json and the plots.
+/// Assembles the rows in `folder` (in point order) into OUT.csv, OUT.json, OUT.md and the plots.
 fn merge(folder: &Path, output: &Path, json: bool) -> Result<()> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(folder)
         .map_err(|e| anyhow!("{}: {e}", folder.display()))?
@@ -380,11 +417,7 @@ fn merge(folder: &Path, output: &Path, json: bool) -> Result<()> {
     paths.sort();
     let results = paths
         .iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
-            serde_json::from_str(&text)
-                .map_err(|e| anyhow!("{}: not a study row: {e}", p.display()))
-        })
+        .map(|p| read_row(p))
         .collect::<Result<Vec<StudyResult>>>()?;
     let file = StudyFile {
         format: STUDY_FORMAT,
@@ -401,12 +434,13 @@ fn merge(folder: &Path, output: &Path, json: bool) -> Result<()> {
     };
     write("csv", study_csv(&file.results).as_bytes())?;
     write("json", serde_json::to_string_pretty(&file)?.as_bytes())?;
+    write("md", study_markdown(&file.results).as_bytes())?;
     write_study_plots(output, &file.results)?;
     if json {
         return print_json(&file);
     }
     println!(
-        "{} point(s) -> {}.csv, .json, .macs.png, .size.png\n",
+        "{} point(s) -> {}.csv, .json, .md, .macs.png, .size.png\n",
         file.results.len(),
         output.display()
     );

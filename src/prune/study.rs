@@ -396,6 +396,57 @@ pub fn study_csv(results: &[StudyResult]) -> String {
     text
 }
 
+/// The results as two Markdown tables, as the documentation shows them: Dice per region as
+/// cut, after BN recalibration and fine-tuned (mean ± sd over seeds), then size and speed at the
+/// study's width and at the published full width.
+pub fn study_markdown(results: &[StudyResult]) -> String {
+    let dice = |d: RegionScores| format!("{:.3} / {:.3} / {:.3}", d.wt, d.tc, d.et);
+    let removed = |r: &StudyResult| match r.point.target {
+        Some(_) => format!("{:.1} %", 100.0 * r.removed_share),
+        None => format!("{:.1} % (as trained)", 100.0 * r.removed_share),
+    };
+    let mut text = String::from(
+        "| row | parameters removed | Dice WT / TC / ET as cut | after BN recalibration | \
+         fine-tuned (mean over seeds) | sd over seeds |\n|---|---|---|---|---|---|\n",
+    );
+    for r in results {
+        let tuned = r.fine_tuned_summary();
+        text += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.point.row.name(),
+            removed(r),
+            dice(r.dice.mean),
+            r.dice_recalibrated.map_or("-".into(), |d| dice(d.mean)),
+            tuned.map_or("-".into(), |t| dice(t.0)),
+            tuned.map_or("-".into(), |t| dice(t.1)),
+        );
+    }
+    let side = results.first().map_or(240, |r| r.slice_side);
+    text += &format!(
+        "\n| row | parameters removed | non-zero parameters | size on disk (gzip) | \
+         G MACs per {side}x{side} slice | CPU latency (dense) | full width: non-zero parameters | \
+         full width: G MACs | full width: latency (dense) |\n|---|---|---|---|---|---|---|---|---|\n"
+    );
+    let megabytes = |b: u64| format!("{:.2} MB", b as f64 / 1e6);
+    let latency = |s: &Structure| format!("{:.1} ms ({:.1} ms)", s.latency_ms, s.dense_latency_ms);
+    for r in results {
+        text += &format!(
+            "| {} | {} | {} | {} ({}) | {:.3} | {} | {} | {:.2} | {} |\n",
+            r.point.row.name(),
+            removed(r),
+            crate::report::thousands(r.structure.nonzero_params as u64),
+            megabytes(r.bytes_on_disk),
+            megabytes(r.gzip_bytes),
+            r.structure.macs as f64 / 1e9,
+            latency(&r.structure),
+            crate::report::thousands(r.full_width.nonzero_params as u64),
+            r.full_width.macs as f64 / 1e9,
+            latency(&r.full_width),
+        );
+    }
+    text
+}
+
 /// The study file: what `study` writes as JSON and the app's Plots tab opens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyFile {

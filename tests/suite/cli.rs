@@ -932,6 +932,27 @@ fn a_stopped_study_resumes_and_its_points_merge_to_the_same_table() {
     for suffix in ["csv", "macs.png", "size.png"] {
         assert!(stem.with_extension(suffix).exists(), "{suffix}");
     }
+    let tables = std::fs::read_to_string(stem.with_extension("md")).unwrap();
+    for name in [
+        "after BN recalibration",
+        "filter L2",
+        "magnitude (global L1)",
+        "full width",
+    ] {
+        assert!(tables.contains(name), "{name}: {tables}");
+    }
+    // Rows made by other options are not resumed into: point 1 is filter-l2@0.5 here, and
+    // with a second target it would be filter-l2@0.25.
+    let mut other_targets = small_study_args(&["-o", stem_arg]);
+    let at = other_targets.iter().position(|a| a == "--targets").unwrap();
+    other_targets[at + 1] = "0.25,0.5".into();
+    let other = run_owned(other_targets);
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other).contains("point-00001.json: this row is filter-l2@0.5"),
+        "{}",
+        stderr(&other)
+    );
 
     // The same study as points run one by one (as GNU parallel or SLURM would), then merged.
     let points = dir.join("points.json");
