@@ -53,6 +53,10 @@ pub struct StudyArgs {
     /// Shares of the base model's parameters removed, comma-separated, each in (0, 1).
     #[arg(long, default_value = "0.25,0.5,0.75")]
     pub targets: String,
+    /// One more share removed for the combined rows only, beyond the targets: the document's
+    /// extreme compression (0: none).
+    #[arg(long, default_value_t = 0.9)]
+    pub extreme: f64,
     /// Fine-tuning seeds, comma-separated: every point is fine-tuned once per seed.
     #[arg(long, default_value = "0,1,2")]
     pub seeds: String,
@@ -192,7 +196,7 @@ impl Setup {
             .get(&StudyModel::DepthwiseShared)
             .map_or(0.0, |m| 1.0 - nonzero_params(m) as f64 / base_params as f64);
         Ok(Setup {
-            points: study_points(&rows, &targets, shared_share),
+            points: study_points(&rows, &targets, shared_share, extreme_share(args.extreme)?),
             models: Some(models),
             runner: None,
             seeds: parse_seeds(&args.seeds)?,
@@ -271,6 +275,16 @@ fn parse_shares(list: &str) -> Result<Vec<f64>> {
             Ok(v)
         })
         .collect()
+}
+
+fn extreme_share(share: f64) -> Result<Option<f64>> {
+    if share == 0.0 {
+        Ok(None)
+    } else if share > 0.0 && share < 1.0 {
+        Ok(Some(share))
+    } else {
+        bail!("--extreme: a share removed must be in (0, 1) or 0 for none, got {share}")
+    }
 }
 
 fn parse_seeds(list: &str) -> Result<Vec<u64>> {

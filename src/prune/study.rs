@@ -174,23 +174,32 @@ impl StudyPoint {
 
 /// The study's points in table order: each model row once as trained, each pruning row at every
 /// target, and the combined rows at the targets beyond what sharing alone removes
-/// (`shared_share`: the depthwise-shared model's share of the base parameters removed).
-pub fn study_points(rows: &[StudyRow], targets: &[f64], shared_share: f64) -> Vec<StudyPoint> {
+/// (`shared_share`: the depthwise-shared model's share of the base parameters removed) and at
+/// `extreme`, a share for the combined rows only (the document's extreme compression).
+pub fn study_points(
+    rows: &[StudyRow],
+    targets: &[f64],
+    shared_share: f64,
+    extreme: Option<f64>,
+) -> Vec<StudyPoint> {
     let mut points = Vec::new();
     for &row in rows {
         match row {
             StudyRow::Dense | StudyRow::DepthwiseShared | StudyRow::PairedShared => {
                 points.push(StudyPoint { row, target: None })
             }
-            StudyRow::CombinedStructured | StudyRow::CombinedMagnitude => points.extend(
-                targets
+            StudyRow::CombinedStructured | StudyRow::CombinedMagnitude => {
+                let mut shares: Vec<f64> = targets
                     .iter()
-                    .filter(|&&t| t > shared_share)
-                    .map(|&t| StudyPoint {
-                        row,
-                        target: Some(t),
-                    }),
-            ),
+                    .copied()
+                    .filter(|&t| t > shared_share)
+                    .collect();
+                shares.extend(extreme.filter(|e| !shares.contains(e)));
+                points.extend(shares.into_iter().map(|t| StudyPoint {
+                    row,
+                    target: Some(t),
+                }))
+            }
             _ => points.extend(targets.iter().map(|&t| StudyPoint {
                 row,
                 target: Some(t),
@@ -569,7 +578,7 @@ mod tests {
 
     #[test]
     fn combined_rows_only_go_beyond_what_sharing_removes() {
-        let points = study_points(&StudyRow::ALL, &[0.25, 0.5, 0.75], 0.43);
+        let points = study_points(&StudyRow::ALL, &[0.25, 0.5, 0.75], 0.43, None);
         let count = |row| points.iter().filter(|p| p.row == row).count();
         assert_eq!(count(StudyRow::Dense), 1);
         assert_eq!(count(StudyRow::DepthwiseShared), 1);
@@ -579,6 +588,13 @@ mod tests {
         assert_eq!(points.len(), 1 + 5 * 3 + 2 + 2 * 2);
         assert_eq!(points[0].label(), "dense");
         assert_eq!(points[1].label(), "magnitude@0.25");
+        let extreme = study_points(&StudyRow::ALL, &[0.25, 0.5, 0.75], 0.43, Some(0.9));
+        assert_eq!(extreme.len(), points.len() + 2);
+        assert_eq!(
+            extreme.iter().filter(|p| p.target == Some(0.9)).count(),
+            2,
+            "only the combined rows go to the extreme share"
+        );
     }
 
     #[test]
