@@ -76,7 +76,19 @@ pub const SHIPPED_MODELS: &[ShippedModel] = &[
         label: "Study: depthwise-shared (half width)",
         bytes: include_bytes!("../assets/study_depthwise-shared.safetensors"),
     },
+    ShippedModel {
+        path: "assets/study_paired-shared.safetensors",
+        label: "Study: paired-shared (half width)",
+        bytes: include_bytes!("../assets/study_paired-shared.safetensors"),
+    },
 ];
+
+/// The compression study of the shipped family (`study ... -o docs/study/study`, the command in
+/// the book's study chapter): what the app's Plots tab shows until the user opens another.
+pub const SHIPPED_STUDY: (&str, &str) = (
+    "docs/study/study.json",
+    include_str!("../docs/study/study.json"),
+);
 
 impl ShippedModel {
     /// The shipped model a path names, if any: exactly its `assets/...` path.
@@ -161,6 +173,26 @@ mod tests {
                 .expect("the asset is in the repository");
             assert_eq!(on_disk, shipped.bytes, "{}", shipped.path);
         }
+    }
+
+    #[test]
+    fn the_shipped_study_is_a_study_file_of_the_shipped_family() {
+        let (path, text) = SHIPPED_STUDY;
+        let study: crate::prune::study::StudyFile =
+            serde_json::from_str(text).expect("a study file");
+        assert_eq!(study.format, crate::prune::study::STUDY_FORMAT);
+        assert!(!study.results.is_empty(), "{path} has points");
+        let dense = study
+            .results
+            .iter()
+            .find(|r| r.point.target.is_none() && r.point.row.key() == "dense")
+            .expect("the dense row");
+        let base = SHIPPED_MODELS[0].checkpoint();
+        assert_eq!(
+            dense.structure.params,
+            crate::prune::study::nonzero_params(&base),
+            "its dense row is the shipped base model"
+        );
     }
 
     #[test]

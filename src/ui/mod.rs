@@ -343,6 +343,11 @@ impl LabApp {
         self.study.points()
     }
 
+    /// Where the study the Plots tab shows came from.
+    pub fn study_source(&self) -> Option<&str> {
+        self.study.source()
+    }
+
     /// Asks the worker to read a study file for the Plots tab (answered by the chart or an
     /// error naming the file).
     pub fn open_study(&self, path: std::path::PathBuf) {

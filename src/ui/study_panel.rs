@@ -56,15 +56,38 @@ struct ShownStudy {
     file: Arc<StudyFile>,
 }
 
-#[derive(Default)]
 pub struct StudyPanel {
-    /// The study the user opened.
+    /// The study shown: the shipped one until the user opens another.
     opened: Option<ShownStudy>,
     region: usize,
     axis: Axis,
 }
 
+impl Default for StudyPanel {
+    /// Shows the study shipped with the program (the half-width study family's, not the open
+    /// model's), so the chart never starts empty.
+    fn default() -> Self {
+        let (path, text) = crate::defaults::SHIPPED_STUDY;
+        let opened = serde_json::from_str::<StudyFile>(text)
+            .ok()
+            .map(|file| ShownStudy {
+                source: format!("the shipped study of the half-width study family ({path})"),
+                file: Arc::new(file),
+            });
+        StudyPanel {
+            opened,
+            region: 0,
+            axis: Axis::default(),
+        }
+    }
+}
+
 impl StudyPanel {
+    /// Where the shown study came from (the shipped one, or the file the user opened).
+    pub fn source(&self) -> Option<&str> {
+        self.opened.as_ref().map(|s| s.source.as_str())
+    }
+
     /// A study file the worker read.
     pub fn show_file(&mut self, source: String, file: StudyFile) {
         self.opened = Some(ShownStudy {

@@ -424,10 +424,12 @@ fn a_shipped_study_model_opens_by_name_and_the_plots_tab_shows_a_study_file() {
     let mut harness = app();
     wait_until(&mut harness, "the default case and model", ready);
 
-    // Plots tab: without a study or a budget search, no empty chart, a way to fill it.
+    // Plots tab: the shipped study until the user opens one, saying which it is; without a
+    // budget search, no empty chart but a way to fill it.
     harness.state_mut().tab = Tab::Plots;
     harness.run_steps(2);
-    harness.get_by_label_contains("No study open");
+    harness.get_by_label_contains("Shown: the shipped study of the half-width study family");
+    assert!(harness.state().study_points() > 0);
     harness.get_by_label("Budget search").click();
     harness.run_steps(2);
     harness.get_by_label("No budget search yet.");
@@ -447,7 +449,11 @@ fn a_shipped_study_model_opens_by_name_and_the_plots_tab_shows_a_study_file() {
     // A study file: the chart switches to it, one curve per row.
     let study = small_study_file(&dir);
     harness.state().open_study(study);
-    wait_until(&mut harness, "the study", |app| app.study_points() == 4);
+    wait_until(&mut harness, "the study", |app| {
+        app.study_source()
+            .is_some_and(|s| s.ends_with("study.json") && !s.contains("shipped"))
+    });
+    assert_eq!(harness.state().study_points(), 4);
     harness.get_by_label_contains("study.json (4 points, 2 held-out cases each)");
     harness.get_by_label("Compression study");
 
