@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::images::ImageSet;
 use crate::data::DataError;
-use crate::data::synth::SplitMix64;
+use crate::util::rng::SplitMix64;
 
 pub const SIDE: usize = 32;
 pub const IMAGE_BYTES: usize = 3 * SIDE * SIDE;

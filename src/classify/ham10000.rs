@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::images::{ImageSet, square_planes};
 use crate::data::DataError;
-use crate::data::synth::SplitMix64;
+use crate::util::rng::SplitMix64;
 
 pub const METADATA_FILE: &str = "HAM10000_metadata.csv";
 /// The folders the images come in (any folder of `ISIC_*.jpg` under the data folder is read).

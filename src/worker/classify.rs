@@ -21,7 +21,7 @@ use crate::classify::images::ImageSet;
 use crate::classify::metrics::{Tally, argmax};
 use crate::classify::prune::{Scope, magnitude_pruned, weight_layers, weight_sparsity};
 use crate::classify::train::{self, logits};
-use crate::data::dataset::epoch_batches;
+use crate::util::batches::epoch_batches;
 
 use super::job_slot::JobSlot;
 

@@ -6,11 +6,12 @@
 
 use rayon::prelude::*;
 
+use super::SynthCase;
 use super::noise::SmoothField;
 use super::template::{Template, Tissue, template};
 use super::tumour::{Tumour, TumourAt, TumourPart, TumourStyle};
 use super::warp::{MassEffect, Warp};
-use super::{SplitMix64, SynthCase};
+use crate::util::rng::SplitMix64;
 
 /// Modalities in network order (T1 0, T1ce 1).
 const T2: usize = 2;

@@ -6,9 +6,9 @@
 
 use rayon::prelude::*;
 
-use super::SplitMix64;
 use super::noise::SmoothField;
 use super::template::Tissue;
+use crate::util::rng::SplitMix64;
 
 /// How a case's tumour looks and grows; drawn once per case.
 #[derive(Debug, Clone)]
