@@ -57,7 +57,7 @@ pub struct DistillArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct CkaArgs {
+pub struct ClassifyCkaArgs {
     /// Model A (rows).
     pub model: PathBuf,
     /// Model B (columns); model A itself when omitted.
@@ -112,7 +112,7 @@ fn layer_similarity(
     ))
 }
 
-pub(super) fn cka(args: CkaArgs) -> Result<()> {
+pub(super) fn cka(args: ClassifyCkaArgs) -> Result<()> {
     if args.batch < 4 || args.images < args.batch {
         bail!(
             "--batch must be at least 4 (the unbiased HSIC needs 4 examples) and --images ({}) \
