@@ -22,4 +22,5 @@ pub mod report;
 pub mod timing;
 pub mod train;
 pub mod ui;
+pub mod util;
 pub mod worker;

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::data::dataset::PreparedCase;
-use crate::render::{Axis, OverlayStyle, Window, render_slice};
+use crate::render::{OverlayStyle, SliceAxis, Window, render_slice};
 
 /// The axial slice with the most tumour voxels (the middle slice when there is none).
 pub fn tumour_slice(case: &PreparedCase) -> usize {
@@ -56,7 +56,7 @@ pub fn write_montage(case: &PreparedCase, z: usize, path: &Path) -> Result<()> {
                 &case.modalities[m],
                 None,
                 case.dims,
-                Axis::Axial,
+                SliceAxis::Axial,
                 z,
                 windows[m],
                 &bare,
@@ -67,7 +67,7 @@ pub fn write_montage(case: &PreparedCase, z: usize, path: &Path) -> Result<()> {
         &case.modalities[3],
         case.regions.as_deref(),
         case.dims,
-        Axis::Axial,
+        SliceAxis::Axial,
         z,
         windows[3],
         &OverlayStyle::default(),

@@ -6,38 +6,38 @@
 
 /// Which plane of the volume is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Axis {
+pub enum SliceAxis {
     Axial,
     Coronal,
     Sagittal,
 }
 
-impl Axis {
-    pub const ALL: [Axis; 3] = [Axis::Axial, Axis::Coronal, Axis::Sagittal];
+impl SliceAxis {
+    pub const ALL: [SliceAxis; 3] = [SliceAxis::Axial, SliceAxis::Coronal, SliceAxis::Sagittal];
 
     pub fn name(self) -> &'static str {
         match self {
-            Axis::Axial => "Axial",
-            Axis::Coronal => "Coronal",
-            Axis::Sagittal => "Sagittal",
+            SliceAxis::Axial => "Axial",
+            SliceAxis::Coronal => "Coronal",
+            SliceAxis::Sagittal => "Sagittal",
         }
     }
 
     /// Number of slices along this axis for a volume of `dims` (x, y, z).
     pub fn slices(self, dims: [usize; 3]) -> usize {
         match self {
-            Axis::Axial => dims[2],
-            Axis::Coronal => dims[1],
-            Axis::Sagittal => dims[0],
+            SliceAxis::Axial => dims[2],
+            SliceAxis::Coronal => dims[1],
+            SliceAxis::Sagittal => dims[0],
         }
     }
 
     /// Width and height of the plane.
     pub fn plane(self, dims: [usize; 3]) -> [usize; 2] {
         match self {
-            Axis::Axial => [dims[0], dims[1]],
-            Axis::Coronal => [dims[0], dims[2]],
-            Axis::Sagittal => [dims[1], dims[2]],
+            SliceAxis::Axial => [dims[0], dims[1]],
+            SliceAxis::Coronal => [dims[0], dims[2]],
+            SliceAxis::Sagittal => [dims[1], dims[2]],
         }
     }
 
@@ -46,9 +46,9 @@ impl Axis {
     pub fn voxel(self, dims: [usize; 3], s: usize, u: usize, v: usize) -> usize {
         let [nx, ny, nz] = dims;
         let (x, y, z) = match self {
-            Axis::Axial => (u, v, s),
-            Axis::Coronal => (u, s, nz - 1 - v),
-            Axis::Sagittal => (s, u, nz - 1 - v),
+            SliceAxis::Axial => (u, v, s),
+            SliceAxis::Coronal => (u, s, nz - 1 - v),
+            SliceAxis::Sagittal => (s, u, nz - 1 - v),
         };
         debug_assert!(x < nx && y < ny && z < nz);
         x + nx * (y + ny * z)
@@ -107,7 +107,7 @@ pub fn render_slice(
     intensities: &[f32],
     codes: Option<&[u8]>,
     dims: [usize; 3],
-    axis: Axis,
+    axis: SliceAxis,
     slice_idx: usize,
     window: Window,
     style: &OverlayStyle,
@@ -194,7 +194,8 @@ pub fn render_map(
         visible: [false; 3],
         ..OverlayStyle::default()
     };
-    let (plane, mut pixels) = render_slice(background, None, dims, Axis::Axial, z, window, &bare);
+    let (plane, mut pixels) =
+        render_slice(background, None, dims, SliceAxis::Axial, z, window, &bare);
     if map.len() != dims[0] * dims[1] {
         // A map of another case: the slice alone rather than pixels read out of range.
         return (plane, pixels);
@@ -202,7 +203,7 @@ pub fn render_map(
     let map_dims = [dims[0], dims[1], 1];
     for v in 0..plane[1] {
         for u in 0..plane[0] {
-            let (colour, cover) = palette.colour(map[Axis::Axial.voxel(map_dims, 0, u, v)]);
+            let (colour, cover) = palette.colour(map[SliceAxis::Axial.voxel(map_dims, 0, u, v)]);
             let alpha = (cover * opacity).clamp(0.0, 1.0);
             let px = &mut pixels[(v * plane[0] + u) * 4..][..3];
             for c in 0..3 {
@@ -247,7 +248,7 @@ pub fn render_disagreement(a: &[u8], b: &[u8], plane: [usize; 2]) -> Vec<u8> {
 }
 
 /// One plane of a code volume (the prediction shown beside the image).
-pub fn plane_codes(codes: &[u8], dims: [usize; 3], axis: Axis, slice_idx: usize) -> Vec<u8> {
+pub fn plane_codes(codes: &[u8], dims: [usize; 3], axis: SliceAxis, slice_idx: usize) -> Vec<u8> {
     let [w, h] = axis.plane(dims);
     let s = slice_idx.min(axis.slices(dims).saturating_sub(1));
     (0..h)
@@ -278,10 +279,10 @@ mod tests {
     fn planes_index_the_right_voxels() {
         let dims = [4, 3, 2];
         // Axial slice 1, pixel (2, 1) is x 2, y 1, z 1.
-        assert_eq!(Axis::Axial.voxel(dims, 1, 2, 1), 2 + 4 * (1 + 3));
+        assert_eq!(SliceAxis::Axial.voxel(dims, 1, 2, 1), 2 + 4 * (1 + 3));
         // Coronal top row is the highest z.
-        assert_eq!(Axis::Coronal.voxel(dims, 2, 3, 0), 3 + 4 * (2 + 3));
-        assert_eq!(Axis::Sagittal.plane(dims), [3, 2]);
+        assert_eq!(SliceAxis::Coronal.voxel(dims, 2, 3, 0), 3 + 4 * (2 + 3));
+        assert_eq!(SliceAxis::Sagittal.plane(dims), [3, 2]);
     }
 
     #[test]
@@ -296,7 +297,7 @@ mod tests {
             &[0.0, 0.0],
             Some(&[1, 2]),
             dims,
-            Axis::Axial,
+            SliceAxis::Axial,
             0,
             Window::default(),
             &style,

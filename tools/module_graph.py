@@ -36,7 +36,7 @@ from collections import defaultdict
 # reported).
 LAYERS = [
     # Leaf utilities: depend on no other module of the crate.
-    ("leaf", ["atomic", "backend", "plot", "render", "timing", "report", "lesson"]),
+    ("leaf", ["atomic", "backend", "plot", "render", "timing", "report", "lesson", "util"]),
     # Region codes and scores on label arrays (the dataset's targets use `metrics::Region`).
     ("metrics", ["metrics"]),
     ("data", ["data"]),

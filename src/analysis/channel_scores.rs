@@ -4,13 +4,14 @@
 
 use burn::optim::{AdamConfig, ModuleOptimizer};
 
-use crate::data::dataset::{PreparedCase, SliceDataset, epoch_batches};
+use crate::data::dataset::{PreparedCase, SliceDataset};
 use crate::inference::{brain_window, predict_slice};
 use crate::metrics::region_dice;
 use crate::model::Checkpoint;
 use crate::prune::graph::{LayerKind, Span};
 use crate::prune::{ChannelGraph, SnipBatch, StructuredMethod, channel_importance};
 use crate::prune::{unstructured::snip_scores, zero_channels};
+use crate::util::batches::epoch_batches;
 
 /// SNIP's `|dL/dw * w|` on one batch, summed over every weight that writes each channel
 /// (the output rows of the convolutions tied to it), `[group][channel]`.

@@ -158,7 +158,7 @@ impl MinibatchCka {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::synth::SplitMix64;
+    use crate::util::rng::SplitMix64;
 
     fn random(n: usize, p: usize, seed: u64) -> Features {
         let mut rng = SplitMix64::new(seed);

@@ -6,8 +6,9 @@ use burn::prelude::*;
 use burn::tensor::module::adaptive_avg_pool2d;
 
 use super::cka::{Features, Kernel, MinibatchCka};
-use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection, epoch_batches};
+use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection};
 use crate::model::Raagr2Net;
+use crate::util::batches::epoch_batches;
 
 /// Side of the pooled grid each level output is reduced to before flattening (keeps the
 /// feature count per slice in the thousands at every level).

@@ -37,7 +37,7 @@ pub struct ClassifierTimings {
 
 /// What tools/torch_classifier_bench.py prints.
 #[derive(Deserialize)]
-struct PeerReport {
+struct ClassifierPeerReport {
     version: String,
     device_name: String,
     threads: usize,
@@ -128,7 +128,8 @@ fn pytorch(options: &ClassifierBenchOptions) -> ClassifierTimings {
         "--runs".to_string(),
         options.runs.to_string(),
     ];
-    match peer_script::run::<PeerReport>("tools/torch_classifier_bench.py", SCRIPT, &args) {
+    match peer_script::run::<ClassifierPeerReport>("tools/torch_classifier_bench.py", SCRIPT, &args)
+    {
         Ok(peer) => ClassifierTimings {
             name: format!(
                 "pytorch {} (cpu: {}, {} threads)",

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::images::ImageSet;
 use crate::data::DataError;
-use crate::data::synth::SplitMix64;
+use crate::util::rng::SplitMix64;
 
 pub const SIDE: usize = 32;
 pub const IMAGE_BYTES: usize = 3 * SIDE * SIDE;
@@ -164,7 +164,7 @@ pub fn read_label_names(path: &Path, expected: usize) -> Result<Vec<String>, Dat
 
 /// What the stand-in generator writes.
 #[derive(Debug, Clone, Copy)]
-pub struct StandIn {
+pub struct CifarStandIn {
     /// Fine classes that occur (the first N of the 100; the format always names 100).
     pub classes: usize,
     pub train_per_class: usize,
@@ -175,7 +175,7 @@ pub struct StandIn {
 /// Writes a stand-in CIFAR-100 folder to `dir` (each file atomically): procedural images whose
 /// class is a texture (the orientation and frequency of a grating), drawn in random colours, so
 /// that a network has to learn the pattern: the mean colour says nothing about the class.
-pub fn write_stand_in(dir: &Path, spec: StandIn) -> Result<(), DataError> {
+pub fn write_stand_in(dir: &Path, spec: CifarStandIn) -> Result<(), DataError> {
     if spec.classes == 0 || spec.classes > FINE_CLASSES {
         return Err(DataError::Invalid(format!(
             "a CIFAR-100 stand-in has 1 to {FINE_CLASSES} classes, not {}",
@@ -212,11 +212,11 @@ pub fn stand_in_class_name(class: usize) -> String {
 }
 
 /// The stand-in's test split, in memory (exactly what [`write_stand_in`] writes as `test.bin`).
-pub fn stand_in_test(spec: StandIn) -> CifarImages {
+pub fn stand_in_test(spec: CifarStandIn) -> CifarImages {
     stand_in_split(spec, spec.test_per_class, 1)
 }
 
-fn stand_in_split(spec: StandIn, per_class: usize, stream: u64) -> CifarImages {
+fn stand_in_split(spec: CifarStandIn, per_class: usize, stream: u64) -> CifarImages {
     let mut rng = SplitMix64::stream(spec.seed, stream);
     let mut split = CifarImages::with_capacity(spec.classes * per_class);
     for _ in 0..per_class {
@@ -275,7 +275,7 @@ mod tests {
         dir
     }
 
-    const SPEC: StandIn = StandIn {
+    const SPEC: CifarStandIn = CifarStandIn {
         classes: 10,
         train_per_class: 20,
         test_per_class: 5,
@@ -310,7 +310,7 @@ mod tests {
         let again = scratch("roundtrip-again");
         write_stand_in(&again, SPEC).unwrap();
         assert_eq!(load(&again).unwrap().train, data.train);
-        write_stand_in(&again, StandIn { seed: 8, ..SPEC }).unwrap();
+        write_stand_in(&again, CifarStandIn { seed: 8, ..SPEC }).unwrap();
         assert_ne!(
             load(&again).unwrap().train.images.pixels,
             data.train.images.pixels
@@ -337,7 +337,7 @@ mod tests {
         let dir = scratch("colour");
         write_stand_in(
             &dir,
-            StandIn {
+            CifarStandIn {
                 train_per_class: 100,
                 test_per_class: 50,
                 ..SPEC

@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use super::cifar::{self, StandIn};
+use super::cifar::{self, CifarStandIn};
 use super::images::ImageSet;
 use super::model::ClassifierCheckpoint;
 
 /// The stand-in the demo model was trained on (`classify stand-in --classes 10
 /// --train-per-class 300 --test-per-class 100 --seed 0`).
-pub const DEMO_STAND_IN: StandIn = StandIn {
+pub const DEMO_STAND_IN: CifarStandIn = CifarStandIn {
     classes: 10,
     train_per_class: 300,
     test_per_class: 100,
@@ -30,7 +30,7 @@ pub fn demo_checkpoint() -> ClassifierCheckpoint {
 
 /// The first `per_class` held-out images of every class, and the class names.
 pub fn demo_images(per_class: usize) -> (ImageSet, Vec<String>) {
-    let test = cifar::stand_in_test(StandIn {
+    let test = cifar::stand_in_test(CifarStandIn {
         test_per_class: per_class.min(DEMO_STAND_IN.test_per_class),
         ..DEMO_STAND_IN
     });

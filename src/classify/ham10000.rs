@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::images::{ImageSet, square_planes};
 use crate::data::DataError;
-use crate::data::synth::SplitMix64;
+use crate::util::rng::SplitMix64;
 
 pub const METADATA_FILE: &str = "HAM10000_metadata.csv";
 /// The folders the images come in (any folder of `ISIC_*.jpg` under the data folder is read).
@@ -215,7 +215,7 @@ pub fn split_by_lesion(
 
 /// What the stand-in generator writes.
 #[derive(Debug, Clone, Copy)]
-pub struct StandIn {
+pub struct Ham10000StandIn {
     /// Images in all (each class gets its real share, and at least two).
     pub images: usize,
     /// Width of the JPEGs (height three quarters of it, as the real 600 x 450).
@@ -228,7 +228,7 @@ pub struct StandIn {
 /// is its pattern (texture, border, structures), drawn in random skin and lesion colours so the
 /// mean colour does not give the class away; the classes as imbalanced as the real ones, and
 /// some lesions photographed twice or three times.
-pub fn write_stand_in(dir: &Path, spec: StandIn) -> Result<(), DataError> {
+pub fn write_stand_in(dir: &Path, spec: Ham10000StandIn) -> Result<(), DataError> {
     if spec.images < 2 * CLASSES.len() || spec.width < 32 {
         return Err(DataError::Invalid(format!(
             "a HAM10000 stand-in needs at least {} images of at least 32 pixels wide",
@@ -389,7 +389,7 @@ mod tests {
         dir
     }
 
-    const SPEC: StandIn = StandIn {
+    const SPEC: Ham10000StandIn = Ham10000StandIn {
         images: 120,
         width: 64,
         seed: 3,
@@ -437,13 +437,13 @@ mod tests {
         // Nearest class centroid on mean RGB, balanced accuracy over the seven classes between
         // two stand-ins: near chance (1/7); colours tied to the class would score far above it.
         let (fit_dir, test_dir) = (scratch("colour-fit"), scratch("colour-test"));
-        let spec = StandIn {
+        let spec = Ham10000StandIn {
             images: 700,
             width: 40,
             ..SPEC
         };
         write_stand_in(&fit_dir, spec).unwrap();
-        write_stand_in(&test_dir, StandIn { seed: 4, ..spec }).unwrap();
+        write_stand_in(&test_dir, Ham10000StandIn { seed: 4, ..spec }).unwrap();
         let mean_colour = |images: &ImageSet, i: usize| -> [f64; 3] {
             let n = images.side * images.side;
             let image = images.image(i);

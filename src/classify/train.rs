@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use super::images::ImageSet;
 use super::metrics::{Evaluation, Tally};
 use super::model::{Classifier, ClassifierCheckpoint};
-use crate::data::dataset::epoch_batches;
-use crate::data::synth::SplitMix64;
 use crate::model::ModelMasks;
 use crate::model::weights::export_weights;
 use crate::train::{StopReason, TrainError};
+use crate::util::batches::epoch_batches;
+use crate::util::rng::SplitMix64;
 
 /// torchvision's ImageNet normalisation (also right for imported ImageNet weights).
 pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];

@@ -94,7 +94,7 @@ pub fn study(mut args: StudyArgs) -> Result<()> {
         args.fine_tune.bn_recalibrate = DEFAULT_RECALIBRATION_SLICES;
     }
     if let Some(points) = &args.spread.write_points {
-        let setup = Setup::models_only(&args)?;
+        let setup = StudySetup::models_only(&args)?;
         let options = command_options(std::env::args().skip(1).collect(), "study");
         parse_study_options(&options).context("the study's options")?;
         let entries = points_of(&setup.points, &args)?;
@@ -126,7 +126,7 @@ pub fn study(mut args: StudyArgs) -> Result<()> {
         .clone()
         .ok_or_else(|| anyhow!("study needs -o OUT (a stem: OUT.csv, OUT.json, ...)"))?;
     let rows = output.with_extension("rows");
-    let mut setup = Setup::models_only(&args)?;
+    let mut setup = StudySetup::models_only(&args)?;
     let total = setup.points.len();
     let done = (0..total).filter(|i| row_path(&rows, *i).exists()).count();
     check_kept_rows(&rows, &setup.points, &args)?;
@@ -161,7 +161,7 @@ pub fn study(mut args: StudyArgs) -> Result<()> {
 }
 
 /// What every point needs: the points, the models and (loaded on first need) the cases.
-struct Setup {
+struct StudySetup {
     points: Vec<StudyPoint>,
     /// The models, until the cases are loaded and they move into the runner.
     models: Option<HashMap<StudyModel, Checkpoint>>,
@@ -169,9 +169,9 @@ struct Setup {
     seeds: Vec<u64>,
 }
 
-impl Setup {
+impl StudySetup {
     /// The models the rows need and the study's points (no case loaded yet).
-    fn models_only(args: &StudyArgs) -> Result<Setup> {
+    fn models_only(args: &StudyArgs) -> Result<StudySetup> {
         let rows = match &args.rows {
             Some(list) => list
                 .split(',')
@@ -195,7 +195,7 @@ impl Setup {
         let shared_share = models
             .get(&StudyModel::DepthwiseShared)
             .map_or(0.0, |m| 1.0 - nonzero_params(m) as f64 / base_params as f64);
-        Ok(Setup {
+        Ok(StudySetup {
             points: study_points(&rows, &targets, shared_share, extreme_share(args.extreme)?),
             models: Some(models),
             runner: None,
@@ -373,7 +373,7 @@ fn run_listed_point(path: &Path, index: usize) -> Result<()> {
     if args.fine_tune.bn_recalibrate == 0 {
         args.fine_tune.bn_recalibrate = DEFAULT_RECALIBRATION_SLICES;
     }
-    let mut setup = Setup::models_only(&args)?;
+    let mut setup = StudySetup::models_only(&args)?;
     let point = *setup
         .points
         .get(index)

@@ -9,7 +9,8 @@ use half::f16;
 use super::DataError;
 use super::brats::{BratsCase, LabelConvention, detect_case, load_case};
 use super::preprocess::{axial_slice, select_slices, zscore_brain};
-use super::synth::{SplitMix64, SynthCase, SynthOptions, generate_case};
+use super::synth::{SynthCase, SynthOptions, generate_case};
+use crate::util::rng::SplitMix64;
 
 /// One case after preprocessing: four z-scored modalities (network order, x fastest) and, when
 /// a segmentation exists, sub-region codes (0 background, 1 NCR/NET, 2 ED, 3 ET).
@@ -309,23 +310,6 @@ fn augment(input: &mut [f32], regions: &mut [u8], s: usize, rng: &mut SplitMix64
     }
 }
 
-/// Batches of sample indices for one epoch: shuffled with `seed` when `shuffle`, the last batch
-/// possibly smaller.
-pub fn epoch_batches(len: usize, batch_size: usize, shuffle: bool, seed: u64) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..len).collect();
-    if shuffle {
-        let mut rng = SplitMix64::new(seed);
-        for i in (1..len).rev() {
-            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-            order.swap(i, j);
-        }
-    }
-    order
-        .chunks(batch_size.max(1))
-        .map(|c| c.to_vec())
-        .collect()
-}
-
 /// A BraTS case folder, or the folder of a file inside one: the prepared case and its folder.
 pub fn open_case(path: &Path) -> Result<(PreparedCase, PathBuf), String> {
     let folder = if path.is_file() {
@@ -352,20 +336,6 @@ pub fn open_case(path: &Path) -> Result<(PreparedCase, PathBuf), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batches_cover_every_sample_once() {
-        let batches = epoch_batches(10, 4, true, 3);
-        assert_eq!(
-            batches.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![4, 4, 2]
-        );
-        let mut all: Vec<usize> = batches.concat();
-        all.sort();
-        assert_eq!(all, (0..10).collect::<Vec<_>>());
-        assert_eq!(batches, epoch_batches(10, 4, true, 3), "seeded");
-        assert_ne!(batches, epoch_batches(10, 4, true, 4));
-    }
 
     #[test]
     fn synthetic_slices_have_tumour_targets_and_normalised_inputs() {

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 pub use brats::{BratsCase, LabelConvention, Modality, load_case};
 pub use nifti_io::{Volume, read_volume, write_label_map, write_volume};
 
-/// Everything that can go wrong reading or writing MRI data; always names the file.
+/// Everything that can go wrong reading or writing data files (MRI volumes and case folders,
+/// and the classifiers' image sets too); always names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{}: file not found", .0.display())]

@@ -638,7 +638,7 @@ mod tests {
     #[test]
     fn random_header_mutations_never_panic() {
         let good = nifti1([8, 8, 8]);
-        let mut rng = crate::data::synth::SplitMix64::new(7);
+        let mut rng = crate::util::rng::SplitMix64::new(7);
         for _ in 0..20_000 {
             let mut h = good.clone();
             for _ in 0..1 + rng.next_u64() % 4 {

@@ -3,7 +3,7 @@
 //! train/val/test split.
 
 use super::brats::LabelConvention;
-use super::synth::SplitMix64;
+use crate::util::rng::SplitMix64;
 
 /// Z-scores the non-zero (brain) voxels of one modality; background stays 0. A volume with no
 /// brain voxels, or a constant one, is returned unchanged rather than divided by zero.

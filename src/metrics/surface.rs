@@ -240,7 +240,7 @@ fn percentile_95(mut values: Vec<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::synth::SplitMix64;
+    use crate::util::rng::SplitMix64;
 
     /// Distances by brute force over all feature voxels.
     fn brute_distance(feature: &[bool], dims: [usize; 3], s: [f32; 3]) -> Vec<f64> {

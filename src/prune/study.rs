@@ -515,31 +515,57 @@ pub fn pareto_series(
         .collect()
 }
 
-/// The Pareto plots: Dice (fine-tuned where measured) per region against MACs (`*.macs.png`)
-/// and against size on disk (`*.size.png`, gzip size for masked models).
+/// What a study chart's x axis shows: MACs per slice, or size on disk (the `study` command's
+/// PNGs and the app's study chart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StudyAxis {
+    #[default]
+    Macs,
+    Size,
+}
+
+impl StudyAxis {
+    pub const ALL: [StudyAxis; 2] = [StudyAxis::Macs, StudyAxis::Size];
+
+    /// What the PNG plotted against it ends in (`OUT.macs.png`, `OUT.size.png`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            StudyAxis::Macs => "macs",
+            StudyAxis::Size => "size",
+        }
+    }
+
+    /// The axis label, for slices of `side` x `side`.
+    pub fn label(self, side: usize) -> String {
+        match self {
+            StudyAxis::Macs => format!("G MACs per {side}x{side} slice"),
+            StudyAxis::Size => "MB on disk (gzip for masked models)".into(),
+        }
+    }
+
+    /// A result's x: G MACs per slice, or MB on disk (the gzip size for a masked model).
+    pub fn value(self, r: &StudyResult) -> f64 {
+        match self {
+            StudyAxis::Macs => r.structure.macs as f64 / 1e9,
+            StudyAxis::Size => {
+                let masked = r.structure.nonzero_params < r.structure.params;
+                (if masked {
+                    r.gzip_bytes
+                } else {
+                    r.bytes_on_disk
+                }) as f64
+                    / 1e6
+            }
+        }
+    }
+}
+
+/// The Pareto plots: Dice (fine-tuned where measured) per region against each [`StudyAxis`]
+/// (`*.macs.png`, `*.size.png`).
 pub fn write_study_plots(stem: &std::path::Path, results: &[StudyResult]) -> anyhow::Result<()> {
-    type Axis = (&'static str, &'static str, fn(&StudyResult) -> f64);
     let side = results.first().map_or(240, |r| r.slice_side);
-    let macs_label = format!("G MACs per {side}x{side} slice");
-    let axes: [Axis; 2] = [
-        ("macs", "G MACs per slice", |r| {
-            r.structure.macs as f64 / 1e9
-        }),
-        ("size", "MB on disk (gzip for masked models)", |r| {
-            let bytes = if r.structure.nonzero_params < r.structure.params {
-                r.gzip_bytes
-            } else {
-                r.bytes_on_disk
-            };
-            bytes as f64 / 1e6
-        }),
-    ];
-    for (suffix, label, x) in axes {
-        let label = if suffix == "macs" {
-            macs_label.as_str()
-        } else {
-            label
-        };
+    for axis in StudyAxis::ALL {
+        let x = |r: &StudyResult| axis.value(r);
         let panels: Vec<Panel> = ["WT", "TC", "ET"]
             .iter()
             .enumerate()
@@ -549,8 +575,14 @@ pub fn write_study_plots(stem: &std::path::Path, results: &[StudyResult]) -> any
             })
             .collect();
         let max_x = results.iter().map(x).fold(0.0, f64::max);
-        let path = stem.with_extension(format!("{suffix}.png"));
-        write_panels_png(&path, &panels, label, "Dice", (0.0, max_x * 1.05 + 1e-9))?;
+        let path = stem.with_extension(format!("{}.png", axis.suffix()));
+        write_panels_png(
+            &path,
+            &panels,
+            &axis.label(side),
+            "Dice",
+            (0.0, max_x * 1.05 + 1e-9),
+        )?;
     }
     Ok(())
 }

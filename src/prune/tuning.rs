@@ -12,13 +12,14 @@ use anyhow::{Result, bail};
 
 use super::{PruneMethod, ScheduleHooks, SnipBatch, StepRecord, UnstructuredMethod};
 use crate::backend;
-use crate::data::dataset::{PreparedCase, epoch_batches};
+use crate::data::dataset::PreparedCase;
 use crate::inference::{InferenceOptions, evaluate_cases};
 use crate::metrics::{RegionScores, RegionStats};
 use crate::model::Checkpoint;
 use crate::train::TrainEvent;
 use crate::train::fine_tune::{FineTuneData, FineTuneSettings, fine_tune};
 use crate::train::recalibrate::{RecalibrationSettings, recalibrate_batch_norms};
+use crate::util::batches::epoch_batches;
 
 /// How pruned models are fine-tuned and recalibrated.
 #[derive(Debug, Clone)]

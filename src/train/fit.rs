@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::loss::bce_dice_loss;
 use super::{StepExtras, TrainError, region_logits, train_step_with};
-use crate::data::dataset::{SliceDataset, epoch_batches};
+use crate::data::dataset::SliceDataset;
 use crate::model::checkpoint::{Checkpoint, save_checkpoint};
 use crate::model::{MaskMap, ModelConfig, ModelMasks, Raagr2Net};
+use crate::util::batches::epoch_batches;
 
 /// Metadata key holding [`TrainState`] JSON in checkpoints written by training.
 pub const TRAIN_STATE_METADATA_KEY: &str = "raagr2.training";

@@ -11,9 +11,10 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use super::TrainError;
-use crate::data::dataset::{SliceDataset, epoch_batches};
+use crate::data::dataset::SliceDataset;
 use crate::model::layers::{LayerSite, LayerVisitor, VisitLayers};
 use crate::model::{Checkpoint, ModelConfig};
+use crate::util::batches::epoch_batches;
 
 /// How many slices recalibration reads, and in which order.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -15,11 +15,11 @@ pub struct AttentionState {
     pub opacity_pruned: f32,
     pub opacity_difference: f32,
     /// Per gate: dense, pruned, difference; drawn from the maps and opacities of the key.
-    textures: Option<(TextureKey, Vec<[egui::TextureHandle; 3]>)>,
+    textures: Option<(GateTexturesKey, Vec<[egui::TextureHandle; 3]>)>,
 }
 
 /// What the gate textures were drawn from: the maps' id and the three opacities.
-type TextureKey = (u64, [f32; 3]);
+type GateTexturesKey = (u64, [f32; 3]);
 
 impl Default for AttentionState {
     fn default() -> Self {

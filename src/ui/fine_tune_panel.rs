@@ -29,18 +29,18 @@ pub enum GpuState {
     Missing(String),
 }
 
-/// Fine-tuning settings of the panel.
+/// The fine-tuning settings as the panel edits them (what a fine-tune request is made from).
 #[derive(Debug, Clone)]
-pub struct FineTuneSettings {
+pub struct FineTuneForm {
     pub epochs: usize,
     pub learning_rate: f64,
     pub batches_per_epoch: usize,
     pub device: crate::backend::DeviceChoice,
 }
 
-impl Default for FineTuneSettings {
+impl Default for FineTuneForm {
     fn default() -> Self {
-        FineTuneSettings {
+        FineTuneForm {
             epochs: 2,
             learning_rate: 1e-3,
             batches_per_epoch: 10,
@@ -53,7 +53,7 @@ impl Default for FineTuneSettings {
 /// model exists and is shown.
 #[derive(Debug, Clone)]
 pub struct FineTuneState {
-    pub settings: FineTuneSettings,
+    pub settings: FineTuneForm,
     pub gpu: GpuState,
     pub history: Vec<TrainPoint>,
     /// A fine-tuned model exists in the worker; `show_tuned` previews it.
@@ -64,7 +64,7 @@ pub struct FineTuneState {
 impl Default for FineTuneState {
     fn default() -> Self {
         FineTuneState {
-            settings: FineTuneSettings::default(),
+            settings: FineTuneForm::default(),
             gpu: GpuState::Unknown,
             history: Vec::new(),
             tuned_available: false,
@@ -101,7 +101,7 @@ pub(super) struct PanelView<'a> {
 
 /// The Fine-tune and export panel; returns what was asked.
 pub(super) fn fine_tune_ui(
-    settings: &mut FineTuneSettings,
+    settings: &mut FineTuneForm,
     view: &PanelView<'_>,
     ui: &mut egui::Ui,
 ) -> Vec<PanelCommand> {
@@ -142,7 +142,7 @@ pub(super) fn fine_tune_ui(
 /// The device choice, and the adapter a GPU fine-tune would use or, when there is none, why,
 /// with the CPU offered.
 fn device_ui(
-    settings: &mut FineTuneSettings,
+    settings: &mut FineTuneForm,
     gpu: &GpuState,
     ui: &mut egui::Ui,
     commands: &mut Vec<PanelCommand>,

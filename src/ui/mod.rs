@@ -23,7 +23,7 @@ pub mod viewer;
 pub use attention::AttentionState;
 pub use budget_panel::BudgetState;
 pub use filters::{ChannelSort, FilterState};
-pub use fine_tune_panel::{FineTuneSettings, FineTuneState, GpuState, TrainPoint};
+pub use fine_tune_panel::{FineTuneForm, FineTuneState, GpuState, TrainPoint};
 pub use lesson_panel::LessonState;
 pub use plans::PlansState;
 pub use pruning_panel::{PruningState, method_help, preset_ratios};
@@ -35,7 +35,7 @@ use eframe::egui;
 
 use crate::prune::PruneMethod;
 use crate::prune::sweep::SweepPoint;
-use crate::render::{Axis, OverlayStyle, Window};
+use crate::render::{OverlayStyle, SliceAxis, Window};
 use crate::worker::{
     self, CaseView, FineTuneRequest, MapsRequest, MapsView, ModelView, PreviewRequest,
     PreviewResult, Request, WorkerHandle,
@@ -45,7 +45,7 @@ use crate::worker::{
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    pub axis: Axis,
+    pub axis: SliceAxis,
     pub modality: usize,
     pub window: Window,
     pub overlay: OverlayStyle,
@@ -59,7 +59,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            axis: Axis::Axial,
+            axis: SliceAxis::Axial,
             modality: 3,
             window: Window::default(),
             overlay: OverlayStyle::default(),
@@ -276,7 +276,7 @@ impl LabApp {
     fn current_request(&self) -> Option<PreviewRequest> {
         let case = self.case.as_ref()?;
         let slice_idx = match self.settings.axis {
-            Axis::Axial => self.slice_idx,
+            SliceAxis::Axial => self.slice_idx,
             // Other planes preview the axial slice with the most tumour.
             _ => slices::best_slice(case),
         };
@@ -527,7 +527,7 @@ impl LabApp {
         let next = (self.slice_idx as i64 + step).clamp(0, slices as i64 - 1) as usize;
         if next != self.slice_idx {
             self.slice_idx = next;
-            self.preview_wanted |= self.settings.axis == Axis::Axial;
+            self.preview_wanted |= self.settings.axis == SliceAxis::Axial;
         }
     }
 }

@@ -14,7 +14,7 @@ use super::viewer::upload;
 use crate::plan_tree::NodeStats;
 use crate::plan_tree::{PlanNode, PlanTree, node_checkpoint_path};
 use crate::prune::{FineTuneRecord, PrunePlan};
-use crate::render::{Axis, OverlayStyle, render_disagreement, render_slice};
+use crate::render::{OverlayStyle, SliceAxis, render_disagreement, render_slice};
 use crate::worker::{PreviewRequest, Request};
 
 /// The plan tree as the app holds it, and where it is saved.
@@ -611,7 +611,7 @@ impl LabApp {
                     flair,
                     Some(codes),
                     [plane[0], plane[1], 1],
-                    Axis::Axial,
+                    SliceAxis::Axial,
                     0,
                     self.settings.window,
                     &OverlayStyle::default(),

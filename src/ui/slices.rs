@@ -5,7 +5,7 @@ use eframe::egui;
 
 use super::LabApp;
 use super::viewer;
-use crate::render::{Axis, Window, plane_codes, render_disagreement, render_slice};
+use crate::render::{SliceAxis, Window, plane_codes, render_disagreement, render_slice};
 use crate::worker::CaseView;
 
 impl LabApp {
@@ -76,7 +76,7 @@ impl LabApp {
         });
         self.dense_codes = dense_codes;
         self.pruned_codes = pruned_codes;
-        if axis != Axis::Axial {
+        if axis != SliceAxis::Axial {
             ui.label(
                 "The pruned preview is computed on axial slices; switch to Axial to scroll it.",
             );

@@ -8,41 +8,9 @@ use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use super::palette::colour;
-use crate::prune::study::{StudyFile, StudyResult, pareto_series};
+use crate::prune::study::{StudyAxis, StudyFile, pareto_series};
 
 const REGIONS: [&str; 3] = ["WT", "TC", "ET"];
-
-/// Which quantity the study's x axis shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Axis {
-    #[default]
-    Macs,
-    Size,
-}
-
-impl Axis {
-    fn label(self, side: usize) -> String {
-        match self {
-            Axis::Macs => format!("G MACs per {side}x{side} slice"),
-            Axis::Size => "MB on disk (gzip for masked models)".into(),
-        }
-    }
-
-    fn value(self, r: &StudyResult) -> f64 {
-        match self {
-            Axis::Macs => r.structure.macs as f64 / 1e9,
-            Axis::Size => {
-                let masked = r.structure.nonzero_params < r.structure.params;
-                (if masked {
-                    r.gzip_bytes
-                } else {
-                    r.bytes_on_disk
-                }) as f64
-                    / 1e6
-            }
-        }
-    }
-}
 
 /// What the panel asks of the app.
 pub enum StudyCommand {
@@ -60,7 +28,7 @@ pub struct StudyPanel {
     /// The study shown: the shipped one until the user opens another.
     opened: Option<ShownStudy>,
     region: usize,
-    axis: Axis,
+    axis: StudyAxis,
 }
 
 impl Default for StudyPanel {
@@ -114,8 +82,8 @@ impl StudyPanel {
                 ui.selectable_value(&mut self.region, r, *name);
             }
             ui.separator();
-            ui.selectable_value(&mut self.axis, Axis::Macs, "MACs");
-            ui.selectable_value(&mut self.axis, Axis::Size, "size");
+            ui.selectable_value(&mut self.axis, StudyAxis::Macs, "MACs");
+            ui.selectable_value(&mut self.axis, StudyAxis::Size, "size");
             if ui
                 .button("Open study…")
                 .on_hover_text("A study file (`study -o OUT` writes OUT.json)")

@@ -4,14 +4,14 @@ use eframe::egui;
 
 use super::LabApp;
 use super::MODALITIES;
-use crate::render::{Axis, REGION_NAMES, Window, plane_codes};
+use crate::render::{REGION_NAMES, SliceAxis, Window, plane_codes};
 use crate::worker::region_dice;
 
 impl LabApp {
     pub(super) fn view_panel_ui(&mut self, ui: &mut egui::Ui) {
         ui.heading("View");
         ui.horizontal(|ui| {
-            for axis in Axis::ALL {
+            for axis in SliceAxis::ALL {
                 if ui
                     .selectable_label(self.settings.axis == axis, axis.name())
                     .clicked()
@@ -36,7 +36,7 @@ impl LabApp {
             ui.add(
                 egui::Slider::new(&mut self.slice_idx, 0..=slices.saturating_sub(1)).text("Slice"),
             );
-            if before != self.slice_idx && self.settings.axis == Axis::Axial {
+            if before != self.slice_idx && self.settings.axis == SliceAxis::Axial {
                 self.preview_wanted = true;
             }
         }
@@ -72,9 +72,9 @@ impl LabApp {
         let Some(truth) = &case.truth else {
             return (None, None);
         };
-        let slice_truth = plane_codes(truth, case.dims, Axis::Axial, preview.slice_idx);
+        let slice_truth = plane_codes(truth, case.dims, SliceAxis::Axial, preview.slice_idx);
         let dense = self.dense_codes.as_ref().map(|codes| {
-            let dense_plane = plane_codes(codes, case.dims, Axis::Axial, preview.slice_idx);
+            let dense_plane = plane_codes(codes, case.dims, SliceAxis::Axial, preview.slice_idx);
             region_dice(&dense_plane, &slice_truth)
         });
         (dense, Some(region_dice(&preview.codes, &slice_truth)))

@@ -3,13 +3,13 @@
 
 use eframe::egui;
 
-use crate::render::{Axis, MapPalette, OverlayStyle, REGION_NAMES, Window, render_map};
+use crate::render::{MapPalette, OverlayStyle, REGION_NAMES, SliceAxis, Window, render_map};
 
 /// What a slice texture shows; a texture is uploaded again only when this changes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextureKey {
     pub case_id: String,
-    pub axis: Axis,
+    pub axis: SliceAxis,
     pub slice: usize,
     pub modality: usize,
     pub window: Window,

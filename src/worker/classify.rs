@@ -21,7 +21,9 @@ use crate::classify::images::ImageSet;
 use crate::classify::metrics::{Tally, argmax};
 use crate::classify::prune::{Scope, magnitude_pruned, weight_layers, weight_sparsity};
 use crate::classify::train::{self, logits};
-use crate::data::dataset::epoch_batches;
+use crate::util::batches::epoch_batches;
+
+use super::job_slot::JobSlot;
 
 /// Held-out images per class the workspace evaluates on.
 pub const HELD_OUT_PER_CLASS: usize = 20;
@@ -151,7 +153,7 @@ struct Open {
 struct ClassifyWorker {
     reply: Reply,
     open: Option<Open>,
-    job_cancel: Option<Arc<AtomicBool>>,
+    job: JobSlot,
 }
 
 impl ClassifyWorker {
@@ -159,7 +161,7 @@ impl ClassifyWorker {
         ClassifyWorker {
             reply,
             open: None,
-            job_cancel: None,
+            job: JobSlot::default(),
         }
     }
 
@@ -190,9 +192,7 @@ impl ClassifyWorker {
                 cka(open, spec, cancel, reply)
             }),
             ClassifyRequest::CancelJob => {
-                if let Some(cancel) = &self.job_cancel {
-                    cancel.store(true, Ordering::Relaxed);
-                }
+                self.job.cancel();
                 Ok(())
             }
         }));
@@ -248,31 +248,26 @@ impl ClassifyWorker {
         what: &str,
         job: impl FnOnce(Open, &AtomicBool, &Reply) -> anyhow::Result<()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        if self
-            .job_cancel
-            .as_ref()
-            .is_some_and(|c| Arc::strong_count(c) > 1)
-        {
+        let Some(ticket) = self.job.claim() else {
             (self.reply)(ClassifyResponse::JobRefused(format!(
                 "{what}: another job is running (cancel it first)"
             )));
             return Ok(());
-        }
+        };
         let Some(open) = self.open.clone() else {
             (self.reply)(ClassifyResponse::JobRefused(format!(
                 "{what}: no classifier is open"
             )));
             return Ok(());
         };
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.job_cancel = Some(cancel.clone());
         let reply = self.reply.clone();
         let what = what.to_string();
         reply(ClassifyResponse::JobStarted(what.clone()));
         std::thread::spawn(move || {
-            let outcome = catch_unwind(AssertUnwindSafe(|| job(open, &cancel, &reply)));
+            let cancel = ticket.cancel_token();
+            let outcome = catch_unwind(AssertUnwindSafe(|| job(open, cancel.flag(), &reply)));
             let response = match outcome {
-                Ok(Ok(())) if cancel.load(Ordering::Relaxed) => {
+                Ok(Ok(())) if cancel.is_cancelled() => {
                     ClassifyResponse::JobFinished(format!("{what} cancelled"))
                 }
                 Ok(Ok(())) => ClassifyResponse::JobFinished(what),
@@ -281,8 +276,8 @@ impl ClassifyWorker {
                     ClassifyResponse::JobFailed(format!("{what}: {}", panic_message(panic)))
                 }
             };
-            // The flag's last other owner goes with this thread: the slot is free again.
-            drop(cancel);
+            // The slot is free before the last answer, so the next job can start on reading it.
+            ticket.finish();
             reply(response);
         });
         Ok(())

@@ -3,6 +3,7 @@
 //! Only plain data (numbers, strings, voxel arrays) crosses to the UI.
 
 pub mod classify;
+mod job_slot;
 mod jobs;
 pub mod maps;
 mod protocol;
@@ -14,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -77,8 +77,8 @@ struct Worker<F: Fn(Response) + Clone + Send + 'static> {
     case: Option<PreparedCase>,
     /// The folder the open case came from (`None` for the embedded default).
     case_folder: Option<PathBuf>,
-    /// The cancel flag of the running background job, if any.
-    job_cancel: Option<Arc<AtomicBool>>,
+    /// The background job, if one was started: its cancel token and whether it has ended.
+    job: job_slot::JobSlot,
     /// The last fine-tuned model, written by the fine-tune job.
     tuned: Arc<Mutex<Option<Checkpoint>>>,
 }
@@ -93,7 +93,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             cache: maps::ModelCache::default(),
             case: None,
             case_folder: None,
-            job_cancel: None,
+            job: job_slot::JobSlot::default(),
             tuned: Arc::new(Mutex::new(None)),
         }
     }
@@ -253,9 +253,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 Ok(())
             }
             Request::CancelJob => {
-                if let Some(flag) = &self.job_cancel {
-                    flag.store(true, Ordering::SeqCst);
-                }
+                self.job.cancel();
                 Ok(())
             }
             Request::ExportModel {

@@ -7,7 +7,7 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use raagr2_lab::backend::DeviceChoice;
-use raagr2_lab::render::Axis;
+use raagr2_lab::render::SliceAxis;
 use raagr2_lab::ui::{GpuState, LabApp};
 
 use crate::common;
@@ -95,7 +95,7 @@ fn overlay_toggle_and_view_switch_change_what_is_drawn() {
 
     harness.get_by_label("Coronal").click();
     harness.run_steps(2);
-    assert_eq!(harness.state().settings.axis, Axis::Coronal);
+    assert_eq!(harness.state().settings.axis, SliceAxis::Coronal);
     let dims = harness.state().case.as_ref().unwrap().dims;
     assert!(
         harness.state().slice_idx < dims[1],

@@ -7,13 +7,13 @@ use crate::common;
 
 use burn::prelude::*;
 use raagr2_lab::backend::cpu_device;
-use raagr2_lab::data::synth::SplitMix64;
 use raagr2_lab::model::summary::count_params;
 use raagr2_lab::model::{Checkpoint, Head, ModelConfig, Variant, WeightMap};
 use raagr2_lab::prune::{
     ChannelGraph, PruneError, Ratios, StructuredMethod, channel_importance, keep_top,
     prune_structured, remove_channels,
 };
+use raagr2_lab::util::rng::SplitMix64;
 
 const VARIANTS: [Variant; 3] = [
     Variant::Base,

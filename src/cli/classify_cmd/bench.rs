@@ -12,7 +12,7 @@ use crate::cli::print_json;
 use crate::timing::Timing;
 
 #[derive(Args, Debug)]
-pub struct BenchArgs {
+pub struct ClassifyBenchArgs {
     #[arg(long, value_enum, default_value_t = Architecture::Vgg16)]
     pub arch: Architecture,
     #[arg(long, value_enum, default_value_t = HeadKind::Cifar)]
@@ -42,14 +42,14 @@ pub struct BenchArgs {
 }
 
 #[derive(Serialize)]
-struct BenchReport {
+struct ClassifierBenchReport {
     config: ClassifierConfig,
     parameters: usize,
     side: usize,
     rows: Vec<ClassifierTimings>,
 }
 
-pub(super) fn bench(args: BenchArgs) -> Result<()> {
+pub(super) fn bench(args: ClassifyBenchArgs) -> Result<()> {
     let config = classifier_config(args.arch, args.head, args.classes, args.width_divisor)?;
     if args.side < config.min_side() || args.runs == 0 {
         bail!(
@@ -73,7 +73,7 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
         args.arch.torchvision_name(),
         args.runs
     );
-    let report = BenchReport {
+    let report = ClassifierBenchReport {
         parameters: config.parameter_count(),
         config,
         side: args.side,

@@ -7,11 +7,13 @@ mod schedules;
 mod similarity;
 mod train_eval;
 
-pub use bench::BenchArgs;
+pub use bench::ClassifyBenchArgs;
 pub use channels::PruneChannelsArgs;
-pub use schedules::{PruneArgs, PruneOptions, SweepArgs};
-pub use similarity::{CkaArgs, DistillArgs};
-pub use train_eval::{EvalArgs, ImportArgs, StandInArgs, StandInFormat, TrainArgs};
+pub use schedules::{ClassifyPruneArgs, ClassifySweepArgs, PruneOptions};
+pub use similarity::{ClassifyCkaArgs, DistillArgs};
+pub use train_eval::{
+    ClassifyEvalArgs, ClassifyImportArgs, ClassifyTrainArgs, StandInArgs, StandInFormat,
+};
 
 use std::path::PathBuf;
 
@@ -37,19 +39,19 @@ pub enum ClassifyCommand {
     /// Write a small stand-in data set in the real CIFAR-100 or HAM10000 format.
     StandIn(StandInArgs),
     /// Train a classifier (from scratch or resumed) with SGD and momentum.
-    Train(TrainArgs),
+    Train(ClassifyTrainArgs),
     /// Top-1, top-5, balanced accuracy, per-class recall and the confusion matrix.
-    Eval(EvalArgs),
+    Eval(ClassifyEvalArgs),
     /// Convert a torchvision state_dict (safetensors) into a classifier checkpoint.
-    Import(ImportArgs),
+    Import(ClassifyImportArgs),
     /// L1 unstructured pruning to a sparsity by one schedule, fine-tuning after each step.
-    Prune(PruneArgs),
+    Prune(ClassifyPruneArgs),
     /// Schedules x sparsities x fine-tuning seeds: accuracy mean and spread (CSV, JSON).
-    Sweep(SweepArgs),
+    Sweep(ClassifySweepArgs),
     /// Eval forward and one SGD step timed, optionally beside PyTorch in the same run.
-    Bench(BenchArgs),
+    Bench(ClassifyBenchArgs),
     /// Layer x layer CKA of a classifier with itself or another on test images (CSV, PNG).
-    Cka(CkaArgs),
+    Cka(ClassifyCkaArgs),
     /// Knowledge distillation: students trained with and without a (pruned) teacher over
     /// seeds; their accuracy and their CKA with the teacher.
     Distill(DistillArgs),

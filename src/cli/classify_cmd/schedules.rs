@@ -36,7 +36,7 @@ pub struct PruneOptions {
 }
 
 #[derive(Args, Debug)]
-pub struct PruneArgs {
+pub struct ClassifyPruneArgs {
     /// The dense classifier checkpoint.
     pub model: PathBuf,
     #[command(flatten)]
@@ -58,7 +58,7 @@ pub struct PruneArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct SweepArgs {
+pub struct ClassifySweepArgs {
     /// The dense classifier checkpoint.
     pub model: PathBuf,
     #[command(flatten)]
@@ -258,7 +258,7 @@ fn check_sparsity(target: f64) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn prune(args: PruneArgs) -> Result<()> {
+pub(super) fn prune(args: ClassifyPruneArgs) -> Result<()> {
     check_sparsity(args.sparsity)?;
     let (dense, data) = (ClassifierCheckpoint::load(&args.model)?, args.data.open()?);
     let study = Study::new(&dense, &data, &args.prune)?;
@@ -304,7 +304,7 @@ struct SweepReport {
     runs: Vec<PruneRun>,
 }
 
-pub(super) fn sweep(args: SweepArgs) -> Result<()> {
+pub(super) fn sweep(args: ClassifySweepArgs) -> Result<()> {
     for &s in &args.sparsities {
         check_sparsity(s)?;
     }

@@ -57,7 +57,7 @@ pub struct DistillArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct CkaArgs {
+pub struct ClassifyCkaArgs {
     /// Model A (rows).
     pub model: PathBuf,
     /// Model B (columns); model A itself when omitted.
@@ -95,7 +95,7 @@ fn layer_similarity(
 ) -> Result<SimilarityMatrix> {
     let device = backend::cpu_device();
     let (model_a, model_b) = (a.build(&device)?, b.build(&device)?);
-    let mut order = crate::data::dataset::epoch_batches(test.len(), batch, true, 0);
+    let mut order = crate::util::batches::epoch_batches(test.len(), batch, true, 0);
     order.truncate(images.min(test.len()) / batch);
     if order.is_empty() {
         bail!(
@@ -112,7 +112,7 @@ fn layer_similarity(
     ))
 }
 
-pub(super) fn cka(args: CkaArgs) -> Result<()> {
+pub(super) fn cka(args: ClassifyCkaArgs) -> Result<()> {
     if args.batch < 4 || args.images < args.batch {
         bail!(
             "--batch must be at least 4 (the unbiased HSIC needs 4 examples) and --images ({}) \
@@ -129,7 +129,7 @@ pub(super) fn cka(args: CkaArgs) -> Result<()> {
     let data = args.data.open()?;
     let device = backend::cpu_device();
     let (model_a, model_b) = (a.build(&device)?, b.build(&device)?);
-    let mut order = crate::data::dataset::epoch_batches(data.test.len(), args.batch, true, 0);
+    let mut order = crate::util::batches::epoch_batches(data.test.len(), args.batch, true, 0);
     order.truncate(args.images.min(data.test.len()) / args.batch);
     if order.is_empty() {
         bail!(

@@ -49,7 +49,7 @@ pub struct StandInArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct TrainArgs {
+pub struct ClassifyTrainArgs {
     #[command(flatten)]
     pub data: DataOptions,
     #[command(flatten)]
@@ -73,7 +73,7 @@ pub struct TrainArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct EvalArgs {
+pub struct ClassifyEvalArgs {
     /// A classifier checkpoint.
     pub model: PathBuf,
     #[command(flatten)]
@@ -88,7 +88,7 @@ pub struct EvalArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct ImportArgs {
+pub struct ClassifyImportArgs {
     /// A torchvision state_dict as safetensors (tools/torchvision_to_safetensors.py converts
     /// a .pth).
     pub state_dict: PathBuf,
@@ -102,7 +102,7 @@ pub(super) fn stand_in(args: StandInArgs) -> Result<()> {
     match args.format {
         StandInFormat::Cifar100 => cifar::write_stand_in(
             &args.output,
-            cifar::StandIn {
+            cifar::CifarStandIn {
                 classes: args.classes,
                 train_per_class: args.train_per_class,
                 test_per_class: args.test_per_class,
@@ -111,7 +111,7 @@ pub(super) fn stand_in(args: StandInArgs) -> Result<()> {
         )?,
         StandInFormat::Ham10000 => ham10000::write_stand_in(
             &args.output,
-            ham10000::StandIn {
+            ham10000::Ham10000StandIn {
                 images: args.images,
                 width: 120,
                 seed: args.seed,
@@ -123,7 +123,7 @@ pub(super) fn stand_in(args: StandInArgs) -> Result<()> {
 }
 
 #[derive(Serialize)]
-struct TrainReport<'a> {
+struct ClassifierTrainReport<'a> {
     checkpoint: &'a Path,
     config: &'a ClassifierConfig,
     parameters: usize,
@@ -133,7 +133,7 @@ struct TrainReport<'a> {
     chance: f64,
 }
 
-pub(super) fn train_classifier(args: TrainArgs) -> Result<()> {
+pub(super) fn train_classifier(args: ClassifyTrainArgs) -> Result<()> {
     let data = args.data.open()?;
     let device = device(args.sgd.device, args.seed)?;
     let mut checkpoint = match &args.resume {
@@ -165,7 +165,7 @@ pub(super) fn train_classifier(args: TrainArgs) -> Result<()> {
     let model = checkpoint.build(&device)?;
     let classes = checkpoint.config.classes();
     let test = train::evaluate(&model, &data.test, classes, 128, &device);
-    let report = TrainReport {
+    let report = ClassifierTrainReport {
         checkpoint: &args.output,
         config: &checkpoint.config,
         parameters: checkpoint.config.parameter_count(),
@@ -195,7 +195,7 @@ pub(super) fn train_classifier(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn eval(args: EvalArgs) -> Result<()> {
+pub(super) fn eval(args: ClassifyEvalArgs) -> Result<()> {
     let checkpoint = ClassifierCheckpoint::load(&args.model)?;
     let data = args.data.open()?;
     let device = backend::cpu_device();
@@ -241,7 +241,7 @@ pub(super) fn eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn import(args: ImportArgs) -> Result<()> {
+pub(super) fn import(args: ClassifyImportArgs) -> Result<()> {
     let checkpoint = import_torchvision(&args.state_dict)?;
     checkpoint.save(&args.output)?;
     println!(

@@ -2,7 +2,8 @@
 //! ventricles) with a nested-ellipsoid tumour, each tissue with its contrast per modality.
 //! Quick to make and easy to segment; the realistic generator is [`super::realistic`].
 
-use super::{SplitMix64, SynthCase};
+use super::SynthCase;
+use crate::util::rng::SplitMix64;
 
 /// Tissue classes of the phantom, in the order of [`CONTRAST`]'s rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

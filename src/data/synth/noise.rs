@@ -2,7 +2,7 @@
 //! They give tumours their irregular borders and texture, scanners their bias fields, and
 //! brains their elastic deformation.
 
-use super::SplitMix64;
+use crate::util::rng::SplitMix64;
 
 /// A smooth random field over a box in millimetres, roughly unit variance, with features about
 /// `cell_mm` apart; constant continuation outside the box.

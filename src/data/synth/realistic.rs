@@ -6,11 +6,12 @@
 
 use rayon::prelude::*;
 
+use super::SynthCase;
 use super::noise::SmoothField;
-use super::template::{Template, Tissue, template};
+use super::template::{Template, TissueFractions, template};
 use super::tumour::{Tumour, TumourAt, TumourPart, TumourStyle};
 use super::warp::{MassEffect, Warp};
-use super::{SplitMix64, SynthCase};
+use crate::util::rng::SplitMix64;
 
 /// Modalities in network order (T1 0, T1ce 1).
 const T2: usize = 2;
@@ -116,7 +117,7 @@ struct LookAlikes {
 }
 
 impl LookAlikes {
-    fn random(rng: &mut SplitMix64, half: [f32; 3], anatomy: &Anatomy) -> LookAlikes {
+    fn random(rng: &mut SplitMix64, half: [f32; 3], anatomy: &WarpedAnatomy) -> LookAlikes {
         let lo = half.map(|h| -h);
         let cell = rng.range(6.0, 10.0);
         let vessel_fields = [
@@ -153,14 +154,14 @@ impl LookAlikes {
 }
 
 /// The warped template of one case.
-struct Anatomy<'a> {
+struct WarpedAnatomy<'a> {
     template: &'a Template,
     warp: Warp,
     half: [f32; 3],
 }
 
-impl Anatomy<'_> {
-    fn tissue(&self, p: [f32; 3]) -> Tissue {
+impl WarpedAnatomy<'_> {
+    fn tissue(&self, p: [f32; 3]) -> TissueFractions {
         self.template.sample(self.warp.to_template(p))
     }
 
@@ -204,7 +205,7 @@ pub fn generate(seed: u64, dims: [usize; 3], spacing_mm: f32) -> RealisticCase {
     let template = template();
     let c = template.brain_centre;
     let warp = Warp::random(&mut rng, half, [c[0], c[1], c[2] + 5.0]);
-    let mut anatomy = Anatomy {
+    let mut anatomy = WarpedAnatomy {
         template,
         warp,
         half,
@@ -310,7 +311,7 @@ pub fn generate(seed: u64, dims: [usize; 3], spacing_mm: f32) -> RealisticCase {
 
 /// Everything drawn for one case before its voxels are made.
 struct Recipe<'a> {
-    anatomy: Anatomy<'a>,
+    anatomy: WarpedAnatomy<'a>,
     tumour: Tumour,
     contrasts: Contrasts,
     scanner: Scanner,
@@ -366,7 +367,7 @@ impl Slab {
 
 /// Clean relative intensities of a brain voxel for T1, T1ce, T2, FLAIR.
 fn brain_intensity(
-    t: &Tissue,
+    t: &TissueFractions,
     at: TumourAt,
     tumour: &Tumour,
     c: &Contrasts,

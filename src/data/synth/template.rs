@@ -29,7 +29,7 @@ pub struct TemplateVoxel {
 
 /// Tissue fractions at a point, interpolated from the template.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Tissue {
+pub struct TissueFractions {
     pub brain: f32,
     pub gm: f32,
     pub wm: f32,
@@ -106,7 +106,7 @@ impl Template {
     }
 
     /// Trilinear tissue fractions at `q` (template voxel coordinates).
-    pub fn sample(&self, q: [f32; 3]) -> Tissue {
+    pub fn sample(&self, q: [f32; 3]) -> TissueFractions {
         let base = q.map(|v| v.floor());
         let f = [0, 1, 2].map(|a| q[a] - base[a]);
         let b = base.map(|v| v as i64);
@@ -128,7 +128,7 @@ impl Template {
             }
         }
         let [brain, gm, wm, deep, near, periventricular] = acc.map(|v| v / 255.0);
-        Tissue {
+        TissueFractions {
             brain,
             gm,
             wm,

@@ -6,9 +6,9 @@
 
 use rayon::prelude::*;
 
-use super::SplitMix64;
 use super::noise::SmoothField;
-use super::template::Tissue;
+use super::template::TissueFractions;
+use crate::util::rng::SplitMix64;
 
 /// How a case's tumour looks and grows; drawn once per case.
 #[derive(Debug, Clone)]
@@ -165,7 +165,7 @@ impl Tumour {
         style: TumourStyle,
         half_extent_mm: [f32; 3],
         min_cell_mm: f32,
-        tissue_at: impl Fn([f32; 3]) -> Tissue + Sync,
+        tissue_at: impl Fn([f32; 3]) -> TissueFractions + Sync,
     ) -> Tumour {
         let cell_mm = min_cell_mm.max(2.0);
         let reach = style.core_radius_mm() * 1.9 + 3.0 * style.oedema_reach_mm + 12.0;
@@ -290,7 +290,7 @@ impl Tumour {
     }
 
     /// The tumour at case point `p` with tissue `t` (no tumour in CSF or outside the brain).
-    pub fn at(&self, p: [f32; 3], t: &Tissue) -> TumourAt {
+    pub fn at(&self, p: [f32; 3], t: &TissueFractions) -> TumourAt {
         let none = TumourAt {
             part: TumourPart::None,
             oedema_weight: 0.0,

@@ -2,8 +2,8 @@
 //! (scale, small rotation, shift), a smooth elastic displacement, and the tumour's mass effect
 //! (tissue pushed away from the tumour centre), composed as one backward map.
 
-use super::SplitMix64;
 use super::noise::SmoothField;
+use crate::util::rng::SplitMix64;
 
 /// A tumour's push on the surrounding tissue: at distance r from `centre`, tissue comes from
 /// distance r (1 - strength exp(-(r / radius)^2)), so the tissue near the centre is spread out

@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::analysis::channel_scores::{instability, sensitivity_per_channel, snip_per_channel};
 use crate::backend;
-use crate::data::dataset::{PreparedCase, epoch_batches, synthetic_case};
+use crate::data::dataset::{PreparedCase, synthetic_case};
 use crate::model::Checkpoint;
 use crate::prune::{ChannelGraph, SnipBatch};
 use crate::train::fine_tune::FineTuneData;
+use crate::util::batches::epoch_batches;
 use crate::worker::{ChannelScoresView, Response};
 
 /// Fine-tuning steps whose importance spread is a channel's instability.

@@ -19,7 +19,6 @@ pub(super) use sensitivity::sensitivity;
 pub(super) use sweep::sweep;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
@@ -46,18 +45,6 @@ fn case_dice(checkpoint: &Checkpoint, case: &PreparedCase) -> anyhow::Result<[f6
 /// The one background-job slot: claiming it, refusing with a reason, running a job on its own
 /// thread, and the request each kind of job starts from.
 impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
-    /// Claims the single background-job slot, or says a job is already running.
-    pub(super) fn claim_job(&mut self) -> Result<Arc<AtomicBool>, String> {
-        if let Some(flag) = &self.job_cancel
-            && Arc::strong_count(flag) > 1
-        {
-            return Err("a background job is already running; cancel it first".into());
-        }
-        let flag = Arc::new(AtomicBool::new(false));
-        self.job_cancel = Some(flag.clone());
-        Ok(flag)
-    }
-
     /// Answers a job request that could not start with `JobRefused` (the UI is waiting for
     /// the job to start, so a plain error would leave it waiting).
     pub(super) fn refused_if_err(
@@ -77,19 +64,25 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         label: &str,
         job: impl FnOnce(&AtomicBool, &F) -> Result<bool, String> + Send + 'static,
     ) -> Result<(), String> {
-        let cancel = self.claim_job()?;
+        let ticket = self
+            .job
+            .claim()
+            .ok_or("a background job is already running; cancel it first")?;
         let reply = self.reply.clone();
         reply(Response::JobStarted {
             label: label.to_string(),
         });
         std::thread::spawn(move || {
             let job_reply = reply.clone();
-            let run = move || job(&cancel, &job_reply);
+            let cancel = ticket.cancel_token().clone();
+            let run = move || job(cancel.flag(), &job_reply);
             // Jobs compute on a pool one thread short of the machine, leaving a core to the UI.
             let outcome = catch_unwind(AssertUnwindSafe(|| match background_pool() {
                 Some(pool) => pool.install(run),
                 None => run(),
             }));
+            // The slot is free before the last answer, so the next job can start on reading it.
+            ticket.finish();
             reply(match outcome {
                 Ok(Ok(cancelled)) => Response::JobFinished { cancelled },
                 Ok(Err(reason)) => Response::JobFailed { reason },
