@@ -45,7 +45,7 @@ impl Default for StudyPanel {
         StudyPanel {
             opened,
             region: 0,
-            axis: Axis::default(),
+            axis: StudyAxis::default(),
         }
     }
 }
