@@ -1,10 +1,11 @@
 //! The Attention tab: where each of RAAGR2-Net's four attention gates looks on the current
 //! slice (psi averaged over its channels, over FLAIR), for the dense and the pruned model, and
-//! their difference, each with its own opacity.
+//! their difference, each with its own opacity. The tab owns its opacities and textures and
+//! asks nothing of the app.
 
 use eframe::egui;
 
-use super::LabApp;
+use super::command::AppView;
 use super::viewer::map_texture;
 use crate::analysis::maps::{PSI_DIFFERENCE_LIMIT, finite_range};
 use crate::render::MapPalette;
@@ -32,29 +33,29 @@ impl Default for AttentionState {
     }
 }
 
-impl LabApp {
-    pub(super) fn attention_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(case) = self.case.clone() else {
+impl AttentionState {
+    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) {
+        let Some(case) = view.case else {
             ui.spinner();
             return;
         };
         ui.horizontal(|ui| {
             ui.spacing_mut().slider_width = 90.0;
-            let a = &mut self.attention;
+            let a = &mut *self;
             ui.label("Opacity:");
             ui.add(egui::Slider::new(&mut a.opacity_dense, 0.0..=1.0).text("dense"));
             ui.add(egui::Slider::new(&mut a.opacity_pruned, 0.0..=1.0).text("pruned"));
             ui.add(egui::Slider::new(&mut a.opacity_difference, 0.0..=1.0).text("difference"));
         });
-        let Some(maps) = self.maps.clone().filter(|m| !m.attention_dense.is_empty()) else {
+        let Some(maps) = view.maps.filter(|m| !m.attention_dense.is_empty()) else {
             ui.label("computing the attention maps…");
             ui.spinner();
             return;
         };
         let opacities = [
-            self.attention.opacity_dense,
-            self.attention.opacity_pruned,
-            self.attention.opacity_difference,
+            self.opacity_dense,
+            self.opacity_pruned,
+            self.opacity_difference,
         ];
         let (low, high) = finite_range(maps.attention_dense.iter().map(|(_, m)| m.as_slice()))
             .unwrap_or((0.0, 1.0));
@@ -74,13 +75,13 @@ impl LabApp {
             .as_ref()
             .is_none_or(|(k, _)| *k != key);
         if stale {
-            let window = self.settings.window;
+            let window = view.settings.window;
             let ctx = ui.ctx().clone();
             let texture = |name: String, map: &[f32], palette, opacity| {
                 map_texture(
                     &ctx,
                     name,
-                    &case,
+                    case,
                     maps.slice_idx,
                     window,
                     map,
@@ -111,9 +112,9 @@ impl LabApp {
                     ]
                 })
                 .collect();
-            self.attention.textures = Some((key, textures));
+            self.textures = Some((key, textures));
         }
-        let Some((_, textures)) = &self.attention.textures else {
+        let Some((_, textures)) = &self.textures else {
             return;
         };
         let side = ((ui.available_height() - 40.0) / textures.len() as f32)

@@ -1,19 +1,20 @@
 //! The budget search section of the Pruning panel: the largest Dice drop allowed per region,
 //! the search run in the background (progress, stop), the per-group sliders moved as it keeps
 //! steps, the node it ends as, and its Dice-vs-MACs chart beside the uniform ratios (drawn in
-//! the Plots tab).
+//! the Plots tab). The section owns the search's settings and results; the shell starts and
+//! stops the search and moves the sliders.
 
 use std::path::PathBuf;
 
 use eframe::egui;
 use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, Points};
 
-use super::LabApp;
+use super::command::{AppView, Command};
 use super::palette::colour;
 use crate::metrics::RegionScores;
 use crate::prune::auto::AutoSettings;
-use crate::prune::{FineTuneRecord, PruneMethod};
-use crate::worker::{AutoOutcome, AutoPoint, AutoPruneRequest, AutoStepView, Request};
+use crate::prune::{FineTuneRecord, PruneMethod, PrunePlan, StructuredMethod};
+use crate::worker::{AutoOutcome, AutoPoint, AutoPruneRequest, AutoStepView, ModelView};
 
 const REGIONS: [&str; 3] = ["WT", "TC", "ET"];
 
@@ -54,8 +55,19 @@ impl Default for BudgetState {
     }
 }
 
-impl LabApp {
-    pub(super) fn budget_ui(&mut self, ui: &mut egui::Ui) {
+/// A finished search as the plan tree node it becomes: the model and node it started from,
+/// the node's name, plan and fine-tuning.
+pub(super) struct FoundNode {
+    pub source: Option<PathBuf>,
+    pub parent: Option<u64>,
+    pub name: String,
+    pub plan: PrunePlan,
+    pub record: Option<FineTuneRecord>,
+}
+
+impl BudgetState {
+    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+        let mut commands = Vec::new();
         egui::CollapsingHeader::new("Budget search (automatic ratios)")
             .id_salt("budget-search")
             .show(ui, |ui| {
@@ -70,7 +82,7 @@ impl LabApp {
                     for (r, name) in REGIONS.iter().enumerate() {
                         let label = ui.label(*name);
                         ui.add(
-                            egui::DragValue::new(&mut self.budget.budget[r])
+                            egui::DragValue::new(&mut self.budget[r])
                                 .range(0.0..=0.5)
                                 .speed(0.005)
                                 .fixed_decimals(3),
@@ -78,14 +90,15 @@ impl LabApp {
                         .labelled_by(label.id);
                     }
                 });
-                self.budget_settings_ui(ui);
-                self.budget_actions_ui(ui);
-                self.budget_result_ui(ui);
+                self.settings_ui(ui);
+                commands.extend(self.actions_ui(ui, view));
+                self.result_ui(ui);
             });
+        commands
     }
 
-    fn budget_settings_ui(&mut self, ui: &mut egui::Ui) {
-        let b = &mut self.budget;
+    fn settings_ui(&mut self, ui: &mut egui::Ui) {
+        let b = self;
         egui::Grid::new("budget-settings").show(ui, |ui| {
             let label = ui
                 .label("MACs per step")
@@ -113,10 +126,11 @@ impl LabApp {
         });
     }
 
-    fn budget_actions_ui(&mut self, ui: &mut egui::Ui) {
-        let running = self.job.is_some();
-        let searching = running && self.budget.started_from.is_some();
-        let method = match self.settings.method {
+    fn actions_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Option<Command> {
+        let mut command = None;
+        let running = view.job.is_some();
+        let searching = running && self.started_from.is_some();
+        let method = match view.settings.method {
             PruneMethod::Structured(m) => Some(m),
             PruneMethod::Unstructured(_) => None,
         };
@@ -130,53 +144,57 @@ impl LabApp {
             if start.clicked()
                 && let Some(method) = method
             {
-                self.start_budget_search(method);
+                command = Some(Command::StartBudgetSearch(method));
             }
             if ui
                 .add_enabled(searching, egui::Button::new("Stop search"))
                 .clicked()
             {
-                let _ = self.worker.requests.send(Request::CancelJob);
+                command = Some(Command::CancelJob);
             }
         });
         if method.is_none() {
             ui.weak("The search removes channels: pick l2, bn-gamma or group-l2.");
         }
-        if searching && let Some((done, total, label)) = &self.job {
+        if searching && let Some((done, total, label)) = view.job {
             ui.add(
                 egui::ProgressBar::new(*done as f32 / (*total).max(1) as f32).text(label.as_str()),
             );
         }
+        command
     }
 
-    /// Sends the search request and remembers where it started (for the node it becomes).
-    pub fn start_budget_search(&mut self, method: crate::prune::StructuredMethod) {
-        let b = &self.budget;
+    /// The search request of these settings; the results of a previous search are dropped and
+    /// where this one starts from (model, node) is remembered for the node it becomes.
+    pub(super) fn start(
+        &mut self,
+        method: StructuredMethod,
+        started_from: (Option<PathBuf>, Option<u64>),
+    ) -> AutoPruneRequest {
         let request = AutoPruneRequest {
             settings: AutoSettings {
                 method,
-                budget: RegionScores::from_array(b.budget),
-                step_share: b.step_share,
-                fine_tune_every: b.fine_tune_every,
-                max_steps: b.max_steps,
+                budget: RegionScores::from_array(self.budget),
+                step_share: self.step_share,
+                fine_tune_every: self.fine_tune_every,
+                max_steps: self.max_steps,
                 ..AutoSettings::default()
             },
-            fine_tune_steps: if b.fine_tune_every > 0 {
-                b.fine_tune_steps
+            fine_tune_steps: if self.fine_tune_every > 0 {
+                self.fine_tune_steps
             } else {
                 0
             },
         };
-        let source = self.model.as_ref().and_then(|m| m.source.clone());
-        self.budget.started_from = Some((source, self.plans.tree.selected));
-        self.budget.uniform.clear();
-        self.budget.trail.clear();
-        self.budget.result = None;
-        let _ = self.worker.requests.send(Request::StartAutoPrune(request));
+        self.started_from = Some(started_from);
+        self.uniform.clear();
+        self.trail.clear();
+        self.result = None;
+        request
     }
 
-    fn budget_result_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(result) = &self.budget.result else {
+    fn result_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(result) = &self.result else {
             return;
         };
         let d = |s: &RegionScores| format!("{:.3}/{:.3}/{:.3}", s.wt, s.tc, s.et);
@@ -195,8 +213,8 @@ impl LabApp {
     }
 
     /// The Plots tab's chart: Dice on the tumour slices vs MACs, uniform ratios and the search.
-    pub(super) fn budget_chart_ui(&mut self, ui: &mut egui::Ui, height: f32) {
-        let b = &mut self.budget;
+    pub(super) fn chart_ui(&mut self, ui: &mut egui::Ui, height: f32) {
+        let b = self;
         ui.horizontal(|ui| {
             ui.strong("Budget search: Dice vs MACs").on_hover_text(
                 "Dice on the open case's tumour slices (what ranks the search's candidates) \
@@ -263,32 +281,10 @@ impl LabApp {
             });
     }
 
-    /// A kept step: the sliders show the ratios found so far.
-    pub(super) fn on_auto_step(&mut self, step: AutoStepView) {
-        if let Some(model) = &self.model {
-            self.pruning.use_global = false;
-            self.pruning.group_ratios = model
-                .groups
-                .iter()
-                .map(|g| {
-                    step.group_names
-                        .iter()
-                        .position(|n| *n == g.name)
-                        .map_or(0.0, |i| step.ratios[i])
-                })
-                .collect();
-            self.pruning.fine_tune = None;
-            self.pruning.checkpoint = None;
-            self.preview_wanted = true;
-        }
-        self.budget.trail.push(step);
-    }
-
-    /// The search's result becomes a plan tree node with its weights.
-    pub(super) fn on_auto_pruned(&mut self, outcome: AutoOutcome) {
-        let Some((source, parent)) = self.budget.started_from.take() else {
-            return;
-        };
+    /// The search's result becomes a plan tree node (with its weights, kept by the shell);
+    /// none when no search was started from here.
+    pub(super) fn finish(&mut self, outcome: AutoOutcome) -> Option<FoundNode> {
+        let (source, parent) = self.started_from.take()?;
         let mut plan = outcome.plan.clone();
         if let Some(search) = plan.budget_search.as_mut() {
             search.fine_tune_steps = outcome.fine_tune_steps;
@@ -296,12 +292,12 @@ impl LabApp {
         let record = (outcome.fine_tune_steps > 0).then(|| FineTuneRecord {
             epochs: outcome
                 .fine_tune_steps
-                .div_ceil(self.budget.fine_tune_steps.max(1)),
+                .div_ceil(self.fine_tune_steps.max(1)),
             learning_rate: 1e-4,
-            batches_per_epoch: Some(self.budget.fine_tune_steps),
+            batches_per_epoch: Some(self.fine_tune_steps),
             device: "CPU".into(),
         });
-        let budget = &self.budget.budget;
+        let budget = &self.budget;
         let name = format!(
             "auto budget {}/{}/{}: {:.3} G MACs",
             budget[0],
@@ -309,7 +305,27 @@ impl LabApp {
             budget[2],
             outcome.macs as f64 / 1e9
         );
-        self.budget.result = Some(outcome);
-        self.keep_worker_model(source, parent, name, plan, record);
+        self.result = Some(outcome);
+        Some(FoundNode {
+            source,
+            parent,
+            name,
+            plan,
+            record,
+        })
     }
+}
+
+/// The per-group ratios of a kept step on `model`'s groups (the sliders show them).
+pub(super) fn step_ratios(model: &ModelView, step: &AutoStepView) -> Vec<f64> {
+    model
+        .groups
+        .iter()
+        .map(|g| {
+            step.group_names
+                .iter()
+                .position(|n| *n == g.name)
+                .map_or(0.0, |i| step.ratios[i])
+        })
+        .collect()
 }

@@ -1,14 +1,15 @@
 //! The Filters tab: a channel group of the dense model as a grid of activation maps on the
 //! current slice, sorted by a chosen score (filter L2, BN gamma, and from a background job
-//! SNIP, sensitivity, instability); ticking channels removes them from the plan.
+//! SNIP, sensitivity, instability); ticking channels removes them from the plan. The tab owns
+//! its choices, scores and textures; picks and jobs are asked of the shell.
 
 use eframe::egui;
 
-use super::LabApp;
+use super::command::{AppView, Command};
 use super::viewer::map_texture;
 use crate::analysis::maps::activation_range;
 use crate::render::MapPalette;
-use crate::worker::{ChannelScoresView, ModelView, Request};
+use crate::worker::{ChannelScoresView, GroupView, ModelView};
 
 /// What a channel grid is sorted by (most important first; index: as they are).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,7 +76,7 @@ impl FilterState {
 /// One score per channel under `sort`, when known.
 fn sort_scores(
     sort: ChannelSort,
-    group: &crate::worker::GroupView,
+    group: &GroupView,
     scores: Option<&ChannelScoresView>,
 ) -> Option<Vec<f32>> {
     let from_job = |pick: fn(&ChannelScoresView) -> &Vec<f32>| {
@@ -95,64 +96,23 @@ fn sort_scores(
     }
 }
 
-impl LabApp {
-    pub(super) fn filters_ui(&mut self, ui: &mut egui::Ui) {
-        let (Some(model), Some(case)) = (self.model.clone(), self.case.clone()) else {
+impl FilterState {
+    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+        let mut commands = Vec::new();
+        let (Some(model), Some(case)) = (view.model, view.case) else {
             ui.spinner();
-            return;
+            return commands;
         };
-        let g = self.filters.group.min(model.groups.len().saturating_sub(1));
-        let group = model.groups[g].clone();
-        ui.horizontal(|ui| {
-            let before = self.filters.group;
-            egui::ComboBox::from_label("Group")
-                .selected_text(&group.name)
-                .show_ui(ui, |ui| {
-                    for (i, gv) in model.groups.iter().enumerate() {
-                        ui.selectable_value(&mut self.filters.group, i, &gv.name);
-                    }
-                });
-            if self.filters.group != before {
-                self.maps_wanted = true;
-            }
-            egui::ComboBox::from_label("Sort by")
-                .selected_text(self.filters.sort.name())
-                .show_ui(ui, |ui| {
-                    for sort in ChannelSort::ALL {
-                        ui.selectable_value(&mut self.filters.sort, sort, sort.name());
-                    }
-                });
-            if ui
-                .button("Compute SNIP, sensitivity, instability")
-                .on_hover_text("SNIP on training slices; sensitivity: how much this slice's segmentation changes without each channel; instability: sd/mean of each channel's L2 over 8 fine-tuning steps (background job)")
-                .clicked()
-            {
-                // The axial slice the maps show (on other planes, the one with most tumour).
-                if let Some(preview) = self.current_request() {
-                    let _ = self.worker.requests.send(Request::StartChannelScores {
-                        group: group.name.clone(),
-                        slice_idx: preview.slice_idx,
-                    });
-                }
-                self.job = Some((0, 1, "channel scores: starting".into()));
-            }
-            let picked = self.pruning.removed.get(&group.name).map_or(0, Vec::len);
-            if ui
-                .add_enabled(picked > 0, egui::Button::new("Clear picks"))
-                .clicked()
-            {
-                self.pruning.removed.remove(&group.name);
-                self.pruning_changed();
-            }
-        });
-        let Some(maps) = self
+        let g = self.group.min(model.groups.len().saturating_sub(1));
+        let group = &model.groups[g];
+        self.choices_ui(ui, view, model, group, &mut commands);
+        let Some(maps) = view
             .maps
-            .clone()
             .filter(|m| m.group.as_deref() == Some(group.name.as_str()))
         else {
             ui.label(format!("computing {}'s activation maps…", group.name));
             ui.spinner();
-            return;
+            return commands;
         };
         ui.label(format!(
             "{} channels of the dense model on axial slice {} (maps computed in {:.0} ms). \
@@ -161,13 +121,9 @@ impl LabApp {
             maps.slice_idx,
             maps.millis
         ));
-        let stale = self
-            .filters
-            .textures
-            .as_ref()
-            .is_none_or(|(id, _)| *id != maps.id);
+        let stale = self.textures.as_ref().is_none_or(|(id, _)| *id != maps.id);
         if stale {
-            let window = self.settings.window;
+            let window = view.settings.window;
             let textures = maps
                 .channels
                 .iter()
@@ -177,28 +133,81 @@ impl LabApp {
                     let palette = MapPalette::Heat { low, high };
                     let name = format!("channel {c}");
                     let z = maps.slice_idx;
-                    map_texture(ui.ctx(), name, &case, z, window, map, palette, 1.0)
+                    map_texture(ui.ctx(), name, case, z, window, map, palette, 1.0)
                 })
                 .collect();
-            self.filters.textures = Some((maps.id, textures));
+            self.textures = Some((maps.id, textures));
         }
-        self.channel_grid_ui(ui, &group);
+        commands.extend(self.channel_grid_ui(ui, view, group));
+        commands
     }
 
-    fn channel_grid_ui(&mut self, ui: &mut egui::Ui, group: &crate::worker::GroupView) {
-        let Some((_, textures)) = &self.filters.textures else {
-            return;
-        };
-        let textures = textures.clone();
-        let scores = self.filters.scores.clone();
-        let by = sort_scores(self.filters.sort, group, scores.as_ref());
+    /// The group and sort choices, the scores job and clearing the group's picks.
+    fn choices_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        view: &AppView<'_>,
+        model: &ModelView,
+        group: &GroupView,
+        commands: &mut Vec<Command>,
+    ) {
+        ui.horizontal(|ui| {
+            let before = self.group;
+            egui::ComboBox::from_label("Group")
+                .selected_text(&group.name)
+                .show_ui(ui, |ui| {
+                    for (i, gv) in model.groups.iter().enumerate() {
+                        ui.selectable_value(&mut self.group, i, &gv.name);
+                    }
+                });
+            if self.group != before {
+                commands.push(Command::WantMaps);
+            }
+            egui::ComboBox::from_label("Sort by")
+                .selected_text(self.sort.name())
+                .show_ui(ui, |ui| {
+                    for sort in ChannelSort::ALL {
+                        ui.selectable_value(&mut self.sort, sort, sort.name());
+                    }
+                });
+            if ui
+                .button("Compute SNIP, sensitivity, instability")
+                .on_hover_text("SNIP on training slices; sensitivity: how much this slice's segmentation changes without each channel; instability: sd/mean of each channel's L2 over 8 fine-tuning steps (background job)")
+                .clicked()
+            {
+                commands.push(Command::StartChannelScores {
+                    group: group.name.clone(),
+                });
+            }
+            let picked = view.pruning.removed.get(&group.name).map_or(0, Vec::len);
+            if ui
+                .add_enabled(picked > 0, egui::Button::new("Clear picks"))
+                .clicked()
+            {
+                commands.push(Command::ClearPicks {
+                    group: group.name.clone(),
+                });
+            }
+        });
+    }
+
+    /// The group's maps in the chosen order, each with its pick box and scores.
+    fn channel_grid_ui(
+        &self,
+        ui: &mut egui::Ui,
+        view: &AppView<'_>,
+        group: &GroupView,
+    ) -> Option<Command> {
+        let (_, textures) = self.textures.as_ref()?;
+        let scores = self.scores.as_ref();
+        let by = sort_scores(self.sort, group, scores);
         let mut order: Vec<usize> = (0..textures.len()).collect();
         if let Some(by) = &by {
             order.sort_by(|a, b| by[*b].total_cmp(&by[*a]));
-        } else if self.filters.sort != ChannelSort::Index {
+        } else if self.sort != ChannelSort::Index {
             ui.weak("(this score needs the background job: shown in channel order)");
         }
-        let job = scores.as_ref().filter(|s| s.group == group.name);
+        let job = scores.filter(|s| s.group == group.name);
         let side = 128.0;
         let columns = ((ui.available_width() / (side + 12.0)) as usize).max(1);
         let mut toggled = None;
@@ -207,7 +216,7 @@ impl LabApp {
             .show(ui, |ui| {
                 egui::Grid::new("channel grid").show(ui, |ui| {
                     for (i, &c) in order.iter().enumerate() {
-                        let picked = self
+                        let picked = view
                             .pruning
                             .removed
                             .get(&group.name)
@@ -236,35 +245,16 @@ impl LabApp {
                     }
                 });
             });
-        if let Some(c) = toggled {
-            self.toggle_pick(group, c);
-        }
-    }
-
-    /// Marks channel `c` of `group` for removal or back; a group keeps at least one channel.
-    pub fn toggle_pick(&mut self, group: &crate::worker::GroupView, c: usize) {
-        let picked = self.pruning.removed.get(&group.name).map_or(0, Vec::len);
-        let already = self
-            .pruning
-            .removed
-            .get(&group.name)
-            .is_some_and(|p| p.contains(&c));
-        if !already && picked + 1 >= group.channels {
-            self.notices
-                .push(format!("{} keeps at least one channel", group.name));
-            return;
-        }
-        self.pruning.toggle_channel(&group.name, c);
-        self.pruning_changed();
+        toggled.map(|channel| Command::TogglePick {
+            group: group.name.clone(),
+            channels: group.channels,
+            channel,
+        })
     }
 }
 
 /// A channel's scores under its map.
-fn channel_caption(
-    group: &crate::worker::GroupView,
-    job: Option<&ChannelScoresView>,
-    c: usize,
-) -> String {
+fn channel_caption(group: &GroupView, job: Option<&ChannelScoresView>, c: usize) -> String {
     let mut text = format!(
         "L2 {:.2}  γ {:.2}",
         group.importance.get(c).copied().unwrap_or(f32::NAN),

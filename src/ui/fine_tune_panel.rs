@@ -1,33 +1,11 @@
 //! The Fine-tune and export panel: device (with the GPU adapter found, or the CPU offered),
-//! epochs, the fine-tune and sweep jobs with progress and cancel, and the save buttons.
+//! epochs, the fine-tune and sweep jobs with progress and cancel, and the save buttons. The
+//! panel edits only its own form and asks the shell for the rest.
 
 use eframe::egui;
 
-use super::LabApp;
-use super::Request;
-
-/// One fine-tuning epoch received from the worker.
-#[derive(Debug, Clone)]
-pub struct TrainPoint {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub val_loss: f64,
-    pub val_dice: [f64; 3],
-    /// Wall time of the epoch, validation included.
-    pub secs: f64,
-}
-
-/// What the app knows of the GPU the fine-tune may run on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GpuState {
-    /// Not looked for yet (looking opens an adapter, so it waits until GPU or auto is chosen).
-    Unknown,
-    Probing,
-    /// The adapter's name.
-    Found(String),
-    /// Why no adapter can be used.
-    Missing(String),
-}
+use super::command::{AppView, Command};
+use super::state::{GpuState, TrainPoint};
 
 /// The fine-tuning settings as the panel edits them (what a fine-tune request is made from).
 #[derive(Debug, Clone)]
@@ -73,38 +51,12 @@ impl Default for FineTuneState {
     }
 }
 
-/// What the panel asks of the app: the panel edits only its own settings and says the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PanelCommand {
-    ProbeGpu,
-    StartFineTune,
-    StartSweep,
-    CancelJob,
-    ShowTuned(bool),
-    SaveModel,
-    SavePrediction,
-    SaveSweep,
-}
-
-/// What the panel shows but does not own.
-pub(super) struct PanelView<'a> {
-    pub gpu: &'a GpuState,
-    /// The running background job: (done, total, what).
-    pub job: Option<&'a (usize, usize, String)>,
-    /// Whether the job's progress shows elsewhere (the budget search's own section).
-    pub progress_elsewhere: bool,
-    pub tuned_available: bool,
-    pub show_tuned: bool,
-    pub sweep_ready: bool,
-    pub notices: &'a [String],
-}
-
 /// The Fine-tune and export panel; returns what was asked.
 pub(super) fn fine_tune_ui(
     settings: &mut FineTuneForm,
-    view: &PanelView<'_>,
+    view: &AppView<'_>,
     ui: &mut egui::Ui,
-) -> Vec<PanelCommand> {
+) -> Vec<Command> {
     let mut commands = Vec::new();
     egui::CollapsingHeader::new("Fine-tune and export")
         .default_open(true)
@@ -129,7 +81,7 @@ pub(super) fn fine_tune_ui(
                 egui::Checkbox::new(&mut show_tuned, "Show the fine-tuned model"),
             );
             if show_tuned != view.show_tuned {
-                commands.push(PanelCommand::ShowTuned(show_tuned));
+                commands.push(Command::ShowTuned(show_tuned));
             }
             save_ui(view, ui, &mut commands);
             for notice in view.notices.iter().rev().take(3) {
@@ -145,7 +97,7 @@ fn device_ui(
     settings: &mut FineTuneForm,
     gpu: &GpuState,
     ui: &mut egui::Ui,
-    commands: &mut Vec<PanelCommand>,
+    commands: &mut Vec<Command>,
 ) {
     use crate::backend::DeviceChoice as D;
     ui.horizontal(|ui| {
@@ -169,7 +121,7 @@ fn device_ui(
     match gpu {
         GpuState::Unknown | GpuState::Probing => {
             if *gpu == GpuState::Unknown {
-                commands.push(PanelCommand::ProbeGpu);
+                commands.push(Command::ProbeGpu);
             }
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -195,7 +147,7 @@ fn device_ui(
 }
 
 /// Fine-tune, sweep and cancel, and the running job's progress.
-fn jobs_ui(view: &PanelView<'_>, ui: &mut egui::Ui, commands: &mut Vec<PanelCommand>) {
+fn jobs_ui(view: &AppView<'_>, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
     let running = view.job.is_some();
     ui.horizontal(|ui| {
         if ui
@@ -205,32 +157,32 @@ fn jobs_ui(view: &PanelView<'_>, ui: &mut egui::Ui, commands: &mut Vec<PanelComm
             )
             .clicked()
         {
-            commands.push(PanelCommand::StartFineTune);
+            commands.push(Command::StartFineTune);
         }
         if ui
             .add_enabled(!running, egui::Button::new("Run sweep"))
             .on_hover_text("Dice of this case vs sparsity for every method (Plots tab)")
             .clicked()
         {
-            commands.push(PanelCommand::StartSweep);
+            commands.push(Command::StartSweep);
         }
         if ui.add_enabled(running, egui::Button::new("Cancel")).clicked() {
-            commands.push(PanelCommand::CancelJob);
+            commands.push(Command::CancelJob);
         }
     });
-    if let Some((done, total, label)) = view.job.filter(|_| !view.progress_elsewhere) {
+    if let Some((done, total, label)) = view.job.filter(|_| !view.searching) {
         ui.add(egui::ProgressBar::new(*done as f32 / (*total).max(1) as f32).text(label.as_str()));
     }
 }
 
-fn save_ui(view: &PanelView<'_>, ui: &mut egui::Ui, commands: &mut Vec<PanelCommand>) {
+fn save_ui(view: &AppView<'_>, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         if ui
             .button("Save model…")
             .on_hover_text("The previewed model as a checkpoint (safetensors + config)")
             .clicked()
         {
-            commands.push(PanelCommand::SaveModel);
+            commands.push(Command::SaveModel);
         }
         if ui
             .button("Save segmentation…")
@@ -239,54 +191,16 @@ fn save_ui(view: &PanelView<'_>, ui: &mut egui::Ui, commands: &mut Vec<PanelComm
             )
             .clicked()
         {
-            commands.push(PanelCommand::SavePrediction);
+            commands.push(Command::SavePrediction);
         }
         if ui
-            .add_enabled(view.sweep_ready, egui::Button::new("Save sweep…"))
+            .add_enabled(!view.sweep_points.is_empty(), egui::Button::new("Save sweep…"))
             .on_hover_text(
                 "The Dice-vs-sparsity points as CSV, or the plot as PNG (by the file's extension)",
             )
             .clicked()
         {
-            commands.push(PanelCommand::SaveSweep);
+            commands.push(Command::SaveSweep);
         }
     });
-}
-
-impl LabApp {
-    /// Draws the panel and carries out what it asked.
-    pub(super) fn jobs_ui(&mut self, ui: &mut egui::Ui) {
-        let view = PanelView {
-            gpu: &self.fine_tune.gpu,
-            job: self.job.as_ref(),
-            progress_elsewhere: self.budget.started_from.is_some(),
-            tuned_available: self.fine_tune.tuned_available,
-            show_tuned: self.fine_tune.show_tuned,
-            sweep_ready: !self.sweep_points.is_empty(),
-            notices: &self.notices,
-        };
-        let commands = fine_tune_ui(&mut self.fine_tune.settings, &view, ui);
-        for command in commands {
-            self.apply(command);
-        }
-    }
-
-    fn apply(&mut self, command: PanelCommand) {
-        match command {
-            PanelCommand::ProbeGpu => {
-                self.fine_tune.gpu = GpuState::Probing;
-                let _ = self.worker.requests.send(Request::ProbeGpu);
-            }
-            PanelCommand::StartFineTune => self.start_fine_tune(),
-            PanelCommand::StartSweep => self.start_sweep(),
-            PanelCommand::CancelJob => self.cancel_job(),
-            PanelCommand::ShowTuned(show) => {
-                self.fine_tune.show_tuned = show;
-                self.preview_wanted = true;
-            }
-            PanelCommand::SaveModel => self.export_model_dialog(),
-            PanelCommand::SavePrediction => self.export_prediction_dialog(),
-            PanelCommand::SaveSweep => self.export_sweep_dialog(),
-        }
-    }
 }

@@ -1,13 +1,15 @@
 //! The Lesson panel: the guided lesson's current step (explanation, task, whether the app has
 //! seen it done, progress of what it waits for), Back / Next / Skip, another lesson file, and
-//! the presenter setting (larger text, high-contrast overlay).
+//! the presenter setting (larger text, high-contrast overlay). The panel owns the lesson and
+//! checks it against the app's view; notices and settings are asked of the shell.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use eframe::egui;
 
-use super::{LabApp, Tab};
+use super::Tab;
+use super::command::{AppView, Command};
 use crate::lesson::{Check, LESSON_ENV, Lesson};
 use crate::prune::{PruneMethod, StructuredMethod, UnstructuredMethod};
 use crate::render::OverlayStyle;
@@ -92,21 +94,19 @@ impl LessonState {
         self.source = source;
         self.go_to(0);
     }
-}
 
-impl LabApp {
     /// Reads and checks a lesson file on a thread of its own; the lesson replaces the current
     /// one, or the error (naming the file and the broken step) is shown.
-    pub fn open_lesson_file(&self, path: PathBuf) {
-        let sender = self.lesson.loads.0.clone();
+    pub fn open_file(&self, path: PathBuf) {
+        let sender = self.loads.0.clone();
         std::thread::spawn(move || {
             let read = Lesson::read(&path).map(|l| (l, path.display().to_string()));
             let _ = sender.send(read);
         });
     }
 
-    fn open_lesson_dialog(&self) {
-        let sender = self.lesson.loads.0.clone();
+    fn open_dialog(&self) {
+        let sender = self.loads.0.clone();
         std::thread::spawn(move || {
             if let Some(path) = rfd::FileDialog::new()
                 .set_title("Open a lesson file")
@@ -120,122 +120,114 @@ impl LabApp {
     }
 
     /// Starts (or restarts) the lesson from its first step.
-    pub fn start_lesson(&mut self) {
-        self.lesson.open = true;
-        self.lesson.done = vec![false; self.lesson.lesson.steps.len()];
-        self.lesson.go_to(0);
-        self.settings.lesson_offered = true;
+    pub fn start(&mut self) {
+        self.open = true;
+        self.done = vec![false; self.lesson.steps.len()];
+        self.go_to(0);
     }
 
     /// Once a frame: lessons read from files, and what the current step has seen.
-    pub(super) fn update_lesson(&mut self) {
-        while let Ok(load) = self.lesson.loads.1.try_recv() {
+    pub(super) fn update(&mut self, view: &AppView<'_>) -> Vec<Command> {
+        let mut commands = Vec::new();
+        while let Ok(load) = self.loads.1.try_recv() {
             match load {
                 Ok((lesson, source)) => {
-                    self.notices.push(format!("lesson: {source}"));
-                    self.lesson.replace(lesson, source);
+                    commands.push(Command::Notice(format!("lesson: {source}")));
+                    self.replace(lesson, source);
                 }
-                Err(e) => {
-                    self.status = "lesson not loaded (see above)".into();
-                    self.errors.push(e);
-                }
+                Err(error) => commands.push(Command::Failed {
+                    status: "lesson not loaded (see above)".into(),
+                    error,
+                }),
             }
         }
-        if !self.lesson.open {
-            return;
+        if !self.open {
+            return commands;
         }
-        let state = &mut self.lesson;
-        state.seen_modalities[self.settings.modality.min(3)] = true;
-        state.seen_plots |= self.tab == Tab::Plots;
-        state.start_slice.get_or_insert(self.slice_idx);
-        let check = state.lesson.steps[state.current].check;
-        if self.lesson_check(check) {
-            self.lesson.done[self.lesson.current] = true;
+        self.seen_modalities[view.settings.modality.min(3)] = true;
+        self.seen_plots |= view.tab == Tab::Plots;
+        self.start_slice.get_or_insert(view.slice_idx);
+        let check = self.lesson.steps[self.current].check;
+        if self.check(check, view) {
+            self.done[self.current] = true;
         }
+        commands
     }
 
     /// Whether the app shows what `check` asks for.
-    fn lesson_check(&self, check: Check) -> bool {
-        let state = &self.lesson;
+    fn check(&self, check: Check, view: &AppView<'_>) -> bool {
+        let method = view.settings.method;
         match check {
-            Check::Modalities => state.seen_modalities.iter().all(|s| *s),
-            Check::DenseDice => self.dense_case_dice.is_some(),
+            Check::Modalities => self.seen_modalities.iter().all(|s| *s),
+            Check::DenseDice => view.dense_case_dice.is_some(),
             Check::Magnitude => {
-                self.settings.method == PruneMethod::Unstructured(UnstructuredMethod::L1)
-                    && self.pruning.use_global
-                    && self.pruning.global_ratio >= MAGNITUDE_RATIO - 1e-6
-                    && self.current_case_dice().is_some()
+                method == PruneMethod::Unstructured(UnstructuredMethod::L1)
+                    && view.pruning.use_global
+                    && view.pruning.global_ratio >= MAGNITUDE_RATIO - 1e-6
+                    && view.current_case_dice.is_some()
             }
             Check::Slimming => {
-                let pruned = match (&self.preview, &self.model) {
+                let pruned = match (view.preview, view.model) {
                     (Some(p), Some(m)) => p.params < m.params,
                     _ => false,
                 };
-                state.seen_plots
-                    && self.settings.method == PruneMethod::Structured(StructuredMethod::BnGamma)
+                self.seen_plots
+                    && method == PruneMethod::Structured(StructuredMethod::BnGamma)
                     && pruned
-                    && self.current_case_dice().is_some()
+                    && view.current_case_dice.is_some()
             }
-            Check::Sweep => self.sweep_points.len() >= SWEEP_POINTS,
-            Check::FineTune => self.fine_tune.tuned_available,
+            Check::Sweep => view.sweep_points.len() >= SWEEP_POINTS,
+            Check::FineTune => view.tuned_available,
             Check::Disagreement => {
-                self.tab == Tab::Slices && state.start_slice.is_some_and(|s| s != self.slice_idx)
+                view.tab == Tab::Slices && self.start_slice.is_some_and(|s| s != view.slice_idx)
             }
-            Check::Attention => self.tab == Tab::Attention && self.maps.is_some(),
+            Check::Attention => view.tab == Tab::Attention && view.maps.is_some(),
         }
-    }
-
-    /// The whole-case Dice of the preview of the current settings (none while a newer preview
-    /// is on its way).
-    fn current_case_dice(&self) -> Option<[f64; 3]> {
-        let current = self
-            .preview
-            .as_ref()
-            .is_some_and(|p| p.id == self.last_preview_id);
-        (current && !self.preview_wanted)
-            .then_some(self.preview_case_dice)
-            .flatten()
     }
 
     /// The top bar's lesson controls: the Lesson toggle and, on a first start, the offer.
-    pub(super) fn lesson_top_ui(&mut self, ui: &mut egui::Ui) {
+    pub(super) fn top_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Option<Command> {
+        let mut command = None;
         if ui
-            .selectable_label(self.lesson.open, "Lesson")
+            .selectable_label(self.open, "Lesson")
             .on_hover_text("A guided lesson: pruning explained on this MRI, step by step")
             .clicked()
         {
-            if self.lesson.open {
-                self.lesson.open = false;
+            if self.open {
+                self.open = false;
             } else {
-                self.lesson.open = true;
-                self.settings.lesson_offered = true;
+                self.open = true;
+                command = Some(Command::LessonOffered);
             }
         }
-        if !self.settings.lesson_offered && !self.lesson.open {
+        if !view.settings.lesson_offered && !self.open {
             ui.label("New here?");
             if ui.button("Start the lesson").clicked() {
-                self.start_lesson();
+                self.start();
+                command = Some(Command::LessonOffered);
             }
             if ui.small_button("Not now").clicked() {
-                self.settings.lesson_offered = true;
+                command = Some(Command::LessonOffered);
             }
         }
+        command
     }
 
     /// The lesson side panel.
-    pub(super) fn lesson_ui(&mut self, ui: &mut egui::Ui) {
-        let total = self.lesson.lesson.steps.len();
-        let index = self.lesson.current;
-        let step = self.lesson.lesson.steps[index].clone();
-        let done = self.lesson.done[index];
-        if self.lesson.presenter {
+    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+        let mut commands = Vec::new();
+        let total = self.lesson.steps.len();
+        let index = self.current;
+        let step = self.lesson.steps[index].clone();
+        let done = self.done[index];
+        if self.presenter {
             for font in ui.style_mut().text_styles.values_mut() {
                 font.size *= PRESENTER_TEXT;
             }
         }
-        ui.heading(&self.lesson.lesson.title);
+        ui.heading(&self.lesson.title);
         ui.label(format!("Step {} of {total}", index + 1));
-        let finished = self.lesson.done.iter().filter(|d| **d).count();
+        let finished = self.done.iter().filter(|d| **d).count();
         ui.add(
             egui::ProgressBar::new(finished as f32 / total.max(1) as f32)
                 .text(format!("{finished} of {total} steps done")),
@@ -261,43 +253,51 @@ impl LabApp {
                 "Done: the app has seen it.",
             );
         } else if step.check.waits()
-            && let Some((d, t, label)) = &self.job
+            && let Some((d, t, label)) = view.job
         {
             ui.add(egui::ProgressBar::new(*d as f32 / (*t).max(1) as f32).text(label.as_str()));
         } else {
             ui.weak("Waiting for you to do it.");
         }
-        self.lesson_buttons_ui(ui, index, total, done);
+        commands.extend(self.buttons_ui(ui, index, total, done));
         ui.separator();
-        self.presenter_ui(ui);
+        commands.extend(self.presenter_ui(ui));
         ui.horizontal(|ui| {
             if ui
                 .button("Open lesson file…")
                 .on_hover_text("A lesson of your own (TOML): copy assets/lesson.toml and edit it")
                 .clicked()
             {
-                self.open_lesson_dialog();
+                self.open_dialog();
             }
-            ui.weak(format!("from {}", self.lesson.source));
+            ui.weak(format!("from {}", self.source));
         });
+        commands
     }
 
-    fn lesson_buttons_ui(&mut self, ui: &mut egui::Ui, index: usize, total: usize, done: bool) {
+    fn buttons_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        index: usize,
+        total: usize,
+        done: bool,
+    ) -> Option<Command> {
+        let mut command = None;
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(index > 0, egui::Button::new("Back"))
                 .clicked()
             {
-                self.lesson.go_to(index - 1);
+                self.go_to(index - 1);
             }
             let last = index + 1 == total;
             let next = if last { "Finish" } else { "Next" };
             if ui.add_enabled(done, egui::Button::new(next)).clicked() {
                 if last {
-                    self.lesson.open = false;
-                    self.notices.push("lesson finished".into());
+                    self.open = false;
+                    command = Some(Command::Notice("lesson finished".into()));
                 } else {
-                    self.lesson.go_to(index + 1);
+                    self.go_to(index + 1);
                 }
             }
             if !done
@@ -306,38 +306,37 @@ impl LabApp {
                     .on_hover_text("Go on without doing this step")
                     .clicked()
             {
-                self.lesson.done[index] = true;
+                self.done[index] = true;
                 if !last {
-                    self.lesson.go_to(index + 1);
+                    self.go_to(index + 1);
                 }
             }
         });
+        command
     }
 
-    fn presenter_ui(&mut self, ui: &mut egui::Ui) {
-        let mut presenter = self.lesson.presenter;
+    fn presenter_ui(&mut self, ui: &mut egui::Ui) -> Option<Command> {
+        let mut presenter = self.presenter;
         ui.checkbox(&mut presenter, "Presenter mode")
             .on_hover_text("Larger text and a high-contrast overlay, for a projector");
-        if presenter != self.lesson.presenter {
-            self.set_presenter(presenter);
-        }
+        (presenter != self.presenter).then_some(Command::SetPresenter(presenter))
     }
 
     /// The lesson's text 30 % larger and a high-contrast overlay (magenta, cyan, yellow at
     /// 60 %), or back to what was there before.
-    pub fn set_presenter(&mut self, on: bool) {
-        self.lesson.presenter = on;
+    pub fn set_presenter(&mut self, on: bool, overlay: &mut OverlayStyle) {
+        self.presenter = on;
         if on {
-            self.lesson.saved_overlay = Some(self.settings.overlay.clone());
-            self.settings.overlay = OverlayStyle {
+            self.saved_overlay = Some(overlay.clone());
+            *overlay = OverlayStyle {
                 visible: [true; 3],
                 colours: [[255, 0, 255], [0, 230, 255], [255, 255, 0]],
                 opacity: 0.6,
                 outline: false,
             };
         } else {
-            if let Some(overlay) = self.lesson.saved_overlay.take() {
-                self.settings.overlay = overlay;
+            if let Some(saved) = self.saved_overlay.take() {
+                *overlay = saved;
             }
         }
     }

@@ -1,42 +1,92 @@
 //! The Plots tab (egui_plot): BN-gamma histogram of a channel group with the current cut,
 //! Dice vs sparsity per method for one region (from the background sweep), and the loss and
 //! validation Dice of the last fine-tune, and the budget search against uniform ratios or the
-//! compression study (its own panel).
+//! compression study (its own panel). The tab owns its choices and the study panel.
 
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, VLine};
 
+use super::budget_panel::BudgetState;
+use super::command::{AppView, Command};
 use super::palette::colour;
-use super::{LabApp, study_panel};
+use super::state::TrainPoint;
+use super::study_panel::{StudyCommand, StudyPanel};
 use crate::prune::PruneMethod;
+use crate::prune::study::StudyFile;
+use crate::prune::sweep::SweepPoint;
 
 const REGIONS: [&str; 3] = ["WT", "TC", "ET"];
 
 /// The charts the Plots tab's lower right can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum LowerRight {
+enum LowerRight {
     Budget,
     Study,
 }
 const HISTOGRAM_BINS: usize = 16;
 
-impl LabApp {
-    pub(super) fn plots_ui(&mut self, ui: &mut egui::Ui) {
+/// The Plots tab's choices, the embedded model's shipped sweep and the study chart.
+#[derive(Default)]
+pub struct PlotsTab {
+    /// Group whose BN-gamma histogram is shown.
+    pub histogram_group: usize,
+    /// Region of the Dice-vs-sparsity plot (0 WT, 1 TC, 2 ET).
+    pub plot_region: usize,
+    /// The embedded model's shipped sweep (read once, when the tab first needs it).
+    pub shipped_sweep: Vec<SweepPoint>,
+    /// The compression study chart.
+    study: StudyPanel,
+    /// What the lower right shows (`None`: the budget search once it has points, else the
+    /// study).
+    lower_right: Option<LowerRight>,
+}
+
+impl PlotsTab {
+    /// Points of the study shown (0: none).
+    pub fn study_points(&self) -> usize {
+        self.study.points()
+    }
+
+    /// Where the study shown came from.
+    pub fn study_source(&self) -> Option<&str> {
+        self.study.source()
+    }
+
+    /// A study file the worker read: shown in the lower right from now on.
+    pub fn show_study(&mut self, source: String, file: StudyFile) {
+        self.study.show_file(source, file);
+        self.lower_right = Some(LowerRight::Study);
+    }
+
+    /// The tab; the budget search's chart is drawn from (and picks the region of) `budget`.
+    pub(super) fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        view: &AppView<'_>,
+        budget: &mut BudgetState,
+    ) -> Vec<Command> {
+        let mut commands = Vec::new();
         let height = ((ui.available_height() - 120.0) / 2.0).max(150.0);
         ui.columns(2, |columns| {
-            self.histogram_ui(&mut columns[0], height);
-            self.sweep_plot_ui(&mut columns[1], height);
+            self.histogram_ui(&mut columns[0], view, height);
+            commands.extend(self.sweep_plot_ui(&mut columns[1], view, height));
         });
         ui.columns(2, |columns| {
-            self.training_plot_ui(&mut columns[0], height);
-            self.lower_right_ui(&mut columns[1], height);
+            training_plot_ui(&mut columns[0], view, height);
+            commands.extend(self.lower_right_ui(&mut columns[1], budget, height));
         });
+        commands
     }
 
     /// The budget search's chart or the compression study's, as chosen (by default the search
     /// once it has points).
-    fn lower_right_ui(&mut self, ui: &mut egui::Ui, height: f32) {
-        let automatic = if self.budget.uniform.is_empty() {
+    fn lower_right_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        budget: &mut BudgetState,
+        height: f32,
+    ) -> Option<Command> {
+        let automatic = if budget.uniform.is_empty() {
             LowerRight::Study
         } else {
             LowerRight::Budget
@@ -50,30 +100,19 @@ impl LabApp {
             self.lower_right = Some(shown);
         }
         match shown {
-            LowerRight::Budget => self.budget_chart_ui(ui, height),
-            LowerRight::Study => {
-                if let Some(study_panel::StudyCommand::OpenFile) = self.study.ui(ui, height) {
-                    self.open_study_dialog();
-                }
+            LowerRight::Budget => {
+                budget.chart_ui(ui, height);
+                None
             }
+            LowerRight::Study => match self.study.ui(ui, height) {
+                Some(StudyCommand::OpenFile) => Some(Command::OpenStudyDialog),
+                None => None,
+            },
         }
     }
 
-    fn open_study_dialog(&self) {
-        let requests = self.worker.requests.clone();
-        std::thread::spawn(move || {
-            if let Some(path) = rfd::FileDialog::new()
-                .set_title("Open a study file (study -o OUT writes OUT.json)")
-                .add_filter("study", &["json"])
-                .pick_file()
-            {
-                let _ = requests.send(crate::worker::Request::OpenStudy(path));
-            }
-        });
-    }
-
-    fn histogram_ui(&mut self, ui: &mut egui::Ui, height: f32) {
-        let Some(model) = self.model.clone() else {
+    fn histogram_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>, height: f32) {
+        let Some(model) = view.model else {
             return;
         };
         ui.strong("BN gamma per channel")
@@ -98,9 +137,9 @@ impl LabApp {
             .collect();
         // The share this group actually loses in the preview (under a global ratio it differs
         // from group to group), else its slider.
-        let ratio = match self.preview.as_ref().and_then(|p| p.kept.get(g)) {
+        let ratio = match view.preview.and_then(|p| p.kept.get(g)) {
             Some(kept) => 1.0 - *kept as f64 / model.groups[g].channels.max(1) as f64,
-            None => self.pruning.group_ratios.get(g).copied().unwrap_or(0.0),
+            None => view.pruning.group_ratios.get(g).copied().unwrap_or(0.0),
         };
         let cut = threshold(gammas, ratio);
         Plot::new("gamma-histogram")
@@ -120,17 +159,23 @@ impl LabApp {
             });
     }
 
-    fn sweep_plot_ui(&mut self, ui: &mut egui::Ui, height: f32) {
+    fn sweep_plot_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        view: &AppView<'_>,
+        height: f32,
+    ) -> Option<Command> {
+        let mut command = None;
         // Until a sweep of its own has run, the embedded model shows the sweep it ships with.
-        let embedded = self.model.as_ref().is_some_and(|m| m.source.is_none());
-        if self.sweep_points.is_empty() && embedded && self.shipped_sweep.is_empty() {
+        let embedded = view.model.is_some_and(|m| m.source.is_none());
+        if view.sweep_points.is_empty() && embedded && self.shipped_sweep.is_empty() {
             self.shipped_sweep = crate::defaults::default_model_sweep();
         }
-        let shipped = self.sweep_points.is_empty() && embedded;
+        let shipped = view.sweep_points.is_empty() && embedded;
         let points = if shipped {
-            &self.shipped_sweep
+            self.shipped_sweep.as_slice()
         } else {
-            &self.sweep_points
+            view.sweep_points
         };
         ui.horizontal(|ui| {
             let title = if shipped {
@@ -149,16 +194,16 @@ impl LabApp {
             ui.add_space(height / 3.0);
             ui.vertical_centered(|ui| {
                 ui.label("No sweep of this model yet.");
-                let running = self.job.is_some();
+                let running = view.job.is_some();
                 if ui
                     .add_enabled(!running, egui::Button::new("Run sweep"))
                     .on_hover_text("Prunes by every method at 0-75 % and segments the open case")
                     .clicked()
                 {
-                    self.start_sweep();
+                    command = Some(Command::StartSweep);
                 }
             });
-            return;
+            return command;
         }
         let region = self.plot_region;
         let mut methods: Vec<PruneMethod> = points.iter().map(|p| p.method).collect();
@@ -187,69 +232,71 @@ impl LabApp {
                  with the program, no fine-tuning). Run sweep replaces it with the open case's.",
             );
         }
+        command
     }
+}
 
-    fn training_plot_ui(&mut self, ui: &mut egui::Ui, height: f32) {
-        // Until the app fine-tunes, the open model's own training (from its checkpoint).
-        let own: Vec<super::TrainPoint> = match &self.model {
-            Some(model) if self.fine_tune.history.is_empty() => model
-                .training
-                .iter()
-                .map(|e| super::TrainPoint {
-                    epoch: e.epoch,
-                    train_loss: e.train_loss,
-                    val_loss: e.val_loss,
-                    val_dice: e.val_dice,
-                    secs: e.elapsed_secs,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let showing_own = !own.is_empty();
-        if showing_own {
-            ui.strong("Training of the open model: loss and validation Dice per epoch")
+/// The last fine-tune's epochs, or until the app fine-tunes the open model's own training
+/// (from its checkpoint).
+fn training_plot_ui(ui: &mut egui::Ui, view: &AppView<'_>, height: f32) {
+    let own: Vec<TrainPoint> = match view.model {
+        Some(model) if view.fine_tune_history.is_empty() => model
+            .training
+            .iter()
+            .map(|e| TrainPoint {
+                epoch: e.epoch,
+                train_loss: e.train_loss,
+                val_loss: e.val_loss,
+                val_dice: e.val_dice,
+                secs: e.elapsed_secs,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let showing_own = !own.is_empty();
+    if showing_own {
+        ui.strong("Training of the open model: loss and validation Dice per epoch")
                 .on_hover_text("Read from the model's checkpoint; a fine-tune (right panel) replaces it with its own epochs.");
-        } else {
-            ui.strong("Fine-tuning: loss and validation Dice per epoch")
-                .on_hover_text("Filled in while a fine-tune runs (right panel).");
-        }
-        let history = if showing_own {
-            &own
-        } else {
-            &self.fine_tune.history
-        };
-        Plot::new("training")
-            .height(height)
-            .legend(Legend::default())
-            .x_axis_label("epoch")
-            .include_y(0.0)
-            .allow_scroll(false)
-            .show(ui, |plot| {
-                let series = |f: &dyn Fn(&super::TrainPoint) -> f64| -> PlotPoints {
-                    history.iter().map(|p| [p.epoch as f64, f(p)]).collect()
-                };
+    } else {
+        ui.strong("Fine-tuning: loss and validation Dice per epoch")
+            .on_hover_text("Filled in while a fine-tune runs (right panel).");
+    }
+    let history = if showing_own {
+        own.as_slice()
+    } else {
+        view.fine_tune_history
+    };
+    Plot::new("training")
+        .height(height)
+        .legend(Legend::default())
+        .x_axis_label("epoch")
+        .include_y(0.0)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            let series = |f: &dyn Fn(&TrainPoint) -> f64| -> PlotPoints {
+                history.iter().map(|p| [p.epoch as f64, f(p)]).collect()
+            };
+            plot.line(
+                Line::new("train loss", series(&|p| p.train_loss))
+                    .color(colour(1))
+                    .width(2.0),
+            );
+            plot.line(
+                Line::new("val loss", series(&|p| p.val_loss))
+                    .color(colour(5))
+                    .width(2.0),
+            );
+            for (r, name) in REGIONS.iter().enumerate() {
+                let points = series(&|p| p.val_dice[r]);
                 plot.line(
-                    Line::new("train loss", series(&|p| p.train_loss))
-                        .color(colour(1))
+                    Line::new(format!("val Dice {name}"), points)
+                        .color(colour(2 + r))
                         .width(2.0),
                 );
-                plot.line(
-                    Line::new("val loss", series(&|p| p.val_loss))
-                        .color(colour(5))
-                        .width(2.0),
-                );
-                for (r, name) in REGIONS.iter().enumerate() {
-                    let points = series(&|p| p.val_dice[r]);
-                    plot.line(
-                        Line::new(format!("val Dice {name}"), points)
-                            .color(colour(2 + r))
-                            .width(2.0),
-                    );
-                }
-            });
-        if history.is_empty() {
-            ui.label("The open model's checkpoint records no training; fine-tune it (right panel) to plot epochs here.");
-        }
+            }
+        });
+    if history.is_empty() {
+        ui.label("The open model's checkpoint records no training; fine-tune it (right panel) to plot epochs here.");
     }
 }
 

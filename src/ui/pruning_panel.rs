@@ -1,223 +1,178 @@
 //! The Pruning panel: method, global or per-group ratios, presets, and the dense vs pruned
-//! model's size.
-
-use std::collections::BTreeMap;
+//! model's size. The settings are the app's (shared with the other views): the panel edits a
+//! copy and asks the shell to take it; the fine-tune and budget sections draw within it.
 
 use eframe::egui;
 
-use super::LabApp;
-use crate::prune::{FineTuneRecord, PruneMethod, PrunePlan};
+use super::budget_panel::BudgetState;
+use super::command::{AppView, Command};
+use super::fine_tune_panel::{FineTuneForm, fine_tune_ui};
+use super::state::PruningState;
+use crate::plan_tree::PlanNode;
+use crate::prune::PruneMethod;
 use crate::worker::ModelView;
 
-/// The ratios the panel drives: per group, or one global share, and the channels picked by
-/// hand in the filter view.
-#[derive(Debug, Clone, Default)]
-pub struct PruningState {
-    pub group_ratios: Vec<f64>,
-    pub global_ratio: f64,
-    pub use_global: bool,
-    /// Channels removed by hand, per group name (sorted).
-    pub removed: BTreeMap<String, Vec<usize>>,
-    /// The fine-tuning and saved weights of the plan tree node these settings came from
-    /// (cleared by any change: new settings describe a model not yet tuned).
-    pub fine_tune: Option<FineTuneRecord>,
-    pub checkpoint: Option<std::path::PathBuf>,
+/// The sections of the panel that own their state, and the plan tree node it may differ from.
+pub(super) struct Sections<'a> {
+    pub fine_tune: &'a mut FineTuneForm,
+    pub budget: &'a mut BudgetState,
+    pub selected_node: Option<&'a PlanNode>,
 }
 
-impl PruningState {
-    /// The plan these settings describe for `model`'s groups, pruned by `method`.
-    pub fn plan(&self, method: PruneMethod, model: &ModelView) -> PrunePlan {
-        let mut plan = PrunePlan::dense(method);
-        plan.global_ratio = self.use_global.then_some(self.global_ratio);
-        plan.group_ratios = model
-            .groups
-            .iter()
-            .zip(&self.group_ratios)
-            .filter(|(_, r)| **r > 0.0)
-            .map(|(g, r)| (g.name.clone(), *r))
-            .collect();
-        plan.removed_channels = self
-            .removed
-            .iter()
-            .filter(|(_, picked)| !picked.is_empty())
-            .map(|(g, picked)| (g.clone(), picked.clone()))
-            .collect();
-        plan.fine_tune = self.fine_tune.clone();
-        plan.checkpoint = self.checkpoint.clone();
-        plan
+/// The Pruning panel; returns what was asked (the edited settings among it, when they
+/// changed).
+pub(super) fn pruning_panel_ui(
+    ui: &mut egui::Ui,
+    view: &AppView<'_>,
+    sections: Sections<'_>,
+) -> Vec<Command> {
+    let mut commands = Vec::new();
+    let mut method = view.settings.method;
+    let mut pruning = view.pruning.clone();
+    ui.heading("Pruning");
+    method_ui(ui, &mut method);
+    presets_ui(ui, view.model, &mut pruning);
+    ui.checkbox(&mut pruning.use_global, "One global ratio")
+        .on_hover_text("One importance threshold across all groups instead of a ratio per group");
+    ui.add_enabled(
+        pruning.use_global,
+        egui::Slider::new(&mut pruning.global_ratio, 0.0..=0.95).text("Global ratio"),
+    );
+    let current = view.model.map(|model| pruning.plan(method, model));
+    commands.extend(super::plans::keep_plan_ui(
+        ui,
+        sections.selected_node,
+        current.as_ref(),
+    ));
+    if let Some(model) = view.model {
+        ui.separator();
+        model_stats_ui(ui, view, model);
+        ui.separator();
+        commands.extend(fine_tune_ui(sections.fine_tune, view, ui));
+        ui.separator();
+        commands.extend(sections.budget.ui(ui, view));
+        ui.separator();
+        group_sliders_ui(ui, view, model, &mut pruning);
     }
-
-    /// Settings that describe `plan` on `model`'s groups.
-    pub fn restore(&mut self, plan: &PrunePlan, model: &ModelView) {
-        self.use_global = plan.global_ratio.is_some();
-        if let Some(r) = plan.global_ratio {
-            self.global_ratio = r;
-        }
-        self.group_ratios = model
-            .groups
-            .iter()
-            .map(|g| plan.group_ratios.get(&g.name).copied().unwrap_or(0.0))
-            .collect();
-        self.removed = plan.removed_channels.clone();
-        self.fine_tune = plan.fine_tune.clone();
-        self.checkpoint = plan.checkpoint.clone();
+    if method != view.settings.method || pruning != *view.pruning {
+        commands.push(Command::SetPruning { method, pruning });
     }
-
-    /// Marks or unmarks one channel of `group` for removal.
-    pub fn toggle_channel(&mut self, group: &str, channel: usize) {
-        let picked = self.removed.entry(group.to_string()).or_default();
-        match picked.binary_search(&channel) {
-            Ok(i) => {
-                picked.remove(i);
-            }
-            Err(i) => picked.insert(i, channel),
-        }
-    }
+    commands
 }
 
-impl LabApp {
-    pub(super) fn pruning_panel_ui(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Pruning");
-        let before = (
-            self.settings.method,
-            self.pruning.use_global,
-            self.pruning.global_ratio,
-            self.pruning.group_ratios.clone(),
-            self.pruning.removed.clone(),
-        );
-        egui::ComboBox::from_label("Method")
-            .selected_text(self.settings.method.key())
-            .show_ui(ui, |ui| {
-                for method in PruneMethod::ALL {
-                    ui.selectable_value(&mut self.settings.method, method, method.key())
-                        .on_hover_text(method_help(method));
-                }
-            })
-            .response
-            .on_hover_text(method_help(self.settings.method));
-        ui.horizontal(|ui| {
-            ui.label("Presets:");
-            for (name, ratio, help) in [
-                ("none", 0.0, "The dense model"),
-                ("gentle 10%", 0.1, "10% of every group's channels"),
-                ("quarter", 0.25, "A quarter of every group's channels"),
-                (
-                    "half",
-                    0.5,
-                    "Half of every group's channels: about 2.4x fewer MACs",
-                ),
-                (
-                    "aggressive 75%",
-                    0.75,
-                    "Three quarters of every group's channels: watch the regions fail",
-                ),
-            ] {
-                let help = format!(
-                    "{help}, except the first encoder level and the last decoder level, which \
-                     stay whole (the sensitivity heatmap shows why)"
-                );
-                if ui.small_button(name).on_hover_text(help).clicked()
-                    && let Some(model) = &self.model
-                {
-                    self.pruning.use_global = false;
-                    self.pruning.group_ratios = preset_ratios(model, ratio);
-                }
+fn method_ui(ui: &mut egui::Ui, method: &mut PruneMethod) {
+    egui::ComboBox::from_label("Method")
+        .selected_text(method.key())
+        .show_ui(ui, |ui| {
+            for choice in PruneMethod::ALL {
+                ui.selectable_value(method, choice, choice.key())
+                    .on_hover_text(method_help(choice));
             }
-        });
-        ui.checkbox(&mut self.pruning.use_global, "One global ratio")
-            .on_hover_text(
-                "One importance threshold across all groups instead of a ratio per group",
+        })
+        .response
+        .on_hover_text(method_help(*method));
+}
+
+fn presets_ui(ui: &mut egui::Ui, model: Option<&ModelView>, pruning: &mut PruningState) {
+    ui.horizontal(|ui| {
+        ui.label("Presets:");
+        for (name, ratio, help) in [
+            ("none", 0.0, "The dense model"),
+            ("gentle 10%", 0.1, "10% of every group's channels"),
+            ("quarter", 0.25, "A quarter of every group's channels"),
+            (
+                "half",
+                0.5,
+                "Half of every group's channels: about 2.4x fewer MACs",
+            ),
+            (
+                "aggressive 75%",
+                0.75,
+                "Three quarters of every group's channels: watch the regions fail",
+            ),
+        ] {
+            let help = format!(
+                "{help}, except the first encoder level and the last decoder level, which \
+                 stay whole (the sensitivity heatmap shows why)"
             );
-        ui.add_enabled(
-            self.pruning.use_global,
-            egui::Slider::new(&mut self.pruning.global_ratio, 0.0..=0.95).text("Global ratio"),
-        );
-        self.keep_plan_ui(ui);
-        if let Some(model) = self.model.clone() {
-            ui.separator();
-            self.model_stats_ui(ui, &model);
-            ui.separator();
-            self.jobs_ui(ui);
-            ui.separator();
-            self.budget_ui(ui);
-            ui.separator();
-            ui.label("Share of channels removed per group (kept / total):");
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                for (g, group) in model.groups.iter().enumerate() {
-                    let kept = self
-                        .preview
-                        .as_ref()
-                        .and_then(|p| p.kept.get(g))
-                        .copied()
-                        .unwrap_or(group.channels);
-                    let mean_importance =
-                        group.importance.iter().sum::<f32>() / group.importance.len().max(1) as f32;
-                    let picked = self.pruning.removed.get(&group.name).map_or(0, Vec::len);
-                    let label = if picked > 0 {
-                        format!("{} {kept}/{} ({picked} picked)", group.name, group.channels)
-                    } else {
-                        format!("{} {kept}/{}", group.name, group.channels)
-                    };
-                    let hover = format!("mean filter L2 importance {mean_importance:.3}");
-                    if self.pruning.use_global {
-                        // The global threshold decides each group's share: show what it removed.
-                        let mut effective = 1.0 - kept as f64 / group.channels.max(1) as f64;
-                        ui.add_enabled(
-                            false,
-                            egui::Slider::new(&mut effective, 0.0..=1.0).text(label),
-                        )
-                        .on_hover_text(format!("{hover}; set by the global ratio"));
-                    } else {
-                        ui.add(
-                            egui::Slider::new(&mut self.pruning.group_ratios[g], 0.0..=0.95)
-                                .text(label),
-                        )
-                        .on_hover_text(hover);
-                    }
-                }
-            });
+            if ui.small_button(name).on_hover_text(help).clicked()
+                && let Some(model) = model
+            {
+                pruning.use_global = false;
+                pruning.group_ratios = preset_ratios(model, ratio);
+            }
         }
-        let after = (
-            self.settings.method,
-            self.pruning.use_global,
-            self.pruning.global_ratio,
-            self.pruning.group_ratios.clone(),
-            self.pruning.removed.clone(),
-        );
-        if before != after {
-            self.pruning_changed();
-        }
-    }
+    });
+}
 
-    pub(super) fn model_stats_ui(&self, ui: &mut egui::Ui, model: &ModelView) {
-        ui.label(&model.description);
-        egui::Grid::new("stats").show(ui, |ui| {
-            ui.label("");
-            ui.label("dense");
-            ui.label("pruned");
-            ui.end_row();
-            let (params, nonzero, macs) = match &self.preview {
-                Some(p) => (
-                    p.params.to_string(),
-                    p.nonzero_params.to_string(),
-                    format!("{:.3} G", p.macs as f64 / 1e9),
-                ),
-                None => ("…".into(), "…".into(), "…".into()),
+/// A slider per channel group (disabled under a global ratio, showing what it removed).
+fn group_sliders_ui(
+    ui: &mut egui::Ui,
+    view: &AppView<'_>,
+    model: &ModelView,
+    pruning: &mut PruningState,
+) {
+    ui.label("Share of channels removed per group (kept / total):");
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        for (g, group) in model.groups.iter().enumerate() {
+            let kept = view
+                .preview
+                .and_then(|p| p.kept.get(g))
+                .copied()
+                .unwrap_or(group.channels);
+            let mean_importance =
+                group.importance.iter().sum::<f32>() / group.importance.len().max(1) as f32;
+            let picked = pruning.removed.get(&group.name).map_or(0, Vec::len);
+            let label = if picked > 0 {
+                format!("{} {kept}/{} ({picked} picked)", group.name, group.channels)
+            } else {
+                format!("{} {kept}/{}", group.name, group.channels)
             };
-            ui.label("params");
-            ui.label(model.params.to_string());
-            ui.label(params);
-            ui.end_row();
-            ui.label("non-zero params");
-            ui.label(model.params.to_string());
-            ui.label(nonzero);
-            ui.end_row();
-            ui.label("MACs (192x192)");
-            ui.label(format!("{:.3} G", model.macs as f64 / 1e9));
-            ui.label(macs);
-            ui.end_row();
-        });
-    }
+            let hover = format!("mean filter L2 importance {mean_importance:.3}");
+            if pruning.use_global {
+                // The global threshold decides each group's share: show what it removed.
+                let mut effective = 1.0 - kept as f64 / group.channels.max(1) as f64;
+                ui.add_enabled(
+                    false,
+                    egui::Slider::new(&mut effective, 0.0..=1.0).text(label),
+                )
+                .on_hover_text(format!("{hover}; set by the global ratio"));
+            } else {
+                ui.add(egui::Slider::new(&mut pruning.group_ratios[g], 0.0..=0.95).text(label))
+                    .on_hover_text(hover);
+            }
+        }
+    });
+}
+
+fn model_stats_ui(ui: &mut egui::Ui, view: &AppView<'_>, model: &ModelView) {
+    ui.label(&model.description);
+    egui::Grid::new("stats").show(ui, |ui| {
+        ui.label("");
+        ui.label("dense");
+        ui.label("pruned");
+        ui.end_row();
+        let (params, nonzero, macs) = match view.preview {
+            Some(p) => (
+                p.params.to_string(),
+                p.nonzero_params.to_string(),
+                format!("{:.3} G", p.macs as f64 / 1e9),
+            ),
+            None => ("…".into(), "…".into(), "…".into()),
+        };
+        ui.label("params");
+        ui.label(model.params.to_string());
+        ui.label(params);
+        ui.end_row();
+        ui.label("non-zero params");
+        ui.label(model.params.to_string());
+        ui.label(nonzero);
+        ui.end_row();
+        ui.label("MACs (192x192)");
+        ui.label(format!("{:.3} G", model.macs as f64 / 1e9));
+        ui.label(macs);
+        ui.end_row();
+    });
 }
 
 /// Per-group ratios of a preset: `ratio` everywhere but the first encoder level and the last

@@ -1,130 +1,147 @@
 //! The View panel: axis, modality, slice, window/level, overlay style, and Dice per region.
+//! It has no state of its own: it draws the shared settings and asks for changes.
 
 use eframe::egui;
 
-use super::LabApp;
 use super::MODALITIES;
+use super::command::{AppView, Command};
 use crate::render::{REGION_NAMES, SliceAxis, Window, plane_codes};
-use crate::worker::region_dice;
+use crate::worker::{CaseView, PreviewResult, region_dice};
 
-impl LabApp {
-    pub(super) fn view_panel_ui(&mut self, ui: &mut egui::Ui) {
-        ui.heading("View");
-        ui.horizontal(|ui| {
-            for axis in SliceAxis::ALL {
-                if ui
-                    .selectable_label(self.settings.axis == axis, axis.name())
-                    .clicked()
-                {
-                    self.settings.axis = axis;
-                    if let Some(case) = &self.case {
-                        self.slice_idx = axis.slices(case.dims) / 2;
-                    }
-                }
-            }
-        });
-        egui::ComboBox::from_label("Modality")
-            .selected_text(MODALITIES[self.settings.modality])
-            .show_ui(ui, |ui| {
-                for (i, name) in MODALITIES.iter().enumerate() {
-                    ui.selectable_value(&mut self.settings.modality, i, *name);
-                }
-            });
-        if let Some(case) = &self.case {
-            let slices = self.settings.axis.slices(case.dims);
-            let before = self.slice_idx;
-            ui.add(
-                egui::Slider::new(&mut self.slice_idx, 0..=slices.saturating_sub(1)).text("Slice"),
-            );
-            if before != self.slice_idx && self.settings.axis == SliceAxis::Axial {
-                self.preview_wanted = true;
+/// The View panel; returns the changes asked for.
+pub(super) fn view_panel_ui(ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+    let mut commands = Vec::new();
+    let settings = view.settings;
+    ui.heading("View");
+    ui.horizontal(|ui| {
+        for axis in SliceAxis::ALL {
+            if ui
+                .selectable_label(settings.axis == axis, axis.name())
+                .clicked()
+            {
+                commands.push(Command::SetAxis(axis));
             }
         }
-        ui.horizontal(|ui| {
-            ui.label(format!(
-                "Window {:.1}, level {:.1}",
-                self.settings.window.width, self.settings.window.level
-            ))
-            .on_hover_text("Drag on an image: left/right = width, up/down = level");
-            if ui.small_button("Reset").clicked() {
-                self.settings.window = Window::default();
+    });
+    let mut modality = settings.modality;
+    egui::ComboBox::from_label("Modality")
+        .selected_text(MODALITIES[modality])
+        .show_ui(ui, |ui| {
+            for (i, name) in MODALITIES.iter().enumerate() {
+                ui.selectable_value(&mut modality, i, *name);
             }
         });
-        ui.separator();
-        ui.heading("Overlay");
-        for (r, name) in REGION_NAMES.iter().enumerate() {
-            ui.horizontal(|ui| {
-                ui.checkbox(&mut self.settings.overlay.visible[r], *name);
-                ui.color_edit_button_srgb(&mut self.settings.overlay.colours[r]);
-            });
-        }
-        ui.add(egui::Slider::new(&mut self.settings.overlay.opacity, 0.0..=1.0).text("Opacity"));
-        ui.checkbox(&mut self.settings.overlay.outline, "Outline only");
-        ui.separator();
-        self.dice_ui(ui);
+    if modality != settings.modality {
+        commands.push(Command::SetModality(modality));
     }
-
-    /// Dice WT/TC/ET of the dense and the pruned model on the previewed axial slice.
-    pub fn slice_dice(&self) -> (Option<[f64; 3]>, Option<[f64; 3]>) {
-        let (Some(case), Some(preview)) = (&self.case, &self.preview) else {
-            return (None, None);
-        };
-        let Some(truth) = &case.truth else {
-            return (None, None);
-        };
-        let slice_truth = plane_codes(truth, case.dims, SliceAxis::Axial, preview.slice_idx);
-        let dense = self.dense_codes.as_ref().map(|codes| {
-            let dense_plane = plane_codes(codes, case.dims, SliceAxis::Axial, preview.slice_idx);
-            region_dice(&dense_plane, &slice_truth)
-        });
-        (dense, Some(region_dice(&preview.codes, &slice_truth)))
-    }
-
-    pub(super) fn dice_ui(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Dice");
-        let Some(case) = &self.case else { return };
-        if case.truth.is_none() {
-            ui.label("no ground truth in this case");
-            return;
+    if let Some(case) = view.case {
+        let slices = settings.axis.slices(case.dims);
+        let mut slice = view.slice_idx;
+        ui.add(egui::Slider::new(&mut slice, 0..=slices.saturating_sub(1)).text("Slice"));
+        if slice != view.slice_idx {
+            commands.push(Command::SetSlice(slice));
         }
-        let (dense_slice, pruned_slice) = self.slice_dice();
-        egui::Grid::new("dice").striped(true).show(ui, |ui| {
-            ui.label("");
-            for region in ["WT", "TC", "ET"] {
-                ui.label(region);
+    }
+    ui.horizontal(|ui| {
+        ui.label(format!(
+            "Window {:.1}, level {:.1}",
+            settings.window.width, settings.window.level
+        ))
+        .on_hover_text("Drag on an image: left/right = width, up/down = level");
+        if ui.small_button("Reset").clicked() {
+            commands.push(Command::SetWindow(Window::default()));
+        }
+    });
+    ui.separator();
+    overlay_ui(ui, view, &mut commands);
+    ui.separator();
+    dice_ui(ui, view);
+    commands
+}
+
+/// The overlay's regions, colours, opacity and outline.
+fn overlay_ui(ui: &mut egui::Ui, view: &AppView<'_>, commands: &mut Vec<Command>) {
+    ui.heading("Overlay");
+    let mut overlay = view.settings.overlay.clone();
+    for (r, name) in REGION_NAMES.iter().enumerate() {
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut overlay.visible[r], *name);
+            ui.color_edit_button_srgb(&mut overlay.colours[r]);
+        });
+    }
+    ui.add(egui::Slider::new(&mut overlay.opacity, 0.0..=1.0).text("Opacity"));
+    ui.checkbox(&mut overlay.outline, "Outline only");
+    if overlay != view.settings.overlay {
+        commands.push(Command::SetOverlay(overlay));
+    }
+}
+
+/// Dice WT/TC/ET of the dense model (its `dense_codes`) and of the pruned one on the
+/// previewed axial slice.
+pub(super) fn slice_dice(
+    case: Option<&CaseView>,
+    preview: Option<&PreviewResult>,
+    dense_codes: Option<&[u8]>,
+) -> (Option<[f64; 3]>, Option<[f64; 3]>) {
+    let (Some(case), Some(preview)) = (case, preview) else {
+        return (None, None);
+    };
+    let Some(truth) = &case.truth else {
+        return (None, None);
+    };
+    let slice_truth = plane_codes(truth, case.dims, SliceAxis::Axial, preview.slice_idx);
+    let dense = dense_codes.map(|codes| {
+        let dense_plane = plane_codes(codes, case.dims, SliceAxis::Axial, preview.slice_idx);
+        region_dice(&dense_plane, &slice_truth)
+    });
+    (dense, Some(region_dice(&preview.codes, &slice_truth)))
+}
+
+fn dice_ui(ui: &mut egui::Ui, view: &AppView<'_>) {
+    ui.heading("Dice");
+    let Some(case) = view.case else { return };
+    if case.truth.is_none() {
+        ui.label("no ground truth in this case");
+        return;
+    }
+    let case = view.case.map(|c| &**c);
+    let (dense_slice, pruned_slice) = slice_dice(case, view.preview, view.dense_codes);
+    egui::Grid::new("dice").striped(true).show(ui, |ui| {
+        ui.label("");
+        for region in ["WT", "TC", "ET"] {
+            ui.label(region);
+        }
+        ui.end_row();
+        let row = |ui: &mut egui::Ui, label: &str, values: Option<[f64; 3]>, hover: &str| {
+            ui.label(label).on_hover_text(hover);
+            for r in 0..3 {
+                ui.label(values.map_or("…".into(), |v| format!("{:.3}", v[r])));
             }
             ui.end_row();
-            let row = |ui: &mut egui::Ui, label: &str, values: Option<[f64; 3]>, hover: &str| {
-                ui.label(label).on_hover_text(hover);
-                for r in 0..3 {
-                    ui.label(values.map_or("…".into(), |v| format!("{:.3}", v[r])));
-                }
-                ui.end_row();
-            };
-            row(
-                ui,
-                "dense, case",
-                self.dense_case_dice,
-                "Dense model vs ground truth over the whole volume",
-            );
-            row(
-                ui,
-                "pruned, case",
-                self.preview_case_dice,
-                "Pruned model vs ground truth over the whole volume (computed in the background after each change; … while it runs)",
-            );
-            row(
-                ui,
-                "dense, slice",
-                dense_slice,
-                "Dense model on the previewed axial slice",
-            );
-            row(
-                ui,
-                "pruned, slice",
-                pruned_slice,
-                "Pruned model on the previewed axial slice",
-            );
-        });
-    }
+        };
+        row(
+            ui,
+            "dense, case",
+            view.dense_case_dice,
+            "Dense model vs ground truth over the whole volume",
+        );
+        row(
+            ui,
+            "pruned, case",
+            view.preview_case_dice,
+            "Pruned model vs ground truth over the whole volume (computed in the background after each change; … while it runs)",
+        );
+        row(
+            ui,
+            "dense, slice",
+            dense_slice,
+            "Dense model on the previewed axial slice",
+        );
+        row(
+            ui,
+            "pruned, slice",
+            pruned_slice,
+            "Pruned model on the previewed axial slice",
+        );
+    });
 }

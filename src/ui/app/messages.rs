@@ -1,11 +1,17 @@
-//! The worker's answers applied to the app's state: one arm per message kind.
+//! The worker's answers applied to the app's state (the shell's other half): one arm per
+//! message kind, and what they make of the plan tree (fine-tuned and searched models kept as
+//! nodes, a node restored when its model is ready).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::plots::LowerRight;
-use super::slices::best_slice;
-use super::{GpuState, LabApp, TrainPoint};
-use crate::worker::{Response, region_dice};
+use super::LabApp;
+use crate::prune::{FineTuneRecord, PrunePlan};
+use crate::ui::budget_panel::step_ratios;
+use crate::ui::plans::plan_name;
+use crate::ui::slices::best_slice;
+use crate::ui::{GpuState, TrainPoint};
+use crate::worker::{AutoOutcome, AutoStepView, Request, Response, region_dice};
 
 impl LabApp {
     pub(super) fn handle(&mut self, response: Response) {
@@ -147,8 +153,7 @@ impl LabApp {
             Response::Cka(view) => self.layers.cka = Some(view),
             Response::Saved(path) => self.notices.push(format!("saved {}", path.display())),
             Response::StudyOpened { path, file } => {
-                self.study.show_file(path.display().to_string(), *file);
-                self.lower_right = Some(LowerRight::Study);
+                self.plots.show_study(path.display().to_string(), *file);
             }
             Response::Maps(view) => {
                 if view.id == self.last_maps_id {
@@ -160,12 +165,100 @@ impl LabApp {
                 slice_idx,
                 a,
                 b,
-            } => self.on_comparison(id, slice_idx, a, b),
-            Response::NodeStats { node, stats } => self.on_node_stats(node, stats),
+            } => self.plans.on_comparison(id, slice_idx, a, b),
+            Response::NodeStats { node, stats } => self.plans.on_node_stats(node, stats),
             Response::ChannelScores(view) => self.filters.scores = Some(view),
             Response::AutoUniform(points) => self.budget.uniform = points,
             Response::AutoStep(step) => self.on_auto_step(step),
             Response::AutoPruned(outcome) => self.on_auto_pruned(outcome),
         }
+    }
+}
+
+/// What the worker's answers make of the plan tree and the pruning settings.
+impl LabApp {
+    /// The model is ready: its root exists in the tree; a node waiting for this model is
+    /// restored, else the selected node when it belongs to this model, else the root.
+    fn plans_on_model_ready(&mut self) {
+        let Some(model) = &self.model else { return };
+        if let Some(id) = self.plans.node_for_model(&model.source) {
+            self.restore_node(id);
+        }
+    }
+
+    /// A fine-tune finished: its model becomes a child of the node it started from, with the
+    /// plan it started from.
+    fn keep_fine_tuned(&mut self, device: String, epochs: usize) {
+        let Some((plan, source, parent)) = self.plans.fine_tune_start.take() else {
+            return;
+        };
+        let name = format!("{} + {epochs} epoch(s) fine-tuned", plan_name(&plan));
+        let record = FineTuneRecord {
+            epochs,
+            learning_rate: self.fine_tune.settings.learning_rate,
+            batches_per_epoch: Some(self.fine_tune.settings.batches_per_epoch),
+            device,
+        };
+        self.keep_worker_model(source, parent, name, plan, Some(record));
+    }
+
+    /// A kept step of the budget search: the sliders show the ratios found so far.
+    fn on_auto_step(&mut self, step: AutoStepView) {
+        if let Some(model) = &self.model {
+            self.pruning.use_global = false;
+            self.pruning.group_ratios = step_ratios(model, &step);
+            self.pruning.fine_tune = None;
+            self.pruning.checkpoint = None;
+            self.preview_wanted = true;
+        }
+        self.budget.trail.push(step);
+    }
+
+    /// The search's result becomes a plan tree node with its weights.
+    fn on_auto_pruned(&mut self, outcome: AutoOutcome) {
+        if let Some(found) = self.budget.finish(outcome) {
+            self.keep_worker_model(
+                found.source,
+                found.parent,
+                found.name,
+                found.plan,
+                found.record,
+            );
+        }
+    }
+
+    /// The model the worker holds (fine-tuned or searched) becomes a child of `parent` (or of
+    /// the root of `source`, the model it came from) with `plan`; its weights are saved beside
+    /// the workspace (without a workspace file the node records the plan but not the weights).
+    fn keep_worker_model(
+        &mut self,
+        source: Option<PathBuf>,
+        parent: Option<u64>,
+        name: String,
+        plan: PrunePlan,
+        record: Option<FineTuneRecord>,
+    ) {
+        if self.model.as_ref().map(|m| &m.source) != Some(&source) {
+            self.notices.push(format!(
+                "\"{name}\" belongs to a model that is no longer open: not kept as a plan"
+            ));
+            return;
+        }
+        let kept = self
+            .plans
+            .keep_worker_node(&source, parent, name, plan.clone(), record);
+        let Some((id, checkpoint)) = kept else {
+            return;
+        };
+        if let (Some(path), Some(mut preview)) = (checkpoint, self.current_request()) {
+            preview.plan = plan;
+            let _ = self.worker.requests.send(Request::ExportModel {
+                preview,
+                fine_tuned: true,
+                path,
+            });
+        }
+        self.restore_node(id);
+        self.fine_tune.show_tuned = true;
     }
 }

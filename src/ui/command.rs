@@ -1,0 +1,105 @@
+//! What panels share with the app shell: the read-only [`AppView`] they draw from and the
+//! [`Command`]s they emit (the shell alone sends worker requests and changes shared state).
+
+use std::sync::Arc;
+
+use super::state::{GpuState, PruningState, TrainPoint};
+use super::{Settings, Tab};
+use crate::prune::sweep::SweepPoint;
+use crate::prune::{PruneMethod, PrunePlan, StructuredMethod};
+use crate::render::{OverlayStyle, SliceAxis, Window};
+use crate::worker::{CaseView, MapsView, ModelView, PreviewResult};
+
+/// The app's shared state as panels read it (references into the shell, one frame long).
+pub struct AppView<'a> {
+    pub settings: &'a Settings,
+    pub case: Option<&'a Arc<CaseView>>,
+    pub model: Option<&'a ModelView>,
+    pub pruning: &'a PruningState,
+    pub preview: Option<&'a PreviewResult>,
+    /// Whole-case Dice of the preview of the current settings (none while a newer preview is
+    /// on its way).
+    pub current_case_dice: Option<[f64; 3]>,
+    pub preview_case_dice: Option<[f64; 3]>,
+    pub dense_case_dice: Option<[f64; 3]>,
+    pub dense_codes: Option<&'a [u8]>,
+    /// The preview's axial slice placed in a volume of the case's size.
+    pub pruned_codes: Option<&'a [u8]>,
+    /// Changes whenever a segmentation the viewer shows changes (texture cache key).
+    pub codes_generation: u64,
+    pub slice_idx: usize,
+    pub tab: Tab,
+    /// The running background job: (done, total, what).
+    pub job: Option<&'a (usize, usize, String)>,
+    /// Whether the running job is the budget search (its progress shows in its own section).
+    pub searching: bool,
+    pub sweep_points: &'a [SweepPoint],
+    pub maps: Option<&'a Arc<MapsView>>,
+    pub notices: &'a [String],
+    pub gpu: &'a GpuState,
+    pub fine_tune_history: &'a [TrainPoint],
+    /// A fine-tuned model exists in the worker; `show_tuned` previews it.
+    pub tuned_available: bool,
+    pub show_tuned: bool,
+}
+
+/// What a panel asks of the shell; carried out after the panels are drawn, in order.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Another plane (the slice goes to its middle).
+    SetAxis(SliceAxis),
+    SetModality(usize),
+    SetSlice(usize),
+    /// Wheel or arrow steps through the slices.
+    MoveSlice(i64),
+    SetWindow(Window),
+    SetOverlay(OverlayStyle),
+    /// The pruning settings as the panel edited them (a new model to preview).
+    SetPruning {
+        method: PruneMethod,
+        pruning: PruningState,
+    },
+    ProbeGpu,
+    StartFineTune,
+    StartSweep,
+    CancelJob,
+    ShowTuned(bool),
+    SaveModel,
+    SavePrediction,
+    SaveSweep,
+    StartBudgetSearch(StructuredMethod),
+    StartSensitivity,
+    StartCka,
+    /// The filter/attention maps should follow what changed.
+    WantMaps,
+    StartChannelScores {
+        group: String,
+    },
+    /// Marks a channel of a group (of `channels`) for removal or back.
+    TogglePick {
+        group: String,
+        channels: usize,
+        channel: usize,
+    },
+    ClearPicks {
+        group: String,
+    },
+    OpenStudyDialog,
+    KeepPlan,
+    SelectNode(u64),
+    DeleteNode(u64),
+    StartNodeStats,
+    CompareNodes,
+    ExportPlan {
+        plan: PrunePlan,
+        file_name: String,
+    },
+    SetPresenter(bool),
+    LessonOffered,
+    Notice(String),
+    /// Something failed: the status line says so and the error is listed.
+    Failed {
+        status: String,
+        error: String,
+    },
+}
