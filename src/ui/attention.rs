@@ -69,11 +69,7 @@ impl AttentionState {
             .wrap(),
         );
         let key = (maps.id, opacities);
-        let stale = self
-            .attention
-            .textures
-            .as_ref()
-            .is_none_or(|(k, _)| *k != key);
+        let stale = self.textures.as_ref().is_none_or(|(k, _)| *k != key);
         if stale {
             let window = view.settings.window;
             let ctx = ui.ctx().clone();
