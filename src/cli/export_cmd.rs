@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
@@ -14,7 +14,6 @@ use crate::model::checkpoint::{Storage, save_checkpoint_as, write_atomically};
 use crate::model::load_checkpoint;
 
 #[derive(Args, Debug)]
-#[group(id = "outputs", required = true, multiple = true, args = ["checkpoint", "onnx"])]
 pub struct ExportArgs {
     /// The raagr2-lab checkpoint to export (dense or pruned, any variant).
     pub model: PathBuf,
@@ -83,6 +82,9 @@ struct ExportReport {
 }
 
 pub fn export(args: ExportArgs) -> Result<()> {
+    if args.checkpoint.is_none() && args.onnx.is_none() {
+        bail!("export: nothing to write; give --onnx FILE, --checkpoint FILE or both");
+    }
     let checkpoint = load_checkpoint(&args.model)?;
     let mut written = Vec::new();
     if let Some(path) = &args.checkpoint {

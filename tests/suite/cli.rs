@@ -999,24 +999,31 @@ fn a_stopped_study_resumes_and_its_points_merge_to_the_same_table() {
     );
 }
 
-#[test]
-fn export_in_half_precision_halves_the_file_and_keeps_the_model() {
-    let dir = common::scratch_dir("cli-export");
+/// The embedded default model's file, and `export` of it with `args` (ending in `--json`):
+/// its JSON report once it succeeded.
+fn export_default_model(args: &[&str]) -> (std::path::PathBuf, serde_json::Value) {
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("assets")
         .join("default_model.safetensors");
+    let mut all = vec!["export", model.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = serde_json::from_str(&stdout(&out)).unwrap();
+    (model, report)
+}
+
+#[test]
+fn export_in_half_precision_halves_the_file_and_keeps_the_model() {
+    let dir = common::scratch_dir("cli-export");
     let half = dir.join("half.safetensors");
-    let out = run(&[
-        "export",
-        model.to_str().unwrap(),
+    let (model, report) = export_default_model(&[
         "--checkpoint",
         half.to_str().unwrap(),
         "--precision",
         "fp16",
         "--json",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let full_bytes = std::fs::metadata(&model).unwrap().len();
     let half_bytes = report["written"][0]["bytes"].as_u64().unwrap();
     assert_eq!(half_bytes, std::fs::metadata(&half).unwrap().len());
@@ -1065,19 +1072,8 @@ fn export_in_half_precision_halves_the_file_and_keeps_the_model() {
 fn export_to_onnx_runs_elsewhere_to_the_same_probabilities() {
     use tract_onnx::prelude::*;
     let dir = common::scratch_dir("cli-export-onnx");
-    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets")
-        .join("default_model.safetensors");
     let graph = dir.join("default.onnx");
-    let out = run(&[
-        "export",
-        model.to_str().unwrap(),
-        "--onnx",
-        graph.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let (model, report) = export_default_model(&["--onnx", graph.to_str().unwrap(), "--json"]);
     assert_eq!(report["written"][0]["format"], "ONNX");
     assert_eq!(
         report["written"][0]["bytes"].as_u64().unwrap(),
