@@ -9,6 +9,7 @@ pub mod classify;
 pub mod cli;
 pub mod data;
 pub mod defaults;
+pub mod export;
 pub mod inference;
 pub mod lesson;
 pub mod metrics;

@@ -133,7 +133,7 @@ pub struct RecurrentUnit {
 }
 
 /// Recurrence steps of the recurrent block (t = 2: f runs three times).
-const RECURRENCE_T: usize = 2;
+pub const RECURRENCE_T: usize = 2;
 
 impl RecurrentUnit {
     pub fn new(width: usize, device: &Device) -> Self {

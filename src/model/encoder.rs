@@ -181,7 +181,8 @@ impl SharedReAspp3 {
         }
     }
 
-    fn variant(&self) -> Variant {
+    /// Which shared variant this module is (one kernel, or one per dilation pair).
+    pub fn variant(&self) -> Variant {
         if self.paired {
             Variant::PairedShared
         } else {

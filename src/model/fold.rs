@@ -108,6 +108,26 @@ fn fold_into(conv: &mut Conv2d, scale: Tensor<1>, shift: Tensor<1>) {
     conv.bias = Some(Param::from_tensor(bias));
 }
 
+/// Fresh norms are the identity, which folding leaves unchanged: tests give every norm
+/// statistics and affine terms, and every bias a value (deterministic, in [0.5, 1.5), positive
+/// as variances must be), so that folding has something to fold.
+#[cfg(test)]
+pub(crate) fn give_norms_statistics(checkpoint: &mut crate::model::Checkpoint) {
+    let mut k = 0usize;
+    for (name, tensor) in checkpoint.weights.iter_mut() {
+        let is_norm = ["running_mean", "running_var"]
+            .iter()
+            .any(|s| name.ends_with(s))
+            || (tensor.shape.len() == 1 && name.ends_with("weight"));
+        if is_norm || name.ends_with("bias") {
+            for v in &mut tensor.values {
+                k += 1;
+                *v = 0.5 + (k * 37 % 101) as f32 / 101.0;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use burn::nn::BatchNorm;
@@ -115,6 +135,7 @@ mod tests {
     use burn::prelude::*;
     use burn::tensor::Distribution;
 
+    use super::give_norms_statistics;
     use crate::backend::cpu_device;
     use crate::model::layers::{LayerSite, LayerVisitor, Norm, VisitLayers};
     use crate::model::{Checkpoint, Head, ModelConfig, Variant};
@@ -141,21 +162,7 @@ mod tests {
             let config = ModelConfig::with_width_multiplier(variant, Head::Regions3, 0.125);
             device.seed(3);
             let mut checkpoint = Checkpoint::from_model(&config, &config.init(&device));
-            // Fresh norms are the identity: give every norm statistics and affine terms to fold
-            // (deterministic values in [0.5, 1.5), positive as variances must be).
-            let mut k = 0usize;
-            for (name, tensor) in checkpoint.weights.iter_mut() {
-                let is_norm = ["running_mean", "running_var"]
-                    .iter()
-                    .any(|s| name.ends_with(s))
-                    || (tensor.shape.len() == 1 && name.ends_with("weight"));
-                if is_norm || name.ends_with("bias") {
-                    for v in &mut tensor.values {
-                        k += 1;
-                        *v = 0.5 + (k * 37 % 101) as f32 / 101.0;
-                    }
-                }
-            }
+            give_norms_statistics(&mut checkpoint);
             let model = checkpoint.build(&device).unwrap();
             let x = Tensor::<4>::random([2, 4, 32, 32], Distribution::Normal(0.0, 1.0), &device);
             let mut folded = model.folded();

@@ -999,26 +999,33 @@ fn a_stopped_study_resumes_and_its_points_merge_to_the_same_table() {
     );
 }
 
-#[test]
-fn export_in_half_precision_halves_the_file_and_keeps_the_model() {
-    let dir = common::scratch_dir("cli-export");
+/// The embedded default model's file, and `export` of it with `args` (ending in `--json`):
+/// its JSON report once it succeeded.
+fn export_default_model(args: &[&str]) -> (std::path::PathBuf, serde_json::Value) {
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("assets")
         .join("default_model.safetensors");
+    let mut all = vec!["export", model.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = serde_json::from_str(&stdout(&out)).unwrap();
+    (model, report)
+}
+
+#[test]
+fn export_in_half_precision_halves_the_file_and_keeps_the_model() {
+    let dir = common::scratch_dir("cli-export");
     let half = dir.join("half.safetensors");
-    let out = run(&[
-        "export",
-        model.to_str().unwrap(),
+    let (model, report) = export_default_model(&[
         "--checkpoint",
         half.to_str().unwrap(),
         "--precision",
         "fp16",
         "--json",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let full_bytes = std::fs::metadata(&model).unwrap().len();
-    let half_bytes = report["bytes"].as_u64().unwrap();
+    let half_bytes = report["written"][0]["bytes"].as_u64().unwrap();
     assert_eq!(half_bytes, std::fs::metadata(&half).unwrap().len());
     assert!(
         (half_bytes as f64) < 0.55 * full_bytes as f64,
@@ -1056,4 +1063,117 @@ fn export_in_half_precision_halves_the_file_and_keeps_the_model() {
         stderr(&out)
     );
     assert!(!target.exists());
+}
+
+/// `export --onnx` writes the trained default model as a graph that another runtime (tract,
+/// pure Rust) runs to this project's own probabilities; bad requests exit non-zero and write
+/// nothing.
+#[test]
+fn export_to_onnx_runs_elsewhere_to_the_same_probabilities() {
+    use tract_onnx::prelude::*;
+    let dir = common::scratch_dir("cli-export-onnx");
+    let graph = dir.join("default.onnx");
+    let (model, report) = export_default_model(&["--onnx", graph.to_str().unwrap(), "--json"]);
+    assert_eq!(report["written"][0]["format"], "ONNX");
+    assert_eq!(
+        report["written"][0]["bytes"].as_u64().unwrap(),
+        std::fs::metadata(&graph).unwrap().len()
+    );
+
+    // The first slices of a held-out case through both.
+    let case = raagr2_lab::data::dataset::synthetic_case(10000);
+    let shape = [2usize, 4, 240, 240];
+    let input: Vec<f32> = [70, 80]
+        .iter()
+        .flat_map(|&z| {
+            case.modalities
+                .iter()
+                .flat_map(move |m| raagr2_lab::data::preprocess::axial_slice(m, case.dims, z, 240))
+        })
+        .collect();
+    let device = raagr2_lab::backend::cpu_device();
+    let ours = raagr2_lab::model::load_checkpoint(&model)
+        .unwrap()
+        .build(&device)
+        .unwrap()
+        .forward(burn::tensor::Tensor::from_data(
+            burn::tensor::TensorData::new(input.clone(), shape),
+            &device,
+        ))
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let runnable = tract_onnx::onnx()
+        .model_for_path(&graph)
+        .unwrap()
+        .with_input_fact(0, f32::fact(shape).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let x = tract_ndarray::Array4::from_shape_vec(shape, input).unwrap();
+    let theirs: Vec<f32> = runnable.run(tvec!(Tensor::from(x).into())).unwrap()[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(theirs.len(), ours.len());
+    let diff = raagr2_lab::analysis::max_abs_diff(&ours, &theirs);
+    assert!(diff <= 1e-4, "tract and raagr2-lab differ by {diff}");
+
+    // No output named, or an output that cannot be written: a non-zero exit naming it.
+    let none = run(&["export", model.to_str().unwrap()]);
+    assert!(!none.status.success());
+    assert!(stderr(&none).contains("--onnx"), "{}", stderr(&none));
+    let unwritable = dir.join("no-such-folder").join("x.onnx");
+    let out = run(&[
+        "export",
+        model.to_str().unwrap(),
+        "--onnx",
+        unwritable.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no-such-folder"), "{}", stderr(&out));
+    assert!(!unwritable.exists());
+}
+
+/// Re-running `eval` on a shipped study checkpoint gives, case for case, what the kept report
+/// (`docs/study/eval/<model>.json`, whose means the book shows) says. One held-out case of two
+/// models, one per architecture (the base network and a weight-shared one), so the suite stays
+/// quick; the book's means are checked against all four reports in
+/// `docs::the_book_gives_the_held_out_dice_eval_wrote_for_each_study_model`.
+#[test]
+fn eval_of_a_shipped_study_model_reproduces_its_kept_report() {
+    for model in ["base", "paired-shared"] {
+        let checkpoint = format!("assets/study_{model}.safetensors");
+        let out = run(&[
+            "eval",
+            checkpoint.as_str(),
+            "--synthetic",
+            "1",
+            "--synthetic-seed",
+            "10000",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let fresh: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let kept_path = format!("docs/study/eval/{model}.json");
+        let kept: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&kept_path).unwrap()).unwrap();
+        let (fresh, kept) = (&fresh["cases"][0], &kept["cases"][0]);
+        assert_eq!(fresh["case_id"], kept["case_id"]);
+        for region in ["WT", "TC", "ET", "NCR", "ED"] {
+            let (now, then) = (
+                fresh["dice"][region].as_f64().unwrap(),
+                kept["dice"][region].as_f64().unwrap(),
+            );
+            assert!(
+                (now - then).abs() <= 1e-3,
+                "{model} {region} on {}: eval gives {now}, {kept_path} says {then}",
+                kept["case_id"]
+            );
+        }
+    }
 }

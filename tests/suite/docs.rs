@@ -284,3 +284,59 @@ fn link_targets_skip_code_and_read_titles() {
     assert_eq!(local_path(dir, "#anchor"), None);
     assert_eq!(local_path(dir, "https://burn.dev"), None);
 }
+
+/// The book's study page shows exactly the tables `study` wrote for the shipped study file
+/// (`docs/study/study.json`): regenerating the study and not the page, or editing a figure by
+/// hand, fails here.
+#[test]
+fn the_book_shows_the_shipped_study_tables() {
+    let root = repo_root();
+    let study = raagr2_lab::prune::study::StudyFile::read(&root.join("docs/study/study.json"))
+        .expect("the shipped study file");
+    let tables = raagr2_lab::prune::study::study_markdown(&study.results);
+    let page = fs::read_to_string(root.join("docs/results/study.md")).expect("the study page");
+    assert!(
+        page.contains(tables.trim()),
+        "docs/results/study.md does not hold the tables of docs/study/study.json; paste \
+         docs/study/study.md (written by `study --merge docs/study/study.rows -o docs/study/study`) \
+         into it:\n{tables}"
+    );
+}
+
+/// One row of the study page's status table: the held-out Dice column of `model`.
+fn status_table_held_out(page: &str, model: &str) -> [f64; 3] {
+    let row = page
+        .lines()
+        .find(|l| l.starts_with(&format!("| {model} |")))
+        .unwrap_or_else(|| panic!("no status row for {model}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    // | model | parameters | epochs | validation | held-out | other | far |
+    let held_out: Vec<f64> = cells[5]
+        .split('/')
+        .map(|v| v.trim().parse().expect("a Dice figure"))
+        .collect();
+    [held_out[0], held_out[1], held_out[2]]
+}
+
+/// The held-out Dice the book gives for each shipped study model is what `eval` wrote
+/// (`docs/study/eval/<model>.json`, kept beside the page).
+#[test]
+fn the_book_gives_the_held_out_dice_eval_wrote_for_each_study_model() {
+    let root = repo_root();
+    let page = fs::read_to_string(root.join("docs/results/study.md")).expect("the study page");
+    for model in ["base", "depthwise-shared", "slimming", "paired-shared"] {
+        let path = root.join(format!("docs/study/eval/{model}.json"));
+        let report: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).expect("the eval report"))
+                .expect("JSON");
+        let shown = status_table_held_out(&page, model);
+        for (region, shown) in ["WT", "TC", "ET"].iter().zip(shown) {
+            let measured = report["mean"]["dice"][region].as_f64().unwrap();
+            assert!(
+                (measured - shown).abs() <= 0.0005,
+                "{model} {region}: the book says {shown}, {} says {measured:.4}",
+                path.display()
+            );
+        }
+    }
+}
