@@ -41,6 +41,37 @@ use crate::worker::{
     PreviewResult, Request, WorkerHandle,
 };
 
+/// A view fed by a worker thread: the channel its responses arrive on and what it does with one.
+pub trait WorkerFed {
+    type Response;
+    fn responses(&self) -> &crossbeam_channel::Receiver<Self::Response>;
+    fn receive(&mut self, response: Self::Response);
+
+    /// Blocks until the worker sends one message and handles it; for tests (no sleeping: it
+    /// waits on the channel). Returns false on timeout.
+    fn wait_for_message(&mut self, timeout: Duration) -> bool {
+        match self.responses().recv_timeout(timeout) {
+            Ok(response) => {
+                self.receive(response);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl WorkerFed for LabApp {
+    type Response = worker::Response;
+
+    fn responses(&self) -> &crossbeam_channel::Receiver<worker::Response> {
+        &self.worker.responses
+    }
+
+    fn receive(&mut self, response: worker::Response) {
+        self.handle(response);
+    }
+}
+
 /// Settings kept between runs (eframe persistence).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -248,18 +279,6 @@ impl LabApp {
     /// Asks the worker to open a case folder (or a file inside one).
     pub fn open_path(&mut self, path: std::path::PathBuf) {
         let _ = self.worker.requests.send(Request::OpenPath(path));
-    }
-
-    /// Blocks until the worker sends one message and handles it; for tests (no sleeping: it
-    /// waits on the channel). Returns false on timeout.
-    pub fn wait_for_message(&mut self, timeout: Duration) -> bool {
-        match self.worker.responses.recv_timeout(timeout) {
-            Ok(response) => {
-                self.handle(response);
-                true
-            }
-            Err(_) => false,
-        }
     }
 
     fn drain_messages(&mut self) {
