@@ -1,8 +1,7 @@
 //! The classifiers as one model type: their configs (architecture, head, width), the network
 //! either kind builds, parameter counts, and checkpoints (safetensors + config JSON, masks kept).
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::HashMap;
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -10,13 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::densenet::{DenseNet, DenseNetConfig};
 use super::vgg::{VGG11_STAGES, VGG16_STAGES, Vgg, VggConfig};
-use crate::model::checkpoint::{
-    CONFIG_METADATA_KEY, FORMAT_METADATA_KEY, Storage, read_file, tensors_from_bytes,
-    tensors_to_bytes, write_atomically,
-};
+use crate::model::checkpoint::{CONFIG_METADATA_KEY, Checkpoint, StoredConfig};
 use crate::model::layers::{LayerSite, LayerVisitor, VisitLayers};
-use crate::model::weights::{expected_shapes, export_weights, import_weights};
-use crate::model::{MaskMap, ModelError, WeightMap};
+use crate::model::weights::expected_shapes;
+use crate::model::{ModelError, WeightMap};
 
 /// Metadata key of a classifier's config inside its checkpoint.
 pub const CLASSIFIER_METADATA_KEY: &str = "raagr2.classifier";
@@ -110,20 +106,6 @@ impl ClassifierConfig {
         32
     }
 
-    pub fn validate(&self) -> Result<(), ModelError> {
-        if self.classes() < 2 {
-            return Err(ModelError::InvalidConfig(format!(
-                "a classifier needs at least 2 classes, not {}",
-                self.classes()
-            )));
-        }
-        match self {
-            ClassifierConfig::Vgg(c) => c.validate(),
-            ClassifierConfig::Densenet(c) => c.validate(),
-        }
-        .map_err(ModelError::InvalidConfig)
-    }
-
     pub fn init(&self, device: &Device) -> Classifier {
         match self {
             ClassifierConfig::Vgg(c) => Classifier::Vgg(c.init(device)),
@@ -203,118 +185,81 @@ impl VisitLayers for Classifier {
 }
 
 /// A classifier's config, weights (torchvision key names), masks and metadata.
-#[derive(Debug, Clone)]
-pub struct ClassifierCheckpoint {
-    pub config: ClassifierConfig,
-    pub weights: WeightMap,
-    pub masks: MaskMap,
-    pub metadata: BTreeMap<String, String>,
+pub type ClassifierCheckpoint = Checkpoint<ClassifierConfig>;
+
+impl StoredConfig for ClassifierConfig {
+    type Model = Classifier;
+    const METADATA_KEY: &'static str = CLASSIFIER_METADATA_KEY;
+
+    fn validate(&self) -> Result<(), ModelError> {
+        if self.classes() < 2 {
+            return Err(ModelError::InvalidConfig(format!(
+                "a classifier needs at least 2 classes, not {}",
+                self.classes()
+            )));
+        }
+        match self {
+            ClassifierConfig::Vgg(c) => c.validate(),
+            ClassifierConfig::Densenet(c) => c.validate(),
+        }
+        .map_err(ModelError::InvalidConfig)
+    }
+
+    fn init(&self, device: &Device) -> Classifier {
+        ClassifierConfig::init(self, device)
+    }
+
+    /// The config, checked against the tensors (keys, shapes) before any weight is loaded.
+    fn from_stored(json: &str, weights: &WeightMap) -> Result<ClassifierConfig, String> {
+        let config: ClassifierConfig =
+            serde_json::from_str(json).map_err(|e| format!("unreadable classifier config: {e}"))?;
+        config.validate().map_err(|e| e.to_string())?;
+        check_shapes(&config, weights).map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    fn missing_reason(metadata: &HashMap<String, String>) -> String {
+        if metadata.contains_key(CONFIG_METADATA_KEY) {
+            "this is a segmentation (RAAGR2-Net) checkpoint, not a classifier".to_string()
+        } else {
+            "no classifier config in its metadata (for torchvision weights, use `classify \
+             import`)"
+                .to_string()
+        }
+    }
 }
 
-impl ClassifierCheckpoint {
-    pub fn from_model(config: &ClassifierConfig, model: &Classifier) -> ClassifierCheckpoint {
-        ClassifierCheckpoint {
-            config: config.clone(),
-            weights: export_weights(model),
-            masks: MaskMap::new(),
-            metadata: BTreeMap::new(),
-        }
-    }
-
-    /// Builds the model on `device`, checking every key and shape.
-    pub fn build(&self, device: &Device) -> Result<Classifier, ModelError> {
-        self.config.validate()?;
-        import_weights(self.config.init(device), &self.weights, device)
-    }
-
-    /// Share of the masked (conv and linear) weights the masks remove; 0 without masks.
-    pub fn mask_sparsity(&self) -> f64 {
-        crate::model::weights::mask_sparsity(&self.masks)
-    }
-
-    pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
-        let mut metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
-        metadata.insert(CLASSIFIER_METADATA_KEY.to_string(), self.config.to_json());
-        tensors_to_bytes(&self.weights, &self.masks, metadata, Storage::F32)
-    }
-
-    /// Writes the checkpoint atomically (temporary sibling, then rename).
-    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        write_atomically(path, &self.to_bytes()?)
-    }
-
-    /// Reads a classifier checkpoint; its tensors are checked against its config (keys, shapes,
-    /// finite values) before it is returned.
-    pub fn load(path: &Path) -> Result<ClassifierCheckpoint, ModelError> {
-        ClassifierCheckpoint::from_bytes(path, &read_file(path)?)
-    }
-
-    /// Parses checkpoint bytes (e.g. an embedded asset); `path` only names the source in errors.
-    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<ClassifierCheckpoint, ModelError> {
-        let bad = |reason: String| ModelError::Checkpoint {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let (weights, masks, metadata) = tensors_from_bytes(path, bytes)?;
-        let Some(json) = metadata.get(CLASSIFIER_METADATA_KEY) else {
-            let reason = if metadata.contains_key(CONFIG_METADATA_KEY) {
-                "this is a segmentation (RAAGR2-Net) checkpoint, not a classifier".to_string()
-            } else {
-                "no classifier config in its metadata (for torchvision weights, use `classify \
-                 import`)"
-                    .to_string()
-            };
-            return Err(bad(reason));
-        };
-        let config: ClassifierConfig = serde_json::from_str(json)
-            .map_err(|e| bad(format!("unreadable classifier config: {e}")))?;
-        config.validate().map_err(|e| bad(e.to_string()))?;
-        let checkpoint = ClassifierCheckpoint {
-            config,
-            weights,
-            masks,
-            metadata: metadata
-                .into_iter()
-                .filter(|(k, _)| k != CLASSIFIER_METADATA_KEY && k != FORMAT_METADATA_KEY)
-                .collect(),
-        };
-        checkpoint.check_shapes().map_err(|e| bad(e.to_string()))?;
-        Ok(checkpoint)
-    }
-
-    /// Every key the config's model needs is present with its shape, and no other key.
-    fn check_shapes(&self) -> Result<(), ModelError> {
-        let model = self.config.init(&crate::backend::cpu_device());
-        let expected = expected_shapes(&model);
-        for (key, shape) in &expected {
-            match self.weights.get(key) {
-                None => {
-                    return Err(ModelError::MissingKey {
-                        key: key.clone(),
-                        expected: shape.clone(),
-                    });
-                }
-                Some(t) if &t.shape != shape => {
-                    return Err(ModelError::ShapeMismatch {
-                        key: key.clone(),
-                        found: t.shape.clone(),
-                        expected: shape.clone(),
-                    });
-                }
-                Some(_) => {}
+/// Every key `config`'s model needs is present in `weights` with its shape, and no other key.
+fn check_shapes(config: &ClassifierConfig, weights: &WeightMap) -> Result<(), ModelError> {
+    let model = config.init(&crate::backend::cpu_device());
+    let expected = expected_shapes(&model);
+    for (key, shape) in &expected {
+        match weights.get(key) {
+            None => {
+                return Err(ModelError::MissingKey {
+                    key: key.clone(),
+                    expected: shape.clone(),
+                });
             }
+            Some(t) if &t.shape != shape => {
+                return Err(ModelError::ShapeMismatch {
+                    key: key.clone(),
+                    found: t.shape.clone(),
+                    expected: shape.clone(),
+                });
+            }
+            Some(_) => {}
         }
-        let unexpected: Vec<String> = self
-            .weights
-            .keys()
-            .filter(|k| !expected.contains_key(*k) && !crate::model::weights::is_ignored_key(k))
-            .cloned()
-            .collect();
-        if unexpected.is_empty() {
-            Ok(())
-        } else {
-            Err(ModelError::UnexpectedKeys(unexpected))
-        }
+    }
+    let unexpected: Vec<String> = weights
+        .keys()
+        .filter(|k| !expected.contains_key(*k) && !crate::model::weights::is_ignored_key(k))
+        .cloned()
+        .collect();
+    if unexpected.is_empty() {
+        Ok(())
+    } else {
+        Err(ModelError::UnexpectedKeys(unexpected))
     }
 }
 

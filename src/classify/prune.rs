@@ -11,11 +11,11 @@ use serde::Serialize;
 use super::model::ClassifierCheckpoint;
 use crate::model::WeightMap;
 use crate::model::layers::{LayerSite, LayerVisitor, VisitLayers, key};
-use crate::prune::Schedule;
 use crate::prune::unstructured::{UnstructuredMethod, magnitude_scores_of, masks_from_scores};
+use crate::prune::{Schedule, ScheduleHooks, ScheduledModel, ScoredStep, run_steps};
 
-/// The share of the weights an iterative schedule adds at each step.
-pub const ITERATIVE_INCREMENT: f64 = 0.1;
+/// The share of the weights the classifiers' iterative schedule adds at each step, in percent.
+pub const ITERATIVE_PERCENT: u32 = 10;
 
 /// Where one L1 threshold applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,16 +109,10 @@ pub struct PruneStep {
     pub top1_fine_tuned: Option<f64>,
 }
 
-/// What a schedule asks of its caller: top-1 of a model, and fine-tuning one.
-pub trait PruneHooks {
-    fn top1(&mut self, checkpoint: &ClassifierCheckpoint) -> Result<f64>;
-    /// Fine-tunes after `step` (1-based); returns the fine-tuned checkpoint, `None` when off.
-    fn fine_tune(
-        &mut self,
-        checkpoint: &ClassifierCheckpoint,
-        step: usize,
-    ) -> Result<Option<ClassifierCheckpoint>>;
-    fn on_step(&mut self, _record: &PruneStep, _steps: usize) {}
+impl ScheduledModel for ClassifierCheckpoint {
+    /// Top-1 accuracy.
+    type Score = f64;
+    type Record = PruneStep;
 }
 
 /// The sparsity after each step of `schedule` towards `target` (layer-wise: the target in one
@@ -126,10 +120,14 @@ pub trait PruneHooks {
 pub fn step_targets(schedule: Schedule, target: f64, layers: usize) -> Vec<f64> {
     match schedule {
         Schedule::OneShot => vec![target],
-        Schedule::Iterative { .. } => {
-            let steps = (target / ITERATIVE_INCREMENT - 1e-9).ceil().max(1.0) as usize;
+        Schedule::Iterative { steps } => (1..=steps)
+            .map(|s| target * s as f64 / steps as f64)
+            .collect(),
+        Schedule::Increments { percent } => {
+            let increment = f64::from(percent) / 100.0;
+            let steps = (target / increment - 1e-9).ceil().max(1.0) as usize;
             (1..=steps)
-                .map(|s| (s as f64 * ITERATIVE_INCREMENT).min(target))
+                .map(|s| (s as f64 * increment).min(target))
                 .collect()
         }
         Schedule::LayerWise => vec![target; layers],
@@ -143,51 +141,55 @@ pub fn run_schedule(
     target: f64,
     schedule: Schedule,
     scope: Scope,
-    hooks: &mut dyn PruneHooks,
+    hooks: &mut dyn ScheduleHooks<ClassifierCheckpoint>,
 ) -> Result<(ClassifierCheckpoint, Vec<PruneStep>)> {
     if !(0.0..1.0).contains(&target) {
         bail!("sparsity {target} is outside [0, 1)");
     }
     let layers = weight_layers(dense);
-    let targets = step_targets(schedule, target, layers.len());
-    let mut current = dense.clone();
-    current.metadata.clear();
-    let mut records = Vec::new();
-    for (index, &ratio) in targets.iter().enumerate() {
-        let step = index + 1;
-        let (keys, method, label) = match schedule {
-            Schedule::LayerWise => {
-                let layer = layers[index].clone();
-                let label = format!("layer {}", layer.trim_end_matches(".weight"));
-                (vec![layer], UnstructuredMethod::L1, label)
-            }
-            Schedule::OneShot => (layers.clone(), scope.method(), "one-shot".to_string()),
-            Schedule::Iterative { .. } => {
-                let label = format!("step {step}/{} ({:.0} %)", targets.len(), ratio * 100.0);
-                (layers.clone(), scope.method(), label)
-            }
-        };
-        prune_step(&mut current, &keys, method, ratio)?;
-        let top1_pruned = hooks.top1(&current)?;
-        let fine_tuned = hooks.fine_tune(&current, step)?;
-        let top1_fine_tuned = match &fine_tuned {
-            Some(tuned) => Some(hooks.top1(tuned)?),
-            None => None,
-        };
-        if let Some(tuned) = fine_tuned {
-            current.weights = tuned.weights;
-        }
-        let record = PruneStep {
-            step,
-            label,
-            sparsity: weight_sparsity(&current.weights, &layers),
-            top1_pruned,
-            top1_fine_tuned,
-        };
-        hooks.on_step(&record, targets.len());
-        records.push(record);
+    if let Schedule::Iterative { steps: 0 } | Schedule::Increments { percent: 0 } = schedule {
+        bail!("an iterative schedule needs at least 1 step of more than 0 %");
     }
-    Ok((current, records))
+    let targets = step_targets(schedule, target, layers.len());
+    let mut start = dense.clone();
+    start.metadata.clear();
+    let cut = |current: &ClassifierCheckpoint, step: usize| -> Result<_> {
+        let (keys, method, label) = step_cut(schedule, scope, &layers, &targets, step);
+        let mut pruned = current.clone();
+        prune_step(&mut pruned, &keys, method, targets[step - 1])?;
+        Ok((pruned, label))
+    };
+    let record = |scored: ScoredStep<ClassifierCheckpoint>| PruneStep {
+        step: scored.step,
+        label: scored.label,
+        sparsity: weight_sparsity(&scored.model.weights, &layers),
+        top1_pruned: scored.pruned,
+        top1_fine_tuned: scored.fine_tuned,
+    };
+    run_steps(start, targets.len(), cut, hooks, record)
+}
+
+/// What step `step` (1-based) of `schedule` prunes: the weight keys, how, and its label.
+fn step_cut(
+    schedule: Schedule,
+    scope: Scope,
+    layers: &[String],
+    targets: &[f64],
+    step: usize,
+) -> (Vec<String>, UnstructuredMethod, String) {
+    match schedule {
+        Schedule::LayerWise => {
+            let layer = layers[step - 1].clone();
+            let label = format!("layer {}", layer.trim_end_matches(".weight"));
+            (vec![layer], UnstructuredMethod::L1, label)
+        }
+        Schedule::OneShot => (layers.to_vec(), scope.method(), "one-shot".to_string()),
+        Schedule::Iterative { .. } | Schedule::Increments { .. } => {
+            let percent = targets[step - 1] * 100.0;
+            let label = format!("step {step}/{} ({percent:.0} %)", targets.len());
+            (layers.to_vec(), scope.method(), label)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -199,8 +201,8 @@ mod tests {
     /// Scores nothing and never fine-tunes: only the masks are exercised.
     struct NoTraining(usize);
 
-    impl PruneHooks for NoTraining {
-        fn top1(&mut self, _checkpoint: &ClassifierCheckpoint) -> Result<f64> {
+    impl ScheduleHooks<ClassifierCheckpoint> for NoTraining {
+        fn evaluate(&mut self, _checkpoint: &ClassifierCheckpoint) -> Result<f64> {
             self.0 += 1;
             Ok(0.0)
         }
@@ -239,7 +241,10 @@ mod tests {
         assert!(weight_sparsity(&dense.weights, &layers) < 0.001);
         for schedule in [
             Schedule::OneShot,
-            Schedule::Iterative { steps: 0 },
+            Schedule::Iterative { steps: 3 },
+            Schedule::Increments {
+                percent: ITERATIVE_PERCENT,
+            },
             Schedule::LayerWise,
         ] {
             for scope in [Scope::Global, Scope::PerLayer] {
@@ -296,18 +301,38 @@ mod tests {
 
     #[test]
     fn iterative_steps_add_ten_percent_up_to_the_target() {
-        let steps = step_targets(Schedule::Iterative { steps: 0 }, 0.5, 3);
+        let steps = step_targets(
+            Schedule::Increments {
+                percent: ITERATIVE_PERCENT,
+            },
+            0.5,
+            3,
+        );
         let expected = [0.1, 0.2, 0.3, 0.4, 0.5];
         assert_eq!(steps.len(), expected.len());
         for (s, e) in steps.iter().zip(expected) {
             assert!((s - e).abs() < 1e-12, "{steps:?}");
         }
         assert_eq!(
-            step_targets(Schedule::Iterative { steps: 0 }, 0.8, 3).len(),
+            step_targets(
+                Schedule::Increments {
+                    percent: ITERATIVE_PERCENT,
+                },
+                0.8,
+                3
+            )
+            .len(),
             8
         );
         assert_eq!(
-            step_targets(Schedule::Iterative { steps: 0 }, 0.25, 3).last(),
+            step_targets(
+                Schedule::Increments {
+                    percent: ITERATIVE_PERCENT,
+                },
+                0.25,
+                3
+            )
+            .last(),
             Some(&0.25)
         );
         assert_eq!(step_targets(Schedule::LayerWise, 0.5, 3), vec![0.5; 3]);

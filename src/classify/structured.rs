@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::model::{ClassifierCheckpoint, ClassifierConfig};
 use crate::model::{HostMask, HostTensor};
+use crate::prune::channels::{slice_axis, top_channels};
 
 /// How a VGG channel's importance is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,12 +57,7 @@ pub fn kept_channels(
             }
         };
         let keep = ((scores.len() as f64 * (1.0 - ratio)).round() as usize).clamp(1, scores.len());
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        // Highest score first; ties by index, so the choice is deterministic.
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        let mut chosen = order[..keep].to_vec();
-        chosen.sort_unstable();
-        kept.push(chosen);
+        kept.push(top_channels(&scores, keep));
     }
     Ok(kept)
 }
@@ -87,27 +83,6 @@ fn conv_keys(checkpoint: &ClassifierCheckpoint) -> Vec<(String, Option<String>)>
         index += 1; // pool
     }
     keys
-}
-
-/// Keeps `indices` along `axis` of a row-major tensor of `shape`; returns the values and shape.
-fn slice_axis<T: Copy>(
-    values: &[T],
-    shape: &[usize],
-    axis: usize,
-    indices: &[usize],
-) -> (Vec<T>, Vec<usize>) {
-    let outer: usize = shape[..axis].iter().product();
-    let inner: usize = shape[axis + 1..].iter().product();
-    let mut out = Vec::with_capacity(outer * indices.len() * inner);
-    for o in 0..outer {
-        for &i in indices {
-            let start = (o * shape[axis] + i) * inner;
-            out.extend_from_slice(&values[start..start + inner]);
-        }
-    }
-    let mut new_shape = shape.to_vec();
-    new_shape[axis] = indices.len();
-    (out, new_shape)
 }
 
 /// Slices the weight under `key` (and its mask, if any) along `axis`.

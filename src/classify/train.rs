@@ -3,7 +3,7 @@
 //! at zero, an atomic checkpoint after every epoch with resumable state, cancel after any batch.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::optim::momentum::MomentumConfig;
@@ -17,6 +17,9 @@ use super::metrics::{Evaluation, Tally};
 use super::model::{Classifier, ClassifierCheckpoint};
 use crate::model::ModelMasks;
 use crate::model::weights::export_weights;
+use crate::train::epoch::{
+    EpochFigures, EpochPass, EpochRecord, TrainEvent, TrainState, run_epoch,
+};
 use crate::train::{StopReason, TrainError};
 use crate::util::batches::epoch_batches;
 use crate::util::rng::SplitMix64;
@@ -59,11 +62,9 @@ impl Default for TrainSettings {
     }
 }
 
-/// One epoch's figures.
+/// A classifier epoch's own figures, beside its training loss.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub train_loss: f64,
+pub struct AccuracyFigures {
     pub train_top1: f64,
     /// On the test split, when one was given.
     pub test_top1: Option<f64>,
@@ -71,41 +72,25 @@ pub struct EpochRecord {
     pub seconds: f64,
 }
 
-/// What a checkpoint remembers of its training, so that a run can resume.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    pub epochs_done: usize,
-    pub history: Vec<EpochRecord>,
+impl EpochFigures for AccuracyFigures {
+    fn log_line(r: &EpochRecord<AccuracyFigures>) -> String {
+        let m = &r.metrics;
+        let test = match m.test_top1 {
+            Some(top1) => format!(", test top-1 {top1:.3}"),
+            None => String::new(),
+        };
+        format!(
+            "epoch {:>3}: loss {:.4}, train top-1 {:.3}{test}, {:.1} s",
+            r.epoch, r.train_loss, m.train_top1, m.seconds
+        )
+    }
 }
 
-impl TrainState {
+impl TrainState<AccuracyFigures> {
     /// The state stored in `checkpoint` (none: a fresh start).
-    pub fn of(checkpoint: &ClassifierCheckpoint) -> Result<TrainState, TrainError> {
-        match checkpoint.metadata.get(STATE_METADATA_KEY) {
-            None => Ok(TrainState::default()),
-            Some(json) => serde_json::from_str(json)
-                .map_err(|e| TrainError::Resume(format!("unreadable training state: {e}"))),
-        }
+    pub fn of(checkpoint: &ClassifierCheckpoint) -> Result<Self, TrainError> {
+        Ok(Self::read(&checkpoint.metadata, STATE_METADATA_KEY)?.unwrap_or_default())
     }
-
-    fn store(&self, checkpoint: &mut ClassifierCheckpoint) {
-        let json = serde_json::to_string(self).expect("the state serialises");
-        checkpoint
-            .metadata
-            .insert(STATE_METADATA_KEY.to_string(), json);
-    }
-}
-
-/// What training reports as it goes.
-#[derive(Debug, Clone)]
-pub enum TrainEvent {
-    Batch {
-        epoch: usize,
-        batch: usize,
-        batches: usize,
-        loss: f32,
-    },
-    Epoch(EpochRecord),
 }
 
 /// `indices` of `images` as a normalised `[B, 3, S, S]` batch and their labels; augmented (crop
@@ -301,7 +286,7 @@ pub fn train(
     device: &Device,
     save_to: Option<&Path>,
     cancel: &AtomicBool,
-    mut on_event: impl FnMut(TrainEvent),
+    mut on_event: impl FnMut(TrainEvent<AccuracyFigures>),
 ) -> Result<StopReason, TrainError> {
     let Sources {
         train,
@@ -319,55 +304,78 @@ pub fn train(
     while state.epochs_done < settings.epochs {
         let epoch = state.epochs_done + 1;
         let start = Instant::now();
-        let seed = settings
-            .seed
-            .wrapping_mul(1_000_003)
-            .wrapping_add(epoch as u64);
-        let mut rng = SplitMix64::new(seed);
-        let batches = epoch_batches(train.len(), settings.batch_size, true, seed);
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        for (b, indices) in batches.iter().enumerate() {
-            if cancel.load(Ordering::Relaxed) {
-                return Ok(StopReason::Cancelled);
-            }
-            let xy = batch(train, indices, Some((settings, &mut rng)), &device);
-            let (next, value, hits) =
-                step(model, &mut optimizer, settings.learning_rate, xy, teacher);
-            model = masks.apply(next);
-            if !value.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch,
-                    loss: f64::from(value),
-                });
-            }
-            correct += hits;
-            loss_sum += f64::from(value) * indices.len() as f64;
-            on_event(TrainEvent::Batch {
-                epoch,
-                batch: b + 1,
-                batches: batches.len(),
-                loss: value,
-            });
-        }
-        let evaluation = test.map(|t| evaluate(&model, t, classes, settings.batch_size, &device));
+        let Some((next, train_top1)) = train_epoch(
+            model,
+            &mut optimizer,
+            &masks,
+            (train, teacher),
+            settings,
+            (epoch, &device),
+            cancel,
+            &mut on_event,
+        )?
+        else {
+            return Ok(StopReason::Cancelled);
+        };
+        model = next.model;
+        let evaluation = test.map(|t| {
+            on_event(TrainEvent::Validating { epoch });
+            evaluate(&model, t, classes, settings.batch_size, &device)
+        });
         let record = EpochRecord {
             epoch,
-            train_loss: loss_sum / train.len() as f64,
-            train_top1: correct as f64 / train.len() as f64,
-            test_top1: evaluation.as_ref().map(|e| e.top1),
-            test_loss: evaluation.as_ref().map(|e| e.loss),
-            seconds: start.elapsed().as_secs_f64(),
+            train_loss: next.train_loss,
+            metrics: AccuracyFigures {
+                train_top1,
+                test_top1: evaluation.as_ref().map(|e| e.top1),
+                test_loss: evaluation.as_ref().map(|e| e.loss),
+                seconds: start.elapsed().as_secs_f64(),
+            },
         };
         state.epochs_done = epoch;
         state.history.push(record.clone());
         checkpoint.weights = export_weights(&model.valid());
-        state.store(checkpoint);
+        state.write(&mut checkpoint.metadata, STATE_METADATA_KEY);
         if let Some(path) = save_to {
             checkpoint.save(path)?;
+            on_event(TrainEvent::Saved(path.to_path_buf()));
         }
         on_event(TrainEvent::Epoch(record));
     }
     Ok(StopReason::Finished)
+}
+
+/// One pass over the shuffled, augmented training split, the masks kept at zero: the pass and
+/// the share of images it classified right; `None` when cancelled mid-epoch.
+#[allow(clippy::too_many_arguments)]
+fn train_epoch(
+    model: Classifier,
+    optimizer: &mut ModuleOptimizer,
+    masks: &ModelMasks,
+    (train, teacher): (&ImageSet, Option<&Teacher>),
+    settings: &TrainSettings,
+    (epoch, device): (usize, &Device),
+    cancel: &AtomicBool,
+    on_event: &mut impl FnMut(TrainEvent<AccuracyFigures>),
+) -> Result<Option<(EpochPass<Classifier>, f64)>, TrainError> {
+    let seed = settings
+        .seed
+        .wrapping_mul(1_000_003)
+        .wrapping_add(epoch as u64);
+    let mut rng = SplitMix64::new(seed);
+    let batches = epoch_batches(train.len(), settings.batch_size, true, seed);
+    let mut correct = 0usize;
+    let make_batch =
+        |indices: &[usize], _| batch(train, indices, Some((settings, &mut rng)), device);
+    let train_step = |model, xy| {
+        let (next, loss, hits) = step(model, optimizer, settings.learning_rate, xy, teacher);
+        correct += hits;
+        (masks.apply(next), f64::from(loss))
+    };
+    let pass = run_epoch(
+        model, epoch, &batches, cancel, on_event, make_batch, train_step,
+    )?;
+    Ok(pass.map(|pass| (pass, correct as f64 / train.len() as f64)))
 }
 
 /// Refuses settings and data that cannot train (before any work).

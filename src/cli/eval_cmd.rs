@@ -16,7 +16,7 @@ use crate::inference::{InferenceOptions, evaluate_cases};
 use crate::metrics::{CaseMetrics, HD95_REGIONS, Region, evaluate_case, mean_metrics};
 use crate::model::Checkpoint;
 use crate::report;
-use crate::train::TrainState;
+use crate::train::SegmentationState;
 
 /// Which cases of the data `eval` scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -209,19 +209,19 @@ fn test_cases(
     checkpoint: &Checkpoint,
     model_name: &str,
 ) -> Result<Vec<CaseSource>> {
-    let state = TrainState::from_checkpoint(checkpoint)?
+    let state = SegmentationState::from_checkpoint(checkpoint)?
         .with_context(|| format!("{model_name}: records no training split (--split test)"))?;
-    if state.test_ids.is_empty() {
+    if state.run.test_ids.is_empty() {
         bail!("{model_name}: was trained without test patients (train --test-fraction)");
     }
     let kept: Vec<CaseSource> = cases
         .into_iter()
-        .filter(|c| state.test_ids.contains(&c.id()))
+        .filter(|c| state.run.test_ids.contains(&c.id()))
         .collect();
     if kept.is_empty() {
         bail!(
             "none of the test patients {:?} is in the data given",
-            state.test_ids
+            state.run.test_ids
         );
     }
     Ok(kept)

@@ -12,8 +12,8 @@ use super::train_cmd::{TrainProgress, install_ctrl_c};
 use crate::metrics::RegionScores;
 use crate::prune::tuning::{DiceEvaluator, FineTuner, TuneProgress, TuningHooks, TuningSettings};
 use crate::prune::{PruneMethod, StepRecord};
-use crate::train::TrainEvent;
 use crate::train::fine_tune::{FINE_TUNE_CROP, FINE_TUNE_LEARNING_RATE};
+use crate::train::{DiceFigures, TrainEvent};
 
 /// Fine-tuning after each pruning step (and the data SNIP scores on).
 #[derive(Args, Debug, Clone)]
@@ -105,7 +105,7 @@ impl TuneProgress for BarProgress {
         self.0 = Some(TrainProgress::new());
     }
 
-    fn event(&mut self, event: &TrainEvent) {
+    fn event(&mut self, event: &TrainEvent<DiceFigures>) {
         if let Some(bar) = &self.0 {
             bar.show(event);
         }

@@ -47,9 +47,9 @@ pub struct ScheduleArgs {
 }
 
 impl ScheduleArgs {
-    /// The options that give `schedule`.
-    pub fn of(schedule: Schedule) -> ScheduleArgs {
-        match schedule {
+    /// The options that give `schedule` (fixed increments are the classifiers' and have none).
+    pub fn of(schedule: Schedule) -> Result<ScheduleArgs> {
+        Ok(match schedule {
             Schedule::OneShot => ScheduleArgs {
                 schedule: ScheduleKind::OneShot,
                 steps: 3,
@@ -62,7 +62,8 @@ impl ScheduleArgs {
                 schedule: ScheduleKind::LayerWise,
                 steps: 3,
             },
-        }
+            Schedule::Increments { .. } => bail!("a plan's schedule cannot be {}", schedule.name()),
+        })
     }
 
     pub fn schedule(self) -> Schedule {
@@ -186,7 +187,7 @@ pub fn prune(mut args: PruneArgs) -> Result<()> {
     let plan = args.plan.as_deref().map(PrunePlan::read).transpose()?;
     if let Some(plan) = &plan {
         args.method = plan.method;
-        args.schedule = ScheduleArgs::of(plan.schedule);
+        args.schedule = ScheduleArgs::of(plan.schedule)?;
         if let Some(tuned) = plan.fine_tune.as_ref()
             && args.measure.fine_tune.fine_tune_epochs == 0
         {

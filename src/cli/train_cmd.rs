@@ -18,8 +18,8 @@ use crate::data::dataset::{CaseSource, SliceDataset, SliceSelection};
 use crate::data::preprocess::split_patients;
 use crate::model::{Checkpoint, load_checkpoint};
 use crate::train::{
-    CheckpointPaths, Distillation, PlateauOptions, SliceSettings, StopReason, TrainEvent,
-    TrainOptions, TrainState, fit,
+    CheckpointPaths, Distillation, EpochFigures, PlateauOptions, SegmentationState, SliceSettings,
+    StopReason, TrainEvent, TrainOptions, fit,
 };
 
 #[derive(Args, Debug)]
@@ -104,7 +104,7 @@ struct TrainReport<'a> {
     stop: StopReason,
     train_slices: usize,
     val_slices: usize,
-    state: &'a TrainState,
+    state: &'a SegmentationState,
 }
 
 pub fn train(args: TrainArgs) -> Result<()> {
@@ -112,9 +112,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let resumed = args
         .resume
         .as_ref()
-        .map(|p| -> Result<(Checkpoint, TrainState)> {
+        .map(|p| -> Result<(Checkpoint, SegmentationState)> {
             let checkpoint = load_checkpoint(p)?;
-            let state = TrainState::from_checkpoint(&checkpoint)?
+            let state = SegmentationState::from_checkpoint(&checkpoint)?
                 .with_context(|| format!("{}: holds no training state to resume", p.display()))?;
             Ok((checkpoint, state))
         })
@@ -250,7 +250,11 @@ fn check_train_args(args: &TrainArgs) -> Result<()> {
 }
 
 /// Splits patients (seeded) and records the split in the training state.
-fn assign_split(state: &mut TrainState, cases: &[CaseSource], args: &TrainArgs) -> Result<()> {
+fn assign_split(
+    state: &mut SegmentationState,
+    cases: &[CaseSource],
+    args: &TrainArgs,
+) -> Result<()> {
     if cases.len() < 2 {
         bail!(
             "training needs at least 2 cases (one to train on, one to validate), got {}",
@@ -263,22 +267,22 @@ fn assign_split(state: &mut TrainState, cases: &[CaseSource], args: &TrainArgs) 
         // Two patients: split_patients keeps both for training; validation needs one.
         split.val.push(split.train.pop().expect("two or more ids"));
     }
-    state.train_ids = split.train;
-    state.val_ids = split.val;
-    state.test_ids = split.test;
+    state.run.train_ids = split.train;
+    state.run.val_ids = split.val;
+    state.run.test_ids = split.test;
     Ok(())
 }
 
 /// The slice settings of this run: a resumed run keeps the ones it recorded (and says so when the
 /// flags differ); a new run records the flags.
-fn slice_settings(state: &mut TrainState, args: &TrainArgs) -> SliceSettings {
+fn slice_settings(state: &mut SegmentationState, args: &TrainArgs) -> SliceSettings {
     let given = SliceSettings {
         crop: args.crop,
         tumour_free_share: args.tumour_free_share,
         slice_step: args.slice_step,
         seed: args.seed,
     };
-    match state.slices {
+    match state.run.slices {
         Some(recorded) => {
             if recorded != given {
                 eprintln!(
@@ -288,7 +292,7 @@ fn slice_settings(state: &mut TrainState, args: &TrainArgs) -> SliceSettings {
             }
             recorded
         }
-        None => *state.slices.insert(given),
+        None => *state.run.slices.insert(given),
     }
 }
 
@@ -296,7 +300,7 @@ fn slice_settings(state: &mut TrainState, args: &TrainArgs) -> SliceSettings {
 /// (only the selected, cropped f16 slices stay in memory).
 fn slice_sets(
     sources: &[CaseSource],
-    state: &TrainState,
+    state: &SegmentationState,
     settings: SliceSettings,
     labels: Option<LabelConvention>,
 ) -> Result<(SliceDataset, SliceDataset)> {
@@ -317,7 +321,7 @@ fn slice_sets(
         }
         Ok(set)
     };
-    Ok((build(&state.train_ids)?, build(&state.val_ids)?))
+    Ok((build(&state.run.train_ids)?, build(&state.run.val_ids)?))
 }
 
 fn train_options(args: &TrainArgs) -> TrainOptions {
@@ -379,7 +383,8 @@ impl TrainProgress {
         TrainProgress { bar }
     }
 
-    pub(crate) fn show(&self, event: &TrainEvent) {
+    /// Shows a training event of either task: batches on the bar, epochs as lines above it.
+    pub(crate) fn show<M: EpochFigures>(&self, event: &TrainEvent<M>) {
         match event {
             TrainEvent::Batch {
                 epoch,
@@ -390,21 +395,7 @@ impl TrainProgress {
             TrainEvent::Validating { epoch } => {
                 self.bar.set_message(format!("validating epoch {epoch}"));
             }
-            TrainEvent::Epoch(r) => {
-                let line = format!(
-                    "epoch {:>3}: train loss {:.4}, val loss {:.4}, val Dice WT {:.3} TC {:.3} \
-                     ET {:.3}, lr {:.0e}, {:.1} s",
-                    r.epoch,
-                    r.train_loss,
-                    r.val_loss,
-                    r.val_dice[0],
-                    r.val_dice[1],
-                    r.val_dice[2],
-                    r.learning_rate,
-                    r.elapsed_secs
-                );
-                self.line(line);
-            }
+            TrainEvent::Epoch(record) => self.line(M::log_line(record)),
             TrainEvent::Saved(path) => self.bar.set_message(format!("saved {}", path.display())),
         }
     }
@@ -451,8 +442,8 @@ fn render_history(report: &TrainReport) -> String {
         report.train_slices,
         report.val_slices,
         state.epochs_done,
-        state.best_epoch,
-        state.best_score.unwrap_or(f64::NAN),
+        state.run.best_epoch,
+        state.run.best_score.unwrap_or(f64::NAN),
         report.best.display(),
         report.last.display()
     )

@@ -1,5 +1,6 @@
-//! Checkpoint files: the project's own (safetensors weights + model config JSON in its metadata)
-//! and PyTorch state_dicts saved as safetensors, with the config given or inferred from shapes.
+//! Checkpoint files: the project's own for any model config (safetensors weights + config JSON
+//! in its metadata), and PyTorch state_dicts saved as safetensors, with the segmentation config
+//! given or inferred from shapes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -7,9 +8,11 @@ use std::path::Path;
 
 use burn::prelude::*;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::Serialize;
 
 use super::ModelError;
 use super::config::{ChannelPlan, DecoderPlan, EncoderPlan, Head, ModelConfig, Variant};
+use super::layers::VisitLayers;
 use super::net::Raagr2Net;
 use super::weights::{
     HostMask, HostTensor, MaskMap, WeightMap, apply_masks, export_weights, import_weights,
@@ -24,10 +27,28 @@ pub const FORMAT_NAME: &str = "raagr2-lab-checkpoint/1";
 /// key of the weight they cover.
 pub const MASK_TENSOR_PREFIX: &str = "raagr2.mask.";
 
-/// A model's config together with its weights, as stored on disk.
+/// A model config a checkpoint carries beside its weights: stored as JSON under its own
+/// metadata key, checked against the stored tensors on load, and the model it builds. The
+/// segmentation network's config and the classifiers' each implement it, so that saving,
+/// loading and masks are written once, in [`Checkpoint`].
+pub trait StoredConfig: Clone + Serialize {
+    type Model: VisitLayers + Clone;
+    /// Metadata key of the config JSON.
+    const METADATA_KEY: &'static str;
+    fn validate(&self) -> Result<(), ModelError>;
+    /// The model with fresh weights.
+    fn init(&self, device: &Device) -> Self::Model;
+    /// The config in `json`, checked against the stored `weights`; the reason when it is none.
+    fn from_stored(json: &str, weights: &WeightMap) -> Result<Self, String>;
+    /// Why a file without this config's key is refused (`metadata`: what it holds instead).
+    fn missing_reason(metadata: &HashMap<String, String>) -> String;
+}
+
+/// A model's config together with its weights, as stored on disk (the segmentation network's
+/// unless another config is named).
 #[derive(Debug, Clone)]
-pub struct Checkpoint {
-    pub config: ModelConfig,
+pub struct Checkpoint<C = ModelConfig> {
+    pub config: C,
     pub weights: WeightMap,
     /// Further metadata entries kept with the weights (e.g. training state), by key.
     pub metadata: BTreeMap<String, String>,
@@ -36,18 +57,13 @@ pub struct Checkpoint {
     pub masks: MaskMap,
 }
 
-impl Checkpoint {
-    pub fn from_model(config: &ModelConfig, model: &Raagr2Net) -> Checkpoint {
-        Checkpoint {
-            config: config.clone(),
-            weights: export_weights(model),
-            metadata: BTreeMap::new(),
-            masks: MaskMap::new(),
-        }
+impl<C: StoredConfig> Checkpoint<C> {
+    pub fn from_model(config: &C, model: &C::Model) -> Checkpoint<C> {
+        Checkpoint::new(config.clone(), export_weights(model))
     }
 
     /// A checkpoint of (config, weights) with no metadata and no masks.
-    pub fn new(config: ModelConfig, weights: WeightMap) -> Checkpoint {
+    pub fn new(config: C, weights: WeightMap) -> Checkpoint<C> {
         Checkpoint {
             config,
             weights,
@@ -62,12 +78,12 @@ impl Checkpoint {
     }
 
     /// Builds the model on `device` and loads the weights, checking every key and shape.
-    pub fn build(&self, device: &Device) -> Result<Raagr2Net, ModelError> {
+    pub fn build(&self, device: &Device) -> Result<C::Model, ModelError> {
         self.config.validate()?;
         import_weights(self.config.init(device), &self.weights, device)
     }
 
-    /// The checkpoint as safetensors bytes (what [`save_checkpoint`] writes).
+    /// The checkpoint as safetensors bytes (what [`Checkpoint::save`] writes).
     pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
         self.to_bytes_as(Storage::F32)
     }
@@ -75,8 +91,77 @@ impl Checkpoint {
     /// The checkpoint as safetensors bytes with its weights stored in `storage`.
     pub fn to_bytes_as(&self, storage: Storage) -> Result<Vec<u8>, ModelError> {
         let mut metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
-        metadata.insert(CONFIG_METADATA_KEY.to_string(), self.config.to_json());
+        let json = serde_json::to_string(&self.config).expect("a config serialises");
+        metadata.insert(C::METADATA_KEY.to_string(), json);
         tensors_to_bytes(&self.weights, &self.masks, metadata, storage)
+    }
+
+    /// Writes the checkpoint atomically: a temporary file beside the target, then a rename, so
+    /// an interrupted save never leaves a half-written checkpoint in place of a good one.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        self.save_as(path, Storage::F32)
+    }
+
+    /// [`Checkpoint::save`] with the weights stored in `storage`.
+    pub fn save_as(&self, path: &Path, storage: Storage) -> Result<(), ModelError> {
+        write_atomically(path, &self.to_bytes_as(storage)?)
+    }
+
+    /// Reads a checkpoint; its config is checked against its tensors before it is returned.
+    pub fn load(path: &Path) -> Result<Checkpoint<C>, ModelError> {
+        Checkpoint::from_bytes(path, &read_file(path)?)
+    }
+
+    /// Parses checkpoint bytes (e.g. an embedded asset); `path` only names the source in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint<C>, ModelError> {
+        let bad = |reason: String| ModelError::Checkpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let (weights, masks, mut metadata) = tensors_from_bytes(path, bytes)?;
+        let Some(json) = metadata.remove(C::METADATA_KEY) else {
+            return Err(bad(C::missing_reason(&metadata)));
+        };
+        let config = C::from_stored(&json, &weights).map_err(bad)?;
+        metadata.remove(FORMAT_METADATA_KEY);
+        Ok(Checkpoint {
+            config,
+            weights,
+            metadata: metadata.into_iter().collect(),
+            masks,
+        })
+    }
+}
+
+impl StoredConfig for ModelConfig {
+    type Model = Raagr2Net;
+    const METADATA_KEY: &'static str = CONFIG_METADATA_KEY;
+
+    fn validate(&self) -> Result<(), ModelError> {
+        self.plan.validate()?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ModelError::InvalidConfig(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
+    fn init(&self, device: &Device) -> Raagr2Net {
+        ModelConfig::init(self, device)
+    }
+
+    fn from_stored(json: &str, weights: &WeightMap) -> Result<ModelConfig, String> {
+        let config = ModelConfig::from_json(json).map_err(|e| e.to_string())?;
+        check_config_matches_tensors(&config, weights)?;
+        Ok(config)
+    }
+
+    fn missing_reason(_metadata: &HashMap<String, String>) -> String {
+        "no model config in its metadata: this is not a raagr2-lab checkpoint (for a PyTorch \
+         state_dict, use `raagr2-lab import`)"
+            .into()
     }
 }
 
@@ -164,20 +249,18 @@ pub fn tensors_from_bytes(
     Ok((weights, masks, metadata))
 }
 
-/// Writes a checkpoint atomically: a temporary file beside the target, then a rename, so an
-/// interrupted save never leaves a half-written checkpoint in place of a good one.
+/// [`Checkpoint::save`] of a segmentation checkpoint.
 pub fn save_checkpoint(path: &Path, checkpoint: &Checkpoint) -> Result<(), ModelError> {
-    save_checkpoint_as(path, checkpoint, Storage::F32)
+    checkpoint.save(path)
 }
 
-/// [`save_checkpoint`] with the weights stored in `storage`.
+/// [`Checkpoint::save_as`] of a segmentation checkpoint.
 pub fn save_checkpoint_as(
     path: &Path,
     checkpoint: &Checkpoint,
     storage: Storage,
 ) -> Result<(), ModelError> {
-    let bytes = checkpoint.to_bytes_as(storage)?;
-    write_atomically(path, &bytes)
+    checkpoint.save_as(path, storage)
 }
 
 /// Writes `bytes` to `path` atomically (see [`crate::atomic`]).
@@ -191,8 +274,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
 /// Loads one of our checkpoints (weights + config). A PyTorch file without our config metadata
 /// is refused with a hint to use `import`.
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, ModelError> {
-    let bytes = read_file(path)?;
-    checkpoint_from_bytes(path, &bytes)
+    Checkpoint::load(path)
 }
 
 /// Our checkpoint, or a PyTorch state_dict (safetensors without our config) imported with
@@ -207,35 +289,10 @@ pub fn open_model(path: &Path) -> Result<Checkpoint, ModelError> {
     }
 }
 
-/// Parses checkpoint bytes (e.g. an embedded asset); `path` only names the source in errors.
+/// Parses segmentation checkpoint bytes (e.g. an embedded asset); `path` only names the source
+/// in errors.
 pub fn checkpoint_from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, ModelError> {
-    let (weights, masks, metadata) = tensors_from_bytes(path, bytes)?;
-    let Some(json) = metadata.get(CONFIG_METADATA_KEY) else {
-        return Err(ModelError::Checkpoint {
-            path: path.to_path_buf(),
-            reason: "no model config in its metadata: this is not a raagr2-lab checkpoint \
-                     (for a PyTorch state_dict, use `raagr2-lab import`)"
-                .into(),
-        });
-    };
-    let config = ModelConfig::from_json(json).map_err(|e| ModelError::Checkpoint {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    check_config_matches_tensors(&config, &weights).map_err(|reason| ModelError::Checkpoint {
-        path: path.to_path_buf(),
-        reason,
-    })?;
-    let metadata = metadata
-        .into_iter()
-        .filter(|(k, _)| k != CONFIG_METADATA_KEY && k != FORMAT_METADATA_KEY)
-        .collect();
-    Ok(Checkpoint {
-        config,
-        weights,
-        metadata,
-        masks,
-    })
+    Checkpoint::from_bytes(path, bytes)
 }
 
 /// Refuses a config whose channel widths or head differ from what the stored tensors hold,

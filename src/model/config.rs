@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
+use super::checkpoint::StoredConfig;
 
 /// Encoder widths of the published RAAGR2-Net (ReASPP3 output channels per level).
 pub const FULL_ENCODER_WIDTHS: [usize; 5] = [32, 64, 128, 256, 512];
@@ -214,7 +215,7 @@ impl ChannelPlan {
         plan
     }
 
-    fn validate(&self) -> Result<(), ModelError> {
+    pub(crate) fn validate(&self) -> Result<(), ModelError> {
         if self.encoders.len() != 5 || self.decoders.len() != 4 {
             return Err(ModelError::InvalidConfig(format!(
                 "the channel plan needs 5 encoder and 4 decoder levels, got {} and {}",
@@ -282,17 +283,6 @@ impl ModelConfig {
             head,
             ChannelPlan::with_width_multiplier(multiplier),
         )
-    }
-
-    pub fn validate(&self) -> Result<(), ModelError> {
-        self.plan.validate()?;
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(ModelError::InvalidConfig(format!(
-                "dropout must be in [0, 1), got {}",
-                self.dropout
-            )));
-        }
-        Ok(())
     }
 
     pub fn to_json(&self) -> String {

@@ -14,7 +14,8 @@ pub mod weights;
 use std::path::PathBuf;
 
 pub use checkpoint::{
-    Checkpoint, ImportOptions, import_pytorch, load_checkpoint, open_model, save_checkpoint,
+    Checkpoint, ImportOptions, StoredConfig, import_pytorch, load_checkpoint, open_model,
+    save_checkpoint,
 };
 pub use config::{ChannelPlan, Head, ModelConfig, Variant};
 pub use masking::ModelMasks;

@@ -23,7 +23,7 @@ pub struct Raagr2Net {
 
 impl ModelConfig {
     /// Builds the network with fresh (PyTorch-default style) weights on `device`.
-    /// The config must be valid (see [`ModelConfig::validate`]).
+    /// The config must be valid (see `StoredConfig::validate`).
     pub fn init(&self, device: &Device) -> Raagr2Net {
         let plan = &self.plan;
         let encoders = plan

@@ -145,11 +145,7 @@ pub fn keep_top(name: &str, importance: &[f32], ratio: f64) -> Result<Vec<usize>
     if keep == 0 {
         return Err(PruneError::EmptyGroup(name.to_string()));
     }
-    let mut order: Vec<usize> = (0..importance.len()).collect();
-    order.sort_by(|&a, &b| importance[b].total_cmp(&importance[a]).then(a.cmp(&b)));
-    let mut kept = order[..keep].to_vec();
-    kept.sort_unstable();
-    Ok(kept)
+    Ok(super::channels::top_channels(importance, keep))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod auto;
 pub mod auto_run;
+pub mod channels;
 pub mod graph;
 pub mod importance;
 pub mod plan;
@@ -22,8 +23,8 @@ pub use graph::ChannelGraph;
 pub use importance::{StructuredMethod, channel_importance, keep_top};
 pub use plan::{BudgetSearchRecord, FineTuneRecord, PrunePlan};
 pub use schedule::{
-    Schedule, ScheduleHooks, StepRecord, effective_schedule, parameter_counts, run_schedule,
-    step_count,
+    Schedule, ScheduleHooks, ScheduledModel, ScoredStep, StepRecord, effective_schedule,
+    parameter_counts, run_schedule, run_steps, step_count,
 };
 pub use structured::{remove_channels, zero_channels};
 pub use unstructured::UnstructuredMethod;

@@ -1,7 +1,9 @@
 //! Pruning schedules: one-shot, iterative (N steps of prune then fine-tune towards the final
 //! ratio) and layer-wise (one channel group or module at a time, fine-tuning after each), with
-//! Dice recorded before and after every fine-tune. Evaluation and fine-tuning are the caller's
-//! (data and training settings live there), through [`ScheduleHooks`].
+//! scores recorded before and after every fine-tune. One runner serves every model (the
+//! segmentation network scored by Dice, the classifiers by accuracy); evaluation and
+//! fine-tuning are the caller's (data and training settings live there), through
+//! [`ScheduleHooks`].
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,9 @@ pub enum Schedule {
     OneShot,
     /// `steps` equal increments of the ratio, each followed by fine-tuning.
     Iterative { steps: usize },
+    /// `percent` more of the weights at each step until the ratio is reached (the last step
+    /// may take less), each followed by fine-tuning: as many steps as that takes.
+    Increments { percent: u32 },
     /// Channel groups (structured) or top-level modules (unstructured) one at a time, in
     /// forward order, each followed by fine-tuning.
     LayerWise,
@@ -29,24 +34,92 @@ impl Schedule {
         match self {
             Schedule::OneShot => "one-shot".into(),
             Schedule::Iterative { steps } => format!("iterative ({steps} steps)"),
+            Schedule::Increments { percent } => format!("iterative ({percent} % per step)"),
             Schedule::LayerWise => "layer-wise".into(),
         }
     }
 }
 
+/// A model a schedule runs on: what scores it and what one step of the schedule records.
+pub trait ScheduledModel: Clone {
+    type Score;
+    type Record;
+}
+
+impl ScheduledModel for Checkpoint {
+    /// Mean Dice per region on the evaluation cases.
+    type Score = RegionStats;
+    type Record = StepRecord;
+}
+
 /// What the schedule asks of its caller.
-pub trait ScheduleHooks {
-    /// Mean Dice per region of a model on the evaluation cases.
-    fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionStats>;
+pub trait ScheduleHooks<M: ScheduledModel> {
+    /// Scores a model on the evaluation data.
+    fn evaluate(&mut self, model: &M) -> Result<M::Score>;
     /// Recomputes the batch norms' running statistics of a freshly pruned model (BN
     /// recalibration); `None` when it is off. Fine-tuning starts from its result.
-    fn recalibrate(&mut self, _checkpoint: &Checkpoint) -> Result<Option<Checkpoint>> {
+    fn recalibrate(&mut self, _model: &M) -> Result<Option<M>> {
         Ok(None)
     }
     /// Fine-tunes after step `step` (1-based); `None` when fine-tuning is off.
-    fn fine_tune(&mut self, checkpoint: &Checkpoint, step: usize) -> Result<Option<Checkpoint>>;
+    fn fine_tune(&mut self, model: &M, step: usize) -> Result<Option<M>>;
     /// Called after every step with its record (progress display).
-    fn on_step(&mut self, _record: &StepRecord, _steps: usize) {}
+    fn on_step(&mut self, _record: &M::Record, _steps: usize) {}
+}
+
+/// One step as the runner saw it: the model it ended with (fine-tuned when fine-tuning is on)
+/// and the scores along the way.
+pub struct ScoredStep<'a, M: ScheduledModel> {
+    pub step: usize,
+    pub label: String,
+    pub model: &'a M,
+    pub pruned: M::Score,
+    pub recalibrated: Option<M::Score>,
+    pub fine_tuned: Option<M::Score>,
+}
+
+/// Runs `steps` steps from `start`: `cut` prunes the model as it stands at a (1-based) step
+/// and labels the cut; each cut is scored, recalibrated and fine-tuned when the hooks do that
+/// (scored again after each), and the last model is where the next step starts. `record`
+/// turns each scored step into the task's record.
+pub fn run_steps<M: ScheduledModel>(
+    start: M,
+    steps: usize,
+    mut cut: impl FnMut(&M, usize) -> Result<(M, String)>,
+    hooks: &mut dyn ScheduleHooks<M>,
+    mut record: impl FnMut(ScoredStep<M>) -> M::Record,
+) -> Result<(M, Vec<M::Record>)> {
+    let mut current = start;
+    let mut records = Vec::with_capacity(steps);
+    for step in 1..=steps {
+        let (pruned, label) = cut(&current, step)?;
+        let score_pruned = hooks.evaluate(&pruned)?;
+        let (pruned, recalibrated) = match hooks.recalibrate(&pruned)? {
+            Some(recalibrated) => {
+                let score = hooks.evaluate(&recalibrated)?;
+                (recalibrated, Some(score))
+            }
+            None => (pruned, None),
+        };
+        let tuned = hooks.fine_tune(&pruned, step)?;
+        let fine_tuned = match &tuned {
+            Some(t) => Some(hooks.evaluate(t)?),
+            None => None,
+        };
+        current = tuned.unwrap_or(pruned);
+        let scored = ScoredStep {
+            step,
+            label,
+            model: &current,
+            pruned: score_pruned,
+            recalibrated,
+            fine_tuned,
+        };
+        let step_record = record(scored);
+        hooks.on_step(&step_record, steps);
+        records.push(step_record);
+    }
+    Ok((current, records))
 }
 
 /// One step of a schedule.
@@ -80,74 +153,58 @@ pub fn run_schedule(
     ratios: &Ratios,
     schedule: Schedule,
     snip: Option<&SnipBatch>,
-    hooks: &mut dyn ScheduleHooks,
+    hooks: &mut dyn ScheduleHooks<Checkpoint>,
 ) -> Result<(Checkpoint, Vec<StepRecord>)> {
     let schedule = effective_schedule(ratios, schedule);
     let steps = step_count(dense, method, ratios, schedule)?;
-    let mut current = Checkpoint {
+    let current = Checkpoint {
         metadata: Default::default(),
         ..dense.clone()
     };
     if steps == 0 {
-        let (params, nonzero_params) = parameter_counts(&current);
-        let dense_dice = hooks.evaluate(&current)?;
-        let record = StepRecord {
+        let scored = ScoredStep {
             step: 0,
             label: "nothing to prune (ratio 0): the dense model".into(),
-            params,
-            nonzero_params,
-            dice_pruned: dense_dice.mean,
-            dice_recalibrated: None,
-            dice_fine_tuned: None,
-            dice_pruned_sd: dense_dice.sd,
-            dice_recalibrated_sd: None,
-            dice_fine_tuned_sd: None,
+            model: &current,
+            pruned: hooks.evaluate(&current)?,
+            recalibrated: None,
+            fine_tuned: None,
         };
+        let record = step_record(scored);
         hooks.on_step(&record, 1);
         return Ok((current, vec![record]));
     }
-    let mut records = Vec::with_capacity(steps);
-    for step in 1..=steps {
-        let request = step_request(dense, &current, method, ratios, schedule, step, steps)?;
+    let cut = |current: &Checkpoint, step: usize| -> Result<(Checkpoint, String)> {
+        let request = step_request(dense, current, method, ratios, schedule, step, steps)?;
         let pruned = prune_checkpoint_in(
-            &current,
+            current,
             method,
             &request.ratios,
             snip,
             request.module.as_deref(),
         )
         .with_context(|| format!("{} ({})", method.key(), request.label))?;
-        let dice_pruned = hooks.evaluate(&pruned)?;
-        let (pruned, dice_recalibrated) = match hooks.recalibrate(&pruned)? {
-            Some(recalibrated) => {
-                let dice = hooks.evaluate(&recalibrated)?;
-                (recalibrated, Some(dice))
-            }
-            None => (pruned, None),
-        };
-        let tuned = hooks.fine_tune(&pruned, step)?;
-        let dice_fine_tuned = match &tuned {
-            Some(t) => Some(hooks.evaluate(t)?),
-            None => None,
-        };
-        current = tuned.unwrap_or(pruned);
-        let (params, nonzero_params) = parameter_counts(&current);
-        let record = StepRecord {
-            step,
-            label: request.label,
-            params,
-            nonzero_params,
-            dice_pruned: dice_pruned.mean,
-            dice_recalibrated: dice_recalibrated.as_ref().map(|d| d.mean),
-            dice_fine_tuned: dice_fine_tuned.map(|d| d.mean),
-            dice_pruned_sd: dice_pruned.sd,
-            dice_recalibrated_sd: dice_recalibrated.and_then(|d| d.sd),
-            dice_fine_tuned_sd: dice_fine_tuned.and_then(|d| d.sd),
-        };
-        hooks.on_step(&record, steps);
-        records.push(record);
+        Ok((pruned, request.label))
+    };
+    run_steps(current, steps, cut, hooks, step_record)
+}
+
+/// The record of a scored step: the model's size and the Dice along the way.
+fn step_record(scored: ScoredStep<Checkpoint>) -> StepRecord {
+    let (params, nonzero_params) = parameter_counts(scored.model);
+    let (recalibrated, fine_tuned) = (scored.recalibrated, scored.fine_tuned);
+    StepRecord {
+        step: scored.step,
+        label: scored.label,
+        params,
+        nonzero_params,
+        dice_pruned: scored.pruned.mean,
+        dice_recalibrated: recalibrated.as_ref().map(|d| d.mean),
+        dice_fine_tuned: fine_tuned.as_ref().map(|d| d.mean),
+        dice_pruned_sd: scored.pruned.sd,
+        dice_recalibrated_sd: recalibrated.and_then(|d| d.sd),
+        dice_fine_tuned_sd: fine_tuned.and_then(|d| d.sd),
     }
-    Ok((current, records))
 }
 
 /// Parameters (no BN running statistics) and how many of them no mask removes.
@@ -177,6 +234,9 @@ pub fn step_count(
         Schedule::OneShot => 1,
         Schedule::Iterative { steps: 0 } => bail!("an iterative schedule needs at least 1 step"),
         Schedule::Iterative { steps } => steps,
+        Schedule::Increments { .. } => {
+            bail!("a schedule of fixed increments is the classifiers'; give a step count")
+        }
         Schedule::LayerWise => match (method, ratios) {
             (_, Ratios::Global(_)) => {
                 bail!("a layer-wise schedule prunes one part at a time; it takes no global ratio")
@@ -238,7 +298,7 @@ fn step_request(
     };
     Ok(match (schedule, method) {
         (Schedule::OneShot, _) => whole("one-shot".into(), ratios.clone()),
-        (Schedule::Iterative { .. }, _) => {
+        (Schedule::Iterative { .. } | Schedule::Increments { .. }, _) => {
             let share = step as f64 / steps as f64;
             let label = format!("step {step}/{steps}");
             whole(
@@ -313,7 +373,7 @@ mod tests {
     /// Hooks that never fine-tune, counting evaluations.
     struct Counting(usize);
 
-    impl ScheduleHooks for Counting {
+    impl ScheduleHooks<Checkpoint> for Counting {
         fn evaluate(&mut self, _: &Checkpoint) -> Result<RegionStats> {
             self.0 += 1;
             Ok(RegionStats::default())

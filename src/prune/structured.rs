@@ -2,8 +2,9 @@
 //! group keeps -> a smaller (config, weights) that is an ordinary model (save, load, train, run).
 
 use super::PruneError;
+use super::channels::slice_axis;
 use super::graph::{ChannelGraph, LayerKind};
-use crate::model::{HostTensor, ModelConfig, WeightMap};
+use crate::model::{HostTensor, ModelConfig, StoredConfig, WeightMap};
 
 /// Removes every channel not in `kept[g]` (sorted, unique indices per group, in
 /// [`ChannelGraph::groups`] order) from every tensor the graph ties to it.
@@ -100,32 +101,11 @@ fn check_kept(graph: &ChannelGraph, kept: &[Vec<usize>]) -> Result<(), PruneErro
 
 /// `tensor` with axis 0 restricted to `rows` and, if given, axis 1 to `cols`.
 fn select_channels(tensor: &HostTensor, rows: &[usize], cols: Option<&[usize]>) -> HostTensor {
-    let shape = &tensor.shape;
-    let inner: usize = shape.iter().skip(2).product();
-    let (n1, row_len) = if shape.len() >= 2 {
-        (shape[1], shape[1] * inner)
-    } else {
-        (1, 1)
-    };
-    let all_cols: Vec<usize> = (0..n1).collect();
-    let cols = cols.unwrap_or(&all_cols);
-    let mut values = Vec::with_capacity(rows.len() * cols.len() * inner.max(1));
-    for &r in rows {
-        if shape.len() < 2 {
-            values.push(tensor.values[r]);
-            continue;
-        }
-        for &c in cols {
-            let start = r * row_len + c * inner;
-            values.extend_from_slice(&tensor.values[start..start + inner]);
-        }
+    let (mut values, mut shape) = slice_axis(&tensor.values, &tensor.shape, 0, rows);
+    if let Some(cols) = cols.filter(|_| shape.len() >= 2) {
+        (values, shape) = slice_axis(&values, &shape, 1, cols);
     }
-    let mut new_shape = shape.clone();
-    new_shape[0] = rows.len();
-    if shape.len() >= 2 {
-        new_shape[1] = cols.len();
-    }
-    HostTensor::new(new_shape, values)
+    HostTensor::new(shape, values)
 }
 
 #[cfg(test)]

@@ -16,9 +16,9 @@ use crate::data::dataset::PreparedCase;
 use crate::inference::{InferenceOptions, evaluate_cases};
 use crate::metrics::{RegionScores, RegionStats};
 use crate::model::Checkpoint;
-use crate::train::TrainEvent;
 use crate::train::fine_tune::{FineTuneData, FineTuneSettings, fine_tune};
 use crate::train::recalibrate::{RecalibrationSettings, recalibrate_batch_norms};
+use crate::train::{DiceFigures, TrainEvent};
 use crate::util::batches::epoch_batches;
 
 /// How pruned models are fine-tuned and recalibrated.
@@ -52,7 +52,7 @@ pub trait TuneProgress {
     /// A fine-tune starts.
     fn started(&mut self) {}
     /// One of its training events.
-    fn event(&mut self, event: &TrainEvent);
+    fn event(&mut self, event: &TrainEvent<DiceFigures>);
     /// It finished (not called when it fails).
     fn finished(&mut self) {}
 }
@@ -61,7 +61,7 @@ pub trait TuneProgress {
 pub struct NoProgress;
 
 impl TuneProgress for NoProgress {
-    fn event(&mut self, _event: &TrainEvent) {}
+    fn event(&mut self, _event: &TrainEvent<DiceFigures>) {}
 }
 
 /// The fine-tuning slices and the settings to train on them, across a schedule's steps.
@@ -242,7 +242,7 @@ pub struct TuningHooks<'a, F: FnMut(&StepRecord, usize)> {
     pub on_step: F,
 }
 
-impl<F: FnMut(&StepRecord, usize)> ScheduleHooks for TuningHooks<'_, F> {
+impl<F: FnMut(&StepRecord, usize)> ScheduleHooks<Checkpoint> for TuningHooks<'_, F> {
     fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionStats> {
         self.evaluator.dice(checkpoint)
     }

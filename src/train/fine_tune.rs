@@ -10,7 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use burn::prelude::*;
 
-use super::{CheckpointPaths, TrainError, TrainEvent, TrainOptions, TrainState, fit};
+use super::{
+    CheckpointPaths, DiceFigures, SegmentationRun, SegmentationState, TrainError, TrainEvent,
+    TrainOptions, fit,
+};
 use crate::data::dataset::{PreparedCase, SliceDataset, SliceSelection};
 use crate::data::preprocess::split_patients;
 use crate::model::{Checkpoint, load_checkpoint};
@@ -36,7 +39,7 @@ pub const FINE_TUNE_LEARNING_RATE: f64 = 1e-5;
 pub struct FineTuneData {
     pub train: SliceDataset,
     pub val: SliceDataset,
-    state: TrainState,
+    state: SegmentationState,
 }
 
 impl FineTuneData {
@@ -70,10 +73,13 @@ impl FineTuneData {
         Ok(FineTuneData {
             train: slices(&split.train)?,
             val: slices(&split.val)?,
-            state: TrainState {
-                train_ids: split.train,
-                val_ids: split.val,
-                ..TrainState::default()
+            state: SegmentationState {
+                run: SegmentationRun {
+                    train_ids: split.train,
+                    val_ids: split.val,
+                    ..SegmentationRun::default()
+                },
+                ..SegmentationState::default()
             },
         })
     }
@@ -112,7 +118,7 @@ pub fn fine_tune(
     settings: FineTuneSettings,
     device: &Device,
     cancel: &AtomicBool,
-    on_event: impl FnMut(TrainEvent),
+    on_event: impl FnMut(TrainEvent<DiceFigures>),
 ) -> Result<FineTuned, TrainError> {
     let folder = ScratchFolder::create()?;
     // Dropout draws from the backend's generator: seeded, a fine-tune repeats exactly (a

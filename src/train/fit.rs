@@ -3,7 +3,7 @@
 //! flag checked after every batch (Ctrl-C on the command line, the Cancel button in the app).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -11,6 +11,7 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::epoch::{EpochFigures, EpochPass, EpochRecord, TrainEvent, TrainState, run_epoch};
 use super::loss::bce_dice_loss;
 use super::{StepExtras, TrainError, region_logits, train_step_with};
 use crate::data::dataset::SliceDataset;
@@ -91,12 +92,9 @@ impl Default for TrainOptions {
     }
 }
 
-/// What one epoch achieved.
+/// A segmentation epoch's own figures, beside its training loss.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// 1-based.
-    pub epoch: usize,
-    pub train_loss: f64,
+pub struct DiceFigures {
     pub val_loss: f64,
     /// Validation Dice of WT, TC, ET over all validation slices together.
     pub val_dice: [f64; 3],
@@ -104,17 +102,35 @@ pub struct EpochRecord {
     pub elapsed_secs: f64,
 }
 
-impl EpochRecord {
-    /// The score that decides "best", plateaus and early stopping: mean validation Dice.
-    pub fn score(&self) -> f64 {
-        self.val_dice.iter().sum::<f64>() / 3.0
+impl EpochFigures for DiceFigures {
+    fn log_line(r: &EpochRecord<DiceFigures>) -> String {
+        let m = &r.metrics;
+        format!(
+            "epoch {:>3}: train loss {:.4}, val loss {:.4}, val Dice WT {:.3} TC {:.3} ET {:.3}, \
+             lr {:.0e}, {:.1} s",
+            r.epoch,
+            r.train_loss,
+            m.val_loss,
+            m.val_dice[0],
+            m.val_dice[1],
+            m.val_dice[2],
+            m.learning_rate,
+            m.elapsed_secs
+        )
     }
 }
 
-/// Everything needed to resume: saved in every checkpoint training writes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct TrainState {
-    pub epochs_done: usize,
+impl EpochRecord<DiceFigures> {
+    /// The score that decides "best", plateaus and early stopping: mean validation Dice.
+    pub fn score(&self) -> f64 {
+        self.metrics.val_dice.iter().sum::<f64>() / 3.0
+    }
+}
+
+/// What a segmentation run keeps beyond its epochs, to resume: where the schedule stands and
+/// which cases went to which split.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationRun {
     pub learning_rate: f64,
     pub best_score: Option<f64>,
     pub best_epoch: usize,
@@ -122,7 +138,6 @@ pub struct TrainState {
     pub epochs_without_improvement: usize,
     /// Epochs since the learning rate last changed or the score improved.
     pub plateau_wait: usize,
-    pub history: Vec<EpochRecord>,
     /// Case ids of each split, so `eval --split test` can find the held-out patients.
     pub train_ids: Vec<String>,
     pub val_ids: Vec<String>,
@@ -131,6 +146,9 @@ pub struct TrainState {
     #[serde(default)]
     pub slices: Option<SliceSettings>,
 }
+
+/// The resumable state of a segmentation run.
+pub type SegmentationState = TrainState<DiceFigures, SegmentationRun>;
 
 /// The slice-building settings of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -147,34 +165,11 @@ fn one() -> usize {
     1
 }
 
-impl TrainState {
+impl TrainState<DiceFigures, SegmentationRun> {
     /// The state stored in a checkpoint's metadata, if training wrote it.
-    pub fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Option<TrainState>, TrainError> {
-        checkpoint
-            .metadata
-            .get(TRAIN_STATE_METADATA_KEY)
-            .map(|json| {
-                serde_json::from_str(json)
-                    .map_err(|e| TrainError::Resume(format!("training state unreadable: {e}")))
-            })
-            .transpose()
+    pub fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Option<Self>, TrainError> {
+        Self::read(&checkpoint.metadata, TRAIN_STATE_METADATA_KEY)
     }
-}
-
-/// Progress reported while training.
-#[derive(Debug, Clone)]
-pub enum TrainEvent {
-    Batch {
-        epoch: usize,
-        batch: usize,
-        batches: usize,
-        loss: f64,
-    },
-    Validating {
-        epoch: usize,
-    },
-    Epoch(EpochRecord),
-    Saved(PathBuf),
 }
 
 /// Why training ended.
@@ -192,7 +187,7 @@ pub enum StopReason {
 /// The result of [`fit`].
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
-    pub state: TrainState,
+    pub state: SegmentationState,
     pub stop: StopReason,
 }
 
@@ -226,14 +221,14 @@ pub fn fit(
     train: &SliceDataset,
     val: &SliceDataset,
     options: &TrainOptions,
-    mut state: TrainState,
+    mut state: SegmentationState,
     paths: &CheckpointPaths,
     cancel: &AtomicBool,
-    mut on_event: impl FnMut(TrainEvent),
+    mut on_event: impl FnMut(TrainEvent<DiceFigures>),
 ) -> Result<TrainOutcome, TrainError> {
     check_inputs(train, val, options)?;
-    if state.learning_rate <= 0.0 {
-        state.learning_rate = options.learning_rate;
+    if state.run.learning_rate <= 0.0 {
+        state.run.learning_rate = options.learning_rate;
     }
     // Adam's moment estimates are not checkpointed: a resumed run restarts them.
     let mut optimizer: ModuleOptimizer = AdamConfig::new().init();
@@ -241,7 +236,7 @@ pub fn fit(
     while state.epochs_done < options.epochs {
         let epoch = state.epochs_done + 1;
         let start = Instant::now();
-        let Some((next, train_loss)) = train_epoch(
+        let Some(pass) = train_epoch(
             config,
             model,
             &mut optimizer,
@@ -251,26 +246,34 @@ pub fn fit(
             &device,
             cancel,
             &mut on_event,
-        ) else {
+        )?
+        else {
             return Ok(TrainOutcome {
                 state,
                 stop: StopReason::Cancelled,
             });
         };
-        model = next;
+        let train_loss = pass.train_loss;
+        model = pass.model;
         on_event(TrainEvent::Validating { epoch });
         let (val_loss, val_dice) = validate(config, &model, val, options, &device);
-        // A non-finite loss would also make the saved training state unreadable (JSON has no NaN).
-        if let Some(loss) = [train_loss, val_loss].into_iter().find(|l| !l.is_finite()) {
-            return Err(TrainError::Diverged { epoch, loss });
+        // A non-finite loss would also make the saved training state unreadable (JSON has no NaN);
+        // the epoch loop has already refused a non-finite training loss.
+        if !val_loss.is_finite() {
+            return Err(TrainError::Diverged {
+                epoch,
+                loss: val_loss,
+            });
         }
         let record = EpochRecord {
             epoch,
             train_loss,
-            val_loss,
-            val_dice,
-            learning_rate: state.learning_rate,
-            elapsed_secs: start.elapsed().as_secs_f64(),
+            metrics: DiceFigures {
+                val_loss,
+                val_dice,
+                learning_rate: state.run.learning_rate,
+                elapsed_secs: start.elapsed().as_secs_f64(),
+            },
         };
         let improved = update_schedule(&mut state, &record, options);
         let masks = &options.masks;
@@ -284,7 +287,7 @@ pub fn fit(
             &mut on_event,
         )?;
         on_event(TrainEvent::Epoch(record));
-        if state.epochs_without_improvement >= options.early_stop_patience {
+        if state.run.epochs_without_improvement >= options.early_stop_patience {
             return Ok(TrainOutcome {
                 state,
                 stop: StopReason::EarlyStopped,
@@ -322,19 +325,20 @@ fn check_inputs(
     Ok(())
 }
 
-/// One pass over the (shuffled) training slices; `None` when cancelled mid-epoch.
+/// One pass over the (shuffled) training slices, its masks kept at zero; `None` when cancelled
+/// mid-epoch.
 #[allow(clippy::too_many_arguments)]
 fn train_epoch(
     config: &ModelConfig,
-    mut model: Raagr2Net,
+    model: Raagr2Net,
     optimizer: &mut ModuleOptimizer,
     train: &SliceDataset,
     options: &TrainOptions,
-    state: &TrainState,
+    state: &SegmentationState,
     device: &Device,
     cancel: &AtomicBool,
-    on_event: &mut impl FnMut(TrainEvent),
-) -> Option<(Raagr2Net, f64)> {
+    on_event: &mut impl FnMut(TrainEvent<DiceFigures>),
+) -> Result<Option<EpochPass<Raagr2Net>>, TrainError> {
     let epoch = state.epochs_done + 1;
     let seed = options.seed.wrapping_add(epoch as u64);
     let mut batches = epoch_batches(train.len(), options.batch_size, true, seed);
@@ -342,33 +346,23 @@ fn train_epoch(
         batches.truncate(max.max(1));
     }
     let masks = ModelMasks::new(&options.masks, device);
-    model = masks.apply(model);
-    let mut loss_sum = 0.0;
-    for (i, indices) in batches.iter().enumerate() {
-        // Checked before each batch, so a cancel during an epoch's last batch keeps that epoch.
-        if cancel.load(Ordering::SeqCst) {
-            return None;
-        }
+    let extras = StepExtras {
+        slimming_l1: options.slimming_l1,
+        distillation: options.distillation.as_deref(),
+    };
+    let lr = state.run.learning_rate;
+    let make_batch = |indices: &[usize], position: usize| {
         let augment_seed = options
             .augment
-            .then(|| seed.wrapping_mul(0x9E37_79B9).wrapping_add(i as u64));
-        let (x, y) = train.batch_with(indices, device, augment_seed);
-        let extras = StepExtras {
-            slimming_l1: options.slimming_l1,
-            distillation: options.distillation.as_deref(),
-        };
-        let lr = state.learning_rate;
+            .then(|| seed.wrapping_mul(0x9E37_79B9).wrapping_add(position as u64));
+        train.batch_with(indices, device, augment_seed)
+    };
+    let step = |model, (x, y)| {
         let (next, loss) = train_step_with(config.head, model, optimizer, lr, x, y, &extras);
-        model = masks.apply(next);
-        loss_sum += loss as f64;
-        on_event(TrainEvent::Batch {
-            epoch,
-            batch: i + 1,
-            batches: batches.len(),
-            loss: loss as f64,
-        });
-    }
-    Some((model, loss_sum / batches.len() as f64))
+        (masks.apply(next), f64::from(loss))
+    };
+    let model = masks.apply(model);
+    run_epoch(model, epoch, &batches, cancel, on_event, make_batch, step)
 }
 
 /// Validation loss (mean over batches) and WT/TC/ET Dice over all validation slices, in eval mode.
@@ -411,23 +405,27 @@ pub fn validate(
 }
 
 /// Records the epoch and applies ReduceLROnPlateau; returns whether the score improved.
-fn update_schedule(state: &mut TrainState, record: &EpochRecord, options: &TrainOptions) -> bool {
+fn update_schedule(
+    state: &mut SegmentationState,
+    record: &EpochRecord<DiceFigures>,
+    options: &TrainOptions,
+) -> bool {
     let score = record.score();
-    let improved = state.best_score.is_none_or(|best| score > best);
+    let improved = state.run.best_score.is_none_or(|best| score > best);
     state.epochs_done = record.epoch;
     state.history.push(record.clone());
     if improved {
-        state.best_score = Some(score);
-        state.best_epoch = record.epoch;
-        state.epochs_without_improvement = 0;
-        state.plateau_wait = 0;
+        state.run.best_score = Some(score);
+        state.run.best_epoch = record.epoch;
+        state.run.epochs_without_improvement = 0;
+        state.run.plateau_wait = 0;
     } else {
-        state.epochs_without_improvement += 1;
-        state.plateau_wait += 1;
-        if state.plateau_wait >= options.plateau.patience {
-            let reduced = state.learning_rate * options.plateau.factor;
-            state.learning_rate = reduced.max(options.plateau.min_lr);
-            state.plateau_wait = 0;
+        state.run.epochs_without_improvement += 1;
+        state.run.plateau_wait += 1;
+        if state.run.plateau_wait >= options.plateau.patience {
+            let reduced = state.run.learning_rate * options.plateau.factor;
+            state.run.learning_rate = reduced.max(options.plateau.min_lr);
+            state.run.plateau_wait = 0;
         }
     }
     improved
@@ -438,17 +436,14 @@ fn save_epoch(
     config: &ModelConfig,
     model: &Raagr2Net,
     masks: &MaskMap,
-    state: &TrainState,
+    state: &SegmentationState,
     paths: &CheckpointPaths,
     improved: bool,
-    on_event: &mut impl FnMut(TrainEvent),
+    on_event: &mut impl FnMut(TrainEvent<DiceFigures>),
 ) -> Result<(), TrainError> {
     let mut checkpoint = Checkpoint::from_model(config, &model.valid());
     checkpoint.masks = masks.clone();
-    let json = serde_json::to_string(state).expect("training state serialises");
-    checkpoint
-        .metadata
-        .insert(TRAIN_STATE_METADATA_KEY.into(), json);
+    state.write(&mut checkpoint.metadata, TRAIN_STATE_METADATA_KEY);
     save_checkpoint(&paths.last, &checkpoint)?;
     on_event(TrainEvent::Saved(paths.last.clone()));
     if improved {
@@ -462,14 +457,16 @@ fn save_epoch(
 mod tests {
     use super::*;
 
-    fn record(epoch: usize, dice: f64) -> EpochRecord {
+    fn record(epoch: usize, dice: f64) -> EpochRecord<DiceFigures> {
         EpochRecord {
             epoch,
             train_loss: 1.0,
-            val_loss: 1.0,
-            val_dice: [dice; 3],
-            learning_rate: 0.0,
-            elapsed_secs: 0.0,
+            metrics: DiceFigures {
+                val_loss: 1.0,
+                val_dice: [dice; 3],
+                learning_rate: 0.0,
+                elapsed_secs: 0.0,
+            },
         }
     }
 
@@ -484,24 +481,30 @@ mod tests {
             },
             ..TrainOptions::default()
         };
-        let mut state = TrainState {
-            learning_rate: 1e-3,
-            ..TrainState::default()
+        let mut state = SegmentationState {
+            run: SegmentationRun {
+                learning_rate: 1e-3,
+                ..SegmentationRun::default()
+            },
+            ..SegmentationState::default()
         };
         assert!(update_schedule(&mut state, &record(1, 0.5), &options));
         assert!(!update_schedule(&mut state, &record(2, 0.4), &options));
-        assert_eq!(state.learning_rate, 1e-3);
+        assert_eq!(state.run.learning_rate, 1e-3);
         assert!(!update_schedule(&mut state, &record(3, 0.5), &options));
         assert!(
-            (state.learning_rate - 1e-4).abs() < 1e-12,
+            (state.run.learning_rate - 1e-4).abs() < 1e-12,
             "reduced after 2 flat epochs"
         );
         update_schedule(&mut state, &record(4, 0.1), &options);
         update_schedule(&mut state, &record(5, 0.1), &options);
-        assert_eq!(state.learning_rate, 5e-5, "never below the floor");
-        assert_eq!(state.epochs_without_improvement, 4);
+        assert_eq!(state.run.learning_rate, 5e-5, "never below the floor");
+        assert_eq!(state.run.epochs_without_improvement, 4);
         assert!(update_schedule(&mut state, &record(6, 0.9), &options));
-        assert_eq!((state.best_epoch, state.epochs_without_improvement), (6, 0));
+        assert_eq!(
+            (state.run.best_epoch, state.run.epochs_without_improvement),
+            (6, 0)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Training: the reference loss, one optimisation step, and the full loop with schedules,
-//! checkpoints, resume and cancel.
+//! Training: the reference loss, one optimisation step, the epoch loop every task shares, and
+//! the segmentation loop with schedules, checkpoints, resume and cancel.
 
 pub mod distill;
+pub mod epoch;
 pub mod fine_tune;
 pub mod fit;
 pub mod loss;
@@ -17,9 +18,10 @@ use crate::model::layers::{LayerSite, LayerVisitor, VisitLayers};
 use crate::model::{Head, ModelError, Raagr2Net};
 
 pub use distill::Distillation;
+pub use epoch::{EpochFigures, EpochRecord, TrainEvent, TrainState};
 pub use fit::{
-    CheckpointPaths, EpochRecord, PlateauOptions, SliceSettings, StopReason, TrainEvent,
-    TrainOptions, TrainOutcome, TrainState, fit,
+    CheckpointPaths, DiceFigures, PlateauOptions, SegmentationRun, SegmentationState,
+    SliceSettings, StopReason, TrainOptions, TrainOutcome, fit,
 };
 pub use loss::bce_dice_loss;
 

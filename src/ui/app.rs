@@ -242,18 +242,6 @@ impl LabApp {
         self.lesson.open_file(path);
     }
 
-    /// Blocks until the worker sends one message and handles it; for tests (no sleeping: it
-    /// waits on the channel). Returns false on timeout.
-    pub fn wait_for_message(&mut self, timeout: Duration) -> bool {
-        match self.worker.responses.recv_timeout(timeout) {
-            Ok(response) => {
-                self.handle(response);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
     fn drain_messages(&mut self) {
         let started = Instant::now();
         while started.elapsed() < MESSAGE_BUDGET {
@@ -1057,5 +1045,17 @@ impl LabApp {
             }
             (None, None) => {}
         }
+    }
+}
+
+impl super::WorkerFed for LabApp {
+    type Response = crate::worker::Response;
+
+    fn responses(&self) -> &crossbeam_channel::Receiver<crate::worker::Response> {
+        &self.worker.responses
+    }
+
+    fn receive(&mut self, response: crate::worker::Response) {
+        self.handle(response);
     }
 }

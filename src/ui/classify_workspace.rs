@@ -3,11 +3,11 @@
 //! recall and the confusion matrix, accuracy-vs-sparsity curves and dense-vs-pruned CKA.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use eframe::egui;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
+use super::WorkerFed;
 use super::heatmap::Heatmap;
 use crate::classify::prune::Scope;
 use crate::worker::classify::{
@@ -54,6 +54,18 @@ pub struct ClassifierWorkspace {
     pub messages_seen: usize,
 }
 
+impl WorkerFed for ClassifierWorkspace {
+    type Response = ClassifyResponse;
+
+    fn responses(&self) -> &crossbeam_channel::Receiver<ClassifyResponse> {
+        &self.worker.responses
+    }
+
+    fn receive(&mut self, response: ClassifyResponse) {
+        self.handle(response);
+    }
+}
+
 impl ClassifierWorkspace {
     /// Starts the classifier worker and opens the embedded demo; `wake` repaints the UI.
     pub fn new(wake: impl Fn() + Send + Sync + 'static) -> ClassifierWorkspace {
@@ -76,17 +88,6 @@ impl ClassifierWorkspace {
             tab: ClassTab::Images,
             thumbnails: Vec::new(),
             messages_seen: 0,
-        }
-    }
-
-    /// Blocks until the worker sends one message and handles it (tests). False on timeout.
-    pub fn wait_for_message(&mut self, timeout: Duration) -> bool {
-        match self.worker.responses.recv_timeout(timeout) {
-            Ok(response) => {
-                self.handle(response);
-                true
-            }
-            Err(_) => false,
         }
     }
 

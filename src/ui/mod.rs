@@ -36,10 +36,31 @@ pub use pruning_panel::{method_help, preset_ratios};
 pub use slices::SlicesTab;
 pub use state::{GpuState, PruningState, TrainPoint};
 
+use std::time::Duration;
+
 use eframe::egui;
 
 use crate::prune::PruneMethod;
 use crate::render::{OverlayStyle, SliceAxis, Window};
+
+/// A view fed by a worker thread: the channel its responses arrive on and what it does with one.
+pub trait WorkerFed {
+    type Response;
+    fn responses(&self) -> &crossbeam_channel::Receiver<Self::Response>;
+    fn receive(&mut self, response: Self::Response);
+
+    /// Blocks until the worker sends one message and handles it; for tests (no sleeping: it
+    /// waits on the channel). Returns false on timeout.
+    fn wait_for_message(&mut self, timeout: Duration) -> bool {
+        match self.responses().recv_timeout(timeout) {
+            Ok(response) => {
+                self.receive(response);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
 
 /// Settings kept between runs (eframe persistence).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -246,9 +246,9 @@ fn training_plot_ui(ui: &mut egui::Ui, view: &AppView<'_>, height: f32) {
             .map(|e| TrainPoint {
                 epoch: e.epoch,
                 train_loss: e.train_loss,
-                val_loss: e.val_loss,
-                val_dice: e.val_dice,
-                secs: e.elapsed_secs,
+                val_loss: e.metrics.val_loss,
+                val_dice: e.metrics.val_dice,
+                secs: e.metrics.elapsed_secs,
             })
             .collect(),
         _ => Vec::new(),

@@ -350,7 +350,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 .unwrap_or((0, 0)),
             Err(_) => (0, 0),
         };
-        let training = crate::train::TrainState::from_checkpoint(&self.dense)
+        let training = crate::train::SegmentationState::from_checkpoint(&self.dense)
             .ok()
             .flatten()
             .map(|state| state.history)

@@ -231,7 +231,7 @@ pub struct ModelView {
     pub macs: u64,
     /// The model's own training, per epoch, when its checkpoint records it (what the Plots tab
     /// shows until the app fine-tunes).
-    pub training: Vec<crate::train::EpochRecord>,
+    pub training: Vec<crate::train::EpochRecord<crate::train::DiceFigures>>,
 }
 
 #[derive(Debug, Clone)]

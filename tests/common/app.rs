@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use eframe::egui;
 use egui_kittest::Harness;
-use raagr2_lab::ui::LabApp;
+use raagr2_lab::ui::{LabApp, WorkerFed};
 
 use super::scratch_dir;
 

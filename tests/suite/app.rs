@@ -8,7 +8,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use raagr2_lab::backend::DeviceChoice;
 use raagr2_lab::render::SliceAxis;
-use raagr2_lab::ui::{GpuState, LabApp};
+use raagr2_lab::ui::{GpuState, LabApp, WorkerFed};
 
 use crate::common;
 use crate::common::app::{MESSAGE_TIMEOUT, app, ready, wait_until};

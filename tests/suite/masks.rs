@@ -251,7 +251,7 @@ struct CountingHooks {
     fine_tunes: usize,
 }
 
-impl ScheduleHooks for CountingHooks {
+impl ScheduleHooks<Checkpoint> for CountingHooks {
     fn evaluate(&mut self, checkpoint: &Checkpoint) -> Result<RegionStats> {
         self.evaluations += 1;
         let kept = 1.0 - checkpoint.mask_sparsity();

@@ -21,12 +21,11 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::train_cmd::TrainProgress;
-
 use crate::backend::{self, DeviceChoice};
 use crate::classify::data::{self, ClassData};
-use crate::classify::train::{TrainEvent, TrainSettings};
+use crate::classify::train::TrainSettings;
 use crate::classify::{Architecture, ClassifierConfig, HeadKind};
+use crate::model::StoredConfig;
 
 #[derive(Args, Debug)]
 pub struct ClassifyArgs {
@@ -180,29 +179,6 @@ fn device(choice: DeviceChoice, seed: u64) -> Result<burn::prelude::Device> {
     eprintln!("device: {name}");
     device.seed(seed);
     Ok(device)
-}
-
-/// Shows one classifier training event on the shared training progress bar (batches) and
-/// as a line per epoch.
-fn show(progress: &TrainProgress, event: &TrainEvent) {
-    match event {
-        TrainEvent::Batch {
-            epoch,
-            batch,
-            batches,
-            loss,
-        } => progress.batch(*epoch, *batch, *batches, f64::from(*loss)),
-        TrainEvent::Epoch(r) => {
-            let test = r
-                .test_top1
-                .map(|t| format!(", test top-1 {t:.3}"))
-                .unwrap_or_default();
-            progress.line(format!(
-                "epoch {:>3}: loss {:.4}, train top-1 {:.3}{test}, {:.1} s",
-                r.epoch, r.train_loss, r.train_top1, r.seconds
-            ));
-        }
-    }
 }
 
 /// A bar over `sweep`'s runs: one tick per finished run.

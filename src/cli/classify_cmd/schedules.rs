@@ -13,14 +13,14 @@ use crate::backend;
 use crate::classify::ClassifierCheckpoint;
 use crate::classify::data::ClassData;
 use crate::classify::prune::{
-    PruneHooks, PruneStep, Scope, run_schedule, weight_layers, weight_sparsity,
+    ITERATIVE_PERCENT, PruneStep, Scope, run_schedule, weight_layers, weight_sparsity,
 };
 use crate::classify::train::{self, Sources};
 use crate::cli::print_json;
 use crate::cli::prune_cmd::ScheduleKind;
 use crate::cli::train_cmd::print_above;
 use crate::metrics::mean_and_sd;
-use crate::prune::Schedule;
+use crate::prune::{Schedule, ScheduleHooks};
 
 /// The pruning options `prune` and `sweep` share.
 #[derive(Args, Debug, Clone)]
@@ -92,8 +92,9 @@ fn schedule_key(kind: ScheduleKind) -> &'static str {
 fn schedule_of(kind: ScheduleKind) -> Schedule {
     match kind {
         ScheduleKind::OneShot => Schedule::OneShot,
-        // The step count follows from the 10 % increments (see classify::prune).
-        ScheduleKind::Iterative => Schedule::Iterative { steps: 0 },
+        ScheduleKind::Iterative => Schedule::Increments {
+            percent: ITERATIVE_PERCENT,
+        },
         ScheduleKind::LayerWise => Schedule::LayerWise,
     }
 }
@@ -110,8 +111,8 @@ struct Hooks<'a> {
     quiet: bool,
 }
 
-impl PruneHooks for Hooks<'_> {
-    fn top1(&mut self, checkpoint: &ClassifierCheckpoint) -> Result<f64> {
+impl ScheduleHooks<ClassifierCheckpoint> for Hooks<'_> {
+    fn evaluate(&mut self, checkpoint: &ClassifierCheckpoint) -> Result<f64> {
         let model = checkpoint.build(&self.device)?;
         let classes = checkpoint.config.classes();
         Ok(train::evaluate(&model, &self.data.test, classes, 128, &self.device).top1)
@@ -148,6 +149,8 @@ impl PruneHooks for Hooks<'_> {
             |_| {},
         )?;
         self.fine_tune_epochs_run += self.options.fine_tune_epochs;
+        // The pruned model takes the tuned weights, not the fine-tune's training state.
+        tuned.metadata.clear();
         Ok(Some(tuned))
     }
 

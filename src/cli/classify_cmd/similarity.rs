@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
 
-use super::{ArchOptions, DataOptions, SgdOptions, show};
+use super::{ArchOptions, DataOptions, SgdOptions};
 use crate::analysis::cka::Kernel;
 use crate::analysis::similarity::{SimilarityMatrix, pooled_features, similarity_of};
 use crate::backend;
@@ -248,7 +248,7 @@ pub(super) fn distill(args: DistillArgs) -> Result<()> {
                 &device,
                 Some(&path),
                 &cancel,
-                |e| show(&progress, &e),
+                |e| progress.show(&e),
             )?;
             progress.finish();
             if stop == StopReason::Cancelled {

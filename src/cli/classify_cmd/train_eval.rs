@@ -7,17 +7,18 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use super::{ArchOptions, DataOptions, SgdOptions, device, show};
+use super::{ArchOptions, DataOptions, SgdOptions, device};
 use crate::backend;
 use crate::classify::import::import_torchvision;
 use crate::classify::metrics::Evaluation;
 use crate::classify::prune::{weight_layers, weight_sparsity};
-use crate::classify::train::{self, Sources, TrainState};
+use crate::classify::train::{self, AccuracyFigures, Sources};
 use crate::classify::{ClassifierCheckpoint, ClassifierConfig, cifar, ham10000};
 use crate::cli::print_json;
 use crate::cli::train_cmd::TrainProgress;
 use crate::cli::train_cmd::install_ctrl_c;
 use crate::train::StopReason;
+use crate::train::TrainState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StandInFormat {
@@ -128,7 +129,7 @@ struct ClassifierTrainReport<'a> {
     config: &'a ClassifierConfig,
     parameters: usize,
     stop: &'a str,
-    state: TrainState,
+    state: TrainState<AccuracyFigures>,
     test: Evaluation,
     chance: f64,
 }
@@ -159,7 +160,7 @@ pub(super) fn train_classifier(args: ClassifyTrainArgs) -> Result<()> {
         &device,
         Some(&args.output),
         &cancel,
-        |e| show(&progress, &e),
+        |e| progress.show(&e),
     )?;
     progress.finish();
     let model = checkpoint.build(&device)?;

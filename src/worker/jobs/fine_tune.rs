@@ -59,13 +59,14 @@ pub(in crate::worker) fn fine_tune(
                 ),
             }),
             TrainEvent::Epoch(record) => {
-                last_epoch_secs = Some(record.elapsed_secs);
+                let figures = &record.metrics;
+                last_epoch_secs = Some(figures.elapsed_secs);
                 reply(Response::TrainEpoch {
                     epoch: record.epoch,
                     train_loss: record.train_loss,
-                    val_loss: record.val_loss,
-                    val_dice: record.val_dice,
-                    secs: record.elapsed_secs,
+                    val_loss: figures.val_loss,
+                    val_dice: figures.val_dice,
+                    secs: figures.elapsed_secs,
                 })
             }
             _ => {}
