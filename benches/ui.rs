@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 use egui_kittest::Harness;
 use raagr2_lab::backend::DeviceChoice;
-use raagr2_lab::ui::LabApp;
+use raagr2_lab::ui::{LabApp, WorkerFed};
 
 const FRAMES: usize = 200;
 

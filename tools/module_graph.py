@@ -44,6 +44,8 @@ LAYERS = [
     # Training, and whole-volume inference (model + data) with the threshold baseline beside it.
     ("train/inference", ["train", "inference", "baseline"]),
     ("prune", ["prune"]),
+    # Models written out for other runtimes (ONNX, PyTorch).
+    ("export", ["export"]),
     # Analyses of pruned models; the embedded defaults (model, case, shipped sweeps).
     ("analysis/defaults", ["analysis", "defaults"]),
     # The classifier study: its own world, which may use every layer above this line; only

@@ -128,8 +128,11 @@ fn pytorch(options: &ClassifierBenchOptions) -> ClassifierTimings {
         "--runs".to_string(),
         options.runs.to_string(),
     ];
-    match peer_script::run::<ClassifierPeerReport>("tools/torch_classifier_bench.py", SCRIPT, &args)
-    {
+    match peer_script::run::<ClassifierPeerReport>(
+        ("tools/torch_classifier_bench.py", SCRIPT),
+        &[],
+        &args,
+    ) {
         Ok(peer) => ClassifierTimings {
             name: format!(
                 "pytorch {} (cpu: {}, {} threads)",

@@ -87,5 +87,5 @@ fn run_nibabel(case: &Path, runs: usize) -> Result<NibabelReport, String> {
         "--runs".into(),
         runs.to_string(),
     ];
-    peer_script::run("tools/nibabel_load.py", SCRIPT, &args)
+    peer_script::run(("tools/nibabel_load.py", SCRIPT), &[], &args)
 }

@@ -10,6 +10,11 @@ use crate::timing::Timing;
 
 /// The script, embedded so `bench` works from any folder.
 const SCRIPT: &str = include_str!("../../tools/torch_bench.py");
+/// The network in PyTorch, which the script imports.
+const MODEL: peer_script::Script = (
+    "tools/raagr2_torch.py",
+    include_str!("../../tools/raagr2_torch.py"),
+);
 
 /// Where PyTorch runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,5 +142,5 @@ fn try_run(options: &BenchOptions, device: PytorchDevice) -> Result<PeerReport, 
     if let Some(threads) = options.pytorch_threads {
         args.extend(["--threads".to_string(), threads.to_string()]);
     }
-    peer_script::run("tools/torch_bench.py", SCRIPT, &args)
+    peer_script::run(("tools/torch_bench.py", SCRIPT), &[MODEL], &args)
 }

@@ -1,16 +1,15 @@
 //! `export`: a model written out for use elsewhere: an ONNX graph for deployment runtimes
-//! (`--onnx`), or this project's checkpoint format with its weights in half precision
-//! (`--checkpoint`, how the study models ship in `assets/`).
+//! (`--onnx`), a PyTorch state_dict (`--pytorch`), or this project's checkpoint format with
+//! its weights in half precision (`--checkpoint`, how the study models ship in `assets/`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 
 use super::print_json;
-use crate::export::{OnnxPrecision, onnx_bytes};
-use crate::model::checkpoint::{Storage, save_checkpoint_as, write_atomically};
+use crate::export::{ModelFormat, Precision, write_model};
 use crate::model::load_checkpoint;
 
 #[derive(Args, Debug)]
@@ -26,44 +25,18 @@ pub struct ExportArgs {
     /// (sigmoid applied); batch and spatial size dynamic.
     #[arg(long)]
     pub onnx: Option<PathBuf>,
-    /// Number format: fp16 stores the checkpoint's weights in half precision (readers compute
-    /// in f32), and makes the ONNX graph compute in half (its input and output stay float32).
+    /// Write a PyTorch state_dict (.safetensors) here: the reference code's key names, batch
+    /// norms not folded, the channel widths as JSON under `raagr2.config` in the header;
+    /// `tools/raagr2_torch.py` builds the (pruned) network and loads it with strict=True.
+    #[arg(long)]
+    pub pytorch: Option<PathBuf>,
+    /// Number format: fp16 stores the checkpoint's and the state_dict's weights in half
+    /// precision (readers compute in f32), and makes the ONNX graph compute in half (its input
+    /// and output stay float32).
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     pub precision: Precision,
     #[arg(long)]
     pub json: bool,
-}
-
-/// The number format of an exported model's weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Precision {
-    Fp32,
-    Fp16,
-}
-
-impl Precision {
-    /// The spelling on the command line.
-    fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-        }
-    }
-
-    fn storage(self) -> Storage {
-        match self {
-            Precision::Fp32 => Storage::F32,
-            Precision::Fp16 => Storage::F16,
-        }
-    }
-
-    fn onnx(self) -> OnnxPrecision {
-        match self {
-            Precision::Fp32 => OnnxPrecision::F32,
-            Precision::Fp16 => OnnxPrecision::F16,
-        }
-    }
 }
 
 /// One file written: where, in what format, how large.
@@ -82,27 +55,24 @@ struct ExportReport {
 }
 
 pub fn export(args: ExportArgs) -> Result<()> {
-    if args.checkpoint.is_none() && args.onnx.is_none() {
-        bail!("export: nothing to write; give --onnx FILE, --checkpoint FILE or both");
+    let targets = [
+        (&args.checkpoint, ModelFormat::Checkpoint),
+        (&args.onnx, ModelFormat::Onnx),
+        (&args.pytorch, ModelFormat::PyTorch),
+    ];
+    if targets.iter().all(|(path, _)| path.is_none()) {
+        bail!("export: nothing to write; give --onnx FILE, --pytorch FILE or --checkpoint FILE");
     }
     let checkpoint = load_checkpoint(&args.model)?;
     let mut written = Vec::new();
-    if let Some(path) = &args.checkpoint {
-        save_checkpoint_as(path, &checkpoint, args.precision.storage())?;
+    for (path, format) in targets {
+        let Some(path) = path else { continue };
+        let bytes = write_model(path, &checkpoint, format, args.precision)
+            .with_context(|| format!("{} -> {}", args.model.display(), path.display()))?;
         written.push(Written {
             path: path.clone(),
-            format: "raagr2-lab checkpoint",
-            bytes: file_size(path)?,
-        });
-    }
-    if let Some(path) = &args.onnx {
-        let bytes = onnx_bytes(&checkpoint, args.precision.onnx())
-            .with_context(|| format!("{}: exporting to ONNX", args.model.display()))?;
-        write_atomically(path, &bytes)?;
-        written.push(Written {
-            path: path.clone(),
-            format: "ONNX",
-            bytes: file_size(path)?,
+            format: format.label(),
+            bytes,
         });
     }
     let report = ExportReport {
@@ -124,10 +94,4 @@ pub fn export(args: ExportArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn file_size(path: &std::path::Path) -> Result<u64> {
-    Ok(std::fs::metadata(path)
-        .with_context(|| format!("{}: written but unreadable", path.display()))?
-        .len())
 }

@@ -7,9 +7,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::backend;
-use crate::model::{
-    ChannelPlan, Checkpoint, Head, ModelConfig, StoredConfig, Variant, load_checkpoint,
-};
+use crate::model::{ChannelPlan, Checkpoint, Head, ModelConfig, Variant, load_checkpoint};
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {

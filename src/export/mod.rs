@@ -1,5 +1,119 @@
-//! Models taken out of the project: the network as an ONNX graph for deployment runtimes.
+//! Models taken out of the project: the network as an ONNX graph for deployment runtimes, as a
+//! PyTorch state_dict for PyTorch code, or as this project's checkpoint in full or half
+//! precision; one writer for the command line and the app.
 
 pub mod onnx;
+pub mod pytorch;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Checkpoint;
+use crate::model::checkpoint::{Storage, write_atomically};
 
 pub use onnx::{OnnxPrecision, onnx_bytes};
+pub use pytorch::pytorch_bytes;
+
+/// The file format a model is exported in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ModelFormat {
+    /// This project's checkpoint: config, weights, masks and training history.
+    #[default]
+    Checkpoint,
+    /// The BatchNorm-folded network as an ONNX graph.
+    Onnx,
+    /// A PyTorch state_dict with the reference code's keys and the plan in the header.
+    PyTorch,
+}
+
+impl ModelFormat {
+    pub const ALL: [ModelFormat; 3] = [
+        ModelFormat::Checkpoint,
+        ModelFormat::Onnx,
+        ModelFormat::PyTorch,
+    ];
+
+    /// What users call the format.
+    pub fn label(self) -> &'static str {
+        match self {
+            ModelFormat::Checkpoint => "raagr2-lab checkpoint",
+            ModelFormat::Onnx => "ONNX",
+            ModelFormat::PyTorch => "PyTorch state_dict",
+        }
+    }
+
+    /// The file name a save dialog proposes for a model called `stem`.
+    pub fn file_name(self, stem: &str) -> String {
+        match self {
+            ModelFormat::Checkpoint => format!("{stem}.safetensors"),
+            ModelFormat::Onnx => format!("{stem}.onnx"),
+            ModelFormat::PyTorch => format!("{stem}.pt.safetensors"),
+        }
+    }
+}
+
+/// The number format of an exported model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// Half precision: weights stored in f16 (checkpoint, state_dict); the ONNX graph computes
+    /// in f16 between its float32 input and output.
+    Fp16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 2] = [Precision::Fp32, Precision::Fp16];
+
+    /// The spelling on the command line and in the app.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+        }
+    }
+
+    fn storage(self) -> Storage {
+        match self {
+            Precision::Fp32 => Storage::F32,
+            Precision::Fp16 => Storage::F16,
+        }
+    }
+
+    fn onnx(self) -> OnnxPrecision {
+        match self {
+            Precision::Fp32 => OnnxPrecision::F32,
+            Precision::Fp16 => OnnxPrecision::F16,
+        }
+    }
+}
+
+/// The bytes of `checkpoint` exported in `format` and `precision`.
+pub fn model_bytes(
+    checkpoint: &Checkpoint,
+    format: ModelFormat,
+    precision: Precision,
+) -> Result<Vec<u8>> {
+    Ok(match format {
+        ModelFormat::Checkpoint => checkpoint.to_bytes_as(precision.storage())?,
+        ModelFormat::Onnx => onnx_bytes(checkpoint, precision.onnx())?,
+        ModelFormat::PyTorch => pytorch_bytes(checkpoint, precision.storage())?,
+    })
+}
+
+/// Writes `checkpoint` in `format` and `precision` to `path` atomically (a temporary file, then
+/// a rename: a failed export leaves nothing behind); returns the file's size in bytes.
+pub fn write_model(
+    path: &Path,
+    checkpoint: &Checkpoint,
+    format: ModelFormat,
+    precision: Precision,
+) -> Result<u64> {
+    let bytes = model_bytes(checkpoint, format, precision)
+        .with_context(|| format!("exporting as {} ({})", format.label(), precision.name()))?;
+    write_atomically(path, &bytes)?;
+    Ok(bytes.len() as u64)
+}

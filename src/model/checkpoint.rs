@@ -138,14 +138,7 @@ impl StoredConfig for ModelConfig {
     const METADATA_KEY: &'static str = CONFIG_METADATA_KEY;
 
     fn validate(&self) -> Result<(), ModelError> {
-        self.plan.validate()?;
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(ModelError::InvalidConfig(format!(
-                "dropout must be in [0, 1), got {}",
-                self.dropout
-            )));
-        }
-        Ok(())
+        ModelConfig::validate(self)
     }
 
     fn init(&self, device: &Device) -> Raagr2Net {
@@ -176,14 +169,14 @@ pub enum Storage {
 }
 
 impl Storage {
-    fn dtype(self) -> Dtype {
+    pub(crate) fn dtype(self) -> Dtype {
         match self {
             Storage::F32 => Dtype::F32,
             Storage::F16 => Dtype::F16,
         }
     }
 
-    fn encode(self, values: &[f32]) -> Vec<u8> {
+    pub(crate) fn encode(self, values: &[f32]) -> Vec<u8> {
         match self {
             Storage::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
             Storage::F16 => values
@@ -220,8 +213,21 @@ pub fn tensors_to_bytes(
             &m.shape,
         )
     });
-    let bytes: Vec<(String, Dtype, Vec<u8>, &Vec<usize>)> = floats.chain(masks).collect();
-    let views = bytes
+    let tensors: Vec<StoredTensor> = floats.chain(masks).collect();
+    metadata.insert(FORMAT_METADATA_KEY.to_string(), FORMAT_NAME.to_string());
+    serialize_tensors(&tensors, metadata)
+}
+
+/// One tensor as written to a safetensors file: name, element type, little-endian bytes, shape.
+pub type StoredTensor<'a> = (String, Dtype, Vec<u8>, &'a Vec<usize>);
+
+/// Safetensors bytes of `tensors` with `metadata` in the header: the one place the project
+/// writes that format (checkpoints here, PyTorch state_dicts in [`crate::export`]).
+pub fn serialize_tensors(
+    tensors: &[StoredTensor<'_>],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, ModelError> {
+    let views = tensors
         .iter()
         .map(|(k, dtype, data, shape)| {
             let view = TensorView::new(*dtype, shape.to_vec(), data)
@@ -229,7 +235,6 @@ pub fn tensors_to_bytes(
             Ok((k.clone(), view))
         })
         .collect::<Result<Vec<_>, ModelError>>()?;
-    metadata.insert(FORMAT_METADATA_KEY.to_string(), FORMAT_NAME.to_string());
     safetensors::serialize(views, Some(metadata))
         .map_err(|e| ModelError::Format(format!("serialising safetensors: {e}")))
 }
@@ -408,6 +413,10 @@ fn parse_safetensors(
         .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?;
     let mut weights = WeightMap::new();
     for (name, view) in tensors.tensors() {
+        // PyTorch's BatchNorm step counters (int64) carry no weights.
+        if super::weights::is_ignored_key(&name) {
+            continue;
+        }
         let is_mask = name.starts_with(MASK_TENSOR_PREFIX);
         let values = (is_mask == (view.dtype() == Dtype::U8))
             .then(|| to_f32(view.dtype(), view.data()))

@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
-use super::checkpoint::StoredConfig;
 
 /// Encoder widths of the published RAAGR2-Net (ReASPP3 output channels per level).
 pub const FULL_ENCODER_WIDTHS: [usize; 5] = [32, 64, 128, 256, 512];
@@ -287,6 +286,18 @@ impl ModelConfig {
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a model config always serialises")
+    }
+
+    /// Refuses a plan with an empty group and a dropout outside [0, 1).
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.plan.validate()?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ModelError::InvalidConfig(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
+        }
+        Ok(())
     }
 
     pub fn from_json(json: &str) -> Result<ModelConfig, ModelError> {

@@ -4,7 +4,7 @@
 use super::PruneError;
 use super::channels::slice_axis;
 use super::graph::{ChannelGraph, LayerKind};
-use crate::model::{HostTensor, ModelConfig, StoredConfig, WeightMap};
+use crate::model::{HostTensor, ModelConfig, WeightMap};
 
 /// Removes every channel not in `kept[g]` (sorted, unique indices per group, in
 /// [`ChannelGraph::groups`] order) from every tensor the graph ties to it.

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use eframe::egui;
 
 use super::budget_panel::BudgetState;
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use super::fine_tune_panel::{FineTuneForm, FineTuneState};
 use super::pruning_panel::{Sections, pruning_panel_ui};
 use super::state::{GpuState, PruningState};
 use super::view_panel::{slice_dice, view_panel_ui};
 use super::{
-    AttentionState, FilterState, LessonState, PlansState, PlotsTab, Settings, SlicesTab, Tab,
-    Workspace, classify_workspace, layers, slices,
+    AttentionState, ExportChoice, FilterState, LessonState, PlansState, PlotsTab, Settings,
+    SlicesTab, Tab, Workspace, classify_workspace, layers, slices,
 };
 use crate::prune::sweep::SweepPoint;
 use crate::prune::{PruneMethod, PrunePlan, StructuredMethod};
@@ -305,7 +305,7 @@ impl eframe::App for LabApp {
 /// The frame's layout: bars, side panels and the central tabs.
 impl LabApp {
     /// The lesson (when open), View and Pruning panels.
-    fn side_panels_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+    fn side_panels_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<PanelCommand>) {
         if self.lesson.open {
             egui::Panel::left("lesson")
                 .default_size(320.0)
@@ -351,7 +351,7 @@ impl LabApp {
     }
 
     /// The page of the chosen tab.
-    fn tab_ui(&mut self, ui: &mut egui::Ui) -> Vec<Command> {
+    fn tab_ui(&mut self, ui: &mut egui::Ui) -> Vec<PanelCommand> {
         let tab = self.tab;
         let (view, panels) = self.parts();
         match tab {
@@ -367,7 +367,7 @@ impl LabApp {
         }
     }
 
-    fn top_bar_ui(&mut self, ui: &mut egui::Ui) -> Option<Command> {
+    fn top_bar_ui(&mut self, ui: &mut egui::Ui) -> Option<PanelCommand> {
         let mut command = None;
         ui.horizontal(|ui| {
             ui.heading("RAAGR2-Net pruning lab");
@@ -529,82 +529,87 @@ impl LabApp {
 
 /// The panels' commands carried out.
 impl LabApp {
-    fn apply_all(&mut self, commands: impl IntoIterator<Item = Command>) {
+    fn apply_all(&mut self, commands: impl IntoIterator<Item = PanelCommand>) {
         for command in commands {
             self.apply(command);
         }
     }
 
-    fn apply(&mut self, command: Command) {
+    fn apply(&mut self, command: PanelCommand) {
         match command {
-            Command::SetAxis(axis) => {
+            PanelCommand::SetAxis(axis) => {
                 self.settings.axis = axis;
                 if let Some(case) = &self.case {
                     self.slice_idx = axis.slices(case.dims) / 2;
                 }
             }
-            Command::SetModality(modality) => self.settings.modality = modality,
-            Command::SetSlice(slice) => self.set_slice(slice),
-            Command::MoveSlice(step) => self.move_slice(step),
-            Command::SetWindow(window) => self.settings.window = window,
-            Command::SetOverlay(overlay) => self.settings.overlay = overlay,
-            Command::SetPruning { method, pruning } => {
+            PanelCommand::SetModality(modality) => self.settings.modality = modality,
+            PanelCommand::SetSlice(slice) => self.set_slice(slice),
+            PanelCommand::MoveSlice(step) => self.move_slice(step),
+            PanelCommand::SetWindow(window) => self.settings.window = window,
+            PanelCommand::SetOverlay(overlay) => self.settings.overlay = overlay,
+            PanelCommand::SetPruning { method, pruning } => {
                 self.settings.method = method;
                 self.pruning = pruning;
                 self.pruning_changed();
             }
-            Command::ProbeGpu => {
+            PanelCommand::ProbeGpu => {
                 self.fine_tune.gpu = GpuState::Probing;
                 let _ = self.worker.requests.send(Request::ProbeGpu);
             }
-            Command::StartFineTune => self.start_fine_tune(),
-            Command::StartSweep => self.start_sweep(),
-            Command::CancelJob => self.cancel_job(),
-            Command::ShowTuned(show) => {
+            PanelCommand::StartFineTune => self.start_fine_tune(),
+            PanelCommand::StartSweep => self.start_sweep(),
+            PanelCommand::CancelJob => self.cancel_job(),
+            PanelCommand::ShowTuned(show) => {
                 self.fine_tune.show_tuned = show;
                 self.preview_wanted = true;
             }
-            Command::SaveModel => self.export_model_dialog(),
-            Command::SavePrediction => self.export_prediction_dialog(),
-            Command::SaveSweep => self.export_sweep_dialog(),
-            Command::StartBudgetSearch(method) => self.start_budget_search(method),
-            Command::StartSensitivity => self.start_sensitivity(),
-            Command::StartCka => self.start_cka(),
-            Command::WantMaps => self.maps_wanted = true,
-            Command::StartChannelScores { group } => self.start_channel_scores(group),
-            Command::TogglePick {
+            PanelCommand::ExportModel(choice) => self.export_model_dialog(choice),
+            PanelCommand::SavePrediction => self.export_prediction_dialog(),
+            PanelCommand::SaveSweep => self.export_sweep_dialog(),
+            PanelCommand::StartBudgetSearch(method) => self.start_budget_search(method),
+            PanelCommand::StartSensitivity => self.start_sensitivity(),
+            PanelCommand::StartCka => self.start_cka(),
+            PanelCommand::WantMaps => self.maps_wanted = true,
+            PanelCommand::StartChannelScores { group } => self.start_channel_scores(group),
+            PanelCommand::TogglePick {
                 group,
                 channels,
                 channel,
             } => self.toggle_pick(&group, channels, channel),
-            Command::ClearPicks { group } => {
+            PanelCommand::ClearPicks { group } => {
                 self.pruning.removed.remove(&group);
                 self.pruning_changed();
             }
-            Command::OpenStudyDialog => self.open_study_dialog(),
+            PanelCommand::OpenStudyDialog => self.open_study_dialog(),
             command => self.apply_plan_or_lesson(command),
         }
     }
 
     /// The plan tree's and the lesson's commands.
-    fn apply_plan_or_lesson(&mut self, command: Command) {
+    fn apply_plan_or_lesson(&mut self, command: PanelCommand) {
         match command {
-            Command::KeepPlan => {
+            PanelCommand::KeepPlan => {
                 self.keep_current_plan();
             }
-            Command::SelectNode(id) => self.select_node(id),
-            Command::DeleteNode(id) => self.delete_node(id),
-            Command::StartNodeStats => self.start_node_stats(),
-            Command::CompareNodes => self.compare_nodes(),
-            Command::ExportPlan { plan, file_name } => {
+            PanelCommand::SelectNode(id) => self.select_node(id),
+            PanelCommand::DeleteNode(id) => self.delete_node(id),
+            PanelCommand::StartNodeStats => self.start_node_stats(),
+            PanelCommand::CompareNodes => self.compare_nodes(),
+            PanelCommand::ExportNodeModel { id, choice } => {
+                self.export_node_model_dialog(id, choice)
+            }
+            PanelCommand::ExportPlan { plan, file_name } => {
                 self.save_dialog("Save the plan", &file_name, move |path| {
                     Request::ExportPlan { plan, path }
                 });
             }
-            Command::SetPresenter(on) => self.lesson.set_presenter(on, &mut self.settings.overlay),
-            Command::LessonOffered => self.settings.lesson_offered = true,
-            Command::Notice(text) => self.notices.push(text),
-            Command::Failed { status, error } => {
+            PanelCommand::SetPresenter(on) => {
+                self.lesson.set_presenter(on, &mut self.settings.overlay)
+            }
+            PanelCommand::LessonOffered => self.settings.lesson_offered = true,
+            PanelCommand::Notice(text) => self.notices.push(text),
+            PanelCommand::Failed { status, error } => {
                 self.status = status;
                 self.errors.push(error);
             }
@@ -747,7 +752,7 @@ impl LabApp {
     }
 
     /// Starts fine-tuning the model the panel describes.
-    fn start_fine_tune(&mut self) {
+    pub fn start_fine_tune(&mut self) {
         let Some(preview) = self.current_request() else {
             return;
         };
@@ -771,7 +776,8 @@ impl LabApp {
         self.start_job(Request::StartFineTune(request), "fine-tune", epochs);
     }
 
-    fn cancel_job(&self) {
+    /// Asks the worker to stop the running job after its current step.
+    pub fn cancel_job(&self) {
         let _ = self.worker.requests.send(Request::CancelJob);
     }
 
@@ -929,18 +935,78 @@ impl LabApp {
         });
     }
 
-    fn export_model_dialog(&self) {
-        let Some(preview) = self.current_request() else {
+    fn export_model_dialog(&self, choice: ExportChoice) {
+        if let Some(request) = self.previewed_model_export(choice) {
+            self.export_dialog(request, "pruned", choice);
+        }
+    }
+
+    /// Exports the previewed model to `path` (what the dialog does once a file is chosen); a
+    /// `Saved` notice or an error naming the file follows.
+    pub fn export_model_to(&self, path: std::path::PathBuf, choice: ExportChoice) {
+        if let Some(request) = self.previewed_model_export(choice) {
+            let _ = self.worker.requests.send(request(path));
+        }
+    }
+
+    /// The export request of the previewed model (the fine-tuned one when shown), given a path.
+    fn previewed_model_export(
+        &self,
+        choice: ExportChoice,
+    ) -> Option<impl FnOnce(std::path::PathBuf) -> Request + Send + 'static> {
+        let preview = self.current_request()?;
+        let fine_tuned = self.fine_tune.show_tuned;
+        Some(move |path| Request::ExportModel {
+            preview,
+            fine_tuned,
+            path,
+            format: choice.format,
+            precision: choice.precision,
+        })
+    }
+
+    /// Plan tree node `id`'s model: its saved weights, or its plan applied to the open model
+    /// (which must be the node's: selecting a node opens it).
+    fn export_node_model_dialog(&mut self, id: u64, choice: ExportChoice) {
+        let Some(node) = self.plans.tree.node(id).cloned() else {
             return;
         };
-        let fine_tuned = self.fine_tune.show_tuned;
-        self.save_dialog("Save the pruned model", "pruned.safetensors", move |path| {
-            Request::ExportModel {
+        let open = self.model.as_ref().map(|m| &m.source);
+        let (Some(mut preview), true) = (self.current_request(), open == Some(&node.model)) else {
+            self.notices.push(format!(
+                "\"{}\" belongs to a model that is not open yet: select it and export again",
+                node.name
+            ));
+            return;
+        };
+        preview.plan = node.plan;
+        let stem = super::plans::file_stem(&node.name);
+        self.export_dialog(
+            move |path| Request::ExportModel {
                 preview,
-                fine_tuned,
+                fine_tuned: false,
                 path,
-            }
-        });
+                format: choice.format,
+                precision: choice.precision,
+            },
+            &stem,
+            choice,
+        );
+    }
+
+    /// A save dialog proposing `stem` with the format's extension, then `request` to the worker.
+    fn export_dialog(
+        &self,
+        request: impl FnOnce(std::path::PathBuf) -> Request + Send + 'static,
+        stem: &str,
+        choice: ExportChoice,
+    ) {
+        let title = format!(
+            "Export the model ({}, {})",
+            choice.format.label(),
+            choice.precision.name()
+        );
+        self.save_dialog(&title, &choice.format.file_name(stem), request);
     }
 }
 

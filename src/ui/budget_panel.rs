@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use eframe::egui;
 use egui_plot::{Corner, Legend, Line, Plot, PlotPoints, Points};
 
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use super::palette::colour;
 use crate::metrics::RegionScores;
 use crate::prune::auto::AutoSettings;
@@ -66,7 +66,7 @@ pub(super) struct FoundNode {
 }
 
 impl BudgetState {
-    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<PanelCommand> {
         let mut commands = Vec::new();
         egui::CollapsingHeader::new("Budget search (automatic ratios)")
             .id_salt("budget-search")
@@ -126,7 +126,7 @@ impl BudgetState {
         });
     }
 
-    fn actions_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Option<Command> {
+    fn actions_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Option<PanelCommand> {
         let mut command = None;
         let running = view.job.is_some();
         let searching = running && self.started_from.is_some();
@@ -144,13 +144,13 @@ impl BudgetState {
             if start.clicked()
                 && let Some(method) = method
             {
-                command = Some(Command::StartBudgetSearch(method));
+                command = Some(PanelCommand::StartBudgetSearch(method));
             }
             if ui
                 .add_enabled(searching, egui::Button::new("Stop search"))
                 .clicked()
             {
-                command = Some(Command::CancelJob);
+                command = Some(PanelCommand::CancelJob);
             }
         });
         if method.is_none() {

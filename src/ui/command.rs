@@ -1,5 +1,5 @@
 //! What panels share with the app shell: the read-only [`AppView`] they draw from and the
-//! [`Command`]s they emit (the shell alone sends worker requests and changes shared state).
+//! [`PanelCommand`]s they emit (the shell alone sends worker requests and changes shared state).
 
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ pub struct AppView<'a> {
 
 /// What a panel asks of the shell; carried out after the panels are drawn, in order.
 #[derive(Debug, Clone)]
-pub enum Command {
+pub enum PanelCommand {
     /// Another plane (the slice goes to its middle).
     SetAxis(SliceAxis),
     SetModality(usize),
@@ -64,7 +64,13 @@ pub enum Command {
     StartSweep,
     CancelJob,
     ShowTuned(bool),
-    SaveModel,
+    /// Export the previewed model (a save dialog, then the worker writes it).
+    ExportModel(super::ExportChoice),
+    /// Export plan tree node `id`'s model.
+    ExportNodeModel {
+        id: u64,
+        choice: super::ExportChoice,
+    },
     SavePrediction,
     SaveSweep,
     StartBudgetSearch(StructuredMethod),

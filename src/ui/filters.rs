@@ -5,7 +5,7 @@
 
 use eframe::egui;
 
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use super::viewer::map_texture;
 use crate::analysis::maps::activation_range;
 use crate::render::MapPalette;
@@ -97,7 +97,7 @@ fn sort_scores(
 }
 
 impl FilterState {
-    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<PanelCommand> {
         let mut commands = Vec::new();
         let (Some(model), Some(case)) = (view.model, view.case) else {
             ui.spinner();
@@ -149,7 +149,7 @@ impl FilterState {
         view: &AppView<'_>,
         model: &ModelView,
         group: &GroupView,
-        commands: &mut Vec<Command>,
+        commands: &mut Vec<PanelCommand>,
     ) {
         ui.horizontal(|ui| {
             let before = self.group;
@@ -161,7 +161,7 @@ impl FilterState {
                     }
                 });
             if self.group != before {
-                commands.push(Command::WantMaps);
+                commands.push(PanelCommand::WantMaps);
             }
             egui::ComboBox::from_label("Sort by")
                 .selected_text(self.sort.name())
@@ -175,7 +175,7 @@ impl FilterState {
                 .on_hover_text("SNIP on training slices; sensitivity: how much this slice's segmentation changes without each channel; instability: sd/mean of each channel's L2 over 8 fine-tuning steps (background job)")
                 .clicked()
             {
-                commands.push(Command::StartChannelScores {
+                commands.push(PanelCommand::StartChannelScores {
                     group: group.name.clone(),
                 });
             }
@@ -184,7 +184,7 @@ impl FilterState {
                 .add_enabled(picked > 0, egui::Button::new("Clear picks"))
                 .clicked()
             {
-                commands.push(Command::ClearPicks {
+                commands.push(PanelCommand::ClearPicks {
                     group: group.name.clone(),
                 });
             }
@@ -197,7 +197,7 @@ impl FilterState {
         ui: &mut egui::Ui,
         view: &AppView<'_>,
         group: &GroupView,
-    ) -> Option<Command> {
+    ) -> Option<PanelCommand> {
         let (_, textures) = self.textures.as_ref()?;
         let scores = self.scores.as_ref();
         let by = sort_scores(self.sort, group, scores);
@@ -245,7 +245,7 @@ impl FilterState {
                     }
                 });
             });
-        toggled.map(|channel| Command::TogglePick {
+        toggled.map(|channel| PanelCommand::TogglePick {
             group: group.name.clone(),
             channels: group.channels,
             channel,

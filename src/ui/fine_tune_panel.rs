@@ -4,7 +4,7 @@
 
 use eframe::egui;
 
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use super::state::{GpuState, TrainPoint};
 
 /// The fine-tuning settings as the panel edits them (what a fine-tune request is made from).
@@ -14,6 +14,8 @@ pub struct FineTuneForm {
     pub learning_rate: f64,
     pub batches_per_epoch: usize,
     pub device: crate::backend::DeviceChoice,
+    /// Format and precision of "Export model…".
+    pub export: super::ExportChoice,
 }
 
 impl Default for FineTuneForm {
@@ -23,6 +25,7 @@ impl Default for FineTuneForm {
             learning_rate: 1e-3,
             batches_per_epoch: 10,
             device: crate::backend::DeviceChoice::Auto,
+            export: super::ExportChoice::default(),
         }
     }
 }
@@ -56,7 +59,7 @@ pub(super) fn fine_tune_ui(
     settings: &mut FineTuneForm,
     view: &AppView<'_>,
     ui: &mut egui::Ui,
-) -> Vec<Command> {
+) -> Vec<PanelCommand> {
     let mut commands = Vec::new();
     egui::CollapsingHeader::new("Fine-tune and export")
         .default_open(true)
@@ -81,9 +84,9 @@ pub(super) fn fine_tune_ui(
                 egui::Checkbox::new(&mut show_tuned, "Show the fine-tuned model"),
             );
             if show_tuned != view.show_tuned {
-                commands.push(Command::ShowTuned(show_tuned));
+                commands.push(PanelCommand::ShowTuned(show_tuned));
             }
-            save_ui(view, ui, &mut commands);
+            save_ui(&mut settings.export, view, ui, &mut commands);
             for notice in view.notices.iter().rev().take(3) {
                 ui.label(notice);
             }
@@ -97,7 +100,7 @@ fn device_ui(
     settings: &mut FineTuneForm,
     gpu: &GpuState,
     ui: &mut egui::Ui,
-    commands: &mut Vec<Command>,
+    commands: &mut Vec<PanelCommand>,
 ) {
     use crate::backend::DeviceChoice as D;
     ui.horizontal(|ui| {
@@ -121,7 +124,7 @@ fn device_ui(
     match gpu {
         GpuState::Unknown | GpuState::Probing => {
             if *gpu == GpuState::Unknown {
-                commands.push(Command::ProbeGpu);
+                commands.push(PanelCommand::ProbeGpu);
             }
             ui.horizontal(|ui| {
                 ui.spinner();
@@ -147,7 +150,7 @@ fn device_ui(
 }
 
 /// Fine-tune, sweep and cancel, and the running job's progress.
-fn jobs_ui(view: &AppView<'_>, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+fn jobs_ui(view: &AppView<'_>, ui: &mut egui::Ui, commands: &mut Vec<PanelCommand>) {
     let running = view.job.is_some();
     ui.horizontal(|ui| {
         if ui
@@ -157,17 +160,17 @@ fn jobs_ui(view: &AppView<'_>, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
             )
             .clicked()
         {
-            commands.push(Command::StartFineTune);
+            commands.push(PanelCommand::StartFineTune);
         }
         if ui
             .add_enabled(!running, egui::Button::new("Run sweep"))
             .on_hover_text("Dice of this case vs sparsity for every method (Plots tab)")
             .clicked()
         {
-            commands.push(Command::StartSweep);
+            commands.push(PanelCommand::StartSweep);
         }
         if ui.add_enabled(running, egui::Button::new("Cancel")).clicked() {
-            commands.push(Command::CancelJob);
+            commands.push(PanelCommand::CancelJob);
         }
     });
     if let Some((done, total, label)) = view.job.filter(|_| !view.searching) {
@@ -175,15 +178,23 @@ fn jobs_ui(view: &AppView<'_>, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
     }
 }
 
-fn save_ui(view: &AppView<'_>, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+fn save_ui(
+    export: &mut super::ExportChoice,
+    view: &AppView<'_>,
+    ui: &mut egui::Ui,
+    commands: &mut Vec<PanelCommand>,
+) {
     ui.horizontal(|ui| {
         if ui
-            .button("Save model…")
-            .on_hover_text("The previewed model as a checkpoint (safetensors + config)")
+            .button("Export model…")
+            .on_hover_text("The previewed model, written in the format and precision beside")
             .clicked()
         {
-            commands.push(Command::SaveModel);
+            commands.push(PanelCommand::ExportModel(*export));
         }
+        export.ui(ui, "previewed model");
+    });
+    ui.horizontal(|ui| {
         if ui
             .button("Save segmentation…")
             .on_hover_text(
@@ -191,7 +202,7 @@ fn save_ui(view: &AppView<'_>, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
             )
             .clicked()
         {
-            commands.push(Command::SavePrediction);
+            commands.push(PanelCommand::SavePrediction);
         }
         if ui
             .add_enabled(!view.sweep_points.is_empty(), egui::Button::new("Save sweep…"))
@@ -200,7 +211,7 @@ fn save_ui(view: &AppView<'_>, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
             )
             .clicked()
         {
-            commands.push(Command::SaveSweep);
+            commands.push(PanelCommand::SaveSweep);
         }
     });
 }

@@ -5,7 +5,7 @@
 
 use eframe::egui;
 
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use super::heatmap::Heatmap;
 use crate::analysis::sensitivity::{SensitivityCell, region_matrix};
 use crate::worker::CkaView;
@@ -57,7 +57,7 @@ impl Default for LayersState {
 }
 
 impl LayersState {
-    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<PanelCommand> {
         let mut commands = Vec::new();
         ui.columns(2, |columns| {
             egui::ScrollArea::vertical()
@@ -72,7 +72,7 @@ impl LayersState {
         commands
     }
 
-    fn sensitivity_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Option<Command> {
+    fn sensitivity_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Option<PanelCommand> {
         let mut command = None;
         ui.strong("Sensitivity: one group pruned at a time")
             .on_hover_text("Each channel group alone is pruned by 25%, 50% and 75% (the others intact) with the panel's channel method, and the whole open case is segmented. Dark cells are groups the model cannot spare.");
@@ -82,7 +82,7 @@ impl LayersState {
                 .add_enabled(!busy, egui::Button::new("Run sensitivity"))
                 .clicked()
             {
-                command = Some(Command::StartSensitivity);
+                command = Some(PanelCommand::StartSensitivity);
             }
             for (i, name) in ["WT", "TC", "ET"].iter().enumerate() {
                 ui.selectable_value(&mut self.region, i, *name);
@@ -122,7 +122,7 @@ impl LayersState {
         command
     }
 
-    fn cka_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Option<Command> {
+    fn cka_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Option<PanelCommand> {
         let mut command = None;
         ui.strong("CKA between level outputs")
             .on_hover_text("Linear centred kernel alignment (unbiased minibatch HSIC) between the outputs of every encoder and decoder level of two models, on 32 tumour slices of the open case. 1: the same representation up to rotation and scale.");
@@ -149,7 +149,7 @@ impl LayersState {
             .add_enabled(!busy, egui::Button::new("Compute CKA"))
             .clicked()
         {
-            command = Some(Command::StartCka);
+            command = Some(PanelCommand::StartCka);
         }
         let Some(cka) = &self.cka else {
             ui.label("No CKA yet.");

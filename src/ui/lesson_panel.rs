@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use eframe::egui;
 
 use super::Tab;
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use crate::lesson::{Check, LESSON_ENV, Lesson};
 use crate::prune::{PruneMethod, StructuredMethod, UnstructuredMethod};
 use crate::render::OverlayStyle;
@@ -127,15 +127,15 @@ impl LessonState {
     }
 
     /// Once a frame: lessons read from files, and what the current step has seen.
-    pub(super) fn update(&mut self, view: &AppView<'_>) -> Vec<Command> {
+    pub(super) fn update(&mut self, view: &AppView<'_>) -> Vec<PanelCommand> {
         let mut commands = Vec::new();
         while let Ok(load) = self.loads.1.try_recv() {
             match load {
                 Ok((lesson, source)) => {
-                    commands.push(Command::Notice(format!("lesson: {source}")));
+                    commands.push(PanelCommand::Notice(format!("lesson: {source}")));
                     self.replace(lesson, source);
                 }
-                Err(error) => commands.push(Command::Failed {
+                Err(error) => commands.push(PanelCommand::Failed {
                     status: "lesson not loaded (see above)".into(),
                     error,
                 }),
@@ -186,7 +186,7 @@ impl LessonState {
     }
 
     /// The top bar's lesson controls: the Lesson toggle and, on a first start, the offer.
-    pub(super) fn top_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Option<Command> {
+    pub(super) fn top_ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Option<PanelCommand> {
         let mut command = None;
         if ui
             .selectable_label(self.open, "Lesson")
@@ -197,24 +197,24 @@ impl LessonState {
                 self.open = false;
             } else {
                 self.open = true;
-                command = Some(Command::LessonOffered);
+                command = Some(PanelCommand::LessonOffered);
             }
         }
         if !view.settings.lesson_offered && !self.open {
             ui.label("New here?");
             if ui.button("Start the lesson").clicked() {
                 self.start();
-                command = Some(Command::LessonOffered);
+                command = Some(PanelCommand::LessonOffered);
             }
             if ui.small_button("Not now").clicked() {
-                command = Some(Command::LessonOffered);
+                command = Some(PanelCommand::LessonOffered);
             }
         }
         command
     }
 
     /// The lesson side panel.
-    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<PanelCommand> {
         let mut commands = Vec::new();
         let total = self.lesson.steps.len();
         let index = self.current;
@@ -281,7 +281,7 @@ impl LessonState {
         index: usize,
         total: usize,
         done: bool,
-    ) -> Option<Command> {
+    ) -> Option<PanelCommand> {
         let mut command = None;
         ui.horizontal(|ui| {
             if ui
@@ -295,7 +295,7 @@ impl LessonState {
             if ui.add_enabled(done, egui::Button::new(next)).clicked() {
                 if last {
                     self.open = false;
-                    command = Some(Command::Notice("lesson finished".into()));
+                    command = Some(PanelCommand::Notice("lesson finished".into()));
                 } else {
                     self.go_to(index + 1);
                 }
@@ -315,11 +315,11 @@ impl LessonState {
         command
     }
 
-    fn presenter_ui(&mut self, ui: &mut egui::Ui) -> Option<Command> {
+    fn presenter_ui(&mut self, ui: &mut egui::Ui) -> Option<PanelCommand> {
         let mut presenter = self.presenter;
         ui.checkbox(&mut presenter, "Presenter mode")
             .on_hover_text("Larger text and a high-contrast overlay, for a projector");
-        (presenter != self.presenter).then_some(Command::SetPresenter(presenter))
+        (presenter != self.presenter).then_some(PanelCommand::SetPresenter(presenter))
     }
 
     /// The lesson's text 30 % larger and a high-contrast overlay (magenta, cyan, yellow at

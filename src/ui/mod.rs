@@ -2,13 +2,14 @@
 //! and a pruning panel whose sliders drive live previews computed by the background worker.
 //! Knows nothing of burn: it sends requests and draws the plain data that comes back.
 //! The shell (`app.rs`, `messages.rs`) owns the shared state and the worker; each panel owns
-//! its own state, reads an [`command::AppView`] and emits [`command::Command`]s.
+//! its own state, reads an [`command::AppView`] and emits [`command::PanelCommand`]s.
 
 mod app;
 mod attention;
 mod budget_panel;
 pub mod classify_workspace;
 mod command;
+mod export_choice;
 mod filters;
 mod fine_tune_panel;
 mod heatmap;
@@ -27,6 +28,7 @@ pub mod viewer;
 pub use app::LabApp;
 pub use attention::AttentionState;
 pub use budget_panel::BudgetState;
+pub use export_choice::ExportChoice;
 pub use filters::{ChannelSort, FilterState};
 pub use fine_tune_panel::{FineTuneForm, FineTuneState};
 pub use lesson_panel::LessonState;

@@ -7,7 +7,7 @@ use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, VLine};
 
 use super::budget_panel::BudgetState;
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use super::palette::colour;
 use super::state::TrainPoint;
 use super::study_panel::{StudyCommand, StudyPanel};
@@ -64,7 +64,7 @@ impl PlotsTab {
         ui: &mut egui::Ui,
         view: &AppView<'_>,
         budget: &mut BudgetState,
-    ) -> Vec<Command> {
+    ) -> Vec<PanelCommand> {
         let mut commands = Vec::new();
         let height = ((ui.available_height() - 120.0) / 2.0).max(150.0);
         ui.columns(2, |columns| {
@@ -85,7 +85,7 @@ impl PlotsTab {
         ui: &mut egui::Ui,
         budget: &mut BudgetState,
         height: f32,
-    ) -> Option<Command> {
+    ) -> Option<PanelCommand> {
         let automatic = if budget.uniform.is_empty() {
             LowerRight::Study
         } else {
@@ -104,10 +104,10 @@ impl PlotsTab {
                 budget.chart_ui(ui, height);
                 None
             }
-            LowerRight::Study => match self.study.ui(ui, height) {
-                Some(StudyCommand::OpenFile) => Some(Command::OpenStudyDialog),
-                None => None,
-            },
+            LowerRight::Study => self
+                .study
+                .ui(ui, height)
+                .map(|StudyCommand::OpenFile| PanelCommand::OpenStudyDialog),
         }
     }
 
@@ -164,7 +164,7 @@ impl PlotsTab {
         ui: &mut egui::Ui,
         view: &AppView<'_>,
         height: f32,
-    ) -> Option<Command> {
+    ) -> Option<PanelCommand> {
         let mut command = None;
         // Until a sweep of its own has run, the embedded model shows the sweep it ships with.
         let embedded = view.model.is_some_and(|m| m.source.is_none());
@@ -200,7 +200,7 @@ impl PlotsTab {
                     .on_hover_text("Prunes by every method at 0-75 % and segments the open case")
                     .clicked()
                 {
-                    command = Some(Command::StartSweep);
+                    command = Some(PanelCommand::StartSweep);
                 }
             });
             return command;

@@ -5,7 +5,7 @@
 use eframe::egui;
 
 use super::budget_panel::BudgetState;
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use super::fine_tune_panel::{FineTuneForm, fine_tune_ui};
 use super::state::PruningState;
 use crate::plan_tree::PlanNode;
@@ -25,7 +25,7 @@ pub(super) fn pruning_panel_ui(
     ui: &mut egui::Ui,
     view: &AppView<'_>,
     sections: Sections<'_>,
-) -> Vec<Command> {
+) -> Vec<PanelCommand> {
     let mut commands = Vec::new();
     let mut method = view.settings.method;
     let mut pruning = view.pruning.clone();
@@ -55,7 +55,7 @@ pub(super) fn pruning_panel_ui(
         group_sliders_ui(ui, view, model, &mut pruning);
     }
     if method != view.settings.method || pruning != *view.pruning {
-        commands.push(Command::SetPruning { method, pruning });
+        commands.push(PanelCommand::SetPruning { method, pruning });
     }
     commands
 }

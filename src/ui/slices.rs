@@ -3,7 +3,7 @@
 
 use eframe::egui;
 
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use super::viewer;
 use crate::render::{SliceAxis, Window, plane_codes, render_disagreement, render_slice};
 use crate::worker::CaseView;
@@ -20,7 +20,7 @@ impl SlicesTab {
         self.textures.uploads
     }
 
-    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<PanelCommand> {
         let mut commands = Vec::new();
         let Some(case) = view.case else {
             ui.centered_and_justified(|ui| ui.spinner());
@@ -91,7 +91,7 @@ impl SlicesTab {
             );
         }
         if scroll != 0.0 {
-            commands.push(Command::MoveSlice(scroll as i64));
+            commands.push(PanelCommand::MoveSlice(scroll as i64));
         }
         commands
     }
@@ -111,7 +111,7 @@ fn image_ui(
     ui: &mut egui::Ui,
     view: &AppView<'_>,
     image: &Image<'_>,
-    commands: &mut Vec<Command>,
+    commands: &mut Vec<PanelCommand>,
 ) -> f32 {
     let mut wheel = 0.0;
     ui.vertical(|ui| {
@@ -129,10 +129,10 @@ fn image_ui(
             let mut w = view.settings.window;
             w.width = (w.width + delta.x * 0.02).clamp(0.1, 20.0);
             w.level += -delta.y * 0.02;
-            commands.push(Command::SetWindow(w));
+            commands.push(PanelCommand::SetWindow(w));
         }
         if response.double_clicked() {
-            commands.push(Command::SetWindow(Window::default()));
+            commands.push(PanelCommand::SetWindow(Window::default()));
         }
         if let Some(pos) = response.hover_pos() {
             let delta = ui.input(|i| i.smooth_scroll_delta.y);

@@ -4,12 +4,12 @@
 use eframe::egui;
 
 use super::MODALITIES;
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use crate::render::{REGION_NAMES, SliceAxis, Window, plane_codes};
 use crate::worker::{CaseView, PreviewResult, region_dice};
 
 /// The View panel; returns the changes asked for.
-pub(super) fn view_panel_ui(ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+pub(super) fn view_panel_ui(ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<PanelCommand> {
     let mut commands = Vec::new();
     let settings = view.settings;
     ui.heading("View");
@@ -19,7 +19,7 @@ pub(super) fn view_panel_ui(ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Comman
                 .selectable_label(settings.axis == axis, axis.name())
                 .clicked()
             {
-                commands.push(Command::SetAxis(axis));
+                commands.push(PanelCommand::SetAxis(axis));
             }
         }
     });
@@ -32,14 +32,14 @@ pub(super) fn view_panel_ui(ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Comman
             }
         });
     if modality != settings.modality {
-        commands.push(Command::SetModality(modality));
+        commands.push(PanelCommand::SetModality(modality));
     }
     if let Some(case) = view.case {
         let slices = settings.axis.slices(case.dims);
         let mut slice = view.slice_idx;
         ui.add(egui::Slider::new(&mut slice, 0..=slices.saturating_sub(1)).text("Slice"));
         if slice != view.slice_idx {
-            commands.push(Command::SetSlice(slice));
+            commands.push(PanelCommand::SetSlice(slice));
         }
     }
     ui.horizontal(|ui| {
@@ -49,7 +49,7 @@ pub(super) fn view_panel_ui(ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Comman
         ))
         .on_hover_text("Drag on an image: left/right = width, up/down = level");
         if ui.small_button("Reset").clicked() {
-            commands.push(Command::SetWindow(Window::default()));
+            commands.push(PanelCommand::SetWindow(Window::default()));
         }
     });
     ui.separator();
@@ -60,7 +60,7 @@ pub(super) fn view_panel_ui(ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Comman
 }
 
 /// The overlay's regions, colours, opacity and outline.
-fn overlay_ui(ui: &mut egui::Ui, view: &AppView<'_>, commands: &mut Vec<Command>) {
+fn overlay_ui(ui: &mut egui::Ui, view: &AppView<'_>, commands: &mut Vec<PanelCommand>) {
     ui.heading("Overlay");
     let mut overlay = view.settings.overlay.clone();
     for (r, name) in REGION_NAMES.iter().enumerate() {
@@ -72,7 +72,7 @@ fn overlay_ui(ui: &mut egui::Ui, view: &AppView<'_>, commands: &mut Vec<Command>
     ui.add(egui::Slider::new(&mut overlay.opacity, 0.0..=1.0).text("Opacity"));
     ui.checkbox(&mut overlay.outline, "Outline only");
     if overlay != view.settings.overlay {
-        commands.push(Command::SetOverlay(overlay));
+        commands.push(PanelCommand::SetOverlay(overlay));
     }
 }
 

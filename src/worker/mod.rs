@@ -25,12 +25,13 @@ use crate::data::dataset::PreparedCase;
 use crate::data::nifti_io::{write_label_map, write_volume};
 use crate::data::synth::synthetic_header;
 use crate::defaults;
+use crate::export::write_model;
 use crate::inference::{
     InferenceOptions, labels_from_regions, predict_regions, predict_regions_until,
 };
 pub use crate::metrics::region_dice;
+use crate::model::Checkpoint;
 use crate::model::summary::summarize;
-use crate::model::{Checkpoint, save_checkpoint};
 use crate::prune::sweep::{SweepPoint, to_csv, write_sweep_plot};
 use crate::prune::{
     ChannelGraph, PruneMethod, PrunePlan, StructuredMethod, UnstructuredMethod, channel_importance,
@@ -260,13 +261,16 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 preview,
                 fine_tuned,
                 path,
+                format,
+                precision,
             } => {
                 let request = PreviewRequest {
                     fine_tuned,
                     ..preview
                 };
                 let model = self.model_for(&request)?;
-                save_checkpoint(&path, &model).map_err(|e| e.to_string())?;
+                write_model(&path, &model, format, precision)
+                    .map_err(|e| format!("{}: {e:#}", path.display()))?;
                 (self.reply)(Response::Saved(path));
                 Ok(())
             }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::analysis::maps::GateMaps;
 use crate::analysis::sensitivity::SensitivityCell;
+use crate::export::{ModelFormat, Precision};
 use crate::metrics::RegionScores;
 use crate::plan_tree::NodeStats;
 use crate::prune::sweep::SweepPoint;
@@ -64,11 +65,14 @@ pub enum Request {
     CancelJob,
     /// Look for a wgpu adapter (answered by `GpuProbe`; not a job: it runs beside one).
     ProbeGpu,
-    /// Save the model of `preview` (fine-tuned when `fine_tuned`) as a checkpoint.
+    /// Save the model of `preview` (fine-tuned when `fine_tuned`) in `format` and `precision`
+    /// (answered by `Saved` or an error naming the file).
     ExportModel {
         preview: PreviewRequest,
         fine_tuned: bool,
         path: PathBuf,
+        format: ModelFormat,
+        precision: Precision,
     },
     /// Segment the whole open case with the dense model (`preview: None`) or the model of
     /// `preview`, and save the label map as NIfTI with the case's geometry.

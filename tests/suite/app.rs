@@ -396,6 +396,67 @@ fn the_pruned_segmentation_is_saved_as_nifti_on_the_case_grid() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// "Export model…" writes the previewed (pruned) model in the chosen format through the
+/// worker; an unwritable folder is an error naming it, with nothing left behind.
+#[test]
+fn the_previewed_model_is_exported_in_the_chosen_format() {
+    use raagr2_lab::export::{ModelFormat, Precision};
+    use raagr2_lab::ui::ExportChoice;
+    let mut harness = app();
+    wait_until(&mut harness, "the default case and model", ready);
+    harness.get_by_label("half").click();
+    wait_until(&mut harness, "the pruned preview", |app| {
+        app.preview.is_some()
+    });
+    let dir = common::scratch_dir("app-export-model");
+    let path = dir.join("pruned.pt.safetensors");
+    let choice = ExportChoice {
+        format: ModelFormat::PyTorch,
+        precision: Precision::Fp32,
+    };
+    harness.state().export_model_to(path.clone(), choice);
+    wait_until(&mut harness, "the exported model", |app| {
+        app.notices
+            .iter()
+            .any(|n| n.contains("pruned.pt.safetensors"))
+            || !app.errors.is_empty()
+    });
+    assert!(
+        harness.state().errors.is_empty(),
+        "{:?}",
+        harness.state().errors
+    );
+    let exported = raagr2_lab::model::open_model(&path).expect("the export opens again");
+    let dense = raagr2_lab::defaults::default_checkpoint();
+    let widths = |c: &raagr2_lab::model::Checkpoint| -> Vec<usize> {
+        c.config.plan.encoders.iter().map(|e| e.out).collect()
+    };
+    assert!(
+        widths(&exported).iter().sum::<usize>() < widths(&dense).iter().sum::<usize>(),
+        "the previewed half-width model, not the dense one: {:?}",
+        widths(&exported)
+    );
+
+    // A file where the folder should be: no folder can be made there.
+    let blocker = dir.join("not-a-folder");
+    std::fs::write(&blocker, b"").unwrap();
+    let unwritable = blocker.join("pruned.onnx");
+    harness.state_mut().errors.clear();
+    harness.state().export_model_to(
+        unwritable.clone(),
+        ExportChoice {
+            format: ModelFormat::Onnx,
+            precision: Precision::Fp16,
+        },
+    );
+    wait_until(&mut harness, "the export's error", |app| {
+        !app.errors.is_empty()
+    });
+    let error = harness.state().errors.join(" ");
+    assert!(error.contains("not-a-folder"), "{error}");
+    assert!(!unwritable.exists());
+}
+
 #[test]
 fn the_layers_tab_computes_cka_and_a_cancellable_sensitivity_heatmap() {
     let mut harness = app();

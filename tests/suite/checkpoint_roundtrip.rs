@@ -6,8 +6,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use raagr2_lab::backend::cpu_device;
 use raagr2_lab::model::{
-    ChannelPlan, Checkpoint, Head, ModelConfig, StoredConfig, Variant, load_checkpoint,
-    save_checkpoint,
+    ChannelPlan, Checkpoint, Head, ModelConfig, Variant, load_checkpoint, save_checkpoint,
 };
 
 fn uneven_plan() -> ChannelPlan {

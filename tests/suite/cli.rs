@@ -1080,29 +1080,8 @@ fn export_to_onnx_runs_elsewhere_to_the_same_probabilities() {
         std::fs::metadata(&graph).unwrap().len()
     );
 
-    // The first slices of a held-out case through both.
-    let case = raagr2_lab::data::dataset::synthetic_case(10000);
-    let shape = [2usize, 4, 240, 240];
-    let input: Vec<f32> = [70, 80]
-        .iter()
-        .flat_map(|&z| {
-            case.modalities
-                .iter()
-                .flat_map(move |m| raagr2_lab::data::preprocess::axial_slice(m, case.dims, z, 240))
-        })
-        .collect();
-    let device = raagr2_lab::backend::cpu_device();
-    let ours = raagr2_lab::model::load_checkpoint(&model)
-        .unwrap()
-        .build(&device)
-        .unwrap()
-        .forward(burn::tensor::Tensor::from_data(
-            burn::tensor::TensorData::new(input.clone(), shape),
-            &device,
-        ))
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
+    let (shape, input) = held_out_slices();
+    let ours = our_probabilities(&model, shape, &input);
     let runnable = tract_onnx::onnx()
         .model_for_path(&graph)
         .unwrap()
@@ -1127,7 +1106,10 @@ fn export_to_onnx_runs_elsewhere_to_the_same_probabilities() {
     let none = run(&["export", model.to_str().unwrap()]);
     assert!(!none.status.success());
     assert!(stderr(&none).contains("--onnx"), "{}", stderr(&none));
-    let unwritable = dir.join("no-such-folder").join("x.onnx");
+    // A file where the folder should be: no folder can be made there.
+    let blocker = dir.join("not-a-folder");
+    std::fs::write(&blocker, b"").unwrap();
+    let unwritable = blocker.join("x.onnx");
     let out = run(&[
         "export",
         model.to_str().unwrap(),
@@ -1135,7 +1117,7 @@ fn export_to_onnx_runs_elsewhere_to_the_same_probabilities() {
         unwritable.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("no-such-folder"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not-a-folder"), "{}", stderr(&out));
     assert!(!unwritable.exists());
 }
 
@@ -1175,5 +1157,119 @@ fn eval_of_a_shipped_study_model_reproduces_its_kept_report() {
                 kept["case_id"]
             );
         }
+    }
+}
+
+/// The first slices of a held-out case, as the network's N x 4 x H x W input.
+fn held_out_slices() -> ([usize; 4], Vec<f32>) {
+    let case = raagr2_lab::data::dataset::synthetic_case(10000);
+    let input = [70, 80]
+        .iter()
+        .flat_map(|&z| {
+            case.modalities
+                .iter()
+                .flat_map(move |m| raagr2_lab::data::preprocess::axial_slice(m, case.dims, z, 240))
+        })
+        .collect();
+    ([2, 4, 240, 240], input)
+}
+
+/// This project's forward of the checkpoint at `model` on `input`.
+fn our_probabilities(model: &std::path::Path, shape: [usize; 4], input: &[f32]) -> Vec<f32> {
+    let device = raagr2_lab::backend::cpu_device();
+    raagr2_lab::model::load_checkpoint(model)
+        .unwrap()
+        .build(&device)
+        .unwrap()
+        .forward(burn::tensor::Tensor::from_data(
+            burn::tensor::TensorData::new(input.to_vec(), shape),
+            &device,
+        ))
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+/// Exports the default model and a pruned one (uneven widths after an L2 cut) as PyTorch
+/// state_dicts, and checks that `tools/raagr2_torch.py` loads each with strict=True and computes
+/// the same probabilities. Skipped (saying so) where PyTorch is not installed.
+#[test]
+fn export_to_pytorch_loads_strictly_there_to_the_same_probabilities() {
+    let has_torch = std::process::Command::new("python3")
+        .args(["-c", "import torch, safetensors"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_torch {
+        eprintln!("skipped: python3 with torch and safetensors is not installed");
+        return;
+    }
+    let dir = common::scratch_dir("cli-export-pytorch");
+    let pruned = dir.join("pruned.safetensors");
+    let cut = raagr2_lab::prune::prune_checkpoint(
+        &raagr2_lab::defaults::default_checkpoint(),
+        raagr2_lab::prune::PruneMethod::Structured(raagr2_lab::prune::StructuredMethod::L2),
+        &raagr2_lab::prune::Ratios::Uniform(0.5),
+        None,
+    )
+    .unwrap();
+    raagr2_lab::model::save_checkpoint(&pruned, &cut).unwrap();
+    let (shape, input) = held_out_slices();
+    let x_path = dir.join("x.safetensors");
+    let x_bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let x_view = safetensors::tensor::TensorView::new(
+        safetensors::tensor::Dtype::F32,
+        shape.to_vec(),
+        &x_bytes,
+    )
+    .unwrap();
+    std::fs::write(
+        &x_path,
+        safetensors::serialize([("x", x_view)], None).unwrap(),
+    )
+    .unwrap();
+    let default = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join("default_model.safetensors");
+    for (name, model) in [("default", default), ("pruned", pruned)] {
+        let exported = dir.join(format!("{name}.pt.safetensors"));
+        let out = run(&[
+            "export",
+            model.to_str().unwrap(),
+            "--pytorch",
+            exported.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let y_path = dir.join(format!("{name}.y.safetensors"));
+        let tool = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/raagr2_torch.py");
+        let torch = std::process::Command::new("python3")
+            .arg(&tool)
+            .arg(&exported)
+            .arg("--input")
+            .arg(&x_path)
+            .arg("--output")
+            .arg(&y_path)
+            .output()
+            .unwrap();
+        assert!(
+            torch.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&torch.stderr)
+        );
+        let y_bytes = std::fs::read(&y_path).unwrap();
+        let y_file = safetensors::SafeTensors::deserialize(&y_bytes).unwrap();
+        let theirs: Vec<f32> = y_file
+            .tensor("y")
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let ours = our_probabilities(&model, shape, &input);
+        assert_eq!(theirs.len(), ours.len(), "{name}");
+        let diff = raagr2_lab::analysis::max_abs_diff(&ours, &theirs);
+        assert!(
+            diff <= 1e-4,
+            "{name}: PyTorch and raagr2-lab differ by {diff}"
+        );
     }
 }

@@ -256,6 +256,8 @@ impl LabApp {
                 preview,
                 fine_tuned: true,
                 path,
+                format: crate::export::ModelFormat::Checkpoint,
+                precision: crate::export::Precision::Fp32,
             });
         }
         self.restore_node(id);

@@ -6,7 +6,7 @@ use eframe::egui;
 use super::PlansState;
 use crate::plan_tree::{NodeStats, PlanNode};
 use crate::render::{OverlayStyle, SliceAxis, render_disagreement, render_slice};
-use crate::ui::command::{AppView, Command};
+use crate::ui::command::{AppView, PanelCommand};
 use crate::ui::viewer::upload;
 
 /// A comparison table row: its name and how a node's statistics print in it.
@@ -17,7 +17,7 @@ impl PlansState {
         &mut self,
         ui: &mut egui::Ui,
         view: &AppView<'_>,
-    ) -> Option<Command> {
+    ) -> Option<PanelCommand> {
         let mut command = None;
         ui.strong("Compare two nodes");
         let ticked: Vec<PlanNode> = self
@@ -39,7 +39,7 @@ impl PlansState {
             .on_hover_text("Segment the current axial slice with both and show where they disagree")
             .clicked()
         {
-            command = Some(Command::CompareNodes);
+            command = Some(PanelCommand::CompareNodes);
         }
         comparison_table(ui, &ticked[0], &ticked[1]);
         self.comparison_images_ui(ui, view, &ticked[0].name, &ticked[1].name);

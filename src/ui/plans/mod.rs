@@ -10,13 +10,13 @@ mod stats_view;
 mod tree_view;
 mod workspace_file;
 
-pub(super) use tree_view::{keep_plan_ui, plan_name};
+pub(super) use tree_view::{file_stem, keep_plan_ui, plan_name};
 
 use std::path::PathBuf;
 
 use eframe::egui;
 
-use super::command::{AppView, Command};
+use super::command::{AppView, PanelCommand};
 use crate::plan_tree::{NodeStats, PlanNode, PlanTree, node_checkpoint_path};
 use crate::prune::{FineTuneRecord, PrunePlan};
 use workspace_file::WorkspaceFile;
@@ -39,6 +39,8 @@ pub struct PlansState {
     pub fine_tune_start: Option<(PrunePlan, Option<PathBuf>, Option<u64>)>,
     /// Text of the rename field.
     rename: String,
+    /// Format and precision of the selected node's "Export model…".
+    export: super::ExportChoice,
 }
 
 impl PlansState {
@@ -56,6 +58,7 @@ impl PlansState {
             pending_restore: None,
             fine_tune_start: None,
             rename: String::new(),
+            export: super::ExportChoice::default(),
         }
     }
 
@@ -204,7 +207,7 @@ impl PlansState {
     }
 
     /// The tab: the workspace file, the tree and the comparison side by side, the statistics.
-    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<Command> {
+    pub(super) fn ui(&mut self, ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<PanelCommand> {
         let mut commands = Vec::new();
         self.workspace_row_ui(ui);
         ui.columns(2, |columns| {

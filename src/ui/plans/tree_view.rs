@@ -7,10 +7,10 @@ use eframe::egui;
 use super::PlansState;
 use crate::plan_tree::PlanNode;
 use crate::prune::PrunePlan;
-use crate::ui::command::Command;
+use crate::ui::command::PanelCommand;
 
 impl PlansState {
-    pub(super) fn tree_ui(&mut self, ui: &mut egui::Ui) -> Vec<Command> {
+    pub(super) fn tree_ui(&mut self, ui: &mut egui::Ui) -> Vec<PanelCommand> {
         let mut commands = Vec::new();
         ui.strong("Plan tree").on_hover_text(
             "Each node is a pruning plan of its root's model. Click to restore it; tick two to compare.",
@@ -42,7 +42,7 @@ impl PlansState {
                         // its column.
                         let button = egui::Button::selectable(selected, label.clone()).truncate();
                         if ui.add(button).on_hover_text(label).clicked() {
-                            commands.push(Command::SelectNode(node.id));
+                            commands.push(PanelCommand::SelectNode(node.id));
                         }
                     });
                 }
@@ -52,7 +52,7 @@ impl PlansState {
     }
 
     /// Rename, export, delete the selected node; measure every node.
-    fn node_actions_ui(&mut self, ui: &mut egui::Ui) -> Option<Command> {
+    fn node_actions_ui(&mut self, ui: &mut egui::Ui) -> Option<PanelCommand> {
         let node = self.tree.selected_node().cloned()?;
         let mut command = None;
         ui.horizontal(|ui| {
@@ -76,25 +76,38 @@ impl PlansState {
                 .on_hover_text("Save this node as a plan file for `raagr2-lab prune --plan`")
                 .clicked()
             {
-                command = Some(Command::ExportPlan {
+                command = Some(PanelCommand::ExportPlan {
                     plan: node.plan.clone(),
                     file_name: plan_file_name(&node.name),
                 });
             }
+            if ui
+                .button("Export model…")
+                .on_hover_text("This node's model, written in the format and precision beside")
+                .clicked()
+            {
+                command = Some(PanelCommand::ExportNodeModel {
+                    id: node.id,
+                    choice: self.export,
+                });
+            }
+            self.export.ui(ui, "plan node");
+        });
+        ui.horizontal(|ui| {
             let deletable = node.parent.is_some();
             if ui
                 .add_enabled(deletable, egui::Button::new("Delete"))
                 .on_hover_text("Delete this node and everything under it (a root stays)")
                 .clicked()
             {
-                command = Some(Command::DeleteNode(node.id));
+                command = Some(PanelCommand::DeleteNode(node.id));
             }
             if ui
                 .button("Measure all")
                 .on_hover_text("Params, MACs, latency here and Dice on this case and 3 held-out cases for every node (background)")
                 .clicked()
             {
-                command = Some(Command::StartNodeStats);
+                command = Some(PanelCommand::StartNodeStats);
             }
         });
         command
@@ -107,7 +120,7 @@ pub(in crate::ui) fn keep_plan_ui(
     ui: &mut egui::Ui,
     selected: Option<&PlanNode>,
     current: Option<&PrunePlan>,
-) -> Option<Command> {
+) -> Option<PanelCommand> {
     let mut command = None;
     ui.horizontal(|ui| {
         let unsaved = match (selected, current) {
@@ -119,7 +132,7 @@ pub(in crate::ui) fn keep_plan_ui(
             .on_hover_text("Keep these settings as a new node of the plan tree (Plans tab)")
             .clicked()
         {
-            command = Some(Command::KeepPlan);
+            command = Some(PanelCommand::KeepPlan);
         }
         match selected {
             Some(node) if unsaved => ui.weak(format!("changed from \"{}\"", node.name)),
@@ -176,9 +189,12 @@ fn toggle_compare(compare: &mut Vec<u64>, id: u64) {
 
 /// A plan file name from a node's name.
 fn plan_file_name(name: &str) -> String {
-    let stem: String = name
-        .chars()
+    format!("{}.plan.json", file_stem(name))
+}
+
+/// A node's name as a file name stem (anything but letters and digits becomes `_`).
+pub(in crate::ui) fn file_stem(name: &str) -> String {
+    name.chars()
         .map(|c| if c.is_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("{stem}.plan.json")
+        .collect()
 }
