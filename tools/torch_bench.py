@@ -27,7 +27,6 @@ import argparse
 import copy
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import onnxruntime_bench
+from onnxruntime_bench import summarize
 from raagr2_torch import (
     INPUT_CHANNELS,
     SPATIAL_MULTIPLE,
@@ -153,17 +154,6 @@ def timed(fn, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def summarize(first: float, samples: list[float], **extra) -> dict:
-    return {
-        **extra,
-        "first_secs": first,
-        "median_secs": statistics.median(samples),
-        "min_secs": min(samples),
-        "max_secs": max(samples),
-        "runs": len(samples),
-    }
-
-
 def process_peak_bytes():
     """This process's peak resident size since the last reset (Linux's VmHWM), or None."""
     try:
@@ -235,14 +225,12 @@ def bench_train_step(model: DLUNet, batch: int, size: int, runs: int, lr: float,
 
 
 def bench_onnxruntime(model: DLUNet, batches: list[int], size: int, runs: int, threads: int) -> dict:
-    """The same eval forward exported to ONNX and run by ONNX Runtime on the CPU (what such a
-    network is deployed with): its graph optimiser folds BatchNorm and fuses activations. The
-    outputs are checked against PyTorch's before timing."""
-    try:
-        import onnxruntime as ort
-    except ImportError as e:
-        return {"skipped": f"onnxruntime is not installed ({e}); pip install onnx onnxruntime"}
+    """The same eval forward exported to ONNX by PyTorch and timed by the project's ONNX Runtime
+    runner (onnxruntime_bench.py), after checking its output against PyTorch's."""
+    import importlib.util
     import io
+    if importlib.util.find_spec("onnxruntime") is None:
+        return {"skipped": "onnxruntime is not installed; pip install onnx onnxruntime"}
     model = copy.deepcopy(model).cpu().eval()
     x = torch.randn(1, INPUT_CHANNELS, size, size)
     buffer = io.BytesIO()
@@ -251,25 +239,12 @@ def bench_onnxruntime(model: DLUNet, batches: list[int], size: int, runs: int, t
                           dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17, dynamo=False)
     except Exception as e:  # noqa: BLE001 - any exporter failure is reported, not fatal
         return {"skipped": f"ONNX export failed: {e}"}
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    sess = onnxruntime_bench.session(buffer.getvalue(), threads or torch.get_num_threads())
     with torch.inference_mode():
         expected = model(x).numpy()
-    got = session.run(None, {"x": x.numpy()})[0]
-    max_diff = float(np.abs(expected - got).max())
-    report = {"version": ort.__version__, "threads": options.intra_op_num_threads,
-              "max_abs_diff_vs_pytorch": max_diff, "forward": []}
-    for batch in batches:
-        xb = np.random.randn(batch, INPUT_CHANNELS, size, size).astype(np.float32)
-        run = lambda: session.run(None, {"x": xb})  # noqa: E731
-        start = time.perf_counter(); run(); first = time.perf_counter() - start
-        samples = []
-        for _ in range(runs):
-            start = time.perf_counter(); run(); samples.append(time.perf_counter() - start)
-        report["forward"].append(summarize(first, samples, batch=batch))
+    got = sess.run(None, {"x": x.numpy()})[0]
+    report = onnxruntime_bench.report(buffer.getvalue(), batches, size, runs, threads or torch.get_num_threads())
+    report["max_abs_diff_vs_pytorch"] = float(np.abs(expected - got).max())
     return report
 
 

@@ -5,6 +5,7 @@
 pub mod classifier;
 mod load;
 mod memory;
+mod onnxruntime;
 mod peer_script;
 mod pytorch;
 pub mod views;
@@ -23,6 +24,7 @@ use crate::timing::{Timing, compare_forward};
 use crate::train::train_step;
 
 pub use load::LoadResult;
+pub use onnxruntime::OnnxPeer;
 pub use pytorch::PytorchDevice;
 
 #[derive(Debug, Clone)]
@@ -41,8 +43,10 @@ pub struct BenchOptions {
     pub backends: Vec<DeviceChoice>,
     /// PyTorch devices to time the same network on in the same run (empty: none).
     pub pytorch: Vec<PytorchDevice>,
-    /// CPU threads PyTorch may use (the machine's cores when `None`).
+    /// CPU threads PyTorch and ONNX Runtime may use (the machine's cores when `None`).
     pub pytorch_threads: Option<usize>,
+    /// ONNX graphs to time in ONNX Runtime in the same run (`None`: none).
+    pub onnx: Option<OnnxPeer>,
     /// A BraTS case folder whose loading is timed.
     pub load_case: Option<std::path::PathBuf>,
     /// Time nibabel loading it too, in the same run.
@@ -126,6 +130,13 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
             device.as_str()
         ));
         for row in pytorch::run(options, device) {
+            progress(&summary_line(&row));
+            peers.push(row);
+        }
+    }
+    if let Some(onnx) = &options.onnx {
+        progress("onnxruntime (cpu): forward");
+        for row in onnxruntime::run(options, onnx) {
             progress(&summary_line(&row));
             peers.push(row);
         }

@@ -49,17 +49,7 @@ struct PeerReport {
     forward: Vec<ForwardTiming>,
     train_step: Option<Timing>,
     /// The same forward in ONNX Runtime (CPU runs with `--onnx` only).
-    onnxruntime: Option<OrtReport>,
-}
-
-/// ONNX Runtime's part of the script's report: timings, or why there are none.
-#[derive(Deserialize)]
-struct OrtReport {
-    version: Option<String>,
-    threads: Option<usize>,
-    #[serde(default)]
-    forward: Vec<ForwardTiming>,
-    skipped: Option<String>,
+    onnxruntime: Option<super::onnxruntime::OrtReport>,
 }
 
 /// PyTorch's timings as result rows (ONNX Runtime's too on the CPU), or a skipped row saying
@@ -89,19 +79,7 @@ pub fn run(options: &BenchOptions, device: PytorchDevice) -> Vec<BackendResult> 
         skipped: None,
     }];
     if let Some(ort) = peer.onnxruntime {
-        let label = format!(
-            "onnxruntime {} (cpu, {} threads)",
-            ort.version.as_deref().unwrap_or("?"),
-            ort.threads.unwrap_or(0)
-        );
-        rows.push(BackendResult {
-            backend: label,
-            peer: true,
-            kind: device.kind().into(),
-            forward: ort.forward,
-            train_step: None,
-            skipped: ort.skipped,
-        });
+        rows.push(ort.into_row("PyTorch's export"));
     }
     rows
 }
@@ -142,5 +120,9 @@ fn try_run(options: &BenchOptions, device: PytorchDevice) -> Result<PeerReport, 
     if let Some(threads) = options.pytorch_threads {
         args.extend(["--threads".to_string(), threads.to_string()]);
     }
-    peer_script::run(("tools/torch_bench.py", SCRIPT), &[MODEL], &args)
+    peer_script::run(
+        ("tools/torch_bench.py", SCRIPT),
+        &[MODEL, super::onnxruntime::SCRIPT],
+        &args,
+    )
 }

@@ -37,7 +37,13 @@ pub struct BenchArgs {
     /// --against-pytorch, beside nibabel (tools/nibabel_load.py) in the same run.
     #[arg(long)]
     pub load_case: Option<std::path::PathBuf>,
-    /// CPU threads for PyTorch (default: all cores, as burn's CPU backends use).
+    /// Also time ONNX Runtime's CPU forward (tools/onnxruntime_bench.py, run with `python3` or
+    /// $RAAGR2_PYTHON) in this run: of FILE, or without one of the benched network as
+    /// `export --onnx` writes it, in fp32 and fp16.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub onnx: Option<Option<std::path::PathBuf>>,
+    /// CPU threads for PyTorch and ONNX Runtime (default: all cores, as burn's CPU backends
+    /// use).
     #[arg(long)]
     pub pytorch_threads: Option<usize>,
     /// Time the forward with each batch norm as a layer of its own (as training runs it)
@@ -88,6 +94,16 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         // A case that cannot be read is bad input, not a row of timings.
         crate::data::brats::load_case(case, None)?;
     }
+    let onnx = match args.onnx {
+        None => None,
+        Some(None) => Some(bench::OnnxPeer::OwnExport),
+        Some(Some(path)) => {
+            // A missing graph is bad input, not a row of timings.
+            std::fs::metadata(&path)
+                .map_err(|e| anyhow::anyhow!("--onnx {}: {e}", path.display()))?;
+            Some(bench::OnnxPeer::File(path))
+        }
+    };
     let checkpoint = args.model.checkpoint()?;
     let backends = parse_backends(&args.backends)?;
     let mut pytorch = Vec::new();
@@ -110,6 +126,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         backends,
         pytorch,
         pytorch_threads: args.pytorch_threads,
+        onnx,
         load_case: args.load_case,
         load_against_nibabel: args.against_pytorch,
     };

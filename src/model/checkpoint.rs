@@ -151,10 +151,17 @@ impl StoredConfig for ModelConfig {
         Ok(config)
     }
 
-    fn missing_reason(_metadata: &HashMap<String, String>) -> String {
-        "no model config in its metadata: this is not a raagr2-lab checkpoint (for a PyTorch \
-         state_dict, use `raagr2-lab import`)"
-            .into()
+    fn missing_reason(metadata: &HashMap<String, String>) -> String {
+        // Another model of the project (the classifiers) keeps its config under its own key.
+        match metadata.keys().find(|k| k.starts_with("raagr2.")) {
+            Some(key) => format!(
+                "not a RAAGR2-Net checkpoint: its metadata holds {key} (a classifier \
+                 checkpoint: the `classify` commands read it)"
+            ),
+            None => "no model config in its metadata: this is not a raagr2-lab checkpoint \
+                     (for a PyTorch state_dict, use `raagr2-lab import`)"
+                .into(),
+        }
     }
 }
 

@@ -248,6 +248,81 @@ fn bench_against_pytorch_without_python_says_why_and_still_times_burn() {
     );
 }
 
+/// `bench --onnx` times this project's own ONNX export (fp32 and fp16) in ONNX Runtime beside
+/// its forward: measured where onnxruntime is installed, rows saying why not elsewhere; a
+/// missing graph is refused by name.
+#[test]
+fn bench_times_its_own_onnx_export_in_onnx_runtime() {
+    let args = [
+        "bench",
+        "--width",
+        "0.0625",
+        "--size",
+        "32",
+        "--runs",
+        "1",
+        "--train-batch",
+        "0",
+        "--backends",
+        "flex",
+        "--onnx",
+        "--json",
+    ];
+    let ort_rows = |out: &std::process::Output| -> Vec<serde_json::Value> {
+        assert!(out.status.success(), "{}", stderr(out));
+        let report: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
+        report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["backend"].as_str().unwrap().starts_with("onnxruntime"))
+            .cloned()
+            .collect()
+    };
+    let no_python = command()
+        .args(args)
+        .env("RAAGR2_PYTHON", "/no/such/python3")
+        .output()
+        .unwrap();
+    let rows = ort_rows(&no_python);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (row, precision) in rows.iter().zip(["fp32", "fp16"]) {
+        assert!(
+            row["backend"].as_str().unwrap().contains(precision),
+            "{row}"
+        );
+        assert!(
+            row["skipped"]
+                .as_str()
+                .is_some_and(|s| s.contains("/no/such/python3")),
+            "{row}"
+        );
+    }
+    let has_ort = std::process::Command::new("python3")
+        .args(["-c", "import onnxruntime, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_ort {
+        let rows = ort_rows(&command().args(args).output().unwrap());
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        for row in &rows {
+            assert!(row["skipped"].is_null(), "{row}");
+            let median = row["forward"][0]["median_secs"].as_f64().unwrap();
+            assert!(median > 0.0, "{row}");
+        }
+    } else {
+        eprintln!("measuring skipped: python3 with onnxruntime is not installed");
+    }
+    let e = failure(&[
+        "bench",
+        "--backends",
+        "none",
+        "--onnx",
+        "no-such-graph.onnx",
+    ]);
+    assert!(e.contains("no-such-graph.onnx"), "{e}");
+}
+
 #[test]
 fn bench_times_loading_a_case_and_names_a_missing_peer() {
     let dir = common::scratch_dir("cli-bench-load");
@@ -1119,6 +1194,22 @@ fn export_to_onnx_runs_elsewhere_to_the_same_probabilities() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not-a-folder"), "{}", stderr(&out));
     assert!(!unwritable.exists());
+    // Another network's checkpoint: refused as not RAAGR2-Net, nothing written.
+    let classifier = model.with_file_name("classifier_demo.safetensors");
+    let target = dir.join("classifier.onnx");
+    let out = run(&[
+        "export",
+        classifier.to_str().unwrap(),
+        "--onnx",
+        target.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a RAAGR2-Net checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!target.exists());
 }
 
 /// Re-running `eval` on a shipped study checkpoint gives, case for case, what the kept report

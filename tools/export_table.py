@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Markdown tables of what tools/export_table.sh measured (the JSON files in its folder):
+per model, parameters, file size per format and precision, held-out Dice per region with fp32
+and fp16 weights, and the CPU forward latency of this project and of ONNX Runtime on its own
+exports. Standard library only."""
+
+import json
+import sys
+from pathlib import Path
+
+
+def load(folder: Path, name: str):
+    return json.loads((folder / name).read_text())
+
+
+def size_mb(report: dict, fmt: str) -> str:
+    for written in report["written"]:
+        if written["format"] == fmt:
+            return f"{written['bytes'] / 1e6:.2f}"
+    return "-"
+
+
+def latency(bench: dict) -> dict:
+    """Median batch-1 forward in ms by row label (this project's flex row and each ONNX Runtime
+    row), with the CPU threads of the peers."""
+    out = {}
+    for row in bench["results"]:
+        if row.get("skipped"):
+            out[row["backend"]] = f"skipped: {row['skipped']}"
+        else:
+            out[row["backend"]] = f"{row['forward'][0]['median_secs'] * 1e3:.1f} ms"
+    return out
+
+
+def main() -> int:
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/export")
+    print("| model | params | checkpoint fp32 / fp16 (MB) | ONNX fp32 / fp16 (MB) | PyTorch fp32 (MB) "
+          "| Dice WT / TC / ET, fp32 weights | Dice WT / TC / ET, fp16 weights |")
+    print("|---|---:|---:|---:|---:|---|---|")
+    for name, label in [("dense", "default, dense"), ("pruned50", "default, 50 % L2 cut")]:
+        fp32 = load(folder, f"export_{name}_fp32.json")
+        fp16 = load(folder, f"export_{name}_fp16.json")
+        bench = load(folder, f"bench_{name}.json")
+        model = folder / "models" / f"{name}.safetensors"
+        dice = []
+        for suffix in ["", ".fp16"]:
+            mean = load(folder, f"eval_{name}{suffix}.json")["mean"]["dice"]
+            dice.append(" / ".join(f"{mean[r]:.3f}" for r in ["WT", "TC", "ET"]))
+        print(f"| {label} | {bench['params']:,} | {model.stat().st_size / 1e6:.2f} / "
+              f"{size_mb(fp16, 'raagr2-lab checkpoint')} | {size_mb(fp32, 'ONNX')} / "
+              f"{size_mb(fp16, 'ONNX')} | {size_mb(fp32, 'PyTorch state_dict')} | {dice[0]} | {dice[1]} |")
+    print()
+    print("| model | input | runtime | forward, batch 1 (median) |")
+    print("|---|---|---|---:|")
+    for name, label in [("dense", "default, dense"), ("pruned50", "default, 50 % L2 cut"),
+                        ("full_width", "full width, dense (fresh weights)")]:
+        bench = load(folder, f"bench_{name}.json")
+        size = "x".join(str(d) for d in bench["input"])
+        for runtime, value in latency(bench).items():
+            print(f"| {label} | {size} | {runtime} | {value} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The export table of the book (docs/results/export.md): the embedded default model, dense and
+# with 50 % of every channel group removed (L2, no fine-tuning), written in each export format
+# and precision: parameters, file sizes, held-out Dice per region with fp32 and fp16 weights,
+# and CPU forward latency of this project beside ONNX Runtime on its own exports (fp32, fp16);
+# then the same latencies at full width (fresh weights: timing only).
+#
+#   bash tools/export_table.sh [OUT_DIR]        (default: docs/results/export)
+#
+# Needs a release build and python3 with numpy and onnxruntime; writes JSON per step into
+# OUT_DIR and prints the Markdown table (paste it into docs/results/export.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release/raagr2-lab}
+OUT=${1:-docs/results/export}
+SIZE=${SIZE:-240}
+RUNS=${RUNS:-5}
+THREADS=${THREADS:-$(nproc)}
+mkdir -p "$OUT/models"
+
+"$BIN" export assets/default_model.safetensors --checkpoint "$OUT/models/dense.safetensors" --json \
+  > "$OUT/export_dense_copy.json"
+[ -s "$OUT/prune50.json" ] || "$BIN" prune -o "$OUT/models/pruned50.safetensors" --method l2 \
+  --ratio 0.5 --json > "$OUT/prune50.json"
+for name in dense pruned50; do
+  model="$OUT/models/$name.safetensors"
+  "$BIN" export "$model" --onnx "$OUT/models/$name.onnx" --pytorch "$OUT/models/$name.pt.safetensors" \
+    --json > "$OUT/export_${name}_fp32.json"
+  "$BIN" export "$model" --onnx "$OUT/models/$name.fp16.onnx" \
+    --checkpoint "$OUT/models/$name.fp16.safetensors" --precision fp16 --json \
+    > "$OUT/export_${name}_fp16.json"
+  for precision in "" .fp16; do
+    [ -s "$OUT/eval_$name$precision.json" ] || "$BIN" eval "$OUT/models/$name$precision.safetensors" \
+      --json > "$OUT/eval_$name$precision.json"
+  done
+  "$BIN" bench "$model" --size "$SIZE" --backends flex --forward-batches 1 --train-batch 0 \
+    --runs "$RUNS" --onnx --pytorch-threads "$THREADS" --json > "$OUT/bench_$name.json"
+done
+"$BIN" bench --width 1.0 --size "$SIZE" --backends flex --forward-batches 1 --train-batch 0 \
+  --runs "$RUNS" --onnx --pytorch-threads "$THREADS" --json > "$OUT/bench_full_width.json"
+python3 tools/export_table.py "$OUT"
