@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Markdown tables of what tools/export_table.sh measured (the JSON files in its folder):
-per model, parameters, file size per format and precision, held-out Dice per region with fp32
-and fp16 weights, and the CPU forward latency of this project and of ONNX Runtime on its own
+per model, parameters, file size per format and precision, held-out Dice per region in each
+precision, and the CPU forward latency of this project and of ONNX Runtime on its own
 exports. Standard library only."""
 
 import json
@@ -34,21 +34,23 @@ def latency(bench: dict) -> dict:
 
 def main() -> int:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/export")
-    print("| model | params | checkpoint fp32 / fp16 (MB) | ONNX fp32 / fp16 (MB) | PyTorch fp32 (MB) "
-          "| Dice WT / TC / ET, fp32 weights | Dice WT / TC / ET, fp16 weights |")
-    print("|---|---:|---:|---:|---:|---|---|")
+    print("| model | params | checkpoint fp32 / fp16 (MB) | ONNX fp32 / fp16 / int8 (MB) "
+          "| PyTorch fp32 (MB) | Dice WT / TC / ET: fp32 | fp16 weights | int8 weights |")
+    print("|---|---:|---:|---:|---:|---|---|---|")
     for name, label in [("dense", "default, dense"), ("pruned50", "default, 50 % L2 cut")]:
         fp32 = load(folder, f"export_{name}_fp32.json")
         fp16 = load(folder, f"export_{name}_fp16.json")
+        int8 = load(folder, f"export_{name}_int8.json")
         bench = load(folder, f"bench_{name}.json")
         model = folder / "models" / f"{name}.safetensors"
         dice = []
-        for suffix in ["", ".fp16"]:
-            mean = load(folder, f"eval_{name}{suffix}.json")["mean"]["dice"]
+        for precision in ["fp32", "fp16", "int8"]:
+            mean = load(folder, f"eval_{name}_{precision}.json")["mean"]["dice"]
             dice.append(" / ".join(f"{mean[r]:.3f}" for r in ["WT", "TC", "ET"]))
         print(f"| {label} | {bench['params']:,} | {model.stat().st_size / 1e6:.2f} / "
               f"{size_mb(fp16, 'raagr2-lab checkpoint')} | {size_mb(fp32, 'ONNX')} / "
-              f"{size_mb(fp16, 'ONNX')} | {size_mb(fp32, 'PyTorch state_dict')} | {dice[0]} | {dice[1]} |")
+              f"{size_mb(fp16, 'ONNX')} / {size_mb(int8, 'ONNX')} | "
+              f"{size_mb(fp32, 'PyTorch state_dict')} | {' | '.join(dice)} |")
     print()
     print("| model | input | runtime | forward, batch 1 (median) |")
     print("|---|---|---|---:|")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The export table of the book (docs/results/export.md): the embedded default model, dense and
 # with 50 % of every channel group removed (L2, no fine-tuning), written in each export format
-# and precision: parameters, file sizes, held-out Dice per region with fp32 and fp16 weights,
-# and CPU forward latency of this project beside ONNX Runtime on its own exports (fp32, fp16);
+# and precision: parameters, file sizes, held-out Dice per region as each precision computes
+# (`eval --precision`), and CPU forward latency of this project beside ONNX Runtime on its own
+# exports (fp32, fp16, int8 weights);
 # then the same latencies at full width (fresh weights: timing only).
 #
 #   bash tools/export_table.sh [OUT_DIR]        (default: docs/results/export)
@@ -29,9 +30,11 @@ for name in dense pruned50; do
   "$BIN" export "$model" --onnx "$OUT/models/$name.fp16.onnx" \
     --checkpoint "$OUT/models/$name.fp16.safetensors" --precision fp16 --json \
     > "$OUT/export_${name}_fp16.json"
-  for precision in "" .fp16; do
-    [ -s "$OUT/eval_$name$precision.json" ] || "$BIN" eval "$OUT/models/$name$precision.safetensors" \
-      --json > "$OUT/eval_$name$precision.json"
+  "$BIN" export "$model" --onnx "$OUT/models/$name.int8.onnx" --precision int8 --json \
+    > "$OUT/export_${name}_int8.json"
+  for precision in fp32 fp16 int8; do
+    [ -s "$OUT/eval_${name}_$precision.json" ] || "$BIN" eval "$model" --precision "$precision" \
+      --json > "$OUT/eval_${name}_$precision.json"
   done
   "$BIN" bench "$model" --size "$SIZE" --backends flex --forward-batches 1 --train-batch 0 \
     --runs "$RUNS" --onnx --pytorch-threads "$THREADS" --json > "$OUT/bench_$name.json"

@@ -1,5 +1,5 @@
 //! ONNX Runtime as a peer of `bench`: the graph this project exports of the benched network
-//! (`export --onnx`, in fp32 and fp16), or an ONNX file given, timed on the CPU by
+//! (`export --onnx`, in fp32, fp16 and int8), or an ONNX file given, timed on the CPU by
 //! tools/onnxruntime_bench.py (embedded in the binary) with the same sizes in the same run.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub(super) const SCRIPT: Script = (
 /// Which ONNX graphs `bench` times in ONNX Runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OnnxPeer {
-    /// The benched network as `export --onnx` writes it, in fp32 and in fp16.
+    /// The benched network as `export --onnx` writes it, in fp32, fp16 and int8.
     OwnExport,
     /// A graph from elsewhere (or an earlier export), input N x 4 x H x W.
     File(PathBuf),

@@ -39,7 +39,7 @@ pub struct BenchArgs {
     pub load_case: Option<std::path::PathBuf>,
     /// Also time ONNX Runtime's CPU forward (tools/onnxruntime_bench.py, run with `python3` or
     /// $RAAGR2_PYTHON) in this run: of FILE, or without one of the benched network as
-    /// `export --onnx` writes it, in fp32 and fp16.
+    /// `export --onnx` writes it, in fp32, fp16 and int8.
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     pub onnx: Option<Option<std::path::PathBuf>>,
     /// CPU threads for PyTorch and ONNX Runtime (default: all cores, as burn's CPU backends

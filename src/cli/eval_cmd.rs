@@ -12,6 +12,7 @@ use super::print_json;
 use crate::backend::{self, DeviceChoice};
 use crate::baseline::ThresholdBaseline;
 use crate::data::dataset::CaseSource;
+use crate::export::Precision;
 use crate::inference::{InferenceOptions, evaluate_cases};
 use crate::metrics::{CaseMetrics, HD95_REGIONS, Region, evaluate_case, mean_metrics};
 use crate::model::Checkpoint;
@@ -67,6 +68,11 @@ pub struct EvalArgs {
     pub csv: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
+    /// Score the model as an export in this precision computes it (`export --precision`): batch
+    /// norms folded, weights rounded to half, or to INT8 with one symmetric scale per output
+    /// channel; activations stay float32.
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
     /// Print JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -75,6 +81,8 @@ pub struct EvalArgs {
 #[derive(Serialize)]
 pub struct EvalReport {
     pub model: String,
+    /// The precision the model was scored in (weights as an export in it holds them).
+    pub precision: Precision,
     pub threshold: f32,
     pub cases: Vec<CaseMetrics>,
     pub mean: CaseMetrics,
@@ -125,14 +133,15 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         sources = test_cases(sources, &checkpoint, &model_name)?;
     }
     let (device, device_name) = backend::resolve(args.device).map_err(anyhow::Error::msg)?;
-    let model = checkpoint.build(&device)?;
+    let model = args.precision.simulate(checkpoint.build(&device)?);
     let options = InferenceOptions {
         threshold: args.threshold,
         min_enhancing_ml: args.min_et_ml,
         ..InferenceOptions::default()
     };
     eprintln!(
-        "eval: {model_name} on {device_name}, {} case(s)",
+        "eval: {model_name} ({}) on {device_name}, {} case(s)",
+        args.precision.name(),
         sources.len()
     );
     let baseline = match args.baseline {
@@ -170,6 +179,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     bar.finish_and_clear();
     let report = EvalReport {
         model: model_name,
+        precision: args.precision,
         threshold: args.threshold,
         mean: mean_metrics(&scored),
         cases: scored,

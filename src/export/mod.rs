@@ -7,11 +7,12 @@ pub mod pytorch;
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::model::Checkpoint;
 use crate::model::checkpoint::{Storage, write_atomically};
+use crate::model::quantize::WeightRounding;
+use crate::model::{Checkpoint, Raagr2Net};
 
 pub use onnx::{OnnxPrecision, onnx_bytes};
 pub use pytorch::pytorch_bytes;
@@ -44,6 +45,11 @@ impl ModelFormat {
         }
     }
 
+    /// Whether models are written in this format at `precision` (INT8 is ONNX only).
+    pub fn supports(self, precision: Precision) -> bool {
+        precision != Precision::Int8 || self == ModelFormat::Onnx
+    }
+
     /// The file name a save dialog proposes for a model called `stem`.
     pub fn file_name(self, stem: &str) -> String {
         match self {
@@ -63,22 +69,28 @@ pub enum Precision {
     /// Half precision: weights stored in f16 (checkpoint, state_dict); the ONNX graph computes
     /// in f16 between its float32 input and output.
     Fp16,
+    /// INT8 weights with one symmetric scale per output channel, activations float32 (ONNX
+    /// only: `DequantizeLinear` before each convolution).
+    Int8,
 }
 
 impl Precision {
-    pub const ALL: [Precision; 2] = [Precision::Fp32, Precision::Fp16];
+    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Fp16, Precision::Int8];
 
     /// The spelling on the command line and in the app.
     pub fn name(self) -> &'static str {
         match self {
             Precision::Fp32 => "fp32",
             Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
         }
     }
 
+    /// How a checkpoint or state_dict stores floats in this precision (INT8: never asked, see
+    /// [`ModelFormat::supports`]).
     fn storage(self) -> Storage {
         match self {
-            Precision::Fp32 => Storage::F32,
+            Precision::Fp32 | Precision::Int8 => Storage::F32,
             Precision::Fp16 => Storage::F16,
         }
     }
@@ -87,6 +99,17 @@ impl Precision {
         match self {
             Precision::Fp32 => OnnxPrecision::F32,
             Precision::Fp16 => OnnxPrecision::F16,
+            Precision::Int8 => OnnxPrecision::Int8Weights,
+        }
+    }
+
+    /// `model` as an export in this precision computes it (folded, weights rounded; the
+    /// activations of an fp16 graph are not simulated): what `eval --precision` scores.
+    pub fn simulate(self, model: Raagr2Net) -> Raagr2Net {
+        match self {
+            Precision::Fp32 => model,
+            Precision::Fp16 => model.with_rounded_weights(WeightRounding::Half),
+            Precision::Int8 => model.with_rounded_weights(WeightRounding::Int8PerChannel),
         }
     }
 }
@@ -97,6 +120,13 @@ pub fn model_bytes(
     format: ModelFormat,
     precision: Precision,
 ) -> Result<Vec<u8>> {
+    if !format.supports(precision) {
+        bail!(
+            "a {} is not written in {} (int8 is an ONNX graph only: --onnx)",
+            format.label(),
+            precision.name()
+        );
+    }
     Ok(match format {
         ModelFormat::Checkpoint => checkpoint.to_bytes_as(precision.storage())?,
         ModelFormat::Onnx => onnx_bytes(checkpoint, precision.onnx())?,

@@ -20,6 +20,7 @@ use crate::model::config::BRANCH_DILATIONS;
 use crate::model::decoder::{AttentionGate, DecoderLevel, RecurrentUnit, Rrcnn, UpConv};
 use crate::model::encoder::{DilatedBranch, Encoder, GroupedBranch, ReAspp3, SharedReAspp3};
 use crate::model::layers::ConvBn;
+use crate::model::quantize::quantize_per_channel;
 use crate::model::{Checkpoint, Raagr2Net};
 
 /// The ONNX operator set the graph is written for (Resize with `align_corners`, opset 13+).
@@ -38,12 +39,15 @@ pub enum OnnxPrecision {
     /// Weights and activations in float16: the float32 input is cast to half on entry and the
     /// probabilities back to float32 on exit, so callers feed and read float32 either way.
     F16,
+    /// Convolution weights as INT8 initializers with one symmetric scale per output channel,
+    /// each dequantized by a `DequantizeLinear` node; activations and biases float32.
+    Int8Weights,
 }
 
 impl OnnxPrecision {
     fn data_type(self) -> DataType {
         match self {
-            OnnxPrecision::F32 => DataType::FLOAT,
+            OnnxPrecision::F32 | OnnxPrecision::Int8Weights => DataType::FLOAT,
             OnnxPrecision::F16 => DataType::FLOAT16,
         }
     }
@@ -125,7 +129,7 @@ impl GraphWriter {
     /// The graph's input, cast to the working precision.
     fn entry(&mut self) -> String {
         match self.precision {
-            OnnxPrecision::F32 => INPUT_NAME.to_string(),
+            OnnxPrecision::F32 | OnnxPrecision::Int8Weights => INPUT_NAME.to_string(),
             OnnxPrecision::F16 => self.node(
                 "Cast",
                 &[INPUT_NAME],
@@ -137,7 +141,7 @@ impl GraphWriter {
     /// Names `value` as the graph's output, cast back to float32.
     fn exit(&mut self, value: &str) {
         let (op, attrs) = match self.precision {
-            OnnxPrecision::F32 => ("Identity", vec![]),
+            OnnxPrecision::F32 | OnnxPrecision::Int8Weights => ("Identity", vec![]),
             OnnxPrecision::F16 => ("Cast", vec![int_attr("to", DataType::FLOAT as i64)]),
         };
         self.nodes.push(NodeProto {
@@ -170,7 +174,9 @@ impl GraphWriter {
     fn weight(&mut self, stem: &str, tensor_values: Vec<f32>, dims: &[usize]) -> String {
         let name = self.fresh(stem);
         let raw_data = match self.precision {
-            OnnxPrecision::F32 => tensor_values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            OnnxPrecision::F32 | OnnxPrecision::Int8Weights => {
+                tensor_values.iter().flat_map(|v| v.to_le_bytes()).collect()
+            }
             OnnxPrecision::F16 => tensor_values
                 .iter()
                 .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
@@ -184,6 +190,34 @@ impl GraphWriter {
             ..Default::default()
         });
         name
+    }
+
+    /// A convolution's weights as INT8 codes, per-output-channel scales and zero points, and
+    /// the `DequantizeLinear` node that turns them back into float32 weights.
+    fn int8_weight(&mut self, tensor_values: &[f32], dims: &[usize]) -> String {
+        let (codes, scales) = quantize_per_channel(tensor_values, dims[0]);
+        let name = self.fresh("w_int8");
+        self.initializers.push(TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: DataType::INT8 as i32,
+            name: name.clone(),
+            raw_data: codes.iter().map(|c| *c as u8).collect(),
+            ..Default::default()
+        });
+        let scale = self.float32_constant("w_scale", &scales);
+        let zero = self.fresh("w_zero");
+        self.initializers.push(TensorProto {
+            dims: vec![dims[0] as i64],
+            data_type: DataType::INT8 as i32,
+            name: zero.clone(),
+            raw_data: vec![0; dims[0]],
+            ..Default::default()
+        });
+        self.node(
+            "DequantizeLinear",
+            &[&name, &scale, &zero],
+            vec![int_attr("axis", 0)],
+        )
     }
 
     /// A float32 constant initializer whatever the precision (Resize's scales must be float).
@@ -202,7 +236,10 @@ impl GraphWriter {
     /// A convolution with "same" padding for its kernel and `dilation`.
     fn conv_with(&mut self, conv: &Conv2d, x: &str, dilation: usize) -> Result<String> {
         let dims = conv.weight.dims();
-        let weight = self.weight("w", values(conv.weight.val())?, &dims);
+        let weight = match self.precision {
+            OnnxPrecision::Int8Weights => self.int8_weight(&values(conv.weight.val())?, &dims),
+            _ => self.weight("w", values(conv.weight.val())?, &dims),
+        };
         let bias = match &conv.bias {
             Some(b) => Some(self.weight("b", values(b.val())?, &b.dims())),
             None => None,
@@ -552,5 +589,38 @@ mod tests {
         // Probabilities in [0, 1] through about 60 layers in half precision.
         assert!(diff <= 0.05, "fp16 differs by {diff}");
         assert!(diff > 0.0, "fp16 rounding must show somewhere");
+    }
+
+    #[test]
+    fn an_int8_weight_graph_is_a_quarter_of_the_size_and_computes_the_simulated_forward() {
+        use crate::model::quantize::WeightRounding;
+        // Size on the default model (a tiny random plan is mostly biases and scales).
+        let default = crate::defaults::default_checkpoint();
+        let full = onnx_bytes(&default, OnnxPrecision::F32).unwrap();
+        let quarter = onnx_bytes(&default, OnnxPrecision::Int8Weights).unwrap();
+        let ratio = quarter.len() as f64 / full.len() as f64;
+        assert!(ratio <= 0.3, "int8 / fp32 size {ratio}");
+        let checkpoint = random_plan_checkpoint(Variant::Base, 23);
+        let int8 = onnx_bytes(&checkpoint, OnnxPrecision::Int8Weights).unwrap();
+        let shape = [1, 4, 32, 32];
+        let input = random_input(shape, 3);
+        let device = cpu_device();
+        let simulated = checkpoint
+            .build(&device)
+            .unwrap()
+            .with_rounded_weights(WeightRounding::Int8PerChannel)
+            .forward(burn::tensor::Tensor::<4>::from_data(
+                TensorData::new(input.clone(), shape),
+                &device,
+            ))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let theirs = run_with_tract(&int8, &input, shape);
+        let diff = crate::analysis::max_abs_diff(&simulated, &theirs);
+        assert!(diff <= 1e-4, "int8 graph vs simulated forward: {diff}");
+        // The rounding is real: the float forward differs somewhere.
+        let float = project_forward(&checkpoint, &input, shape);
+        assert!(crate::analysis::max_abs_diff(&float, &theirs) > 1e-6);
     }
 }

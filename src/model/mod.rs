@@ -8,6 +8,7 @@ pub mod fold;
 pub mod layers;
 pub mod masking;
 pub mod net;
+pub mod quantize;
 pub mod summary;
 pub mod weights;
 

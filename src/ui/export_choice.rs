@@ -25,15 +25,23 @@ impl ExportChoice {
             })
             .response
             .on_hover_text("File format of the exported model");
+        if !self.format.supports(self.precision) {
+            self.precision = Precision::Fp32;
+        }
         egui::ComboBox::from_id_salt((salt, "precision"))
             .selected_text(self.precision.name())
             .show_ui(ui, |ui| {
                 for precision in Precision::ALL {
-                    ui.selectable_value(&mut self.precision, precision, precision.name());
+                    if self.format.supports(precision) {
+                        ui.selectable_value(&mut self.precision, precision, precision.name());
+                    }
                 }
             })
             .response
-            .on_hover_text("fp16: half the file; ONNX computes in half precision");
+            .on_hover_text(
+                "fp16: half the file (ONNX computes in half); int8 (ONNX): a quarter, weights \
+                 as 8-bit integers per output channel",
+            );
     }
 }
 

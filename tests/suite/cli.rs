@@ -248,7 +248,7 @@ fn bench_against_pytorch_without_python_says_why_and_still_times_burn() {
     );
 }
 
-/// `bench --onnx` times this project's own ONNX export (fp32 and fp16) in ONNX Runtime beside
+/// `bench --onnx` times this project's own ONNX export (fp32, fp16, int8) in ONNX Runtime beside
 /// its forward: measured where onnxruntime is installed, rows saying why not elsewhere; a
 /// missing graph is refused by name.
 #[test]
@@ -285,8 +285,8 @@ fn bench_times_its_own_onnx_export_in_onnx_runtime() {
         .output()
         .unwrap();
     let rows = ort_rows(&no_python);
-    assert_eq!(rows.len(), 2, "{rows:?}");
-    for (row, precision) in rows.iter().zip(["fp32", "fp16"]) {
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (row, precision) in rows.iter().zip(["fp32", "fp16", "int8"]) {
         assert!(
             row["backend"].as_str().unwrap().contains(precision),
             "{row}"
@@ -304,7 +304,7 @@ fn bench_times_its_own_onnx_export_in_onnx_runtime() {
         .is_ok_and(|o| o.status.success());
     if has_ort {
         let rows = ort_rows(&command().args(args).output().unwrap());
-        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows.len(), 3, "{rows:?}");
         for row in &rows {
             assert!(row["skipped"].is_null(), "{row}");
             let median = row["forward"][0]["median_secs"].as_f64().unwrap();
@@ -1123,20 +1123,29 @@ fn export_in_half_precision_halves_the_file_and_keeps_the_model() {
     }
 
     // A missing model: a non-zero exit naming it, nothing written.
-    let missing = dir.join("missing.safetensors");
-    let target = dir.join("never.safetensors");
+    export_is_refused(
+        &dir.join("missing.safetensors"),
+        "--checkpoint",
+        &dir.join("never.safetensors"),
+        "missing.safetensors",
+    );
+}
+
+/// `export MODEL FLAG TARGET` exits non-zero with `expected` in its message and writes nothing.
+fn export_is_refused(
+    model: &std::path::Path,
+    flag: &str,
+    target: &std::path::Path,
+    expected: &str,
+) {
     let out = run(&[
         "export",
-        missing.to_str().unwrap(),
-        "--checkpoint",
+        model.to_str().unwrap(),
+        flag,
         target.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("missing.safetensors"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains(expected), "{}", stderr(&out));
     assert!(!target.exists());
 }
 
@@ -1184,32 +1193,14 @@ fn export_to_onnx_runs_elsewhere_to_the_same_probabilities() {
     // A file where the folder should be: no folder can be made there.
     let blocker = dir.join("not-a-folder");
     std::fs::write(&blocker, b"").unwrap();
-    let unwritable = blocker.join("x.onnx");
-    let out = run(&[
-        "export",
-        model.to_str().unwrap(),
-        "--onnx",
-        unwritable.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("not-a-folder"), "{}", stderr(&out));
-    assert!(!unwritable.exists());
+    export_is_refused(&model, "--onnx", &blocker.join("x.onnx"), "not-a-folder");
     // Another network's checkpoint: refused as not RAAGR2-Net, nothing written.
-    let classifier = model.with_file_name("classifier_demo.safetensors");
-    let target = dir.join("classifier.onnx");
-    let out = run(&[
-        "export",
-        classifier.to_str().unwrap(),
+    export_is_refused(
+        &model.with_file_name("classifier_demo.safetensors"),
         "--onnx",
-        target.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("not a RAAGR2-Net checkpoint"),
-        "{}",
-        stderr(&out)
+        &dir.join("classifier.onnx"),
+        "not a RAAGR2-Net checkpoint",
     );
-    assert!(!target.exists());
 }
 
 /// Re-running `eval` on a shipped study checkpoint gives, case for case, what the kept report
@@ -1249,6 +1240,52 @@ fn eval_of_a_shipped_study_model_reproduces_its_kept_report() {
             );
         }
     }
+}
+
+/// `eval --precision` scores the model with its weights rounded as the export holds them: INT8
+/// weights cost the default model little Dice on a held-out case (the lib tests check that the
+/// rounding is applied and matches the ONNX graph); INT8 is written as ONNX only.
+#[test]
+fn eval_in_reduced_precision_scores_the_rounded_weights() {
+    let dice = |precision: &str| -> Vec<f64> {
+        let out = run(&[
+            "eval",
+            "--synthetic",
+            "1",
+            "--synthetic-seed",
+            "10000",
+            "--precision",
+            precision,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(report["precision"], precision);
+        ["WT", "TC", "ET"]
+            .iter()
+            .map(|r| report["cases"][0]["dice"][r].as_f64().unwrap())
+            .collect()
+    };
+    let (full, int8) = (dice("fp32"), dice("int8"));
+    for (region, (a, b)) in ["WT", "TC", "ET"].iter().zip(full.iter().zip(&int8)) {
+        assert!(
+            (a - b).abs() <= 0.02,
+            "{region}: fp32 {a}, int8 weights {b}"
+        );
+    }
+    let dir = common::scratch_dir("cli-export-int8");
+    let target = dir.join("int8.safetensors");
+    let out = run(&[
+        "export",
+        "assets/default_model.safetensors",
+        "--checkpoint",
+        target.to_str().unwrap(),
+        "--precision",
+        "int8",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("int8"), "{}", stderr(&out));
+    assert!(!target.exists());
 }
 
 /// The first slices of a held-out case, as the network's N x 4 x H x W input.
