@@ -215,23 +215,26 @@ fn bench_json_reports_forward_timings_per_batch_and_the_first_call_apart() {
     assert!(first["train_step"]["median_secs"].as_f64().unwrap() > 0.0);
 }
 
+/// `bench` on a sixteenth-width network at 32x32, one forward run, Flex only: seconds.
+const TINY_BENCH: [&str; 11] = [
+    "bench",
+    "--width",
+    "0.0625",
+    "--size",
+    "32",
+    "--runs",
+    "1",
+    "--train-batch",
+    "0",
+    "--backends",
+    "flex",
+];
+
 #[test]
 fn bench_against_pytorch_without_python_says_why_and_still_times_burn() {
     let out = command()
-        .args([
-            "bench",
-            "--width",
-            "0.0625",
-            "--size",
-            "32",
-            "--runs",
-            "1",
-            "--train-batch",
-            "0",
-            "--backends",
-            "flex",
-            "--against-pytorch",
-        ])
+        .args(TINY_BENCH)
+        .arg("--against-pytorch")
         .env("RAAGR2_PYTHON", "/no/such/python3")
         .output()
         .unwrap();
@@ -253,21 +256,11 @@ fn bench_against_pytorch_without_python_says_why_and_still_times_burn() {
 /// missing graph is refused by name.
 #[test]
 fn bench_times_its_own_onnx_export_in_onnx_runtime() {
-    let args = [
-        "bench",
-        "--width",
-        "0.0625",
-        "--size",
-        "32",
-        "--runs",
-        "1",
-        "--train-batch",
-        "0",
-        "--backends",
-        "flex",
-        "--onnx",
-        "--json",
-    ];
+    let args: Vec<&str> = TINY_BENCH
+        .iter()
+        .copied()
+        .chain(["--onnx", "--json"])
+        .collect();
     let ort_rows = |out: &std::process::Output| -> Vec<serde_json::Value> {
         assert!(out.status.success(), "{}", stderr(out));
         let report: serde_json::Value = serde_json::from_str(&stdout(out)).unwrap();
@@ -280,7 +273,7 @@ fn bench_times_its_own_onnx_export_in_onnx_runtime() {
             .collect()
     };
     let no_python = command()
-        .args(args)
+        .args(&args)
         .env("RAAGR2_PYTHON", "/no/such/python3")
         .output()
         .unwrap();
@@ -303,7 +296,7 @@ fn bench_times_its_own_onnx_export_in_onnx_runtime() {
         .output()
         .is_ok_and(|o| o.status.success());
     if has_ort {
-        let rows = ort_rows(&command().args(args).output().unwrap());
+        let rows = ort_rows(&command().args(&args).output().unwrap());
         assert_eq!(rows.len(), 3, "{rows:?}");
         for row in &rows {
             assert!(row["skipped"].is_null(), "{row}");
