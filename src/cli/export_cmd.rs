@@ -65,6 +65,18 @@ pub fn export(args: ExportArgs) -> Result<()> {
     if targets.iter().all(|(path, _)| path.is_none()) {
         bail!("export: nothing to write; give --onnx FILE, --pytorch FILE or --checkpoint FILE");
     }
+    // Every requested file must be writable in this precision before the first is written, so
+    // a refused request leaves no file behind.
+    if let Some((_, format)) = targets
+        .iter()
+        .find(|(path, format)| path.is_some() && !format.supports(args.precision))
+    {
+        bail!(
+            "--precision {}: a {} is not written in it (int8 is an ONNX graph only: --onnx)",
+            args.precision.name(),
+            format.label()
+        );
+    }
     let checkpoint = load_checkpoint(&args.model)?;
     let mut written = Vec::new();
     for (path, format) in targets {

@@ -50,7 +50,7 @@ fn format_help(format: ModelFormat) -> &'static str {
     match format {
         ModelFormat::Checkpoint => "Opens again here and in every command (config, masks, history)",
         ModelFormat::Onnx => {
-            "For deployment runtimes (ONNX Runtime, TensorRT...): batch norms folded, opset 17"
+            "For deployment runtimes such as ONNX Runtime: batch norms folded, opset 17"
         }
         ModelFormat::PyTorch => {
             "Reference key names; tools/raagr2_torch.py loads it with strict=True"

@@ -1266,19 +1266,23 @@ fn eval_in_reduced_precision_scores_the_rounded_weights() {
             "{region}: fp32 {a}, int8 weights {b}"
         );
     }
+    // INT8 asked of a format that has none: refused before any file is written (the ONNX
+    // graph, which int8 allows, is not written either).
     let dir = common::scratch_dir("cli-export-int8");
-    let target = dir.join("int8.safetensors");
+    let (graph, target) = (dir.join("int8.onnx"), dir.join("int8.pt.safetensors"));
     let out = run(&[
         "export",
         "assets/default_model.safetensors",
-        "--checkpoint",
+        "--onnx",
+        graph.to_str().unwrap(),
+        "--pytorch",
         target.to_str().unwrap(),
         "--precision",
         "int8",
     ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("int8"), "{}", stderr(&out));
-    assert!(!target.exists());
+    assert!(!target.exists() && !graph.exists());
 }
 
 /// The first slices of a held-out case, as the network's N x 4 x H x W input.
