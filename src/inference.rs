@@ -12,7 +12,7 @@ use crate::data::preprocess::{PlaneWindow, paste_window, window_slice};
 use crate::data::{DataError, LabelConvention};
 use crate::metrics::{CaseMetrics, evaluate_case};
 use crate::model::config::SPATIAL_MULTIPLE;
-use crate::model::{Head, Raagr2Net};
+use crate::model::{Head, Segmenter};
 
 /// Settings of a prediction.
 #[derive(Debug, Clone, Copy)]
@@ -74,10 +74,10 @@ pub fn region_code(wt: bool, tc: bool, et: bool) -> u8 {
 }
 
 /// Segments the whole volume of `case`; returns sub-region codes in the case's voxel order.
-/// `on_slices(done, total)` reports progress. Runs a copy of `model` with its batch norms
-/// folded into their convolutions ([`Raagr2Net::folded`]), as every inference here does.
-pub fn predict_regions(
-    model: &Raagr2Net,
+/// `on_slices(done, total)` reports progress. Runs a copy of `model` prepared for inference
+/// (batch norms folded into their convolutions), as every inference here does.
+pub fn predict_regions<M: Segmenter>(
+    model: &M,
     head: Head,
     case: &PreparedCase,
     options: InferenceOptions,
@@ -90,8 +90,8 @@ pub fn predict_regions(
 
 /// [`predict_regions`] that gives up (returning `None`) as soon as `stop()` says so between
 /// batches of slices: the app's worker abandons a whole-case Dice when a newer request waits.
-pub fn predict_regions_until(
-    model: &Raagr2Net,
+pub fn predict_regions_until<M: Segmenter>(
+    model: &M,
     head: Head,
     case: &PreparedCase,
     options: InferenceOptions,
@@ -99,7 +99,7 @@ pub fn predict_regions_until(
     mut on_slices: impl FnMut(usize, usize),
     stop: impl Fn() -> bool,
 ) -> Option<Vec<u8>> {
-    let model = &model.folded();
+    let model = &model.prepared();
     let dims = case.dims;
     let window = brain_window(case);
     let area = window.w * window.h;
@@ -112,7 +112,7 @@ pub fn predict_regions_until(
             return None;
         }
         let inputs = slice_batch(case, chunk, window, device);
-        let codes = codes_from_probabilities(model.forward(inputs), head, options.threshold);
+        let codes = codes_from_probabilities(model.segment(inputs), head, options.threshold);
         for (k, &z) in chunk.iter().enumerate() {
             paste_window(&mut regions, dims, z, window, &codes[k * area..][..area]);
         }
@@ -125,8 +125,8 @@ pub fn predict_regions_until(
 
 /// Segments and scores every case (each must have a segmentation); `on_case` is called after
 /// each one.
-pub fn evaluate_cases(
-    model: &Raagr2Net,
+pub fn evaluate_cases<M: Segmenter>(
+    model: &M,
     head: Head,
     cases: &[PreparedCase],
     options: InferenceOptions,
@@ -152,8 +152,8 @@ pub fn evaluate_cases(
 /// Sub-region codes of window `window` of axial slice `z`, `[h * w]` row-major (use the case's
 /// [`brain_window`] to get exactly what [`predict_regions`] gives for that slice, before the
 /// whole-case rule of [`suppress_small_enhancing`]).
-pub fn predict_slice(
-    model: &Raagr2Net,
+pub fn predict_slice<M: Segmenter>(
+    model: &M,
     head: Head,
     case: &PreparedCase,
     z: usize,
@@ -162,7 +162,7 @@ pub fn predict_slice(
     device: &Device,
 ) -> Vec<u8> {
     let inputs = slice_batch(case, &[z], window, device);
-    codes_from_probabilities(model.folded().forward(inputs), head, threshold)
+    codes_from_probabilities(model.prepared().segment(inputs), head, threshold)
 }
 
 /// The in-plane window whole-volume segmentation runs on: the brain's bounding box over all

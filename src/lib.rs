@@ -17,6 +17,7 @@ pub mod model;
 pub mod montage;
 pub mod plan_tree;
 pub mod plot;
+pub mod precision;
 pub mod prune;
 pub mod render;
 pub mod report;

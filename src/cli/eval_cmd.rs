@@ -133,7 +133,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         sources = test_cases(sources, &checkpoint, &model_name)?;
     }
     let (device, device_name) = backend::resolve(args.device).map_err(anyhow::Error::msg)?;
-    let model = args.precision.simulate(checkpoint.build(&device)?);
+    let model = args.precision.simulate(&checkpoint.build(&device)?);
     let options = InferenceOptions {
         threshold: args.threshold,
         min_enhancing_ml: args.min_et_ml,

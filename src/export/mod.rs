@@ -10,11 +10,11 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::model::Checkpoint;
 use crate::model::checkpoint::{Storage, write_atomically};
-use crate::model::quantize::WeightRounding;
-use crate::model::{Checkpoint, Raagr2Net};
 
-pub use onnx::{OnnxPrecision, onnx_bytes};
+pub use crate::precision::Precision;
+pub use onnx::onnx_bytes;
 pub use pytorch::pytorch_bytes;
 
 /// The file format a model is exported in.
@@ -60,57 +60,12 @@ impl ModelFormat {
     }
 }
 
-/// The number format of an exported model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Precision {
-    #[default]
-    Fp32,
-    /// Half precision: weights stored in f16 (checkpoint, state_dict); the ONNX graph computes
-    /// in f16 between its float32 input and output.
-    Fp16,
-    /// INT8 weights with one symmetric scale per output channel, activations float32 (ONNX
-    /// only: `DequantizeLinear` before each convolution).
-    Int8,
-}
-
-impl Precision {
-    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Fp16, Precision::Int8];
-
-    /// The spelling on the command line and in the app.
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-            Precision::Int8 => "int8",
-        }
-    }
-
-    /// How a checkpoint or state_dict stores floats in this precision (INT8: never asked, see
-    /// [`ModelFormat::supports`]).
-    fn storage(self) -> Storage {
-        match self {
-            Precision::Fp32 | Precision::Int8 => Storage::F32,
-            Precision::Fp16 => Storage::F16,
-        }
-    }
-
-    fn onnx(self) -> OnnxPrecision {
-        match self {
-            Precision::Fp32 => OnnxPrecision::F32,
-            Precision::Fp16 => OnnxPrecision::F16,
-            Precision::Int8 => OnnxPrecision::Int8Weights,
-        }
-    }
-
-    /// `model` as an export in this precision computes it (folded, weights rounded; the
-    /// activations of an fp16 graph are not simulated): what `eval --precision` scores.
-    pub fn simulate(self, model: Raagr2Net) -> Raagr2Net {
-        match self {
-            Precision::Fp32 => model,
-            Precision::Fp16 => model.with_rounded_weights(WeightRounding::Half),
-            Precision::Int8 => model.with_rounded_weights(WeightRounding::Int8PerChannel),
-        }
+/// How a checkpoint or state_dict stores floats in `precision` (INT8: never asked, see
+/// [`ModelFormat::supports`]).
+fn storage(precision: Precision) -> Storage {
+    match precision {
+        Precision::Fp32 | Precision::Int8 => Storage::F32,
+        Precision::Fp16 => Storage::F16,
     }
 }
 
@@ -128,9 +83,9 @@ pub fn model_bytes(
         );
     }
     Ok(match format {
-        ModelFormat::Checkpoint => checkpoint.to_bytes_as(precision.storage())?,
-        ModelFormat::Onnx => onnx_bytes(checkpoint, precision.onnx())?,
-        ModelFormat::PyTorch => pytorch_bytes(checkpoint, precision.storage())?,
+        ModelFormat::Checkpoint => checkpoint.to_bytes_as(storage(precision))?,
+        ModelFormat::Onnx => onnx_bytes(checkpoint, precision)?,
+        ModelFormat::PyTorch => pytorch_bytes(checkpoint, storage(precision))?,
     })
 }
 

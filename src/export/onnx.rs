@@ -2,10 +2,13 @@
 //! variant, any channel plan), one float32 input `N x 4 x H x W` and one output `N x C x H x W`
 //! of per-region probabilities, dynamic batch and spatial size, opset 17.
 //!
-//! The graph mirrors the forward of `model::net` step by step: batch norms are folded into the
-//! convolutions first (`Raagr2Net::folded`), dropout is the identity in inference, the decoder's
-//! upsampling is `Resize` (linear, `align_corners`), and the sigmoid of the head is kept, so a
-//! runtime's output equals this project's `forward`.
+//! The nodes are the operations of [`crate::model::graph`], the walk the quantized forward
+//! evaluates too: batch norms are folded into the convolutions first, dropout is the identity
+//! in inference, the decoder's upsampling is `Resize` (linear, `align_corners`), and the sigmoid
+//! of the head is kept, so a runtime's output equals this project's `forward`. In INT8 every
+//! stored activation becomes a `QuantizeLinear`/`DequantizeLinear` pair on its calibrated
+//! uint8 grid, weights are int8 codes with per-channel scales and biases int32 codes, the
+//! pattern ONNX Runtime fuses into integer convolutions.
 
 use anyhow::{Context, Result, bail};
 use burn::nn::conv::Conv2d;
@@ -16,12 +19,10 @@ use onnx_protobuf::{
     tensor_proto::DataType, tensor_shape_proto, type_proto,
 };
 
-use crate::model::config::BRANCH_DILATIONS;
-use crate::model::decoder::{AttentionGate, DecoderLevel, RecurrentUnit, Rrcnn, UpConv};
-use crate::model::encoder::{DilatedBranch, Encoder, GroupedBranch, ReAspp3, SharedReAspp3};
-use crate::model::layers::ConvBn;
-use crate::model::quantize::quantize_per_channel;
+use crate::model::graph::{GraphOps, Grid, logits};
+use crate::model::quantize::{ActivationGrid, QuantizedNet, quantize_per_channel};
 use crate::model::{Checkpoint, Raagr2Net};
+use crate::precision::{Precision, calibration_batches};
 
 /// The ONNX operator set the graph is written for (Resize with `align_corners`, opset 13+).
 pub const ONNX_OPSET: i64 = 17;
@@ -31,39 +32,31 @@ const IR_VERSION: i64 = 8;
 pub const INPUT_NAME: &str = "mri";
 pub const OUTPUT_NAME: &str = "probabilities";
 
-/// The number format of the exported graph's weights and activations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnnxPrecision {
-    /// Float32 throughout.
-    F32,
-    /// Weights and activations in float16: the float32 input is cast to half on entry and the
-    /// probabilities back to float32 on exit, so callers feed and read float32 either way.
-    F16,
-    /// Convolution weights as INT8 initializers with one symmetric scale per output channel,
-    /// each dequantized by a `DequantizeLinear` node; activations and biases float32.
-    Int8Weights,
-}
-
-impl OnnxPrecision {
-    fn data_type(self) -> DataType {
-        match self {
-            OnnxPrecision::F32 | OnnxPrecision::Int8Weights => DataType::FLOAT,
-            OnnxPrecision::F16 => DataType::FLOAT16,
-        }
-    }
-}
-
-/// The checkpoint's network as the bytes of an `.onnx` file.
-pub fn onnx_bytes(checkpoint: &Checkpoint, precision: OnnxPrecision) -> Result<Vec<u8>> {
+/// The checkpoint's network as the bytes of an `.onnx` file in `precision` (INT8 calibrates
+/// on [`calibration_batches`], as `eval --precision int8` does).
+pub fn onnx_bytes(checkpoint: &Checkpoint, precision: Precision) -> Result<Vec<u8>> {
     let device = crate::backend::cpu_device();
     let model = checkpoint
         .build(&device)
-        .context("building the network from the checkpoint")?
-        .folded();
-    let mut graph = GraphWriter::new(precision);
+        .context("building the network from the checkpoint")?;
+    let (folded, numbers) = match precision {
+        Precision::Fp32 => (model.folded(), Numbers::F32),
+        Precision::Fp16 => (model.folded(), Numbers::F16),
+        Precision::Int8 => {
+            let quantized = QuantizedNet::calibrate(&model, &calibration_batches(&device));
+            let grids = quantized.grids().to_vec();
+            (quantized.net().clone(), Numbers::Int8 { grids })
+        }
+    };
+    graph_bytes(&folded, numbers, checkpoint)
+}
+
+/// The bytes of the graph of the folded network `model` in `numbers`.
+fn graph_bytes(model: &Raagr2Net, numbers: Numbers, checkpoint: &Checkpoint) -> Result<Vec<u8>> {
+    let mut graph = GraphWriter::new(numbers);
     let input = graph.entry();
-    let logits = graph.network(&model, &input)?;
-    let probabilities = graph.node("Sigmoid", &[&logits], vec![]);
+    let logits = logits(model, &mut graph, input)?;
+    let probabilities = graph.node("Sigmoid", &[&logits.name], vec![]);
     graph.exit(&probabilities);
     let classes = checkpoint.config.head.classes();
     let model_proto = ModelProto {
@@ -89,36 +82,66 @@ pub fn onnx_bytes(checkpoint: &Checkpoint, precision: OnnxPrecision) -> Result<V
         .context("encoding the ONNX protobuf")
 }
 
+/// How the graph stores numbers.
+enum Numbers {
+    /// Float32 throughout.
+    F32,
+    /// Weights and activations in float16: the float32 input is cast to half on entry and the
+    /// probabilities back to float32 on exit, so callers feed and read float32 either way.
+    F16,
+    /// Static INT8 with each stored activation's grid, in walk order.
+    Int8 { grids: Vec<ActivationGrid> },
+}
+
+/// A value of the graph: its name, and the uint8 grid it was dequantized from (INT8 only).
+#[derive(Debug, Clone)]
+struct OnnxValue {
+    name: String,
+    grid: Option<ActivationGrid>,
+}
+
+impl OnnxValue {
+    fn float(name: String) -> OnnxValue {
+        OnnxValue { name, grid: None }
+    }
+}
+
 /// Builds the node list and the initializers, naming every value uniquely.
 struct GraphWriter {
-    precision: OnnxPrecision,
+    numbers: Numbers,
     nodes: Vec<NodeProto>,
     initializers: Vec<TensorProto>,
     next_id: usize,
+    /// How many calibrated activations the walk has passed (INT8).
+    next_grid: usize,
 }
 
 impl GraphWriter {
-    fn new(precision: OnnxPrecision) -> GraphWriter {
+    fn new(numbers: Numbers) -> GraphWriter {
         GraphWriter {
-            precision,
+            numbers,
             nodes: Vec::new(),
             initializers: Vec::new(),
             next_id: 0,
+            next_grid: 0,
         }
     }
 
+    /// A new value name: a short stem and a number (names are repeated wherever a value is
+    /// used, so short ones keep a small INT8 file small).
     fn fresh(&mut self, stem: &str) -> String {
         self.next_id += 1;
-        format!("{stem}_{}", self.next_id)
+        format!("{stem}{}", self.next_id)
     }
 
     /// Adds one node of `op` over `inputs` and returns the name of its (single) output.
     fn node(&mut self, op: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> String {
-        let output = self.fresh(&op.to_lowercase());
+        let output = self.fresh("v");
+        // Nodes go unnamed (their outputs are named): a third of a small INT8 file would
+        // otherwise be names.
         self.nodes.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: vec![output.clone()],
-            name: output.clone(),
             op_type: op.into(),
             attribute,
             ..Default::default()
@@ -126,23 +149,34 @@ impl GraphWriter {
         output
     }
 
+    /// The float value of node `op` over `inputs`.
+    fn float_node(
+        &mut self,
+        op: &str,
+        inputs: &[&OnnxValue],
+        attrs: Vec<AttributeProto>,
+    ) -> OnnxValue {
+        let names: Vec<&str> = inputs.iter().map(|v| v.name.as_str()).collect();
+        OnnxValue::float(self.node(op, &names, attrs))
+    }
+
     /// The graph's input, cast to the working precision.
-    fn entry(&mut self) -> String {
-        match self.precision {
-            OnnxPrecision::F32 | OnnxPrecision::Int8Weights => INPUT_NAME.to_string(),
-            OnnxPrecision::F16 => self.node(
+    fn entry(&mut self) -> OnnxValue {
+        match self.numbers {
+            Numbers::F32 | Numbers::Int8 { .. } => OnnxValue::float(INPUT_NAME.to_string()),
+            Numbers::F16 => OnnxValue::float(self.node(
                 "Cast",
                 &[INPUT_NAME],
                 vec![int_attr("to", DataType::FLOAT16 as i64)],
-            ),
+            )),
         }
     }
 
     /// Names `value` as the graph's output, cast back to float32.
     fn exit(&mut self, value: &str) {
-        let (op, attrs) = match self.precision {
-            OnnxPrecision::F32 | OnnxPrecision::Int8Weights => ("Identity", vec![]),
-            OnnxPrecision::F16 => ("Cast", vec![int_attr("to", DataType::FLOAT as i64)]),
+        let (op, attrs) = match self.numbers {
+            Numbers::F32 | Numbers::Int8 { .. } => ("Identity", vec![]),
+            Numbers::F16 => ("Cast", vec![int_attr("to", DataType::FLOAT as i64)]),
         };
         self.nodes.push(NodeProto {
             input: vec![value.to_string()],
@@ -170,21 +204,18 @@ impl GraphWriter {
         }
     }
 
-    /// A weight as an initializer in the working precision.
-    fn weight(&mut self, stem: &str, tensor_values: Vec<f32>, dims: &[usize]) -> String {
+    /// An initializer of `data_type` holding `raw_data`.
+    fn initializer(
+        &mut self,
+        stem: &str,
+        data_type: DataType,
+        dims: &[usize],
+        raw_data: Vec<u8>,
+    ) -> String {
         let name = self.fresh(stem);
-        let raw_data = match self.precision {
-            OnnxPrecision::F32 | OnnxPrecision::Int8Weights => {
-                tensor_values.iter().flat_map(|v| v.to_le_bytes()).collect()
-            }
-            OnnxPrecision::F16 => tensor_values
-                .iter()
-                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                .collect(),
-        };
         self.initializers.push(TensorProto {
             dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: self.precision.data_type() as i32,
+            data_type: data_type as i32,
             name: name.clone(),
             raw_data,
             ..Default::default()
@@ -192,64 +223,87 @@ impl GraphWriter {
         name
     }
 
-    /// A convolution's weights as INT8 codes, per-output-channel scales and zero points, and
-    /// the `DequantizeLinear` node that turns them back into float32 weights.
-    fn int8_weight(&mut self, tensor_values: &[f32], dims: &[usize]) -> String {
-        let (codes, scales) = quantize_per_channel(tensor_values, dims[0]);
-        let name = self.fresh("w_int8");
-        self.initializers.push(TensorProto {
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: DataType::INT8 as i32,
-            name: name.clone(),
-            raw_data: codes.iter().map(|c| *c as u8).collect(),
-            ..Default::default()
-        });
-        let scale = self.float32_constant("w_scale", &scales);
-        let zero = self.fresh("w_zero");
-        self.initializers.push(TensorProto {
-            dims: vec![dims[0] as i64],
-            data_type: DataType::INT8 as i32,
-            name: zero.clone(),
-            raw_data: vec![0; dims[0]],
-            ..Default::default()
-        });
+    /// A weight as an initializer in the working float precision.
+    fn weight(&mut self, stem: &str, tensor_values: &[f32], dims: &[usize]) -> String {
+        match self.numbers {
+            Numbers::F16 => {
+                let raw = tensor_values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect();
+                self.initializer(stem, DataType::FLOAT16, dims, raw)
+            }
+            Numbers::F32 | Numbers::Int8 { .. } => self.float32(stem, tensor_values, dims),
+        }
+    }
+
+    /// A float32 initializer whatever the precision (scales are float32 in every graph).
+    fn float32(&mut self, stem: &str, values: &[f32], dims: &[usize]) -> String {
+        let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(stem, DataType::FLOAT, dims, raw)
+    }
+
+    /// `DequantizeLinear(codes, scales)` along axis 0 of per-channel codes (zero points left
+    /// out: 0, the default).
+    fn dequantize_per_channel(&mut self, codes: String, scales: &[f32]) -> String {
+        let scale = self.float32("s", scales, &[scales.len()]);
         self.node(
             "DequantizeLinear",
-            &[&name, &scale, &zero],
+            &[&codes, &scale],
             vec![int_attr("axis", 0)],
         )
     }
 
-    /// A float32 constant initializer whatever the precision (Resize's scales must be float).
-    fn float32_constant(&mut self, stem: &str, values: &[f32]) -> String {
-        let name = self.fresh(stem);
-        self.initializers.push(TensorProto {
-            dims: vec![values.len() as i64],
-            data_type: DataType::FLOAT as i32,
-            name: name.clone(),
-            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
-        name
+    /// A convolution's weights as INT8 codes with per-output-channel scales, and the
+    /// `DequantizeLinear` that turns them back into float32; returns it and the scales.
+    fn int8_weight(&mut self, tensor_values: &[f32], dims: &[usize]) -> (String, Vec<f32>) {
+        let (codes, scales) = quantize_per_channel(tensor_values, dims[0]);
+        let raw = codes.iter().map(|c| *c as u8).collect();
+        let name = self.initializer("w", DataType::INT8, dims, raw);
+        let dequantized = self.dequantize_per_channel(name, &scales);
+        (dequantized, scales)
     }
 
-    /// A convolution with "same" padding for its kernel and `dilation`.
-    fn conv_with(&mut self, conv: &Conv2d, x: &str, dilation: usize) -> Result<String> {
+    /// A bias as int32 codes of `input scale x weight scale` per channel (how integer
+    /// convolutions take it), dequantized.
+    fn int32_bias(&mut self, bias: &[f32], input_scale: f32, weight_scales: &[f32]) -> String {
+        let steps: Vec<f32> = weight_scales.iter().map(|w| w * input_scale).collect();
+        let raw = bias
+            .iter()
+            .zip(&steps)
+            .flat_map(|(b, step)| ((b / step).round_ties_even() as i32).to_le_bytes())
+            .collect();
+        let name = self.initializer("b", DataType::INT32, &[bias.len()], raw);
+        self.dequantize_per_channel(name, &steps)
+    }
+
+    /// A convolution node with "same" padding for its kernel and `dilation`.
+    fn write_conv(&mut self, conv: &Conv2d, x: &OnnxValue, dilation: usize) -> Result<OnnxValue> {
         let dims = conv.weight.dims();
-        let weight = match self.precision {
-            OnnxPrecision::Int8Weights => self.int8_weight(&values(conv.weight.val())?, &dims),
-            _ => self.weight("w", values(conv.weight.val())?, &dims),
-        };
-        let bias = match &conv.bias {
-            Some(b) => Some(self.weight("b", values(b.val())?, &b.dims())),
+        let weight_values = values(conv.weight.val())?;
+        let bias_values = match &conv.bias {
+            Some(b) => Some(values(b.val())?),
             None => None,
+        };
+        let int8 = matches!(self.numbers, Numbers::Int8 { .. });
+        let (weight, bias) = match (int8, x.grid) {
+            (true, Some(grid)) => {
+                let (weight, scales) = self.int8_weight(&weight_values, &dims);
+                let bias = bias_values.map(|b| self.int32_bias(&b, grid.scale, &scales));
+                (weight, bias)
+            }
+            _ => {
+                let weight = self.weight("w", &weight_values, &dims);
+                let bias = bias_values.map(|b| self.weight("b", &b, &[b.len()]));
+                (weight, bias)
+            }
         };
         let [kh, kw] = conv.kernel_size;
         if conv.stride != [1, 1] || kh != kw {
             bail!("only square stride-1 convolutions occur in this network");
         }
         let pad = (dilation * (kh - 1) / 2) as i64;
-        let mut inputs = vec![x, weight.as_str()];
+        let mut inputs = vec![x.name.as_str(), weight.as_str()];
         if let Some(b) = &bias {
             inputs.push(b);
         }
@@ -260,154 +314,89 @@ impl GraphWriter {
             ints_attr("strides", &[1, 1]),
             int_attr("group", conv.groups as i64),
         ];
-        Ok(self.node("Conv", &inputs, attrs))
+        Ok(OnnxValue::float(self.node("Conv", &inputs, attrs)))
     }
 
-    /// A convolution as the layer itself is configured (its own dilation).
-    fn conv(&mut self, conv: &Conv2d, x: &str) -> Result<String> {
-        self.conv_with(conv, x, conv.dilation[0])
-    }
-
-    fn relu(&mut self, x: &str) -> String {
-        self.node("Relu", &[x], vec![])
-    }
-
-    fn add(&mut self, a: &str, b: &str) -> String {
-        self.node("Add", &[a, b], vec![])
-    }
-
-    fn concat(&mut self, parts: &[String]) -> String {
-        let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-        self.node("Concat", &refs, vec![int_attr("axis", 1)])
-    }
-
-    /// conv -> (folded BN) -> ReLU.
-    fn conv_bn_relu(&mut self, layer: &ConvBn, x: &str) -> Result<String> {
-        let y = self.conv(&layer.conv, x)?;
-        Ok(self.relu(&y))
-    }
-
-    fn network(&mut self, model: &Raagr2Net, input: &str) -> Result<String> {
-        let mut skips = Vec::with_capacity(model.encoders.len());
-        let mut feature = input.to_string();
-        for (i, encoder) in model.encoders.iter().enumerate() {
-            if i > 0 {
-                feature = self.node(
-                    "MaxPool",
-                    &[&feature],
-                    vec![
-                        ints_attr("kernel_shape", &[2, 2]),
-                        ints_attr("strides", &[2, 2]),
-                    ],
-                );
-            }
-            feature = match encoder {
-                Encoder::Base(m) => self.reaspp3(m, &feature)?,
-                Encoder::Shared(m) => self.shared_reaspp3(m, &feature)?,
-            };
-            skips.push(feature.clone());
+    /// `QuantizeLinear` then `DequantizeLinear` of `x` on `grid`.
+    fn quantize(&mut self, x: &OnnxValue, grid: ActivationGrid) -> OnnxValue {
+        let scale = self.float32("s", &[grid.scale], &[]);
+        let zero = self.initializer("z", DataType::UINT8, &[], vec![grid.zero_point]);
+        let codes = self.node("QuantizeLinear", &[&x.name, &scale, &zero], vec![]);
+        let name = self.node("DequantizeLinear", &[&codes, &scale, &zero], vec![]);
+        OnnxValue {
+            name,
+            grid: Some(grid),
         }
-        let mut deep = skips.pop().context("the network has no encoder level")?;
-        for (i, level) in model.decoders.iter().enumerate().rev() {
-            deep = self.decoder_level(level, &deep, &skips[i])?;
-        }
-        self.conv(&model.head, &deep)
+    }
+}
+
+impl GraphOps for GraphWriter {
+    type Value = OnnxValue;
+    type Error = anyhow::Error;
+
+    fn conv(&mut self, conv: &Conv2d, x: &OnnxValue, dilation: usize) -> Result<OnnxValue> {
+        self.write_conv(conv, x, dilation)
     }
 
-    fn reaspp3(&mut self, m: &ReAspp3, x: &str) -> Result<String> {
-        let mut parts = Vec::with_capacity(5);
-        for branch in &m.grouped {
-            parts.push(self.grouped_branch(branch, x)?);
-        }
-        for branch in &m.dilated {
-            parts.push(self.dilated_branch(branch, x)?);
-        }
-        parts.push(x.to_string());
-        let joined = self.concat(&parts);
-        self.conv_bn_relu(&m.fuse, &joined)
+    fn head(&mut self, conv: &Conv2d, x: &OnnxValue) -> Result<OnnxValue> {
+        self.write_conv(conv, x, conv.dilation[0])
     }
 
-    fn grouped_branch(&mut self, b: &GroupedBranch, x: &str) -> Result<String> {
-        let grouped = self.conv(&b.grouped, x)?;
-        let pointwise = self.conv(&b.pointwise, &grouped)?;
-        let y1 = self.relu(&pointwise);
-        let y2 = self.conv_bn_relu(&b.post, &y1)?;
-        Ok(self.add(&y2, &y1))
+    fn relu(&mut self, x: &OnnxValue) -> OnnxValue {
+        self.float_node("Relu", &[x], vec![])
     }
 
-    fn dilated_branch(&mut self, b: &DilatedBranch, x: &str) -> Result<String> {
-        let y1 = self.conv_bn_relu(&b.dilated, x)?;
-        let y2 = self.conv_bn_relu(&b.post, &y1)?;
-        Ok(self.add(&y2, &y1))
+    fn sigmoid(&mut self, x: &OnnxValue) -> OnnxValue {
+        self.float_node("Sigmoid", &[x], vec![])
     }
 
-    fn shared_reaspp3(&mut self, m: &SharedReAspp3, x: &str) -> Result<String> {
-        let variant = m.variant();
-        let mut parts = Vec::with_capacity(5);
-        for (i, branch) in m.branches.iter().enumerate() {
-            let kernel = &m.kernels[variant.kernel_of_branch(i)];
-            let d = self.conv_with(kernel, x, BRANCH_DILATIONS[i])?;
-            let pointwise = self.conv_bn_relu(&branch.pointwise, &d)?;
-            let projected = self.conv(&branch.proj, &d)?;
-            parts.push(self.add(&pointwise, &projected));
-        }
-        parts.push(x.to_string());
-        let joined = self.concat(&parts);
-        self.conv_bn_relu(&m.fuse, &joined)
+    fn add(&mut self, a: &OnnxValue, b: &OnnxValue) -> OnnxValue {
+        self.float_node("Add", &[a, b], vec![])
     }
 
-    fn decoder_level(&mut self, level: &DecoderLevel, deep: &str, skip: &str) -> Result<String> {
-        let g = self.up_conv(&level.up, deep)?;
-        let gated = self.attention_gate(&level.att, &g, skip)?;
-        let joined = self.concat(&[gated, g]);
-        self.rrcnn(&level.rrcnn, &joined)
+    fn mul(&mut self, a: &OnnxValue, b: &OnnxValue) -> OnnxValue {
+        self.float_node("Mul", &[a, b], vec![])
     }
 
-    /// Bilinear x2 with align_corners, then conv -> BN -> ReLU.
-    fn up_conv(&mut self, up: &UpConv, x: &str) -> Result<String> {
-        let scales = self.float32_constant("scales", &[1.0, 1.0, 2.0, 2.0]);
+    fn concat(&mut self, parts: &[OnnxValue]) -> OnnxValue {
+        let refs: Vec<&OnnxValue> = parts.iter().collect();
+        self.float_node("Concat", &refs, vec![int_attr("axis", 1)])
+    }
+
+    fn max_pool(&mut self, x: &OnnxValue) -> OnnxValue {
+        let attrs = vec![
+            ints_attr("kernel_shape", &[2, 2]),
+            ints_attr("strides", &[2, 2]),
+        ];
+        self.float_node("MaxPool", &[x], attrs)
+    }
+
+    fn upsample(&mut self, x: &OnnxValue) -> OnnxValue {
+        let scales = self.float32("r", &[1.0, 1.0, 2.0, 2.0], &[4]);
         let attrs = vec![
             string_attr("mode", "linear"),
             string_attr("coordinate_transformation_mode", "align_corners"),
         ];
         // Inputs: X, roi (absent: an empty name), scales.
-        let upsampled = self.node("Resize", &[x, "", &scales], attrs);
-        let y = self.conv(&up.conv, &upsampled)?;
-        Ok(self.relu(&y))
+        OnnxValue::float(self.node("Resize", &[&x.name, "", &scales], attrs))
     }
 
-    fn attention_gate(&mut self, att: &AttentionGate, g: &str, skip: &str) -> Result<String> {
-        let from_gate = self.conv(&att.w_g.conv, g)?;
-        let from_skip = self.conv(&att.w_x.conv, skip)?;
-        let sum = self.add(&from_gate, &from_skip);
-        let joint = self.relu(&sum);
-        let psi_logits = self.conv(&att.psi.conv, &joint)?;
-        let psi = self.node("Sigmoid", &[&psi_logits], vec![]);
-        Ok(self.node("Mul", &[skip, &psi], vec![]))
-    }
-
-    fn recurrent_unit_f(&mut self, unit: &RecurrentUnit, x: &str) -> Result<String> {
-        let depthwise = self.conv(&unit.depthwise, x)?;
-        let pointwise = self.conv(&unit.pointwise, &depthwise)?;
-        Ok(self.relu(&pointwise))
-    }
-
-    /// y = f(x); then twice y = f(x + y), as `RecurrentUnit::forward`.
-    fn recurrent_unit(&mut self, unit: &RecurrentUnit, x: &str) -> Result<String> {
-        let mut y = self.recurrent_unit_f(unit, x)?;
-        for _ in 0..crate::model::decoder::RECURRENCE_T {
-            let sum = self.add(x, &y);
-            y = self.recurrent_unit_f(unit, &sum)?;
+    fn activation(&mut self, x: OnnxValue, grid: Grid<'_, OnnxValue>) -> OnnxValue {
+        let Numbers::Int8 { grids } = &self.numbers else {
+            return x;
+        };
+        let grid = match grid {
+            Grid::Calibrated => {
+                self.next_grid += 1;
+                grids.get(self.next_grid - 1).copied()
+            }
+            Grid::SameAs(source) => source.grid,
+            Grid::Probability => Some(ActivationGrid::PROBABILITY),
+        };
+        match grid {
+            Some(grid) => self.quantize(&x, grid),
+            None => x,
         }
-        Ok(y)
-    }
-
-    /// x0 = 1x1 conv; x0 + R2(R1(x0)) (dropout is the identity in inference).
-    fn rrcnn(&mut self, block: &Rrcnn, x: &str) -> Result<String> {
-        let x0 = self.conv(&block.conv1x1, x)?;
-        let r1 = self.recurrent_unit(&block.rec1, &x0)?;
-        let r2 = self.recurrent_unit(&block.rec2, &r1)?;
-        Ok(self.add(&x0, &r2))
     }
 }
 
@@ -556,7 +545,7 @@ mod tests {
         .enumerate()
         {
             let checkpoint = random_plan_checkpoint(variant, 11 + k as u64);
-            let bytes = onnx_bytes(&checkpoint, OnnxPrecision::F32).unwrap();
+            let bytes = onnx_bytes(&checkpoint, Precision::Fp32).unwrap();
             // Two batch and spatial sizes through the one graph: both are dynamic.
             for shape in [[2, 4, 32, 32], [1, 4, 48, 64]] {
                 let input = random_input(shape, 5);
@@ -577,8 +566,8 @@ mod tests {
     #[test]
     fn a_half_precision_graph_is_half_the_size_and_close_to_the_forward() {
         let checkpoint = crate::defaults::default_checkpoint();
-        let full = onnx_bytes(&checkpoint, OnnxPrecision::F32).unwrap();
-        let half = onnx_bytes(&checkpoint, OnnxPrecision::F16).unwrap();
+        let full = onnx_bytes(&checkpoint, Precision::Fp32).unwrap();
+        let half = onnx_bytes(&checkpoint, Precision::Fp16).unwrap();
         let ratio = half.len() as f64 / full.len() as f64;
         assert!((0.45..0.6).contains(&ratio), "fp16 / fp32 size {ratio}");
         let shape = [1, 4, 64, 64];
@@ -592,35 +581,44 @@ mod tests {
     }
 
     #[test]
-    fn an_int8_weight_graph_is_a_quarter_of_the_size_and_computes_the_simulated_forward() {
-        use crate::model::quantize::WeightRounding;
+    fn a_static_int8_graph_is_under_a_third_of_the_size_and_computes_the_simulated_forward() {
         // Size on the default model (a tiny random plan is mostly biases and scales).
         let default = crate::defaults::default_checkpoint();
-        let full = onnx_bytes(&default, OnnxPrecision::F32).unwrap();
-        let quarter = onnx_bytes(&default, OnnxPrecision::Int8Weights).unwrap();
-        let ratio = quarter.len() as f64 / full.len() as f64;
+        let full = onnx_bytes(&default, Precision::Fp32).unwrap();
+        let int8 = onnx_bytes(&default, Precision::Int8).unwrap();
+        let ratio = int8.len() as f64 / full.len() as f64;
         assert!(ratio <= 0.3, "int8 / fp32 size {ratio}");
-        let checkpoint = random_plan_checkpoint(Variant::Base, 23);
-        let int8 = onnx_bytes(&checkpoint, OnnxPrecision::Int8Weights).unwrap();
-        let shape = [1, 4, 32, 32];
-        let input = random_input(shape, 3);
+        // The graph computes what `eval --precision int8` scores, on a real slice batch.
         let device = cpu_device();
-        let simulated = checkpoint
-            .build(&device)
-            .unwrap()
-            .with_rounded_weights(WeightRounding::Int8PerChannel)
-            .forward(burn::tensor::Tensor::<4>::from_data(
-                TensorData::new(input.clone(), shape),
-                &device,
-            ))
+        let batch = crate::precision::calibration_batches(&device).remove(1);
+        let shape: [usize; 4] = batch.dims();
+        let input = batch.clone().into_data().try_to_vec::<f32>().unwrap();
+        let simulated =
+            crate::precision::Precision::Int8.simulate(&default.build(&device).unwrap());
+        let simulated = crate::model::Segmenter::segment(&simulated, batch)
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
         let theirs = run_with_tract(&int8, &input, shape);
-        let diff = crate::analysis::max_abs_diff(&simulated, &theirs);
-        assert!(diff <= 1e-4, "int8 graph vs simulated forward: {diff}");
-        // The rounding is real: the float forward differs somewhere.
-        let float = project_forward(&checkpoint, &input, shape);
-        assert!(crate::analysis::max_abs_diff(&float, &theirs) > 1e-6);
+        // A value on a rounding boundary may land one 8-bit step apart in another runtime's
+        // accumulation order; the probabilities agree closely all the same.
+        let mean = mean_abs_diff(&simulated, &theirs);
+        let apart = simulated
+            .iter()
+            .zip(&theirs)
+            .filter(|(a, b)| (*a - *b).abs() > 0.05)
+            .count() as f32
+            / theirs.len() as f32;
+        assert!(
+            mean <= 1e-3 && apart <= 1e-3,
+            "int8 graph vs simulation: mean {mean}, share over 0.05 apart {apart}"
+        );
+        // The rounding is real: the float forward differs.
+        let float = project_forward(&default, &input, shape);
+        assert!(mean_abs_diff(&float, &theirs) > 1e-5);
+    }
+
+    fn mean_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod decoder;
 pub mod encoder;
 pub mod fold;
+pub mod graph;
 pub mod layers;
 pub mod masking;
 pub mod net;
@@ -20,7 +21,7 @@ pub use checkpoint::{
 };
 pub use config::{ChannelPlan, Head, ModelConfig, Variant};
 pub use masking::ModelMasks;
-pub use net::Raagr2Net;
+pub use net::{Raagr2Net, Segmenter};
 pub use weights::{HostMask, HostTensor, MaskMap, WeightMap, apply_masks};
 
 /// Everything that can go wrong building, loading or saving a model.

@@ -59,6 +59,29 @@ impl crate::timing::TimedForward for Raagr2Net {
     }
 }
 
+/// A network that segments slices: the float model, or a simulation of a reduced-precision
+/// export of it (`crate::precision`).
+pub trait Segmenter {
+    /// A copy ready for inference (batch norms folded into their convolutions); inference
+    /// prepares once per case, then segments batch after batch.
+    fn prepared(&self) -> Self
+    where
+        Self: Sized;
+    /// `[B, 4, H, W]` slices (H, W multiples of 16) -> per-region probabilities
+    /// `[B, classes, H, W]`.
+    fn segment(&self, x: Tensor<4>) -> Tensor<4>;
+}
+
+impl Segmenter for Raagr2Net {
+    fn prepared(&self) -> Raagr2Net {
+        self.folded()
+    }
+
+    fn segment(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward(x)
+    }
+}
+
 impl Raagr2Net {
     /// `[B, 4, H, W]` (H, W multiples of 16) -> per-channel probabilities `[B, classes, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
