@@ -2,6 +2,8 @@
 //! `eval`, `prune`, `sweep` and the study score a precision with the same simulation that the
 //! export writes, so a Dice reported for INT8 is the Dice of the INT8 file.
 
+use std::sync::OnceLock;
+
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -81,28 +83,36 @@ impl Segmenter for SimulatedNet {
     }
 }
 
-/// Seed of the first generated case INT8 activations are calibrated on: apart from the
-/// training cases (seeds from 0) and the held-out ones (from 10 000).
-pub const CALIBRATION_FIRST_SEED: u64 = 20_000;
-/// Generated cases calibrated on, and tumour slices taken from each.
-pub const CALIBRATION_CASES: u64 = 2;
-pub const CALIBRATION_SLICES_PER_CASE: usize = 8;
+/// Seed of the generated case INT8 activations are calibrated on: apart from the training
+/// cases (seeds from 0) and the held-out ones (from 10 000).
+pub const CALIBRATION_SEED: u64 = 20_000;
+/// Tumour slices calibrated on, and how many go through the network at once.
+pub const CALIBRATION_SLICES: usize = 16;
+const CALIBRATION_BATCH: usize = 8;
 
-/// The calibration set of static INT8: [`CALIBRATION_SLICES_PER_CASE`] tumour slices spread
-/// evenly over each of [`CALIBRATION_CASES`] generated cases, one batch per case, over the
-/// brain window whole-volume inference uses. Deterministic: an export and `eval --precision
-/// int8` calibrate alike.
+/// The calibration set of static INT8: [`CALIBRATION_SLICES`] tumour slices spread evenly over
+/// the generated case [`CALIBRATION_SEED`], in batches, over the brain window whole-volume
+/// inference uses. Deterministic: an export and `eval --precision int8` calibrate alike. The
+/// case is generated once per process (a sweep calibrates every point).
 pub fn calibration_batches(device: &Device) -> Vec<Tensor<4>> {
-    (0..CALIBRATION_CASES)
-        .map(|i| {
-            let case = synthetic_case(CALIBRATION_FIRST_SEED + i);
+    static SLICES: OnceLock<Vec<TensorData>> = OnceLock::new();
+    SLICES
+        .get_or_init(|| {
+            let case = synthetic_case(CALIBRATION_SEED);
             let tumour = tumour_slices(&case);
-            let picked: Vec<usize> = (0..CALIBRATION_SLICES_PER_CASE)
-                .filter_map(|k| tumour.get(k * tumour.len() / CALIBRATION_SLICES_PER_CASE))
+            let picked: Vec<usize> = (0..CALIBRATION_SLICES)
+                .filter_map(|k| tumour.get(k * tumour.len() / CALIBRATION_SLICES))
                 .copied()
                 .collect();
-            slice_batch(&case, &picked, brain_window(&case), device)
+            let window = brain_window(&case);
+            let cpu = crate::backend::cpu_device();
+            picked
+                .chunks(CALIBRATION_BATCH)
+                .map(|zs| slice_batch(&case, zs, window, &cpu).into_data())
+                .collect()
         })
+        .iter()
+        .map(|data| Tensor::from_data(data.clone(), device))
         .collect()
 }
 

@@ -42,7 +42,7 @@ LAYERS = [
     ("data", ["data"]),
     ("model", ["model"]),
     # Training, and whole-volume inference (model + data) with the threshold baseline beside it.
-    ("train/inference", ["train", "inference", "baseline"]),
+    ("train/inference", ["train", "inference", "baseline", "precision"]),
     ("prune", ["prune"]),
     # Models written out for other runtimes (ONNX, PyTorch).
     ("export", ["export"]),

@@ -204,11 +204,8 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         defaults::data_or_held_out(&args.data).load(|id| eprintln!("compare: loading {id}"))?;
     let step_cases = args.step_cases.unwrap_or(cases.len()).min(cases.len());
     let options = InferenceOptions::default();
-    let step_scoring = DiceEvaluator {
-        cases: cases[..step_cases].to_vec(),
-        options,
-    };
-    let final_scoring = DiceEvaluator { cases, options };
+    let step_scoring = DiceEvaluator::new(cases[..step_cases].to_vec(), options);
+    let final_scoring = DiceEvaluator::new(cases, options);
     let tuning = tuning(&args);
     let tuner = args
         .fine_tune

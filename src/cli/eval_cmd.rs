@@ -69,8 +69,9 @@ pub struct EvalArgs {
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
     /// Score the model as an export in this precision computes it (`export --precision`): batch
-    /// norms folded, weights rounded to half, or to INT8 with one symmetric scale per output
-    /// channel; activations stay float32.
+    /// norms folded; fp16: weights rounded to half (activations not simulated); int8: static
+    /// INT8, weights per output channel and every activation rounded to its calibrated 8-bit
+    /// grid, as the ONNX graph computes.
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     pub precision: Precision,
     /// Print JSON instead of the table.

@@ -32,9 +32,11 @@ pub struct ExportArgs {
     pub pytorch: Option<PathBuf>,
     /// Number format: fp16 stores the checkpoint's and the state_dict's weights in half
     /// precision (readers compute in f32), and makes the ONNX graph compute in half (its input
-    /// and output stay float32); int8 (ONNX only) stores each convolution's weights as 8-bit
-    /// integers with one symmetric scale per output channel, dequantized before the
-    /// convolution (activations float32). `eval --precision` scores the same rounding.
+    /// and output stay float32); int8 (ONNX only) is static INT8: weights as 8-bit integers with
+    /// one symmetric scale per output channel, every activation between layers on a uint8 grid
+    /// calibrated on tumour slices of a generated case (QuantizeLinear/DequantizeLinear pairs,
+    /// which ONNX Runtime runs as integer convolutions), logits and sigmoid in float.
+    /// `eval --precision` scores the same network.
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     pub precision: Precision,
     #[arg(long)]

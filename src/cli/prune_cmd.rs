@@ -1,6 +1,7 @@
 //! `prune`: pruning a checkpoint (or the embedded model) by any method and schedule, with the
 //! measured effect: parameters, MACs, CPU latency and held-out Dice before and after each step.
 
+use crate::precision::Precision;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
@@ -92,8 +93,27 @@ pub struct MeasureArgs {
     pub data: DataArgs,
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
+    /// Number format the Dice is scored in: what an export of each model in that precision
+    /// computes (fp16: weights rounded to half; int8: static INT8, activations calibrated per
+    /// model, as `export --onnx --precision int8` writes it). Pruning and fine-tuning run in
+    /// float32 either way.
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
     #[command(flatten)]
     pub fine_tune: FineTuneArgs,
+}
+
+impl MeasureArgs {
+    /// The Dice scoring these options ask for, its cases loaded (`command` names the log).
+    pub fn evaluator(&self, command: &str) -> Result<DiceEvaluator> {
+        let cases = defaults::data_or_held_out(&self.data)
+            .load(|id| eprintln!("{command}: loading {id}"))?;
+        let options = InferenceOptions {
+            threshold: self.threshold,
+            ..InferenceOptions::default()
+        };
+        Ok(DiceEvaluator::new(cases, options).in_precision(self.precision))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +184,8 @@ struct PruneReport {
     /// fine-tuning.
     dice_before: RegionScores,
     dice_after: RegionScores,
+    /// The number format every Dice was scored in.
+    precision: Precision,
     dice_recalibrated: Option<RegionScores>,
     dice_fine_tuned: Option<RegionScores>,
     /// Every step of the schedule with Dice before and after its fine-tune.
@@ -223,15 +245,7 @@ pub fn prune(mut args: PruneArgs) -> Result<()> {
     crate::prune::prune_checkpoint(&start, args.method, &ratios, snip.as_ref())?;
     let prune_secs = started.elapsed().as_secs_f64();
 
-    let cases = defaults::data_or_held_out(&args.measure.data)
-        .load(|id| eprintln!("prune: loading {id}"))?;
-    let evaluator = DiceEvaluator {
-        cases,
-        options: InferenceOptions {
-            threshold: args.measure.threshold,
-            ..InferenceOptions::default()
-        },
-    };
+    let evaluator = args.measure.evaluator("prune")?;
     let dice_before = evaluator.dice(&dense)?.mean;
     let mut hooks = step_hooks(&evaluator, tuner.as_mut(), "prune".into());
     eprintln!("prune: {} by {}", schedule.name(), args.method.name());
@@ -287,6 +301,7 @@ pub fn prune(mut args: PruneArgs) -> Result<()> {
         latency_after,
         dice_before,
         dice_after: last.dice_pruned,
+        precision: evaluator.precision,
         dice_recalibrated: last.dice_recalibrated,
         dice_fine_tuned: last.dice_fine_tuned,
         fine_tune_epochs: args.measure.fine_tune.fine_tune_epochs,
@@ -411,14 +426,15 @@ fn render(r: &PruneReport) -> String {
         );
     }
     let mut text = format!(
-        "pruned {} with {}, {} -> {}\nfirst prune took {:.1} ms; Dice over {} case(s); \
-         speedup / MAC reduction = {:.2}\n\n{}",
+        "pruned {} with {}, {} -> {}\nfirst prune took {:.1} ms; Dice over {} case(s), scored \
+         in {}; speedup / MAC reduction = {:.2}\n\n{}",
         r.model,
         r.method.name(),
         r.schedule.name(),
         r.output.display(),
         r.prune_secs * 1e3,
         r.eval_cases,
+        r.precision.name(),
         r.speedup / r.mac_reduction,
         report::table(&["", "before", "after", "change"], &rows)
     );

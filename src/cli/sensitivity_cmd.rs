@@ -80,11 +80,10 @@ pub fn sensitivity(args: SensitivityArgs) -> Result<()> {
             })
             .collect::<Result<_>>()?,
     };
-    let evaluator = DiceEvaluator {
-        cases: defaults::data_or_held_out(&args.data)
-            .load(|id| eprintln!("sensitivity: loading {id}"))?,
-        options: InferenceOptions::default(),
-    };
+    let evaluator = DiceEvaluator::new(
+        defaults::data_or_held_out(&args.data).load(|id| eprintln!("sensitivity: loading {id}"))?,
+        InferenceOptions::default(),
+    );
     let cells = sensitivity_grid(
         &dense,
         args.method,

@@ -213,11 +213,10 @@ impl StudySetup {
         fine_tune.fine_tune_epochs = 1;
         let mut tuner = fine_tune.tuner(&args.data)?;
         tuner.set_steps_per_run(args.fine_tune_steps.max(1));
-        let evaluator = DiceEvaluator {
-            cases: defaults::data_or_held_out(&args.data)
-                .load(|id| eprintln!("study: loading {id}"))?,
-            options: InferenceOptions::default(),
-        };
+        let evaluator = DiceEvaluator::new(
+            defaults::data_or_held_out(&args.data).load(|id| eprintln!("study: loading {id}"))?,
+            InferenceOptions::default(),
+        );
         self.runner = Some(StudyRunner {
             models,
             evaluator,

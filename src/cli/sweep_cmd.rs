@@ -16,13 +16,12 @@ use super::sweep_points::{
 };
 use super::{Cli, Command, defaults, print_json};
 use crate::backend;
-use crate::inference::InferenceOptions;
 use crate::model::summary::summarize;
 use crate::prune::schedule::parameter_counts;
 use crate::prune::sweep::{
     CSV_HEADER, SweepPoint, for_each_point, parse_csv, row, to_csv, write_sweep_plot,
 };
-use crate::prune::tuning::{DiceEvaluator, FineTuner};
+use crate::prune::tuning::FineTuner;
 use crate::prune::{PruneMethod, Ratios, prune_checkpoint, run_schedule};
 use crate::report;
 use crate::timing::compare_forward;
@@ -87,8 +86,9 @@ pub fn sweep(args: SweepArgs) -> Result<()> {
         return print_json(&points);
     }
     println!(
-        "sweep of {model_name} ({}) over {cases} case(s) -> {}, {}\n",
+        "sweep of {model_name} ({}) over {cases} case(s), Dice in {} -> {}, {}\n",
         args.schedule.schedule().name(),
+        args.measure.precision.name(),
         output.display(),
         plot_path.display()
     );
@@ -152,14 +152,7 @@ pub fn run_points(
             .map(drop)
             .map_err(|e| anyhow::anyhow!("{} at ratio {ratio}: {e}", method.key()))
     })?;
-    let evaluator = DiceEvaluator {
-        cases: defaults::data_or_held_out(&args.measure.data)
-            .load(|id| eprintln!("sweep: loading {id}"))?,
-        options: InferenceOptions {
-            threshold: args.measure.threshold,
-            ..InferenceOptions::default()
-        },
-    };
+    let evaluator = args.measure.evaluator("sweep")?;
     let device = backend::cpu_device();
     let dense_model = dense.build(&device)?;
     let (dense_params, _) = parameter_counts(&dense);
@@ -209,6 +202,7 @@ pub fn run_points(
             dice_fine_tuned_sd: last.dice_fine_tuned_sd,
             dice_recalibrated: last.dice_recalibrated,
             dice_recalibrated_sd: last.dice_recalibrated_sd,
+            precision: args.measure.precision,
         });
         anyhow::Ok(())
     })?;

@@ -155,10 +155,7 @@ pub fn run_auto(mut job: AutoJob, mut on_event: impl FnMut(AutoRunEvent)) -> Res
     });
     let mut hooks = RunHooks {
         subset,
-        validation: DiceEvaluator {
-            cases: job.validation,
-            options,
-        },
+        validation: DiceEvaluator::new(job.validation, options),
         tuner: &mut job.tuner,
         tuning: job.fine_tune_steps > 0,
         threshold: job.threshold,
@@ -197,10 +194,7 @@ pub fn run_auto(mut job: AutoJob, mut on_event: impl FnMut(AutoRunEvent)) -> Res
         )?,
         None => Vec::new(),
     };
-    let held_out = DiceEvaluator {
-        cases: (job.held_out)()?,
-        options,
-    };
+    let held_out = DiceEvaluator::new((job.held_out)()?, options);
     let device = backend::cpu_device();
     let mut models: Vec<(String, Checkpoint, RegionScores)> = vec![
         ("dense".into(), job.dense.clone(), result.trace.dense_dice),

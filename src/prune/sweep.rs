@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::PruneMethod;
 use crate::metrics::RegionScores;
 use crate::plot::{Panel, Series, write_panels_png};
+use crate::precision::Precision;
 
 /// Visits every method at every ratio (method-major), calling `point(index, method, ratio)`,
 /// until `cancel` is set; returns whether it was cancelled. An error from `point` stops it.
@@ -54,6 +55,8 @@ pub struct SweepPoint {
     pub dice_recalibrated: Option<RegionScores>,
     /// Sample sd of `dice_recalibrated` likewise.
     pub dice_recalibrated_sd: Option<RegionScores>,
+    /// The number format every Dice of the point was scored in.
+    pub precision: Precision,
 }
 
 impl SweepPoint {
@@ -74,17 +77,27 @@ impl SweepPoint {
             dice_fine_tuned_sd: None,
             dice_recalibrated: None,
             dice_recalibrated_sd: None,
+            precision: Precision::Fp32,
         }
     }
 }
 
 /// The CSV's columns: Dice means, their sample sd over the evaluation cases, then the Dice
-/// after BN recalibration and its sd.
+/// after BN recalibration and its sd, then the precision the Dice was scored in.
 pub const CSV_HEADER: &str = "method,ratio,params,nonzero_params,sparsity,macs,latency_ms,\
                               dense_latency_ms,speedup,dice_wt,dice_tc,dice_et,ft_dice_wt,\
                               ft_dice_tc,ft_dice_et,dice_wt_sd,dice_tc_sd,dice_et_sd,\
                               ft_dice_wt_sd,ft_dice_tc_sd,ft_dice_et_sd,rc_dice_wt,rc_dice_tc,\
-                              rc_dice_et,rc_dice_wt_sd,rc_dice_tc_sd,rc_dice_et_sd";
+                              rc_dice_et,rc_dice_wt_sd,rc_dice_tc_sd,rc_dice_et_sd,precision";
+
+/// The columns of CSVs written before the precision was recorded (still read back: fp32).
+const CSV_HEADER_WITHOUT_PRECISION: &str = "method,ratio,params,nonzero_params,sparsity,macs,\
+                                            latency_ms,dense_latency_ms,speedup,dice_wt,\
+                                            dice_tc,dice_et,ft_dice_wt,ft_dice_tc,ft_dice_et,\
+                                            dice_wt_sd,dice_tc_sd,dice_et_sd,ft_dice_wt_sd,\
+                                            ft_dice_tc_sd,ft_dice_et_sd,rc_dice_wt,rc_dice_tc,\
+                                            rc_dice_et,rc_dice_wt_sd,rc_dice_tc_sd,\
+                                            rc_dice_et_sd";
 
 /// The columns of CSVs written before BN recalibration was recorded (still read back).
 const CSV_HEADER_WITHOUT_RECALIBRATION: &str = "method,ratio,params,nonzero_params,sparsity,\
@@ -132,6 +145,7 @@ pub fn row(p: &SweepPoint) -> Vec<String> {
             cells.push(v.map(|v| format!("{v:.4}")).unwrap_or_default());
         }
     }
+    cells.push(p.precision.name().to_string());
     cells
 }
 
@@ -150,6 +164,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<SweepPoint>, String> {
     let header = lines.next().unwrap_or_default().trim();
     let columns = [
         CSV_HEADER,
+        CSV_HEADER_WITHOUT_PRECISION,
         CSV_HEADER_WITHOUT_RECALIBRATION,
         CSV_HEADER_WITHOUT_SPREAD,
     ]
@@ -206,6 +221,14 @@ fn parse_row(row: usize, line: &str, columns: usize) -> Result<SweepPoint, Strin
         dice_fine_tuned_sd: if columns > 15 { regions(18)? } else { None },
         dice_recalibrated: if columns > 21 { regions(21)? } else { None },
         dice_recalibrated_sd: if columns > 21 { regions(24)? } else { None },
+        precision: match cells.get(27) {
+            Some(name) if columns > 27 => {
+                <Precision as clap::ValueEnum>::from_str(name.trim(), true).map_err(|_| {
+                    format!("row {row}: {name:?} is not a precision (fp32, fp16, int8)")
+                })?
+            }
+            _ => Precision::Fp32,
+        },
     })
 }
 
@@ -325,14 +348,26 @@ mod tests {
             dice_fine_tuned_sd: Some(RegionScores::from_array([0.04, 0.05, 0.06])),
             dice_recalibrated: Some(RegionScores::from_array([0.91, 0.81, 0.71])),
             dice_recalibrated_sd: Some(RegionScores::from_array([0.07, 0.08, 0.09])),
+            precision: Precision::Int8,
             ..app.clone()
         };
         let back = parse_csv(&to_csv(&[app.clone(), cli.clone()])).unwrap();
         assert_eq!(back, vec![app.clone(), cli.clone()]);
+        // A CSV from before the precision column reads as float32.
+        let old = format!(
+            "{CSV_HEADER_WITHOUT_PRECISION}\n{}\n",
+            row(&cli)[..27].join(",")
+        );
+        let fp32 = SweepPoint {
+            precision: Precision::Fp32,
+            ..cli.clone()
+        };
+        assert_eq!(parse_csv(&old).unwrap(), vec![fp32]);
         // A CSV from before the recalibration columns still reads, without them.
         let unrecalibrated = SweepPoint {
             dice_recalibrated: None,
             dice_recalibrated_sd: None,
+            precision: Precision::Fp32,
             ..cli
         };
         let old = format!(

@@ -16,6 +16,7 @@ use crate::data::dataset::PreparedCase;
 use crate::inference::{InferenceOptions, evaluate_cases};
 use crate::metrics::{RegionScores, RegionStats};
 use crate::model::Checkpoint;
+use crate::precision::Precision;
 use crate::train::fine_tune::{FineTuneData, FineTuneSettings, fine_tune};
 use crate::train::recalibrate::{RecalibrationSettings, recalibrate_batch_norms};
 use crate::train::{DiceFigures, TrainEvent};
@@ -215,17 +216,33 @@ impl FineTuner {
     }
 }
 
-/// Mean Dice per region of models on a fixed set of evaluation cases (CPU).
+/// Mean Dice per region of models on a fixed set of evaluation cases (CPU), each model scored
+/// as an export in `precision` computes.
 pub struct DiceEvaluator {
     pub cases: Vec<PreparedCase>,
     pub options: InferenceOptions,
+    pub precision: Precision,
 }
 
 impl DiceEvaluator {
+    /// Scores models in float32.
+    pub fn new(cases: Vec<PreparedCase>, options: InferenceOptions) -> DiceEvaluator {
+        DiceEvaluator {
+            cases,
+            options,
+            precision: Precision::Fp32,
+        }
+    }
+
+    /// Scores models as an export in `precision` computes (INT8: calibrated per model).
+    pub fn in_precision(self, precision: Precision) -> DiceEvaluator {
+        DiceEvaluator { precision, ..self }
+    }
+
     /// Mean Dice per region over the cases, with their spread.
     pub fn dice(&self, checkpoint: &Checkpoint) -> Result<RegionStats> {
         let device = backend::cpu_device();
-        let model = checkpoint.build(&device)?;
+        let model = self.precision.simulate(&checkpoint.build(&device)?);
         let head = checkpoint.config.head;
         let scored = evaluate_cases(&model, head, &self.cases, self.options, &device, |_| {})?;
         let per_case: Vec<RegionScores> = scored.iter().map(|c| c.dice.regions3()).collect();

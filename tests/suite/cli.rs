@@ -1235,36 +1235,48 @@ fn eval_of_a_shipped_study_model_reproduces_its_kept_report() {
     }
 }
 
-/// `eval --precision` scores the model with its weights rounded as the export holds them: INT8
-/// weights cost the default model little Dice on a held-out case (the lib tests check that the
-/// rounding is applied and matches the ONNX graph); INT8 is written as ONNX only.
+/// `eval --precision` and `prune --precision` score a model as its export in that precision
+/// computes: static INT8 costs the default model little Dice on a held-out case (the lib tests
+/// check that the simulation is the ONNX graph's); INT8 is written as ONNX only.
 #[test]
-fn eval_in_reduced_precision_scores_the_rounded_weights() {
-    let dice = |precision: &str| -> Vec<f64> {
-        let out = run(&[
-            "eval",
-            "--synthetic",
-            "1",
-            "--synthetic-seed",
-            "10000",
-            "--precision",
-            precision,
-            "--json",
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        assert_eq!(report["precision"], precision);
+fn reduced_precision_is_scored_as_the_export_computes_it() {
+    let regions = |scores: &serde_json::Value| -> Vec<f64> {
         ["WT", "TC", "ET"]
             .iter()
-            .map(|r| report["cases"][0]["dice"][r].as_f64().unwrap())
+            .map(|r| scores[r].as_f64().unwrap())
             .collect()
     };
-    let (full, int8) = (dice("fp32"), dice("int8"));
+    let one_case = ["--synthetic", "1", "--synthetic-seed", "10000"];
+    let out = run(&[&["eval", "--json"][..], &one_case].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["precision"], "fp32");
+    let full = regions(&report["cases"][0]["dice"]);
+    // prune's Dice in int8, on the dense model (ratio 0) and the same case.
+    let dir = common::scratch_dir("cli-precision");
+    let pruned = dir.join("same.safetensors");
+    let args = [
+        "prune",
+        "--ratio",
+        "0",
+        "--precision",
+        "int8",
+        "--runs",
+        "1",
+        "--size",
+        "64",
+        "--json",
+        "-o",
+        pruned.to_str().unwrap(),
+    ];
+    let out = run(&[&args[..], &one_case].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["precision"], "int8");
+    let int8 = regions(&report["dice_before"]);
+    assert_ne!(full, int8, "int8 rounds activations");
     for (region, (a, b)) in ["WT", "TC", "ET"].iter().zip(full.iter().zip(&int8)) {
-        assert!(
-            (a - b).abs() <= 0.02,
-            "{region}: fp32 {a}, int8 weights {b}"
-        );
+        assert!((a - b).abs() <= 0.02, "{region}: fp32 {a}, int8 {b}");
     }
     // INT8 asked of a format that has none: refused before any file is written (the ONNX
     // graph, which int8 allows, is not written either).
