@@ -20,6 +20,7 @@ use super::sweep_points::{
 use super::{defaults, print_json};
 use crate::inference::InferenceOptions;
 use crate::model::{Checkpoint, load_checkpoint};
+use crate::precision::Precision;
 use crate::prune::study::{
     STUDY_FORMAT, StudyFile, StudyModel, StudyPoint, StudyResult, StudyRow, nonzero_params,
     study_csv, study_markdown, study_points, write_study_plots,
@@ -70,6 +71,11 @@ pub struct StudyArgs {
     /// Cases Dice is measured on (default: the held-out synthetic cases 10000-10009).
     #[command(flatten)]
     pub data: DataArgs,
+    /// Number format every Dice is scored in: what an export of each point's model in that
+    /// precision computes (int8: static INT8, calibrated per model), so quantization combines
+    /// with every row; pruning and fine-tuning run in float32.
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
     /// Side of the slice MACs and latency are measured on.
     #[arg(long, default_value_t = 240)]
     pub size: usize,
@@ -216,7 +222,8 @@ impl StudySetup {
         let evaluator = DiceEvaluator::new(
             defaults::data_or_held_out(&args.data).load(|id| eprintln!("study: loading {id}"))?,
             InferenceOptions::default(),
-        );
+        )
+        .in_precision(args.precision);
         self.runner = Some(StudyRunner {
             models,
             evaluator,
@@ -329,17 +336,20 @@ fn check_kept_rows(rows: &Path, points: &[StudyPoint], args: &StudyArgs) -> Resu
         if kept.point != *point
             || tuned(kept.fine_tune_steps, kept.dice_fine_tuned.len())
                 != tuned(args.fine_tune_steps, seeds)
+            || kept.precision != args.precision
         {
             bail!(
-                "{}: this row is {} with {} fine-tuning step(s) x {} seed(s), but these options \
-                 give point {index} as {} with {} x {seeds}: resume with the options that made \
-                 it, or write to another -o",
+                "{}: this row is {} with {} fine-tuning step(s) x {} seed(s) scored in {}, but \
+                 these options give point {index} as {} with {} x {seeds} in {}: resume with \
+                 the options that made it, or write to another -o",
                 path.display(),
                 kept.point.label(),
                 kept.fine_tune_steps,
                 kept.dice_fine_tuned.len(),
+                kept.precision.name(),
                 point.label(),
-                args.fine_tune_steps
+                args.fine_tune_steps,
+                args.precision.name()
             );
         }
     }

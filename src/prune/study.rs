@@ -11,6 +11,7 @@ use super::{PruneMethod, Ratios, SnipBatch, StructuredMethod, UnstructuredMethod
 use crate::metrics::RegionScores;
 use crate::model::Checkpoint;
 use crate::plot::{PALETTE, Panel, Series, write_panels_png};
+use crate::precision::Precision;
 
 /// The trained models a study compares (one recipe, data and seed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -314,6 +315,9 @@ pub struct StudyResult {
     pub full_width: Structure,
     pub fine_tune_steps: usize,
     pub eval_cases: usize,
+    /// The number format every Dice of the point was scored in (files from before it: fp32).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl StudyResult {
@@ -359,7 +363,7 @@ pub const STUDY_CSV_HEADER: &str = "row,target,model,ratio,params,nonzero_params
      rc_dice_tc_sd,rc_dice_et_sd,ft_dice_wt,ft_dice_tc,ft_dice_et,ft_seed_sd_wt,ft_seed_sd_tc,\
      ft_seed_sd_et,ft_case_sd_wt,ft_case_sd_tc,ft_case_sd_et,ft_seeds,fine_tune_steps,\
      eval_cases,full_params,full_nonzero_params,full_macs,full_latency_ms,\
-     full_dense_latency_ms";
+     full_dense_latency_ms,precision";
 
 /// The results as CSV (empty cells where a figure does not apply).
 pub fn study_csv(results: &[StudyResult]) -> String {
@@ -400,6 +404,7 @@ pub fn study_csv(results: &[StudyResult]) -> String {
         cells.push(r.full_width.macs.to_string());
         cells.push(format!("{:.2}", r.full_width.latency_ms));
         cells.push(format!("{:.2}", r.full_width.dense_latency_ms));
+        cells.push(r.precision.name().to_string());
         text += &(cells.join(",") + "\n");
     }
     text
@@ -423,7 +428,7 @@ pub fn study_markdown(results: &[StudyResult]) -> String {
         let tuned = r.fine_tuned_summary();
         text += &format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",
-            r.point.row.name(),
+            row_label(r),
             removed(r),
             dice(r.dice.mean),
             r.dice_recalibrated.map_or("-".into(), |d| dice(d.mean)),
@@ -451,7 +456,7 @@ pub fn study_markdown(results: &[StudyResult]) -> String {
     for r in results {
         text += &format!(
             "| {} | {} | {} | {} ({}) | {:.3} | {} | {} | {:.2} | {} |\n",
-            r.point.row.name(),
+            row_label(r),
             removed(r),
             crate::report::thousands(r.structure.nonzero_params as u64),
             megabytes(r.bytes_on_disk),
@@ -464,6 +469,14 @@ pub fn study_markdown(results: &[StudyResult]) -> String {
         );
     }
     text
+}
+
+/// A row's name, with the precision its Dice was scored in when that is not float32.
+fn row_label(r: &StudyResult) -> String {
+    match r.precision {
+        Precision::Fp32 => r.point.row.name().to_string(),
+        other => format!("{}, Dice in {}", r.point.row.name(), other.name()),
+    }
 }
 
 /// The study file: what `study` writes as JSON and the app's Plots tab opens.

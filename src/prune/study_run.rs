@@ -123,6 +123,7 @@ impl StudyRunner {
                 0
             },
             eval_cases: self.evaluator.cases.len(),
+            precision: self.evaluator.precision,
         })
     }
 }

@@ -186,10 +186,16 @@ pub fn masks_from_scores(
 ) -> Result<MaskMap, PruneError> {
     super::check_ratio("unstructured ratio", ratio)?;
     // An already-pruned weight scores below every live one, so it is removed first again.
-    let score = |k: &str, i: usize| -> f32 {
+    // (Each layer's maps are looked up once, not once per weight.)
+    let layer_scores = |k: &str| -> Vec<f32> {
+        let values = &scores[k].values;
         match existing.get(k) {
-            Some(m) if !m.keep[i] => -1.0,
-            _ => scores[k].values[i],
+            Some(m) => values
+                .iter()
+                .zip(&m.keep)
+                .map(|(v, keep)| if *keep { *v } else { -1.0 })
+                .collect(),
+            None => values.clone(),
         }
     };
     // Layers not scored this time keep the masks they have.
@@ -207,17 +213,34 @@ pub fn masks_from_scores(
         scores.keys().map(|k| vec![k.clone()]).collect()
     };
     for layer_keys in layers {
-        // (score, layer, index), lowest first; ties broken by position for determinism.
-        let mut all: Vec<(f32, usize, usize)> = layer_keys
-            .iter()
-            .enumerate()
-            .flat_map(|(l, k)| (0..scores[k].values.len()).map(move |i| (l, i, k)))
-            .map(|(l, i, k)| (score(k, i), l, i))
-            .collect();
-        let remove = (all.len() as f64 * ratio).round() as usize;
-        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        // (score, layer, index) in one total order, ties broken by position for determinism:
+        // the `remove` lowest are one set, which a selection finds without sorting all (a
+        // full-width model has 9 M weights).
+        let mut all: Vec<(f32, u32, u32)> = Vec::new();
+        for (l, k) in layer_keys.iter().enumerate() {
+            let values = layer_scores(k);
+            all.extend(
+                values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (v, l as u32, i as u32)),
+            );
+        }
+        let remove = ((all.len() as f64 * ratio).round() as usize).min(all.len());
+        if remove > 0 && remove < all.len() {
+            all.select_nth_unstable_by(remove, |a, b| {
+                a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+            });
+        }
+        let mut removed_per_layer: Vec<Vec<u32>> = vec![Vec::new(); layer_keys.len()];
         for &(_, l, i) in &all[..remove] {
-            masks.get_mut(&layer_keys[l]).expect("scored key").keep[i] = false;
+            removed_per_layer[l as usize].push(i);
+        }
+        for (key, removed) in layer_keys.iter().zip(removed_per_layer) {
+            let keep = &mut masks.get_mut(key).expect("scored key").keep;
+            for i in removed {
+                keep[i as usize] = false;
+            }
         }
     }
     Ok(masks)

@@ -1021,6 +1021,14 @@ fn a_stopped_study_resumes_and_its_points_merge_to_the_same_table() {
         "{}",
         stderr(&other)
     );
+    // Nor into rows scored in another precision.
+    let other = run_owned(small_study_args(&["-o", stem_arg, "--precision", "int8"]));
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other).contains("scored in fp32") && stderr(&other).contains("in int8"),
+        "{}",
+        stderr(&other)
+    );
 
     // The same study as points run one by one (as GNU parallel or SLURM would), then merged.
     let points = dir.join("points.json");

@@ -402,6 +402,7 @@ fn small_study_file(dir: &std::path::Path) -> std::path::PathBuf {
             full_width: structure,
             fine_tune_steps: 0,
             eval_cases: 2,
+            precision: raagr2_lab::precision::Precision::Fp32,
         }
     };
     let file = StudyFile {
