@@ -10,7 +10,7 @@ use burn::prelude::*;
 use crate::data::dataset::PreparedCase;
 use crate::data::preprocess::{PlaneWindow, paste_window, window_slice};
 use crate::data::{DataError, LabelConvention};
-use crate::metrics::{CaseMetrics, evaluate_case};
+use crate::metrics::{CaseMetrics, Region, RegionScores, evaluate_case, overlap};
 use crate::model::config::SPATIAL_MULTIPLE;
 use crate::model::{Head, Segmenter};
 
@@ -133,6 +133,53 @@ pub fn evaluate_cases<M: Segmenter>(
     device: &Device,
     mut on_case: impl FnMut(&CaseMetrics),
 ) -> Result<Vec<CaseMetrics>, DataError> {
+    score_cases(
+        model,
+        head,
+        cases,
+        options,
+        device,
+        |case, predicted, truth| {
+            let metrics = evaluate_case(&case.id, predicted, truth, case.dims, case.spacing_mm);
+            on_case(&metrics);
+            metrics
+        },
+    )
+}
+
+/// The Dice of WT, TC and ET per case (each must have a segmentation): what pruning's scoring
+/// needs, without the surface distances of [`evaluate_cases`] (a distance transform of the
+/// whole volume per region, which cost more than the segmentation of a small model).
+pub fn dice_of_cases<M: Segmenter>(
+    model: &M,
+    head: Head,
+    cases: &[PreparedCase],
+    options: InferenceOptions,
+    device: &Device,
+) -> Result<Vec<RegionScores>, DataError> {
+    score_cases(
+        model,
+        head,
+        cases,
+        options,
+        device,
+        |_, predicted, truth| {
+            RegionScores::from_array(
+                [Region::Wt, Region::Tc, Region::Et].map(|r| overlap(predicted, truth, r).dice),
+            )
+        },
+    )
+}
+
+/// Segments each case and hands `score` the case, its prediction and its truth.
+fn score_cases<M: Segmenter, T>(
+    model: &M,
+    head: Head,
+    cases: &[PreparedCase],
+    options: InferenceOptions,
+    device: &Device,
+    mut score: impl FnMut(&PreparedCase, &[u8], &[u8]) -> T,
+) -> Result<Vec<T>, DataError> {
     let mut scored = Vec::with_capacity(cases.len());
     for case in cases {
         let Some(truth) = &case.regions else {
@@ -142,9 +189,7 @@ pub fn evaluate_cases<M: Segmenter>(
             )));
         };
         let predicted = predict_regions(model, head, case, options, device, |_, _| {});
-        let metrics = evaluate_case(&case.id, &predicted, truth, case.dims, case.spacing_mm);
-        on_case(&metrics);
-        scored.push(metrics);
+        scored.push(score(case, &predicted, truth));
     }
     Ok(scored)
 }

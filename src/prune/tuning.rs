@@ -13,8 +13,8 @@ use anyhow::{Result, bail};
 use super::{PruneMethod, ScheduleHooks, SnipBatch, StepRecord, UnstructuredMethod};
 use crate::backend;
 use crate::data::dataset::PreparedCase;
-use crate::inference::{InferenceOptions, evaluate_cases};
-use crate::metrics::{RegionScores, RegionStats};
+use crate::inference::{InferenceOptions, dice_of_cases};
+use crate::metrics::RegionStats;
 use crate::model::Checkpoint;
 use crate::precision::Precision;
 use crate::train::fine_tune::{FineTuneData, FineTuneSettings, fine_tune};
@@ -244,8 +244,7 @@ impl DiceEvaluator {
         let device = backend::cpu_device();
         let model = self.precision.simulate(&checkpoint.build(&device)?);
         let head = checkpoint.config.head;
-        let scored = evaluate_cases(&model, head, &self.cases, self.options, &device, |_| {})?;
-        let per_case: Vec<RegionScores> = scored.iter().map(|c| c.dice.regions3()).collect();
+        let per_case = dice_of_cases(&model, head, &self.cases, self.options, &device)?;
         Ok(RegionStats::over(&per_case))
     }
 }
