@@ -238,28 +238,53 @@ fn test_cases(
     Ok(kept)
 }
 
-/// Columns of the eval table and CSV: Dice and IoU per region, then HD95.
-fn eval_columns() -> Vec<String> {
+/// Columns of the eval table: Dice and IoU per region, then HD95; the CSV adds each region's
+/// predicted and true volume in ml.
+fn eval_columns(volumes: bool) -> Vec<String> {
     let mut columns = vec!["case".to_string()];
     columns.extend(Region::ALL.iter().map(|r| format!("Dice {}", r.name())));
     columns.extend(Region::ALL.iter().map(|r| format!("IoU {}", r.name())));
     columns.extend(HD95_REGIONS.iter().map(|r| format!("HD95 {} mm", r.name())));
+    if volumes {
+        columns.extend(
+            Region::ALL
+                .iter()
+                .map(|r| format!("volume {} ml", r.name())),
+        );
+        columns.extend(
+            Region::ALL
+                .iter()
+                .map(|r| format!("true volume {} ml", r.name())),
+        );
+    }
     columns
 }
 
-fn eval_row(m: &CaseMetrics) -> Vec<String> {
+fn eval_row(m: &CaseMetrics, volumes: bool) -> Vec<String> {
     let mut row = vec![m.case_id.clone()];
     row.extend(Region::ALL.iter().map(|r| format!("{:.4}", m.dice(*r))));
     row.extend(Region::ALL.iter().map(|r| format!("{:.4}", m.iou(*r))));
     row.extend(HD95_REGIONS.iter().map(|r| format!("{:.2}", m.hd95(*r))));
+    if volumes {
+        row.extend(
+            Region::ALL
+                .iter()
+                .map(|r| format!("{:.4}", m.volume_ml.get(*r))),
+        );
+        row.extend(
+            Region::ALL
+                .iter()
+                .map(|r| format!("{:.4}", m.truth_volume_ml.get(*r))),
+        );
+    }
     row
 }
 
 fn render_eval(report: &EvalReport) -> String {
-    let columns = eval_columns();
+    let columns = eval_columns(false);
     let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
-    let mut rows: Vec<Vec<String>> = report.cases.iter().map(eval_row).collect();
-    rows.push(eval_row(&report.mean));
+    let mut rows: Vec<Vec<String>> = report.cases.iter().map(|m| eval_row(m, false)).collect();
+    rows.push(eval_row(&report.mean, false));
     let mut text = format!(
         "model: {} (threshold {})\n\n{}",
         report.model,
@@ -301,9 +326,9 @@ fn write_eval_files(report: &EvalReport, json: Option<&Path>, csv: Option<&Path>
             .with_context(|| path.display().to_string())?;
     }
     if let Some(path) = csv {
-        let mut text = eval_columns().join(",") + "\n";
+        let mut text = eval_columns(true).join(",") + "\n";
         for m in report.cases.iter().chain([&report.mean]) {
-            text += &(eval_row(m).join(",") + "\n");
+            text += &(eval_row(m, true).join(",") + "\n");
         }
         crate::atomic::write_bytes(path, text.as_bytes())
             .with_context(|| path.display().to_string())?;

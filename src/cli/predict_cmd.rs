@@ -14,7 +14,7 @@ use crate::data::LabelConvention;
 use crate::data::dataset::PreparedCase;
 use crate::data::{load_case, write_label_map};
 use crate::inference::{InferenceOptions, labels_from_regions, predict_regions};
-use crate::metrics::{CaseMetrics, Region, evaluate_case};
+use crate::metrics::{CaseMetrics, Region, SubRegionScores, evaluate_case, region_volumes_ml};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -47,6 +47,9 @@ struct PredictReport {
     output: PathBuf,
     model: String,
     voxels_per_region: Vec<(String, usize)>,
+    /// Each region's volume in ml on the label map written (after the small-ET rule), by the
+    /// case's own voxel spacing.
+    volumes_ml: SubRegionScores,
     metrics: Option<CaseMetrics>,
     elapsed_secs: f64,
 }
@@ -94,6 +97,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
                 )
             })
             .collect(),
+        volumes_ml: region_volumes_ml(&regions, case.spacing_mm),
         metrics: case
             .regions
             .as_ref()

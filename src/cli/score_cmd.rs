@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::data::nifti_io::{check_same_grid, read_grid, read_volume_with};
 use crate::data::{LabelConvention, Volume};
+use crate::metrics::Region;
 use crate::metrics::score::{CaseScore, RegionScore, ScoreOptions, mean_score, score_case};
 use crate::metrics::surface::Hd95Convention;
 
@@ -365,6 +366,9 @@ fn csv(cases: &[CaseScore]) -> String {
             out += &format!(",{region}_{name}");
         }
     }
+    for region in Region::ALL {
+        out += &format!(",{0}_volume_ml,{0}_truth_volume_ml", region.name());
+    }
     out.push('\n');
     for case in cases {
         out += &case.case_id;
@@ -372,6 +376,13 @@ fn csv(cases: &[CaseScore]) -> String {
             for (_, figure) in CSV_FIGURES {
                 out += &format!(",{:.6}", figure(r));
             }
+        }
+        for region in Region::ALL {
+            out += &format!(
+                ",{:.6},{:.6}",
+                case.volume_ml.get(region),
+                case.truth_volume_ml.get(region)
+            );
         }
         out.push('\n');
     }

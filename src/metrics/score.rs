@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use super::lesions::{LesionRules, lesion_wise};
 use super::surface::{Hd95Convention, hd95_with, nsd};
-use super::{HD95_REGIONS, Overlap, Region, RegionMap, overlap};
+use super::{
+    HD95_REGIONS, Overlap, Region, RegionMap, SubRegionScores, overlap, region_volumes_ml,
+};
 
 /// How `score` measures.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,6 +60,9 @@ pub struct CaseScore {
     pub tc: RegionScore,
     #[serde(rename = "ET")]
     pub et: RegionScore,
+    /// Each region's volume in ml in the prediction and in the truth.
+    pub volume_ml: SubRegionScores,
+    pub truth_volume_ml: SubRegionScores,
 }
 
 impl CaseScore {
@@ -87,6 +92,8 @@ pub fn score_case(
         wt,
         tc,
         et,
+        volume_ml: region_volumes_ml(pred, spacing_mm),
+        truth_volume_ml: region_volumes_ml(truth, spacing_mm),
     }
 }
 
@@ -164,6 +171,12 @@ pub fn mean_score(cases: &[CaseScore]) -> CaseScore {
         wt: mean(|c| &c.wt),
         tc: mean(|c| &c.tc),
         et: mean(|c| &c.et),
+        volume_ml: SubRegionScores::from_fn(|r| {
+            cases.iter().map(|c| c.volume_ml.get(r)).sum::<f64>() / n
+        }),
+        truth_volume_ml: SubRegionScores::from_fn(|r| {
+            cases.iter().map(|c| c.truth_volume_ml.get(r)).sum::<f64>() / n
+        }),
     }
 }
 

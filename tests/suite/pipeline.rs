@@ -119,6 +119,10 @@ fn synth_train_eval_predict_round_trip() {
     assert_eq!(written["mean"], eval["mean"]);
     let csv = std::fs::read_to_string(&csv_file).unwrap();
     assert_eq!(csv.lines().count(), 1 + 3 + 1, "header, 3 cases, mean");
+    assert!(
+        csv.lines().next().unwrap().contains("volume ET ml,"),
+        "{csv}"
+    );
 
     let case_dir = data.join("Synth_0000");
     let output = dir.join("pred/Synth_0000_pred.nii.gz");
@@ -150,6 +154,27 @@ fn synth_train_eval_predict_round_trip() {
     let from_file: Vec<u8> = labels.data.iter().map(code).collect();
     let truth: Vec<u8> = seg.data.iter().map(code).collect();
     let metrics = evaluate_case("c", &from_file, &truth, seg.dims, seg.spacing_mm);
+    // Volumes are the written file's voxels times the header's voxel volume (2 mm: 8 ul), so
+    // the same voxels on a 1 mm grid would be an eighth.
+    let voxel_ml: f64 = labels.spacing_mm.iter().map(|s| *s as f64).product::<f64>() / 1000.0;
+    assert!((voxel_ml - 0.008).abs() < 1e-9);
+    for region in Region::ALL {
+        let voxels = from_file.iter().filter(|c| region.contains(**c)).count();
+        let reported = predicted["volumes_ml"][region.name()].as_f64().unwrap();
+        assert!(
+            (reported - voxels as f64 * voxel_ml).abs() < 0.01,
+            "{region:?}: {reported} ml vs {voxels} voxels"
+        );
+        if voxels > 0 {
+            assert!(
+                (reported - voxels as f64 / 1000.0).abs() > 0.01,
+                "spacing counted"
+            );
+        }
+        let truth_ml = cases[0]["truth_volume_ml"][region.name()].as_f64().unwrap();
+        let truth_voxels = truth.iter().filter(|c| region.contains(**c)).count();
+        assert!((truth_ml - truth_voxels as f64 * voxel_ml).abs() < 0.01);
+    }
     for region in [Region::Wt, Region::Tc, Region::Et] {
         let reported = predicted["metrics"]["dice"][region.name()]
             .as_f64()
