@@ -12,6 +12,41 @@ use crate::worker::CaseView;
 #[derive(Default)]
 pub struct SlicesTab {
     textures: viewer::TextureCache,
+    /// What the disagreement image of the slice shows, counted when it was rendered (not per
+    /// frame): the voxels where dense and pruned differ, and where either finds tumour.
+    disagreement: Option<(viewer::TextureKey, SliceAgreement)>,
+}
+
+/// How dense and pruned compare on one slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SliceAgreement {
+    differing: usize,
+    tumour: usize,
+}
+
+impl SliceAgreement {
+    fn of(dense: &[u8], pruned: &[u8]) -> SliceAgreement {
+        let pairs = || dense.iter().zip(pruned);
+        SliceAgreement {
+            differing: pairs().filter(|(a, b)| a != b).count(),
+            tumour: pairs().filter(|(a, b)| **a != 0 || **b != 0).count(),
+        }
+    }
+
+    /// The caption under the disagreement image.
+    fn caption(self) -> String {
+        match (self.differing, self.tumour) {
+            (0, 0) => "Dense and pruned agree on this slice: neither finds tumour here.".into(),
+            (0, t) => {
+                format!("Dense and pruned agree on every voxel of this slice ({t} tumour voxels).")
+            }
+            (d, t) => format!(
+                "{d} voxel(s) differ on this slice ({:.1} % of the {t} tumour voxels either \
+                 model finds).",
+                100.0 * d as f64 / t.max(1) as f64
+            ),
+        }
+    }
 }
 
 impl SlicesTab {
@@ -72,14 +107,26 @@ impl SlicesTab {
             if let (Some(dense), Some(pruned)) = (view.dense_codes, view.pruned_codes) {
                 let title =
                     "Dense vs pruned (grey: agree, red: dense only, blue: pruned only, orange: other region)";
+                let mut counted = None;
                 let texture = self.textures.get_or_render(ui.ctx(), title, &key, || {
                     let plane = axis.plane(case.dims);
                     let a = plane_codes(dense, case.dims, axis, slice);
                     let b = plane_codes(pruned, case.dims, axis, slice);
+                    counted = Some(SliceAgreement::of(&a, &b));
                     (plane, render_disagreement(&a, &b, plane))
                 });
+                if let Some(agreement) = counted {
+                    self.disagreement = Some((key.clone(), agreement));
+                }
                 let image = Image { title, texture: &texture, width, case, codes: None };
-                image_ui(ui, view, &image, &mut commands);
+                ui.vertical(|ui| {
+                    image_ui(ui, view, &image, &mut commands);
+                    if let Some((_, agreement)) =
+                        self.disagreement.as_ref().filter(|(shown, _)| *shown == key)
+                    {
+                        ui.label(agreement.caption());
+                    }
+                });
             } else {
                 ui.label("Disagreement map: waiting for both predictions");
             }

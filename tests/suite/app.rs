@@ -28,6 +28,8 @@ fn a_layer_slider_prunes_the_model_and_changes_params_and_dice() {
     );
     assert_eq!(harness.state().case.as_ref().unwrap().id, "Synth_10004");
     harness.get_by_label_contains("dense, case");
+    // The first preview is the dense model: the disagreement panel says they agree, in words.
+    harness.get_by_label_contains("Dense and pruned agree on every voxel of this slice");
 
     let (_, dense_dice) = harness.state().slice_dice();
     let slider = harness.get_by_role_and_label(egui::accesskit::Role::Slider, "enc1.out 8/8");
@@ -59,6 +61,7 @@ fn a_layer_slider_prunes_the_model_and_changes_params_and_dice() {
         harness.get_all_by_label(&shown).count() >= 1,
         "pruned WT Dice {shown} shown"
     );
+    harness.get_by_label_contains("differ on this slice");
     // Then the whole case is scored with the pruned model in the background.
     wait_until(
         &mut harness,
