@@ -148,8 +148,8 @@ pub fn evaluate_cases<M: Segmenter>(
 }
 
 /// The Dice of WT, TC and ET per case (each must have a segmentation): what pruning's scoring
-/// needs, without the surface distances of [`evaluate_cases`] (a distance transform of the
-/// whole volume per region, which cost more than the segmentation of a small model).
+/// needs, without the surface distances of [`evaluate_cases`] (distance transforms per region
+/// that a schedule scoring every step pays for nothing).
 pub fn dice_of_cases<M: Segmenter>(
     model: &M,
     head: Head,
