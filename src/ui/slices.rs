@@ -124,6 +124,8 @@ impl SlicesTab {
                     if let Some((_, agreement)) =
                         self.disagreement.as_ref().filter(|(shown, _)| *shown == key)
                     {
+                        // As wide as the image: a grid cell would let a long line run on.
+                        ui.set_max_width(width);
                         ui.label(agreement.caption());
                     }
                 });
