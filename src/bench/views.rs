@@ -62,6 +62,7 @@ pub fn time_views(runs: usize) -> Result<ViewTimings> {
                 plan,
                 slice_idx: slice,
                 fine_tuned: false,
+                precision: crate::precision::Precision::Fp32,
             },
             group: group.map(str::to_string),
             attention,

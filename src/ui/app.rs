@@ -5,6 +5,7 @@
 
 mod messages;
 
+use crate::precision::Precision;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,6 +58,8 @@ pub struct LabApp {
     pub preview: Option<PreviewResult>,
     /// Dice of the previewed model over the whole case (arrives after the slice preview).
     pub preview_case_dice: Option<[f64; 3]>,
+    /// The number format that Dice is scored in.
+    pub case_dice_precision: Precision,
     last_preview_id: u64,
     preview_wanted: bool,
     pub status: String,
@@ -136,6 +139,7 @@ impl LabApp {
             slice_idx: 0,
             preview: None,
             preview_case_dice: None,
+            case_dice_precision: Precision::Fp32,
             last_preview_id: 0,
             preview_wanted: false,
             status: "starting".into(),
@@ -185,6 +189,7 @@ impl LabApp {
                 .then_some(self.preview_case_dice)
                 .flatten(),
             preview_case_dice: self.preview_case_dice,
+            case_dice_precision: self.case_dice_precision,
             dense_case_dice: self.dense_case_dice,
             dense_codes: self.dense_codes.as_deref(),
             pruned_codes: self.pruned_codes.as_deref(),
@@ -535,6 +540,12 @@ impl LabApp {
         }
     }
 
+    /// Scores the pruned model's whole-case Dice in `precision` from now on, as the Dice
+    /// panel's box does (tests drive it here).
+    pub fn score_case_dice_in(&mut self, precision: Precision) {
+        self.apply(PanelCommand::SetCaseDicePrecision(precision));
+    }
+
     fn apply(&mut self, command: PanelCommand) {
         match command {
             PanelCommand::SetAxis(axis) => {
@@ -562,6 +573,11 @@ impl LabApp {
             PanelCommand::CancelJob => self.cancel_job(),
             PanelCommand::ShowTuned(show) => {
                 self.fine_tune.show_tuned = show;
+                self.preview_wanted = true;
+            }
+            PanelCommand::SetCaseDicePrecision(precision) => {
+                self.case_dice_precision = precision;
+                self.preview_case_dice = None;
                 self.preview_wanted = true;
             }
             PanelCommand::ExportModel(choice) => self.export_model_dialog(choice),
@@ -698,6 +714,7 @@ impl LabApp {
             plan: self.pruning.plan(self.settings.method, model),
             slice_idx,
             fine_tuned: self.fine_tune.show_tuned,
+            precision: self.case_dice_precision,
         })
     }
 
@@ -761,6 +778,7 @@ impl LabApp {
         let request = FineTuneRequest {
             preview: PreviewRequest {
                 fine_tuned: false,
+                precision: Precision::Fp32,
                 ..preview
             },
             epochs: form.epochs,
@@ -811,10 +829,12 @@ impl LabApp {
             layers::CkaModel::Dense => None,
             layers::CkaModel::Pruned => Some(PreviewRequest {
                 fine_tuned: false,
+                precision: Precision::Fp32,
                 ..request
             }),
             layers::CkaModel::FineTuned => Some(PreviewRequest {
                 fine_tuned: true,
+                precision: Precision::Fp32,
                 ..request
             }),
         }

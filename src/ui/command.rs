@@ -21,6 +21,8 @@ pub struct AppView<'a> {
     /// on its way).
     pub current_case_dice: Option<[f64; 3]>,
     pub preview_case_dice: Option<[f64; 3]>,
+    /// The number format `preview_case_dice` is scored in.
+    pub case_dice_precision: crate::precision::Precision,
     pub dense_case_dice: Option<[f64; 3]>,
     pub dense_codes: Option<&'a [u8]>,
     /// The preview's axial slice placed in a volume of the case's size.
@@ -60,6 +62,8 @@ pub enum PanelCommand {
         pruning: PruningState,
     },
     ProbeGpu,
+    /// Score the pruned model's whole-case Dice in this number format.
+    SetCaseDicePrecision(crate::precision::Precision),
     StartFineTune,
     StartSweep,
     CancelJob,

@@ -1,6 +1,7 @@
 //! The View panel: axis, modality, slice, window/level, overlay style, and Dice per region.
 //! It has no state of its own: it draws the shared settings and asks for changes.
 
+use crate::precision::Precision;
 use eframe::egui;
 
 use super::MODALITIES;
@@ -55,7 +56,7 @@ pub(super) fn view_panel_ui(ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<PanelC
     ui.separator();
     overlay_ui(ui, view, &mut commands);
     ui.separator();
-    dice_ui(ui, view);
+    dice_ui(ui, view, &mut commands);
     commands
 }
 
@@ -97,7 +98,7 @@ pub(super) fn slice_dice(
     (dense, Some(region_dice(&preview.codes, &slice_truth)))
 }
 
-fn dice_ui(ui: &mut egui::Ui, view: &AppView<'_>) {
+fn dice_ui(ui: &mut egui::Ui, view: &AppView<'_>, commands: &mut Vec<PanelCommand>) {
     ui.heading("Dice");
     let Some(case) = view.case else { return };
     if case.truth.is_none() {
@@ -125,11 +126,15 @@ fn dice_ui(ui: &mut egui::Ui, view: &AppView<'_>) {
             view.dense_case_dice,
             "Dense model vs ground truth over the whole volume",
         );
+        let pruned_case = match view.case_dice_precision {
+            Precision::Fp32 => "pruned, case".to_string(),
+            other => format!("pruned, case ({})", other.name()),
+        };
         row(
             ui,
-            "pruned, case",
+            &pruned_case,
             view.preview_case_dice,
-            "Pruned model vs ground truth over the whole volume (computed in the background after each change; … while it runs)",
+            "Pruned model vs ground truth over the whole volume (computed in the background after each change; … while it runs), in the number format chosen below",
         );
         row(
             ui,
@@ -144,4 +149,25 @@ fn dice_ui(ui: &mut egui::Ui, view: &AppView<'_>) {
             "Pruned model on the previewed axial slice",
         );
     });
+    let mut precision = view.case_dice_precision;
+    ui.horizontal(|ui| {
+        ui.label("pruned, case in");
+        egui::ComboBox::from_id_salt("case dice precision")
+            .selected_text(precision.name())
+            .show_ui(ui, |ui| {
+                for p in Precision::ALL {
+                    ui.selectable_value(&mut precision, p, p.name());
+                }
+            })
+            .response
+            .on_hover_text(
+                "Score the pruned model's whole-case Dice as an export in this precision \
+                 computes it: fp16 rounds the weights to half; int8 is static INT8 (weights \
+                 and activations on 8-bit grids calibrated on generated tumour slices), as \
+                 \"Export model…\" writes it",
+            );
+    });
+    if precision != view.case_dice_precision {
+        commands.push(PanelCommand::SetCaseDicePrecision(precision));
+    }
 }

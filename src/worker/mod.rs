@@ -149,7 +149,9 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         };
         let checkpoint = self.model_for(request)?;
         let device = backend::cpu_device();
-        let model = checkpoint.build(&device).map_err(|e| e.to_string())?;
+        let model = request
+            .precision
+            .simulate(&checkpoint.build(&device).map_err(|e| e.to_string())?);
         let head = checkpoint.config.head;
         // Small batches, so that a new request is noticed within a few slices.
         let options = InferenceOptions {
@@ -266,6 +268,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             } => {
                 let request = PreviewRequest {
                     fine_tuned,
+                    precision: crate::precision::Precision::Fp32,
                     ..preview
                 };
                 let model = self.model_for(&request)?;

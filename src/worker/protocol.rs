@@ -172,6 +172,8 @@ pub struct PreviewRequest {
     pub slice_idx: usize,
     /// Preview the fine-tuned model (from the last fine-tune job) instead of pruning afresh.
     pub fine_tuned: bool,
+    /// The number format the whole-case Dice is scored in (as an export in it computes).
+    pub precision: Precision,
 }
 
 /// What the filter and attention views ask for.

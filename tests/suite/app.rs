@@ -82,6 +82,22 @@ fn a_layer_slider_prunes_the_model_and_changes_params_and_dice() {
             .count()
             >= 1
     );
+    // The same pruned model's whole-case Dice as its static INT8 export computes it: close to
+    // the float one, not the same, and labelled with its precision.
+    harness
+        .state_mut()
+        .score_case_dice_in(raagr2_lab::precision::Precision::Int8);
+    wait_until(
+        &mut harness,
+        "the pruned model's whole-case Dice in int8",
+        |app| app.preview_case_dice.is_some(),
+    );
+    let int8 = harness.state().preview_case_dice.unwrap();
+    assert_ne!(int8, case_dice, "int8 rounds activations");
+    for (a, b) in int8.iter().zip(&case_dice) {
+        assert!((a - b).abs() < 0.05, "int8 {int8:?} vs fp32 {case_dice:?}");
+    }
+    harness.get_by_label_contains("pruned, case (int8)");
 }
 
 #[test]

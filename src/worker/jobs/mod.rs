@@ -191,6 +191,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
     pub(super) fn start_fine_tune(&mut self, request: FineTuneRequest) -> Result<(), String> {
         let start = self.model_for(&PreviewRequest {
             fine_tuned: false,
+            precision: crate::precision::Precision::Fp32,
             ..request.preview.clone()
         })?;
         let tuned = self.tuned.clone();
