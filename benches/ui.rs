@@ -1,7 +1,8 @@
 //! UI frame benchmark (not a test): the app's viewer on the embedded 240x240x155 case, scrolled
 //! one slice per frame for 200 frames while a fine-tuning job trains in the background, through
 //! egui_kittest (no window). Reports the UI thread's CPU time per frame (the egui pass, slice
-//! rendering and texture updates) and wall time, p50/p95/max.
+//! rendering and texture updates) and wall time, p50/p95/max; then the 3-D tab turning a step
+//! per frame (the UI thread's share: GPU time is not in it, kittest having no renderer).
 //!
 //! Run: `cargo bench --bench ui` (add `-- --json` for JSON).
 
@@ -99,6 +100,21 @@ fn main() {
         wall_ms.push(wall.elapsed().as_secs_f64() * 1e3);
     }
     let still_training = training(harness.state());
+    // The 3-D tab turning one step a frame: the UI thread's work per frame (input, camera,
+    // the paint callbacks); kittest has no renderer, so no GPU time is in it.
+    {
+        let app = harness.state_mut();
+        app.tab = raagr2_lab::ui::Tab::Volume;
+        app.volume.draw_without_renderer();
+    }
+    let mut rotate_cpu_ms = Vec::new();
+    for _ in 0..FRAMES {
+        harness.state_mut().volume.rotate(4.0, 0.5);
+        let cpu = thread_cpu_time();
+        harness.step();
+        rotate_cpu_ms.push((thread_cpu_time() - cpu).as_secs_f64() * 1e3);
+    }
+    let (rot50, rot95, rot_max) = summary(rotate_cpu_ms);
     harness.state().cancel_job();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (cpu50, cpu95, cpu_max) = summary(cpu_ms);
@@ -113,6 +129,7 @@ fn main() {
                 "fine_tune_running_throughout": still_training,
                 "cpu_ms": {"p50": cpu50, "p95": cpu95, "max": cpu_max},
                 "wall_ms": {"p50": wall50, "p95": wall95, "max": wall_max},
+                "rotating_3d_cpu_ms": {"p50": rot50, "p95": rot95, "max": rot_max},
             })
         );
     } else {
@@ -132,6 +149,9 @@ fn main() {
         );
         println!(
             "  wall time per frame:     p50 {wall50:.2} ms, p95 {wall95:.2} ms, max {wall_max:.2} ms"
+        );
+        println!(
+            "  3-D tab rotating, UI thread CPU per frame: p50 {rot50:.2} ms, p95 {rot95:.2} ms, max {rot_max:.2} ms"
         );
     }
 }

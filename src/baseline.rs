@@ -138,6 +138,11 @@ mod tests {
             id: "toy".into(),
             dims: [10, 10, 1],
             spacing_mm: [1.0; 3],
+            affine: [
+                [1.0, 0.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0, 0.0],
+                [0.0, 0.0, 1.0, 0.0],
+            ],
             modalities: [flair.clone(), t1ce, flair.clone(), flair],
             regions: Some(regions),
             convention: LabelConvention::Brats2021,

@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use crate::data::dataset::PreparedCase;
 use crate::data::preprocess::{PlaneWindow, paste_window, window_slice};
+use crate::data::resample;
 use crate::data::{DataError, LabelConvention};
 use crate::metrics::{CaseMetrics, Region, RegionScores, evaluate_case, overlap};
 use crate::model::config::SPATIAL_MULTIPLE;
@@ -23,6 +24,9 @@ pub struct InferenceOptions {
     pub batch: usize,
     /// A case's predicted enhancing tumour smaller than this (ml) becomes necrosis; 0 keeps it.
     pub min_enhancing_ml: f32,
+    /// Segment on an isotropic grid of this spacing (mm; the model's is 1) and write the
+    /// labels back onto the case's own grid; `None` segments the case's voxels as they are.
+    pub resample_mm: Option<f32>,
 }
 
 impl Default for InferenceOptions {
@@ -31,6 +35,7 @@ impl Default for InferenceOptions {
             threshold: 0.5,
             batch: 8,
             min_enhancing_ml: DEFAULT_MIN_ENHANCING_ML,
+            resample_mm: None,
         }
     }
 }
@@ -73,6 +78,26 @@ pub fn region_code(wt: bool, tc: bool, et: bool) -> u8 {
     }
 }
 
+/// `checkpoint`'s segmentation of the whole of `case` on the CPU (sub-region codes): what the
+/// app's exports and jobs and `report` compare.
+pub fn segment_on_cpu(
+    checkpoint: &crate::model::Checkpoint,
+    case: &PreparedCase,
+    options: InferenceOptions,
+) -> anyhow::Result<Vec<u8>> {
+    let device = crate::backend::cpu_device();
+    let model = checkpoint.build(&device)?;
+    let head = checkpoint.config.head;
+    Ok(predict_regions(
+        &model,
+        head,
+        case,
+        options,
+        &device,
+        |_, _| {},
+    ))
+}
+
 /// Segments the whole volume of `case`; returns sub-region codes in the case's voxel order.
 /// `on_slices(done, total)` reports progress. Runs a copy of `model` prepared for inference
 /// (batch norms folded into their convolutions), as every inference here does.
@@ -99,6 +124,18 @@ pub fn predict_regions_until<M: Segmenter>(
     mut on_slices: impl FnMut(usize, usize),
     stop: impl Fn() -> bool,
 ) -> Option<Vec<u8>> {
+    if let Some(spacing) = options
+        .resample_mm
+        .filter(|s| resample::differs_from(case.spacing_mm, *s))
+    {
+        let on_grid = resample::resample_case(case, spacing);
+        let options = InferenceOptions {
+            resample_mm: None,
+            ..options
+        };
+        let codes = predict_regions_until(model, head, &on_grid, options, device, on_slices, stop)?;
+        return Some(resample::nearest(&codes, &on_grid.grid(), &case.grid()));
+    }
     let model = &model.prepared();
     let dims = case.dims;
     let window = brain_window(case);
@@ -330,6 +367,7 @@ mod tests {
             threshold: 0.5,
             batch: 1,
             min_enhancing_ml: 0.0,
+            resample_mm: None,
         };
         let whole = predict_regions(&model, Head::Regions3, &case, options, &device, |_, _| {});
         let window = brain_window(&case);

@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod bench;
 pub mod classify;
 pub mod cli;
+pub mod clinical_report;
 pub mod data;
 pub mod defaults;
 pub mod export;

@@ -267,18 +267,99 @@ pub fn write_tiles_png(
     tiles: &[Tile],
     columns: usize,
 ) -> anyhow::Result<()> {
+    let page = Page {
+        title: title.to_string(),
+        lines: Vec::new(),
+        tiles,
+        columns,
+        tables: Vec::new(),
+    };
+    write_page_png(path, &page)
+}
+
+/// A table drawn as text: a title, column headers, rows of cells, and the rows to draw in red
+/// (what a reader must not miss).
+#[derive(Debug, Clone, Default)]
+pub struct TextTable {
+    pub title: String,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub flagged: Vec<bool>,
+}
+
+/// A one-page figure: a title, lines of text under it, a grid of captioned tiles, then tables.
+pub struct Page<'a> {
+    pub title: String,
+    pub lines: Vec<String>,
+    pub tiles: &'a [Tile],
+    pub columns: usize,
+    pub tables: Vec<TextTable>,
+}
+
+/// Pixel layout constants of a [`Page`].
+const GAP: u32 = 6;
+const CAPTION: u32 = 20;
+const LINE: u32 = 18;
+/// Width per character of a table cell (the font is proportional: generous).
+const CHAR_WIDTH: u32 = 8;
+
+impl TextTable {
+    /// Each column's width in pixels.
+    fn column_widths(&self) -> Vec<u32> {
+        (0..self.headers.len())
+            .map(|c| {
+                let widest = std::iter::once(&self.headers[c])
+                    .chain(self.rows.iter().filter_map(|r| r.get(c)))
+                    .map(|cell| cell.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                widest as u32 * CHAR_WIDTH + 14
+            })
+            .collect()
+    }
+
+    fn height(&self) -> u32 {
+        LINE * (self.rows.len() as u32 + 2) + GAP * 2
+    }
+}
+
+/// Writes `page` as a PNG (atomically).
+pub fn write_page_png(path: &Path, page: &Page<'_>) -> anyhow::Result<()> {
+    let (width, height, pixels) = render_page(page)?;
+    let image = image::RgbImage::from_raw(width, height, pixels)
+        .ok_or_else(|| anyhow::anyhow!("page buffer has the wrong size"))?;
+    let mut png = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    crate::atomic::write_bytes(path, &png).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// `page` as RGB pixels: (width, height, pixels).
+pub fn render_page(page: &Page<'_>) -> anyhow::Result<(u32, u32, Vec<u8>)> {
     register_fonts();
-    let columns = columns.clamp(1, tiles.len().max(1));
+    let tiles = page.tiles;
+    let columns = page.columns.clamp(1, tiles.len().max(1));
     let rows = tiles.len().div_ceil(columns);
     let tile_w = tiles.iter().map(|t| t.size[0]).max().unwrap_or(1) as u32;
     let tile_h = tiles.iter().map(|t| t.size[1]).max().unwrap_or(1) as u32;
-    let (gap, caption, top) = (6u32, 20u32, 34u32);
-    let width = (columns as u32 * (tile_w + gap) + gap).max(20 + 8 * title.len() as u32);
-    let height = top + rows as u32 * (tile_h + caption + gap);
+    let top = 34 + LINE * page.lines.len() as u32;
+    let grid_height = rows as u32 * (tile_h + CAPTION + GAP);
+    let text_width = |text: &str| 20 + CHAR_WIDTH * text.chars().count() as u32;
+    let width = (columns as u32 * (tile_w + GAP) + GAP)
+        .max(text_width(&page.title))
+        .max(page.lines.iter().map(|l| text_width(l)).max().unwrap_or(0))
+        .max(
+            page.tables
+                .iter()
+                .map(|t| 20 + t.column_widths().iter().sum::<u32>())
+                .max()
+                .unwrap_or(0),
+        );
+    let tables_height: u32 = page.tables.iter().map(TextTable::height).sum();
+    let height = top + grid_height + tables_height;
     let mut pixels = vec![255u8; (width * height * 3) as usize];
     for (i, tile) in tiles.iter().enumerate() {
-        let x0 = gap + (i % columns) as u32 * (tile_w + gap);
-        let y0 = top + (i / columns) as u32 * (tile_h + caption + gap) + caption;
+        let x0 = GAP + (i % columns) as u32 * (tile_w + GAP);
+        let y0 = top + (i / columns) as u32 * (tile_h + CAPTION + GAP) + CAPTION;
         for (p, px) in tile.rgba.chunks_exact(4).enumerate() {
             let (x, y) = (
                 x0 + (p % tile.size[0]) as u32,
@@ -290,25 +371,47 @@ pub fn write_tiles_png(
     }
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
-        root.draw(&Text::new(title.to_string(), (10, 10), (FONT, 16)))
-            .map_err(draw_error)?;
+        let text = |s: &str, x: u32, y: u32, size: u32, colour: RGBColor| {
+            let style = TextStyle::from((FONT, size)).color(&colour);
+            root.draw(&Text::new(s.to_string(), (x as i32, y as i32), style))
+                .map_err(draw_error)
+        };
+        text(&page.title, 10, 10, 16, BLACK)?;
+        for (l, line) in page.lines.iter().enumerate() {
+            text(line, 10, 34 + LINE * l as u32, 14, BLACK)?;
+        }
         for (i, tile) in tiles.iter().enumerate() {
-            let x0 = gap + (i % columns) as u32 * (tile_w + gap);
-            let y0 = top + (i / columns) as u32 * (tile_h + caption + gap);
-            root.draw(&Text::new(
-                tile.caption.clone(),
-                (x0 as i32, y0 as i32 + 2),
-                (FONT, 14),
-            ))
-            .map_err(draw_error)?;
+            let x0 = GAP + (i % columns) as u32 * (tile_w + GAP);
+            let y0 = top + (i / columns) as u32 * (tile_h + CAPTION + GAP);
+            text(&tile.caption, x0, y0 + 2, 14, BLACK)?;
+        }
+        let mut y = top + grid_height + GAP;
+        let flag = RGBColor(200, 40, 30);
+        for table in &page.tables {
+            text(&table.title, 10, y, 15, BLACK)?;
+            let widths = table.column_widths();
+            let mut x = 10;
+            for (header, w) in table.headers.iter().zip(&widths) {
+                text(header, x, y + LINE, 14, RGBColor(90, 90, 90))?;
+                x += w;
+            }
+            for (r, row) in table.rows.iter().enumerate() {
+                let colour = if table.flagged.get(r).copied().unwrap_or(false) {
+                    flag
+                } else {
+                    BLACK
+                };
+                let mut x = 10;
+                for (cell, w) in row.iter().zip(&widths) {
+                    text(cell, x, y + LINE * (r as u32 + 2), 14, colour)?;
+                    x += w;
+                }
+            }
+            y += table.height();
         }
         root.present().map_err(draw_error)?;
     }
-    let image = image::RgbImage::from_raw(width, height, pixels)
-        .ok_or_else(|| anyhow::anyhow!("tile buffer has the wrong size"))?;
-    let mut png = Vec::new();
-    image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-    crate::atomic::write_bytes(path, &png).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    Ok((width, height, pixels))
 }
 
 /// The heatmap colour of a value in [0, 1]: dark blue (0) through teal to yellow (1), close

@@ -32,6 +32,26 @@ impl SliceAxis {
         }
     }
 
+    /// The slice of this axis through voxel (x, y, z).
+    pub fn slice_of(self, voxel: [usize; 3]) -> usize {
+        match self {
+            SliceAxis::Axial => voxel[2],
+            SliceAxis::Coronal => voxel[1],
+            SliceAxis::Sagittal => voxel[0],
+        }
+    }
+
+    /// Plane pixel (u, v) of voxel (x, y, z) on its slice (the inverse of [`SliceAxis::voxel`]).
+    pub fn pixel_of(self, dims: [usize; 3], voxel: [usize; 3]) -> [usize; 2] {
+        let [x, y, z] = voxel;
+        let flipped = dims[2].saturating_sub(1).saturating_sub(z);
+        match self {
+            SliceAxis::Axial => [x, y],
+            SliceAxis::Coronal => [x, flipped],
+            SliceAxis::Sagittal => [y, flipped],
+        }
+    }
+
     /// Width and height of the plane.
     pub fn plane(self, dims: [usize; 3]) -> [usize; 2] {
         match self {
@@ -271,6 +291,18 @@ mod tests {
         for i in 0..colours.len() {
             for j in i + 1..colours.len() {
                 assert_ne!(colours[i], colours[j], "pixels {i} and {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_voxel_lies_on_its_slice_at_its_pixel_in_every_plane() {
+        let dims = [4, 3, 5];
+        for axis in SliceAxis::ALL {
+            for (x, y, z) in [(0, 0, 0), (3, 2, 4), (1, 2, 3)] {
+                let [u, v] = axis.pixel_of(dims, [x, y, z]);
+                let index = axis.voxel(dims, axis.slice_of([x, y, z]), u, v);
+                assert_eq!(index, x + 4 * (y + 3 * z), "{axis:?} ({x}, {y}, {z})");
             }
         }
     }

@@ -15,7 +15,8 @@ def load(folder: Path, name: str):
 
 # The models of the table, dense first (sizes are compared with its fp32 ONNX file).
 MODELS = [("dense", "default, dense"), ("pruned50", "default, 50 % L2 cut"),
-          ("searched", "default, budget search (0.015)")]
+          ("searched8", "default, budget search (0.015), 8 steps"),
+          ("searched", "default, budget search (0.015), 40 steps")]
 
 
 def size_bytes(report: dict, fmt: str) -> int:

@@ -51,6 +51,10 @@ pub struct EvalArgs {
     /// (0 turns the rule off).
     #[arg(long, default_value_t = crate::inference::DEFAULT_MIN_ENHANCING_ML)]
     pub min_et_ml: f32,
+    /// Segment each case on the model's 1 mm grid (images trilinear, labels nearest) and write
+    /// the labels back onto the case's own grid; without it a case's voxels are taken as 1 mm.
+    #[arg(long)]
+    pub resample: bool,
     /// Also score a baseline on the same cases.
     #[arg(long, value_enum)]
     pub baseline: Option<BaselineKind>,
@@ -138,6 +142,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let options = InferenceOptions {
         threshold: args.threshold,
         min_enhancing_ml: args.min_et_ml,
+        resample_mm: args
+            .resample
+            .then_some(crate::data::resample::MODEL_SPACING_MM),
         ..InferenceOptions::default()
     };
     eprintln!(

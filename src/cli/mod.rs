@@ -1,5 +1,5 @@
 //! The headless command line (clap): `info`, `import`, `bench`, `synth`, `train`, `eval`,
-//! `predict`, `score`, `prune`, `sweep`, `study`, `export`, `plot`, `cka`, `sensitivity`, `compare-schedules`, and `classify` (the classifier study).
+//! `predict`, `report`, `score`, `prune`, `sweep`, `study`, `export`, `plot`, `cka`, `sensitivity`, `compare-schedules`, and `classify` (the classifier study).
 
 mod auto_cmd;
 pub mod bench_cmd;
@@ -17,6 +17,7 @@ pub mod maps_cmd;
 pub mod model_args;
 pub mod predict_cmd;
 pub mod prune_cmd;
+pub mod report_cmd;
 pub mod score_cmd;
 pub mod sensitivity_cmd;
 pub mod study_cmd;
@@ -62,6 +63,9 @@ pub enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Segment a BraTS case folder and write the label map as NIfTI (source geometry kept).
     Predict(predict_cmd::PredictArgs),
+    /// A one-page case report as PNG: the largest tumour cross-section in each plane for
+    /// truth, dense and pruned, volumes (ml), Dice and lesions per region, the models.
+    Report(report_cmd::ReportArgs),
     /// Score existing segmentations against ground truth: Dice, IoU, HD95, NSD, sensitivity,
     /// specificity and BraTS 2023 lesion-wise Dice and HD95 per region.
     Score(score_cmd::ScoreArgs),
@@ -102,6 +106,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train_cmd::train(args),
         Command::Eval(args) => eval_cmd::eval(args),
         Command::Predict(args) => predict_cmd::predict(args),
+        Command::Report(args) => report_cmd::report(args),
         Command::Score(args) => score_cmd::score(args),
         Command::Prune(args) => prune_cmd::prune(args),
         Command::Sweep(args) => sweep_cmd::sweep(args),

@@ -14,6 +14,7 @@ use crate::data::LabelConvention;
 use crate::data::dataset::PreparedCase;
 use crate::data::{load_case, write_label_map};
 use crate::inference::{InferenceOptions, labels_from_regions, predict_regions};
+use crate::metrics::findings::{Segmentations, lesions};
 use crate::metrics::{CaseMetrics, Region, SubRegionScores, evaluate_case, region_volumes_ml};
 
 #[derive(Args, Debug)]
@@ -32,6 +33,10 @@ pub struct PredictArgs {
     /// (0 turns the rule off).
     #[arg(long, default_value_t = crate::inference::DEFAULT_MIN_ENHANCING_ML)]
     pub min_et_ml: f32,
+    /// Segment each case on the model's 1 mm grid (images trilinear, labels nearest) and write
+    /// the labels back onto the case's own grid; without it a case's voxels are taken as 1 mm.
+    #[arg(long)]
+    pub resample: bool,
     /// Label convention of the input and of the written labels; by default from the naming.
     #[arg(long, value_enum)]
     pub labels: Option<LabelConvention>,
@@ -50,8 +55,41 @@ struct PredictReport {
     /// Each region's volume in ml on the label map written (after the small-ET rule), by the
     /// case's own voxel spacing.
     volumes_ml: SubRegionScores,
+    /// The label map's lesions: each region's 26-connected components, largest first.
+    lesions: Vec<PredictedLesion>,
     metrics: Option<CaseMetrics>,
     elapsed_secs: f64,
+}
+
+/// One lesion of the label map written.
+#[derive(Serialize)]
+struct PredictedLesion {
+    region: &'static str,
+    voxels: usize,
+    volume_ml: f64,
+    /// Mean voxel index (x, y, z).
+    centroid_voxel: [f64; 3],
+    /// The centroid in the case's world coordinates (its header's affine), mm.
+    centroid_mm: [f64; 3],
+}
+
+/// The lesions of the segmentation `regions` of `case`, WT then TC then ET.
+fn predicted_lesions(case: &PreparedCase, regions: &[u8]) -> Vec<PredictedLesion> {
+    let maps = Segmentations {
+        dense: Some(regions),
+        ..Segmentations::default()
+    };
+    [Region::Wt, Region::Tc, Region::Et]
+        .into_iter()
+        .flat_map(|region| lesions(&maps, &case.grid(), region))
+        .map(|lesion| PredictedLesion {
+            region: lesion.region.name(),
+            voxels: lesion.voxels,
+            volume_ml: lesion.volume_ml,
+            centroid_voxel: lesion.centroid_voxel,
+            centroid_mm: lesion.centroid_mm,
+        })
+        .collect()
 }
 
 pub fn predict(args: PredictArgs) -> Result<()> {
@@ -66,6 +104,9 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     let options = InferenceOptions {
         threshold: args.threshold,
         min_enhancing_ml: args.min_et_ml,
+        resample_mm: args
+            .resample
+            .then_some(crate::data::resample::MODEL_SPACING_MM),
         ..InferenceOptions::default()
     };
     let bar = ProgressBar::new(0);
@@ -98,6 +139,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             })
             .collect(),
         volumes_ml: region_volumes_ml(&regions, case.spacing_mm),
+        lesions: predicted_lesions(&case, &regions),
         metrics: case
             .regions
             .as_ref()
@@ -116,6 +158,22 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         },
         report.elapsed_secs
     );
+    for region in [Region::Wt, Region::Tc, Region::Et] {
+        let sizes: Vec<String> = report
+            .lesions
+            .iter()
+            .filter(|l| l.region == region.name())
+            .map(|l| format!("{:.3}", l.volume_ml))
+            .collect();
+        println!(
+            "{}: {:.3} ml in {} lesion(s){}{}",
+            region.name(),
+            report.volumes_ml.get(region),
+            sizes.len(),
+            if sizes.is_empty() { "" } else { " of ml " },
+            sizes.join(", ")
+        );
+    }
     if let Some(m) = &report.metrics {
         println!(
             "against {}'s seg: Dice WT {:.4} TC {:.4} ET {:.4}",

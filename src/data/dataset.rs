@@ -19,6 +19,8 @@ pub struct PreparedCase {
     pub id: String,
     pub dims: [usize; 3],
     pub spacing_mm: [f32; 3],
+    /// The voxel-to-world affine (row-major 3x4, mm) of the source's header.
+    pub affine: [[f64; 4]; 3],
     pub modalities: [Vec<f32>; 4],
     pub regions: Option<Vec<u8>>,
     /// Label convention of the source, used when predictions are written back as labels.
@@ -33,6 +35,7 @@ impl PreparedCase {
             id: case.id.clone(),
             dims: first.dims,
             spacing_mm: first.spacing_mm,
+            affine: first.affine,
             modalities: std::array::from_fn(|m| zscore_brain(&case.modalities[m].data)),
             regions: case.seg.as_ref().map(|seg| {
                 seg.data
@@ -51,6 +54,7 @@ impl PreparedCase {
             id: id.to_string(),
             dims: case.dims,
             spacing_mm: [case.spacing_mm; 3],
+            affine: super::synth::synthetic_affine(case.dims, case.spacing_mm),
             modalities: std::array::from_fn(|m| zscore_brain(&case.modalities[m])),
             regions: Some(
                 case.labels
@@ -68,6 +72,15 @@ impl PreparedCase {
         convention: Option<LabelConvention>,
     ) -> Result<PreparedCase, DataError> {
         Ok(PreparedCase::from_brats(&load_case(folder, convention)?))
+    }
+
+    /// The grid and affine its voxels lie on.
+    pub fn grid(&self) -> crate::metrics::findings::CaseGrid {
+        crate::metrics::findings::CaseGrid {
+            dims: self.dims,
+            spacing_mm: self.spacing_mm,
+            affine: self.affine,
+        }
     }
 
     /// The brain mask proxy: voxels where any modality is non-zero.

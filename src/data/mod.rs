@@ -5,6 +5,7 @@ pub mod dataset;
 pub mod nifti_header;
 pub mod nifti_io;
 pub mod preprocess;
+pub mod resample;
 pub mod synth;
 
 use std::path::PathBuf;

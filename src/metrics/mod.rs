@@ -5,6 +5,7 @@
 //! region, Dice = IoU = 1 and HD95 = 0; when exactly one is empty, Dice = IoU = 0 and HD95 is the
 //! volume's diagonal in mm (see [`surface`]).
 
+pub mod findings;
 pub mod lesions;
 pub mod score;
 pub mod surface;
@@ -18,6 +19,7 @@ pub type RegionMap = [u8];
 
 /// The evaluated regions: composites WT, TC, ET and sub-regions NCR, ED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Region {
     Wt,
     Tc,

@@ -18,6 +18,7 @@ use super::fine_tune_panel::{FineTuneForm, FineTuneState};
 use super::pruning_panel::{Sections, pruning_panel_ui};
 use super::state::{GpuState, PruningState};
 use super::view_panel::{slice_dice, view_panel_ui};
+use super::volume_view::VolumeView;
 use super::{
     AttentionState, ExportChoice, FilterState, LessonState, PlansState, PlotsTab, Settings,
     SlicesTab, Tab, Workspace, classify_workspace, layers, slices,
@@ -26,8 +27,8 @@ use crate::prune::sweep::SweepPoint;
 use crate::prune::{PruneMethod, PrunePlan, StructuredMethod};
 use crate::render::SliceAxis;
 use crate::worker::{
-    self, CaseView, FineTuneRequest, MapsRequest, MapsView, ModelView, PreviewRequest,
-    PreviewResult, Request, WorkerHandle,
+    self, CaseView, FindingsView, FineTuneRequest, MapsRequest, MapsView, ModelView,
+    PreviewRequest, PreviewResult, Request, WorkerHandle,
 };
 
 const SETTINGS_KEY: &str = "raagr2-lab-settings";
@@ -42,10 +43,25 @@ pub struct LabApp {
     pub settings: Settings,
     /// The open case, shared (frames clone the handle, never the volumes).
     pub case: Option<Arc<CaseView>>,
-    pub dense_codes: Option<Vec<u8>>,
+    /// The dense model's whole-case segmentation (shared: the 3-D view's upload holds it too).
+    pub dense_codes: Option<Arc<Vec<u8>>>,
     /// The preview's axial slice placed in a volume of the case's size (built once per preview,
-    /// so the viewer indexes it like the other segmentations).
-    pruned_codes: Option<Vec<u8>>,
+    /// so the viewer indexes it like the other segmentations), replaced by the pruned model's
+    /// whole-case segmentation once that arrives.
+    pruned_codes: Option<Arc<Vec<u8>>>,
+    /// `pruned_codes` is the whole-case segmentation.
+    pruned_whole_case: bool,
+    /// Volumes and lesions of the open case: the dense model's, then with the pruned model's
+    /// once it has segmented the whole case.
+    pub findings: Option<Box<FindingsView>>,
+    /// The preview whose pruned segmentation `findings` holds.
+    findings_preview: Option<u64>,
+    /// The last preview asked for, and the one whose model's whole case the app holds (a
+    /// preview of another slice of that model keeps it).
+    last_request: Option<PreviewRequest>,
+    scored_request: Option<PreviewRequest>,
+    /// The voxel the viewer was sent to (a lesion clicked).
+    pub cursor: Option<[usize; 3]>,
     /// Increases whenever a segmentation shown in the viewer changes (texture cache key).
     codes_generation: u64,
     /// Dense model vs ground truth over the whole case, WT/TC/ET.
@@ -78,6 +94,8 @@ pub struct LabApp {
     maps_wanted: bool,
     pub fine_tune: FineTuneState,
     pub slices: SlicesTab,
+    /// The 3-D tab's camera (its GPU side lives in the renderer's callback resources).
+    pub volume: VolumeView,
     pub plots: PlotsTab,
     pub layers: layers::LayersState,
     pub filters: FilterState,
@@ -96,6 +114,7 @@ pub struct LabApp {
 struct Panels<'a> {
     fine_tune: &'a mut FineTuneForm,
     slices: &'a mut SlicesTab,
+    volume: &'a mut VolumeView,
     plots: &'a mut PlotsTab,
     layers: &'a mut layers::LayersState,
     filters: &'a mut FilterState,
@@ -124,6 +143,9 @@ impl LabApp {
             Some(path) if path.exists() => Request::OpenPath(path.clone()),
             _ => Request::OpenDefault,
         };
+        if settings.resample {
+            let _ = worker.requests.send(Request::SetResample(true));
+        }
         let _ = worker.requests.send(first);
         let (lesson, lesson_error) = LessonState::from_env();
         let mut app = LabApp {
@@ -140,6 +162,12 @@ impl LabApp {
             preview: None,
             preview_case_dice: None,
             case_dice_precision: Precision::Fp32,
+            pruned_whole_case: false,
+            findings: None,
+            findings_preview: None,
+            last_request: None,
+            scored_request: None,
+            cursor: None,
             last_preview_id: 0,
             preview_wanted: false,
             status: "starting".into(),
@@ -155,6 +183,7 @@ impl LabApp {
             maps_wanted: false,
             fine_tune: FineTuneState::default(),
             slices: SlicesTab::default(),
+            volume: VolumeView::new(cc.wgpu_render_state.as_ref()),
             plots: PlotsTab::default(),
             layers: layers::LayersState::default(),
             filters: FilterState::default(),
@@ -191,8 +220,16 @@ impl LabApp {
             preview_case_dice: self.preview_case_dice,
             case_dice_precision: self.case_dice_precision,
             dense_case_dice: self.dense_case_dice,
-            dense_codes: self.dense_codes.as_deref(),
-            pruned_codes: self.pruned_codes.as_deref(),
+            dense_codes: self.dense_codes.as_deref().map(Vec::as_slice),
+            pruned_codes: self.pruned_codes.as_deref().map(Vec::as_slice),
+            dense_volume: self.dense_codes.as_ref(),
+            pruned_volume: self.pruned_codes.as_ref(),
+            pruned_whole_case: self.pruned_whole_case,
+            findings: self.findings.as_deref(),
+            pruned_findings_current: current
+                && !self.preview_wanted
+                && self.findings_preview == Some(self.last_preview_id),
+            cursor: self.cursor,
             codes_generation: self.codes_generation,
             slice_idx: self.slice_idx,
             tab: self.tab,
@@ -209,6 +246,7 @@ impl LabApp {
         let panels = Panels {
             fine_tune: &mut self.fine_tune.settings,
             slices: &mut self.slices,
+            volume: &mut self.volume,
             plots: &mut self.plots,
             layers: &mut self.layers,
             filters: &mut self.filters,
@@ -228,7 +266,11 @@ impl LabApp {
     /// Dice WT/TC/ET of the dense and the pruned model on the previewed axial slice.
     pub fn slice_dice(&self) -> (Option<[f64; 3]>, Option<[f64; 3]>) {
         let case = self.case.as_deref();
-        slice_dice(case, self.preview.as_ref(), self.dense_codes.as_deref())
+        slice_dice(
+            case,
+            self.preview.as_ref(),
+            self.dense_codes.as_deref().map(Vec::as_slice),
+        )
     }
 
     /// Points of the study the Plots tab shows (0: none).
@@ -339,6 +381,8 @@ impl LabApp {
         let before = self.tab;
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.tab, Tab::Slices, "Slices");
+            ui.selectable_value(&mut self.tab, Tab::Volume, "3-D")
+                .on_hover_text("Dense and pruned segmentations in 3-D, side by side");
             ui.selectable_value(&mut self.tab, Tab::Plots, "Plots");
             ui.selectable_value(&mut self.tab, Tab::Layers, "Layers");
             ui.selectable_value(&mut self.tab, Tab::Filters, "Filters")
@@ -369,6 +413,10 @@ impl LabApp {
                 Vec::new()
             }
             Tab::Plans => panels.plans.ui(ui, &view),
+            Tab::Volume => {
+                panels.volume.ui(ui, &view);
+                Vec::new()
+            }
         }
     }
 
@@ -551,8 +599,22 @@ impl LabApp {
             PanelCommand::SetAxis(axis) => {
                 self.settings.axis = axis;
                 if let Some(case) = &self.case {
-                    self.slice_idx = axis.slices(case.dims) / 2;
+                    self.slice_idx = match self.cursor {
+                        Some(voxel) => axis.slice_of(voxel),
+                        None => axis.slices(case.dims) / 2,
+                    };
                 }
+            }
+            PanelCommand::SetResample(resample) => {
+                self.settings.resample = resample;
+                let _ = self.worker.requests.send(Request::SetResample(resample));
+                self.preview_case_dice = None;
+                self.scored_request = None;
+                self.preview_wanted = true;
+            }
+            PanelCommand::GoToVoxel(voxel) => {
+                self.cursor = Some(voxel);
+                self.set_slice(self.settings.axis.slice_of(voxel));
             }
             PanelCommand::SetModality(modality) => self.settings.modality = modality,
             PanelCommand::SetSlice(slice) => self.set_slice(slice),
@@ -582,6 +644,7 @@ impl LabApp {
             }
             PanelCommand::ExportModel(choice) => self.export_model_dialog(choice),
             PanelCommand::SavePrediction => self.export_prediction_dialog(),
+            PanelCommand::SaveReport => self.export_report_dialog(),
             PanelCommand::SaveSweep => self.export_sweep_dialog(),
             PanelCommand::StartBudgetSearch(method) => self.start_budget_search(method),
             PanelCommand::StartSensitivity => self.start_sensitivity(),
@@ -724,6 +787,7 @@ impl LabApp {
         };
         self.last_preview_id += 1;
         request.id = self.last_preview_id;
+        self.last_request = Some(request.clone());
         let _ = self.worker.requests.send(Request::Preview(request));
         self.preview_wanted = false;
         self.maps_wanted = true;
@@ -946,6 +1010,36 @@ impl LabApp {
         self.save_dialog("Save the segmentation", &name, move |path| {
             Request::ExportPrediction { preview, path }
         });
+    }
+
+    fn export_report_dialog(&self) {
+        let Some(preview) = self.current_request() else {
+            return;
+        };
+        let name = format!(
+            "{}_report.png",
+            self.case.as_ref().map_or("case", |c| c.id.as_str())
+        );
+        self.save_dialog("Save the case report (PNG)", &name, move |path| {
+            Request::ExportReport { preview, path }
+        });
+    }
+
+    /// Whether the pruned segmentation the viewer shows covers the whole case (not only the
+    /// preview's axial slice).
+    pub fn pruned_covers_case(&self) -> bool {
+        self.pruned_whole_case
+    }
+
+    /// Writes the case report for the previewed model to `path` (what the dialog does once a
+    /// file is chosen); a `Saved` notice or an error naming the file follows.
+    pub fn export_report_to(&self, path: std::path::PathBuf) {
+        if let Some(preview) = self.current_request() {
+            let _ = self
+                .worker
+                .requests
+                .send(Request::ExportReport { preview, path });
+        }
     }
 
     fn export_sweep_dialog(&self) {

@@ -8,7 +8,7 @@ use super::{Settings, Tab};
 use crate::prune::sweep::SweepPoint;
 use crate::prune::{PruneMethod, PrunePlan, StructuredMethod};
 use crate::render::{OverlayStyle, SliceAxis, Window};
-use crate::worker::{CaseView, MapsView, ModelView, PreviewResult};
+use crate::worker::{CaseView, FindingsView, MapsView, ModelView, PreviewResult};
 
 /// The app's shared state as panels read it (references into the shell, one frame long).
 pub struct AppView<'a> {
@@ -25,8 +25,21 @@ pub struct AppView<'a> {
     pub case_dice_precision: crate::precision::Precision,
     pub dense_case_dice: Option<[f64; 3]>,
     pub dense_codes: Option<&'a [u8]>,
-    /// The preview's axial slice placed in a volume of the case's size.
+    /// The pruned model's whole-case segmentation once scored, else the preview's axial slice
+    /// placed in a volume of the case's size.
     pub pruned_codes: Option<&'a [u8]>,
+    /// The same two segmentations as shared handles (what the 3-D view's upload keeps).
+    pub dense_volume: Option<&'a Arc<Vec<u8>>>,
+    pub pruned_volume: Option<&'a Arc<Vec<u8>>>,
+    /// `pruned_codes` covers the whole case (not only the preview's axial slice).
+    pub pruned_whole_case: bool,
+    /// Volumes and lesions of the open case (the pruned model's once it has segmented the whole
+    /// case).
+    pub findings: Option<&'a FindingsView>,
+    /// `findings` holds the pruned figures of the current preview.
+    pub pruned_findings_current: bool,
+    /// The voxel the viewer was sent to (a lesion clicked), marked on the images.
+    pub cursor: Option<[usize; 3]>,
     /// Changes whenever a segmentation the viewer shows changes (texture cache key).
     pub codes_generation: u64,
     pub slice_idx: usize,
@@ -52,6 +65,11 @@ pub enum PanelCommand {
     SetAxis(SliceAxis),
     SetModality(usize),
     SetSlice(usize),
+    /// Every plane through this voxel (x, y, z): the shown plane's slice moves there and the
+    /// others follow when chosen.
+    GoToVoxel([usize; 3]),
+    /// Segment whole cases on the model's 1 mm grid (or the case's voxels as they are).
+    SetResample(bool),
     /// Wheel or arrow steps through the slices.
     MoveSlice(i64),
     SetWindow(Window),
@@ -76,6 +94,8 @@ pub enum PanelCommand {
         choice: super::ExportChoice,
     },
     SavePrediction,
+    /// The case report (PNG) of the previewed model.
+    SaveReport,
     SaveSweep,
     StartBudgetSearch(StructuredMethod),
     StartSensitivity,

@@ -11,6 +11,7 @@ pub mod classify_workspace;
 mod command;
 mod export_choice;
 mod filters;
+pub mod findings_panel;
 mod fine_tune_panel;
 mod heatmap;
 pub mod layers;
@@ -24,6 +25,7 @@ mod state;
 mod study_panel;
 mod view_panel;
 pub mod viewer;
+pub mod volume_view;
 
 pub use app::LabApp;
 pub use attention::AttentionState;
@@ -77,6 +79,9 @@ pub struct Settings {
     pub last_case: Option<std::path::PathBuf>,
     /// Whether the lesson was offered (the first start offers it in the top bar).
     pub lesson_offered: bool,
+    /// Segment whole cases on the model's 1 mm grid (labels back on the case's own grid).
+    #[serde(default)]
+    pub resample: bool,
 }
 
 impl Default for Settings {
@@ -89,6 +94,7 @@ impl Default for Settings {
             method: PruneMethod::Structured(crate::prune::StructuredMethod::L2),
             last_case: None,
             lesson_offered: false,
+            resample: false,
         }
     }
 }
@@ -114,6 +120,8 @@ pub enum Tab {
     Filters,
     Attention,
     Plans,
+    /// The 3-D view.
+    Volume,
 }
 
 impl Tab {

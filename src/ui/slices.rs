@@ -4,6 +4,7 @@
 use eframe::egui;
 
 use super::command::{AppView, PanelCommand};
+use super::findings_panel::FindingsPanel;
 use super::viewer;
 use crate::render::{SliceAxis, Window, plane_codes, render_disagreement, render_slice};
 use crate::worker::CaseView;
@@ -15,6 +16,8 @@ pub struct SlicesTab {
     /// What the disagreement image of the slice shows, counted when it was rendered (not per
     /// frame): the voxels where dense and pruned differ, and where either finds tumour.
     disagreement: Option<(viewer::TextureKey, SliceAgreement)>,
+    /// The volumes and lesions below the images.
+    pub findings: FindingsPanel,
 }
 
 /// How dense and pruned compare on one slice.
@@ -61,6 +64,14 @@ impl SlicesTab {
             ui.centered_and_justified(|ui| ui.spinner());
             return commands;
         };
+        egui::Panel::bottom("findings")
+            .resizable(true)
+            .default_size(230.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::horizontal()
+                    .id_salt("findings")
+                    .show(ui, |ui| commands.extend(self.findings.ui(ui, view)));
+            });
         let axis = view.settings.axis;
         let panels: [(&str, Option<&[u8]>); 3] = [
             ("Ground truth", case.truth.as_deref()),
@@ -134,9 +145,10 @@ impl SlicesTab {
             }
             ui.end_row();
         });
-        if axis != SliceAxis::Axial {
+        if axis != SliceAxis::Axial && !view.pruned_whole_case {
             ui.label(
-                "The pruned preview is computed on axial slices; switch to Axial to scroll it.",
+                "The pruned preview is computed on axial slices (the whole case follows when it \
+                 has been segmented); switch to Axial to scroll it.",
             );
         }
         if scroll != 0.0 {
@@ -173,6 +185,9 @@ fn image_ui(
                 .fit_to_exact_size(size)
                 .sense(egui::Sense::click_and_drag()),
         );
+        if let Some(voxel) = view.cursor {
+            mark_cursor(ui, &response.rect, view, image.case, voxel);
+        }
         if response.dragged() {
             let delta = response.drag_delta();
             let mut w = view.settings.window;
@@ -199,6 +214,29 @@ fn image_ui(
         }
     });
     wheel
+}
+
+/// A ring round the cursor's voxel when it lies on the shown slice (where a clicked lesion is).
+fn mark_cursor(
+    ui: &egui::Ui,
+    rect: &egui::Rect,
+    view: &AppView<'_>,
+    case: &CaseView,
+    voxel: [usize; 3],
+) {
+    let axis = view.settings.axis;
+    if axis.slice_of(voxel) != view.slice_idx || voxel.iter().zip(case.dims).any(|(v, d)| *v >= d) {
+        return;
+    }
+    let plane = axis.plane(case.dims);
+    let [u, v] = axis.pixel_of(case.dims, voxel);
+    let at = rect.min
+        + egui::vec2(
+            (u as f32 + 0.5) / plane[0] as f32 * rect.width(),
+            (v as f32 + 0.5) / plane[1] as f32 * rect.height(),
+        );
+    let stroke = egui::Stroke::new(1.5, egui::Color32::YELLOW);
+    ui.painter().circle_stroke(at, 9.0, stroke);
 }
 
 /// The axial slice with the most tumour (or the middle one): where a viewer should open.

@@ -6,6 +6,7 @@ use eframe::egui;
 
 use super::MODALITIES;
 use super::command::{AppView, PanelCommand};
+use crate::data::resample::{MODEL_SPACING_MM, differs_from};
 use crate::render::{REGION_NAMES, SliceAxis, Window, plane_codes};
 use crate::worker::{CaseView, PreviewResult, region_dice};
 
@@ -42,6 +43,7 @@ pub(super) fn view_panel_ui(ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<PanelC
         if slice != view.slice_idx {
             commands.push(PanelCommand::SetSlice(slice));
         }
+        grid_ui(ui, case, settings.resample, &mut commands);
     }
     ui.horizontal(|ui| {
         ui.label(format!(
@@ -59,6 +61,33 @@ pub(super) fn view_panel_ui(ui: &mut egui::Ui, view: &AppView<'_>) -> Vec<PanelC
     dice_ui(ui, view, &mut commands);
     commands
 }
+
+/// The case's voxel size against the model's 1 mm, and the choice to segment on the model's grid.
+fn grid_ui(ui: &mut egui::Ui, case: &CaseView, resample: bool, commands: &mut Vec<PanelCommand>) {
+    let [x, y, z] = case.spacing_mm;
+    let off_grid = differs_from(case.spacing_mm, MODEL_SPACING_MM);
+    ui.label(format!("Voxels {x:.2} x {y:.2} x {z:.2} mm"))
+        .on_hover_text(INPUT_EXPECTED);
+    let mut wanted = resample;
+    ui.checkbox(&mut wanted, "Segment on the model's 1 mm grid")
+        .on_hover_text(
+            "Whole-case segmentations (volumes, lesions, Dice, exports) are made on a 1 mm grid \
+             (images trilinear) and written back onto this case's own voxels (nearest); the \
+             slice preview stays on the case's own slices.",
+        );
+    if wanted != resample {
+        commands.push(PanelCommand::SetResample(wanted));
+    }
+    if off_grid && !resample {
+        ui.small("The model was trained on 1 mm voxels: tick the box above for this case.");
+    }
+}
+
+/// What the model expects of its input, and how to get there from the scanner.
+pub const INPUT_EXPECTED: &str = "The model expects skull-stripped, co-registered BraTS-style \
+    MRI (T1, T1ce, T2, FLAIR on one grid). From DICOM: convert each series with dcm2niix, then \
+    run a BraTS preprocessing pipeline (co-registration to one template, skull stripping), as \
+    the BraTS challenge prepares its cases.";
 
 /// The overlay's regions, colours, opacity and outline.
 fn overlay_ui(ui: &mut egui::Ui, view: &AppView<'_>, commands: &mut Vec<PanelCommand>) {

@@ -90,9 +90,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             *tuned = None;
         }
         self.announce_model();
-        if let Some(case) = &self.case {
-            self.segment_with_dense(case);
-        }
+        self.segment_with_dense();
         Ok(())
     }
 

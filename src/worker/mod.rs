@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::backend;
+use crate::clinical_report::{CaseReport, ReportModel};
 use crate::data::brats::load_case;
 use crate::data::dataset::PreparedCase;
 use crate::data::nifti_io::{write_label_map, write_volume};
@@ -27,11 +28,12 @@ use crate::data::synth::synthetic_header;
 use crate::defaults;
 use crate::export::write_model;
 use crate::inference::{
-    InferenceOptions, labels_from_regions, predict_regions, predict_regions_until,
+    InferenceOptions, labels_from_regions, predict_regions, predict_regions_until, segment_on_cpu,
 };
 pub use crate::metrics::region_dice;
 use crate::model::Checkpoint;
 use crate::model::summary::summarize;
+use crate::prune::schedule::parameter_counts;
 use crate::prune::sweep::{SweepPoint, to_csv, write_sweep_plot};
 use crate::prune::{
     ChannelGraph, PruneMethod, PrunePlan, StructuredMethod, UnstructuredMethod, channel_importance,
@@ -82,6 +84,12 @@ struct Worker<F: Fn(Response) + Clone + Send + 'static> {
     job: job_slot::JobSlot,
     /// The last fine-tuned model, written by the fine-tune job.
     tuned: Arc<Mutex<Option<Checkpoint>>>,
+    /// The dense model's segmentation of the open case (sub-region codes).
+    dense_codes: Option<Vec<u8>>,
+    /// The preview whose model's whole-case segmentation was sent last.
+    scored: Option<PreviewRequest>,
+    /// Whole cases are segmented on the model's 1 mm grid.
+    resample: bool,
 }
 
 impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
@@ -96,6 +104,9 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             case_folder: None,
             job: job_slot::JobSlot::default(),
             tuned: Arc::new(Mutex::new(None)),
+            dense_codes: None,
+            scored: None,
+            resample: false,
         }
     }
 
@@ -113,7 +124,11 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                     if Some(i) != newest_preview {
                         continue;
                     }
-                    unscored = Some(preview.clone());
+                    // Another slice of the model already scored needs no new whole case.
+                    if !self.scored.as_ref().is_some_and(|s| s.same_model(preview)) {
+                        unscored = Some(preview.clone());
+                        self.scored = None;
+                    }
                 }
                 self.handle_guarded(request);
             }
@@ -122,7 +137,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             if let Some(preview) = &unscored {
                 match catch_unwind(AssertUnwindSafe(|| self.case_dice(preview, &requests))) {
                     Ok(Ok(false)) => {}
-                    Ok(Ok(true)) => unscored = None,
+                    Ok(Ok(true)) => self.scored = unscored.take(),
                     Ok(Err(message)) => {
                         unscored = None;
                         (self.reply)(Response::Error(message));
@@ -134,17 +149,15 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
     }
 
     /// Segments the whole open case with the previewed model (as `eval` does), giving up as
-    /// soon as another request arrives; sends the Dice when it completes. Returns whether it
-    /// is done (scored, or nothing to score).
+    /// soon as another request arrives; sends the segmentation, its Dice (with a ground truth)
+    /// and the case's findings when it completes. Returns whether it is done (scored, or
+    /// nothing to score).
     fn case_dice(
         &self,
         request: &PreviewRequest,
         requests: &Receiver<Request>,
     ) -> Result<bool, String> {
         let Some(case) = &self.case else {
-            return Ok(true);
-        };
-        let Some(truth) = &case.regions else {
             return Ok(true);
         };
         let checkpoint = self.model_for(request)?;
@@ -156,15 +169,21 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
         // Small batches, so that a new request is noticed within a few slices.
         let options = InferenceOptions {
             batch: 2,
-            ..InferenceOptions::default()
+            ..self.inference_options()
         };
         let stop = || !requests.is_empty();
         if let Some(codes) =
             predict_regions_until(&model, head, case, options, &device, |_, _| {}, stop)
         {
-            (self.reply)(Response::PreviewCaseDice {
-                id: request.id,
-                dice: region_dice(&codes, truth),
+            let findings = FindingsView::of(case, self.dense_codes.as_deref(), Some(&codes));
+            (self.reply)(Response::PreviewWholeCase {
+                request: Box::new(request.clone()),
+                dice: case
+                    .regions
+                    .as_ref()
+                    .map(|truth| region_dice(&codes, truth)),
+                codes,
+                findings: Box::new(findings),
             });
             return Ok(true);
         }
@@ -202,6 +221,13 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 Ok(())
             }
             Request::OpenModel(path) => self.open_model(path),
+            Request::SetResample(resample) => {
+                if resample != self.resample {
+                    self.resample = resample;
+                    self.segment_with_dense();
+                }
+                Ok(())
+            }
             Request::OpenStudy(path) => {
                 let file =
                     crate::prune::study::StudyFile::read(&path).map_err(|e| format!("{e:#}"))?;
@@ -218,6 +244,7 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
                 self.refused_if_err(|w| w.start_channel_scores(group, slice_idx))
             }
             Request::ExportPrediction { preview, path } => self.export_prediction(preview, &path),
+            Request::ExportReport { preview, path } => self.export_report(&preview, &path),
             Request::ExportPlan { plan, path } => {
                 plan.write(&path).map_err(|e| e.to_string())?;
                 (self.reply)(Response::Saved(path));
@@ -313,11 +340,8 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             "segmenting {} for export",
             case.id
         )));
-        let device = backend::cpu_device();
-        let model = checkpoint.build(&device).map_err(|e| e.to_string())?;
-        let options = InferenceOptions::default();
-        let head = checkpoint.config.head;
-        let codes = predict_regions(&model, head, case, options, &device, |_, _| {});
+        let codes = segment_on_cpu(&checkpoint, case, self.inference_options())
+            .map_err(|e| e.to_string())?;
         let labels = labels_from_regions(&codes, case.convention);
         let written = match &self.case_folder {
             // A case from disk: the first modality's header, so the labels overlay the input.
@@ -329,6 +353,58 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             }
         };
         written.map_err(|e| e.to_string())?;
+        (self.reply)(Response::Saved(path.to_path_buf()));
+        Ok(())
+    }
+
+    /// How whole cases are segmented: on the case's voxels, or resampled to the model's grid.
+    fn inference_options(&self) -> InferenceOptions {
+        InferenceOptions {
+            resample_mm: self
+                .resample
+                .then_some(crate::data::resample::MODEL_SPACING_MM),
+            ..InferenceOptions::default()
+        }
+    }
+
+    /// Writes the open case's one-page report (truth, dense and the previewed model) as a PNG.
+    fn export_report(&self, preview: &PreviewRequest, path: &Path) -> Result<(), String> {
+        let case = self.case.as_ref().ok_or("open a case first")?;
+        let dense = self
+            .dense_codes
+            .as_deref()
+            .ok_or("the dense model has not segmented the case yet")?;
+        (self.reply)(Response::Status(format!(
+            "segmenting {} with the pruned model for the report",
+            case.id
+        )));
+        let checkpoint = self.model_for(preview)?;
+        let pruned = segment_on_cpu(&checkpoint, case, self.inference_options())
+            .map_err(|e| e.to_string())?;
+        let name = self.dense_source.as_ref().map_or_else(
+            || defaults::DEFAULT_MODEL_NAME.to_string(),
+            |p| p.display().to_string(),
+        );
+        let report = CaseReport {
+            case,
+            dense,
+            dense_model: ReportModel {
+                name: name.clone(),
+                params: parameter_counts(&self.dense).0,
+                plan: "dense".into(),
+            },
+            pruned: Some((
+                &pruned,
+                ReportModel {
+                    name,
+                    params: parameter_counts(&checkpoint).0,
+                    plan: model_label(preview),
+                },
+            )),
+        };
+        report
+            .write_png(path)
+            .map_err(|e| format!("{}: {e:#}", path.display()))?;
         (self.reply)(Response::Saved(path.to_path_buf()));
         Ok(())
     }
@@ -380,20 +456,24 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             modalities: case.modalities.clone(),
             truth: case.regions.clone(),
         }));
-        self.segment_with_dense(&case);
         self.cache.forget_case();
         self.case = Some(case);
+        self.segment_with_dense();
     }
 
-    /// The dense model's segmentation of the whole case, for the viewer.
-    fn segment_with_dense(&self, case: &PreparedCase) {
+    /// The dense model's segmentation of the whole case, for the viewer, with the case's
+    /// volumes and lesions; kept, as the pruned model's whole-case findings compare with it.
+    fn segment_with_dense(&mut self) {
+        let Some(case) = &self.case else { return };
         (self.reply)(Response::Status(format!(
             "segmenting {} with the dense model",
             case.id
         )));
         let device = backend::cpu_device();
+        self.dense_codes = None;
+        self.scored = None;
         if let Ok(model) = self.dense.build(&device) {
-            let options = InferenceOptions::default();
+            let options = self.inference_options();
             let codes = predict_regions(
                 &model,
                 self.dense.config.head,
@@ -404,9 +484,11 @@ impl<F: Fn(Response) + Clone + Send + 'static> Worker<F> {
             );
             (self.reply)(Response::DensePrediction {
                 case_id: case.id.clone(),
-                codes,
+                codes: codes.clone(),
+                findings: Box::new(FindingsView::of(case, Some(&codes), None)),
             });
             (self.reply)(Response::Status(format!("{} ready", case.id)));
+            self.dense_codes = Some(codes);
         }
     }
 

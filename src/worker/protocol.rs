@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use crate::analysis::maps::GateMaps;
 use crate::analysis::sensitivity::SensitivityCell;
+use crate::data::dataset::PreparedCase;
 use crate::export::{ModelFormat, Precision};
-use crate::metrics::RegionScores;
+use crate::metrics::findings::{Lesion, Segmentations, VolumeTable, lesions};
+use crate::metrics::{Region, RegionScores};
 use crate::plan_tree::NodeStats;
 use crate::prune::sweep::SweepPoint;
 use crate::prune::{PruneMethod, PrunePlan};
@@ -16,6 +18,9 @@ use crate::prune::{PruneMethod, PrunePlan};
 pub enum Request {
     /// The embedded default case (synthetic, generated in memory).
     OpenDefault,
+    /// Segment whole cases on the model's 1 mm grid, labels back on the case's own grid (or
+    /// the case's voxels as they are); the dense segmentation is made again.
+    SetResample(bool),
     /// A BraTS case folder, or a file inside one.
     OpenPath(PathBuf),
     /// A checkpoint of this project or a PyTorch state_dict (safetensors) as the dense model;
@@ -78,6 +83,11 @@ pub enum Request {
     /// `preview`, and save the label map as NIfTI with the case's geometry.
     ExportPrediction {
         preview: Option<PreviewRequest>,
+        path: PathBuf,
+    },
+    /// The open case's one-page report (truth, dense and the model of `preview`) as a PNG.
+    ExportReport {
+        preview: PreviewRequest,
         path: PathBuf,
     },
     /// Save a plan tree node's plan as a plan file (`prune --plan`).
@@ -176,6 +186,18 @@ pub struct PreviewRequest {
     pub precision: Precision,
 }
 
+impl PreviewRequest {
+    /// Both preview the same model in the same number format (only the slice may differ), so
+    /// one whole-case segmentation serves both. Never so for the fine-tuned model, which each
+    /// fine-tune replaces.
+    pub fn same_model(&self, other: &PreviewRequest) -> bool {
+        !self.fine_tuned
+            && !other.fine_tuned
+            && self.plan == other.plan
+            && self.precision == other.precision
+    }
+}
+
 /// What the filter and attention views ask for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MapsRequest {
@@ -250,6 +272,36 @@ pub struct GroupView {
     pub bn_gamma: Vec<f32>,
 }
 
+/// What a clinician reads of the open case: each region's volume in the ground truth, the
+/// dense and (once scored) the pruned segmentation, and the WT, TC and ET lesions.
+#[derive(Debug, Clone)]
+pub struct FindingsView {
+    pub case_id: String,
+    pub volumes: VolumeTable,
+    /// WT's lesions, then TC's, then ET's (each as `metrics::findings::lesions` lists them).
+    pub lesions: Vec<Lesion>,
+}
+
+impl FindingsView {
+    /// The findings of `case` with the segmentations given.
+    pub fn of(case: &PreparedCase, dense: Option<&[u8]>, pruned: Option<&[u8]>) -> FindingsView {
+        let maps = Segmentations {
+            truth: case.regions.as_deref(),
+            dense,
+            pruned,
+        };
+        let grid = case.grid();
+        FindingsView {
+            case_id: case.id.clone(),
+            volumes: maps.volumes(&grid),
+            lesions: [Region::Wt, Region::Tc, Region::Et]
+                .into_iter()
+                .flat_map(|region| lesions(&maps, &grid, region))
+                .collect(),
+        }
+    }
+}
+
 /// The result of one preview.
 #[derive(Debug, Clone)]
 pub struct PreviewResult {
@@ -276,13 +328,18 @@ pub enum Response {
     DensePrediction {
         case_id: String,
         codes: Vec<u8>,
+        /// Volumes and lesions of the truth and the dense segmentation.
+        findings: Box<FindingsView>,
     },
     Preview(PreviewResult),
-    /// Dice WT/TC/ET of the previewed model over the whole open case (computed after the slice
-    /// preview when no newer request waits; `id` is the preview's).
-    PreviewCaseDice {
-        id: u64,
-        dice: [f64; 3],
+    /// The previewed model over the whole open case (computed after the slice preview when no
+    /// newer request waits; `request` is the preview's): its segmentation (case voxel order),
+    /// Dice WT/TC/ET when the case has a ground truth, and the case's findings with it.
+    PreviewWholeCase {
+        request: Box<PreviewRequest>,
+        dice: Option<[f64; 3]>,
+        codes: Vec<u8>,
+        findings: Box<FindingsView>,
     },
     /// A background job advanced: `done` of `total` steps, with what it is doing.
     JobProgress {

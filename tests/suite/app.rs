@@ -7,6 +7,8 @@ use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use raagr2_lab::backend::DeviceChoice;
+use raagr2_lab::metrics::Region;
+use raagr2_lab::metrics::findings::LesionOrigin;
 use raagr2_lab::render::SliceAxis;
 use raagr2_lab::ui::{GpuState, LabApp, WorkerFed};
 
@@ -74,6 +76,7 @@ fn a_layer_slider_prunes_the_model_and_changes_params_and_dice() {
         case_dice, dense_case,
         "the pruned model scores the case differently"
     );
+    findings_show_volumes_and_take_the_viewer_to_a_lesion(&mut harness);
     // The panel shows the new count and the new parameter total.
     harness.get_by_role_and_label(egui::accesskit::Role::Slider, "enc1.out 4/8");
     assert!(
@@ -100,11 +103,78 @@ fn a_layer_slider_prunes_the_model_and_changes_params_and_dice() {
     harness.get_by_label_contains("pruned, case (int8)");
 }
 
+/// With the pruned model's whole case scored: the volume table holds each model's WT volume as
+/// its voxels times the case's voxel volume, and clicking the largest lesion moves the axial
+/// and then the coronal plane through it.
+fn findings_show_volumes_and_take_the_viewer_to_a_lesion(harness: &mut Harness<'static, LabApp>) {
+    let app = harness.state();
+    let case = app.case.clone().unwrap();
+    let findings = app.findings.as_ref().expect("findings with the whole case");
+    let voxel_ml: f64 = case.spacing_mm.iter().map(|s| *s as f64).product::<f64>() / 1000.0;
+    let wt_ml = |codes: &[u8]| codes.iter().filter(|c| **c != 0).count() as f64 * voxel_ml;
+    let volumes = findings.volumes;
+    let dense_wt = volumes.dense_ml.unwrap().get(Region::Wt);
+    let pruned_wt = volumes.pruned_ml.unwrap().get(Region::Wt);
+    assert!((dense_wt - wt_ml(app.dense_codes.as_ref().unwrap())).abs() < 1e-9);
+    assert!(
+        (volumes.truth_ml.unwrap().get(Region::Wt) - wt_ml(case.truth.as_ref().unwrap())).abs()
+            < 1e-9
+    );
+    assert_ne!(
+        pruned_wt, dense_wt,
+        "half of enc1.out changes the WT volume"
+    );
+    harness.get_by_label(&format!("{:.2}", pruned_wt));
+    harness.get_by_label(&format!("{:+.2}", pruned_wt - dense_wt));
+    let largest = findings
+        .lesions
+        .iter()
+        .find(|l| l.region == Region::Wt)
+        .expect("a WT lesion")
+        .clone();
+    assert_eq!(largest.origin, LesionOrigin::Truth);
+    // The strip's layout settles over a frame or two before a click lands where it aims.
+    harness.run_steps(3);
+    harness.get_by_label("#1").click();
+    harness.run_steps(2);
+    let [_, y, z] = largest.anchor_voxel;
+    assert_eq!(harness.state().cursor, Some(largest.anchor_voxel));
+    assert_eq!(
+        harness.state().slice_idx,
+        z,
+        "the axial plane through the lesion"
+    );
+    harness.get_by_label("Coronal").click();
+    harness.run_steps(2);
+    assert_eq!(
+        harness.state().slice_idx,
+        y,
+        "the coronal plane through the lesion"
+    );
+    harness.get_by_label("Axial").click();
+    harness.run_steps(2);
+    // The case report of the previewed model, written by the worker.
+    let path = common::scratch_dir("app-report").join("case_report.png");
+    harness.state().export_report_to(path.clone());
+    wait_until(harness, "the case report", |app| {
+        app.notices.iter().any(|n| n.contains("case_report.png")) || !app.errors.is_empty()
+    });
+    assert!(
+        harness.state().errors.is_empty(),
+        "{:?}",
+        harness.state().errors
+    );
+    let page = image::open(&path).expect("the report is a PNG");
+    assert!(page.width() >= 3 * 240 && page.height() > 3 * 240);
+}
+
 #[test]
 fn overlay_toggle_and_view_switch_change_what_is_drawn() {
     let mut harness = app();
     wait_until(&mut harness, "the default case", |app| app.case.is_some());
-    harness.get_by_label("ED").click();
+    harness
+        .get_by_role_and_label(egui::accesskit::Role::CheckBox, "ED")
+        .click();
     harness.run_steps(2);
     assert!(!harness.state().settings.overlay.visible[1], "ED hidden");
     assert!(
@@ -120,7 +190,24 @@ fn overlay_toggle_and_view_switch_change_what_is_drawn() {
         harness.state().slice_idx < dims[1],
         "slice index within the coronal range"
     );
-    harness.get_by_label_contains("computed on axial slices");
+    // Until the pruned model has segmented the whole case only its axial slice exists; then
+    // the other planes show it too and the note goes.
+    if !harness.state().pruned_covers_case() {
+        harness.get_by_label_contains("computed on axial slices");
+    }
+    wait_until(&mut harness, "the pruned model's whole case", |app| {
+        app.pruned_covers_case()
+    });
+    harness.run_steps(2);
+    assert!(
+        harness
+            .query_by_label_contains("computed on axial slices")
+            .is_none()
+    );
+    // The 3-D tab says plainly that this window (kittest: no wgpu renderer) cannot draw it.
+    harness.get_by_label("3-D").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("needs the app's wgpu renderer");
 }
 
 #[test]

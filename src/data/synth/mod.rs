@@ -157,6 +157,17 @@ pub fn write_case(
     Ok(folder)
 }
 
+/// The voxel-to-world affine of [`synthetic_header`] (row-major 3x4, mm).
+pub fn synthetic_affine(dims: [usize; 3], spacing_mm: f32) -> [[f64; 4]; 3] {
+    let s = spacing_mm as f64;
+    let y_origin = (dims[1].max(1) - 1) as f64 * s;
+    [
+        [-s, 0.0, 0.0, 0.0],
+        [0.0, -s, 0.0, y_origin],
+        [0.0, 0.0, s, 0.0],
+    ]
+}
+
 /// A NIfTI-1 header with the grid, spacing in mm and BraTS's orientation: voxel x runs towards
 /// the patient's left, y towards posterior, z towards superior (sform and qform both set; at
 /// 1 mm the affine is BraTS's own, diag(-1, -1, 1) with the origin at (0, 239, 0)).

@@ -28,6 +28,7 @@ impl LabApp {
                 self.model = Some(model);
                 self.preview = None;
                 self.preview_case_dice = None;
+                self.scored_request = None;
                 self.maps = None;
                 self.filters.reset();
                 self.fine_tune.show_tuned = false;
@@ -42,36 +43,80 @@ impl LabApp {
                 self.dense_case_dice = None;
                 self.preview = None;
                 self.pruned_codes = None;
+                self.pruned_whole_case = false;
+                self.findings = None;
+                self.findings_preview = None;
+                self.scored_request = None;
+                self.cursor = None;
                 self.codes_generation += 1;
                 self.preview_wanted = true;
                 // Maps and comparisons of the previous case are not this one's.
                 self.maps = None;
                 self.plans.comparison = None;
             }
-            Response::DensePrediction { case_id, codes } => {
+            Response::DensePrediction {
+                case_id,
+                codes,
+                findings,
+            } => {
                 if let Some(case) = self.case.as_ref().filter(|c| c.id == case_id) {
                     self.dense_case_dice = case.truth.as_ref().map(|t| region_dice(&codes, t));
-                    self.dense_codes = Some(codes);
+                    self.dense_codes = Some(Arc::new(codes));
+                    self.findings = Some(findings);
+                    self.findings_preview = None;
                     self.codes_generation += 1;
                 }
             }
             Response::Preview(result) => {
                 // A newer request is on its way: this result is stale.
                 if result.id == self.last_preview_id {
-                    self.pruned_codes = self.case.as_ref().map(|case| {
-                        let mut volume = vec![0u8; case.dims.iter().product()];
-                        let plane = case.dims[0] * case.dims[1];
-                        volume[result.slice_idx * plane..][..plane].copy_from_slice(&result.codes);
-                        volume
-                    });
-                    self.codes_generation += 1;
+                    let same_model = match (&self.scored_request, &self.last_request) {
+                        (Some(scored), Some(last)) => scored.same_model(last),
+                        _ => false,
+                    };
+                    if same_model {
+                        // Another slice of the model whose whole case is held: it stays.
+                        self.findings_preview = Some(result.id);
+                        self.scored_request = self.last_request.clone();
+                    } else {
+                        self.pruned_codes = self.case.as_ref().map(|case| {
+                            let mut volume = vec![0u8; case.dims.iter().product()];
+                            let plane = case.dims[0] * case.dims[1];
+                            volume[result.slice_idx * plane..][..plane]
+                                .copy_from_slice(&result.codes);
+                            Arc::new(volume)
+                        });
+                        self.pruned_whole_case = false;
+                        self.scored_request = None;
+                        self.codes_generation += 1;
+                        self.preview_case_dice = None;
+                    }
                     self.preview = Some(result);
-                    self.preview_case_dice = None;
                 }
             }
-            Response::PreviewCaseDice { id, dice } => {
-                if id == self.last_preview_id {
-                    self.preview_case_dice = Some(dice);
+            Response::PreviewWholeCase {
+                request,
+                dice,
+                codes,
+                findings,
+            } => {
+                let same_case = self.case.as_ref().is_some_and(|c| {
+                    c.id == findings.case_id && c.dims.iter().product::<usize>() == codes.len()
+                });
+                // An older preview of the model now previewed (another slice) counts too.
+                let current = request.id == self.last_preview_id
+                    || self
+                        .last_request
+                        .as_ref()
+                        .is_some_and(|last| last.same_model(&request));
+                if current && same_case {
+                    self.preview_case_dice = dice;
+                    self.pruned_codes = Some(Arc::new(codes));
+                    self.pruned_whole_case = true;
+                    self.codes_generation += 1;
+                    self.findings = Some(findings);
+                    self.findings_preview = self.last_request.as_ref().map(|r| r.id);
+                    self.scored_request = Some(*request);
                 }
             }
             Response::JobProgress { done, total, label } => {

@@ -25,20 +25,15 @@ use super::{
     AutoPruneRequest, FineTuneRequest, PreviewRequest, Response, Worker, background_pool,
     model_label, panic_text, region_dice,
 };
-use crate::backend;
 use crate::data::dataset::PreparedCase;
-use crate::inference::{InferenceOptions, predict_regions};
+use crate::inference::{InferenceOptions, segment_on_cpu};
 use crate::model::Checkpoint;
 use crate::prune::PruneMethod;
 
 /// Dice WT/TC/ET of `checkpoint` over the whole of `case` (which has a ground truth).
 fn case_dice(checkpoint: &Checkpoint, case: &PreparedCase) -> anyhow::Result<[f64; 3]> {
     let truth = case.regions.as_ref().expect("checked by the caller");
-    let device = backend::cpu_device();
-    let model = checkpoint.build(&device)?;
-    let options = InferenceOptions::default();
-    let head = checkpoint.config.head;
-    let codes = predict_regions(&model, head, case, options, &device, |_, _| {});
+    let codes = segment_on_cpu(checkpoint, case, InferenceOptions::default())?;
     Ok(region_dice(&codes, truth))
 }
 
