@@ -51,8 +51,8 @@ LAYERS = [
     # The classifier study: its own world, which may use every layer above this line; only
     # the layers below it (bench, worker, cli, ui) may use it.
     ("classify", ["classify"]),
-    # The plan tree's workspace file and PNG montages of slices.
-    ("plan_tree/montage", ["plan_tree", "montage"]),
+    # The plan tree's workspace file, PNG montages of slices and the one-page case report.
+    ("plan_tree/montage", ["plan_tree", "montage", "clinical_report"]),
     ("worker", ["worker"]),
     # Benchmarks: `bench --views` times the app's worker itself, so bench sits above it.
     ("bench", ["bench"]),

@@ -183,7 +183,7 @@ impl Default for VolumeView {
         VolumeView {
             yaw: 0.6,
             pitch: 0.35,
-            zoom: 1.0,
+            zoom: 1.6,
             unavailable: None,
         }
     }

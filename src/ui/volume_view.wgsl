@@ -112,7 +112,7 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
             break;
         }
         if (in_brain(p)) {
-            let a = 0.006 * step;
+            let a = 0.004 * step;
             colour += (1.0 - alpha) * a * vec3<f32>(0.85, 0.85, 0.9);
             alpha += (1.0 - alpha) * a;
         }
