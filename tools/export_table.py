@@ -45,6 +45,11 @@ def latency(bench: dict) -> dict:
     return out
 
 
+def measured(folder: Path):
+    """The models of MODELS whose exports are in `folder` (a run may cover a subset)."""
+    return [(n, label) for n, label in MODELS if (folder / f"export_{n}_fp32.json").exists()]
+
+
 def main() -> int:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/results/export")
     print("| model | params | checkpoint fp32 / fp16 (MB) | ONNX fp32 / fp16 / int8 (MB) "
@@ -52,7 +57,7 @@ def main() -> int:
           "| PyTorch fp32 (MB) | Dice WT / TC / ET: fp32 | fp16 weights | static int8 |")
     print("|---|---:|---:|---:|---:|---:|---|---|---|")
     dense_onnx = None
-    for name, label in MODELS:
+    for name, label in measured(folder):
         fp32 = load(folder, f"export_{name}_fp32.json")
         fp16 = load(folder, f"export_{name}_fp16.json")
         int8 = load(folder, f"export_{name}_int8.json")
@@ -72,7 +77,7 @@ def main() -> int:
     print()
     print("| model | input | runtime | forward, batch 1 (median) |")
     print("|---|---|---|---:|")
-    for name, label in MODELS + [("full_width", "full width, dense (fresh weights)")]:
+    for name, label in measured(folder) + [("full_width", "full width, dense (fresh weights)")]:
         bench = load(folder, f"bench_{name}.json")
         size = "x".join(str(d) for d in bench["input"])
         for runtime, value in latency(bench).items():

@@ -8,6 +8,8 @@
 # then the same latencies at full width (fresh weights: timing only).
 #
 #   bash tools/export_table.sh [OUT_DIR]        (default: docs/results/export)
+#   MODELS="dense pruned50 searched8" bash tools/export_table.sh OUT_DIR   (a subset: the
+#   40-step search alone takes about an hour)
 #
 # Needs a release build and python3 with numpy and onnxruntime; writes JSON per step into
 # OUT_DIR and prints the Markdown table (paste it into docs/results/export.md).
@@ -27,13 +29,15 @@ mkdir -p "$OUT/models"
 # The searches take about ten minutes (8 steps) and an hour (40, the default) on two cores;
 # their models are kept for reruns (the JSON alone is not enough: it is rerun when the model
 # is missing).
-[ -s "$OUT/models/searched8.safetensors" ] || "$BIN" prune --auto \
+MODELS=${MODELS:-dense pruned50 searched8 searched}
+wants() { [[ " $MODELS " == *" $1 "* ]]; }
+wants searched8 && { [ -s "$OUT/models/searched8.safetensors" ] || "$BIN" prune --auto \
   --budget wt=0.015,tc=0.015,et=0.015 --auto-max-steps 8 \
-  -o "$OUT/models/searched8.safetensors" --json > "$OUT/prune_searched8.json"
-[ -s "$OUT/models/searched.safetensors" ] || "$BIN" prune --auto \
+  -o "$OUT/models/searched8.safetensors" --json > "$OUT/prune_searched8.json"; }
+wants searched && { [ -s "$OUT/models/searched.safetensors" ] || "$BIN" prune --auto \
   --budget wt=0.015,tc=0.015,et=0.015 \
-  -o "$OUT/models/searched.safetensors" --json > "$OUT/prune_searched.json"
-for name in dense pruned50 searched8 searched; do
+  -o "$OUT/models/searched.safetensors" --json > "$OUT/prune_searched.json"; }
+for name in $MODELS; do
   model="$OUT/models/$name.safetensors"
   "$BIN" export "$model" --onnx "$OUT/models/$name.onnx" --pytorch "$OUT/models/$name.pt.safetensors" \
     --json > "$OUT/export_${name}_fp32.json"
