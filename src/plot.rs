@@ -308,8 +308,10 @@ impl TextTable {
     fn column_widths(&self) -> Vec<u32> {
         (0..self.headers.len())
             .map(|c| {
+                // A row of fewer cells (a note under the table) runs across; it sets no width.
+                let full_rows = self.rows.iter().filter(|r| r.len() == self.headers.len());
                 let widest = std::iter::once(&self.headers[c])
-                    .chain(self.rows.iter().filter_map(|r| r.get(c)))
+                    .chain(full_rows.filter_map(|r| r.get(c)))
                     .map(|cell| cell.chars().count())
                     .max()
                     .unwrap_or(0);

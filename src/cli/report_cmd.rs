@@ -87,8 +87,12 @@ pub fn report(args: ReportArgs) -> Result<()> {
         },
         pruned: pruned.as_deref().zip(pruned_checkpoint.as_ref()).map(
             |(codes, (checkpoint, plan))| {
+                let name = match &args.pruned {
+                    Some(path) => path.display().to_string(),
+                    None => dense_name.clone(),
+                };
                 let model = ReportModel {
-                    name: dense_name.clone(),
+                    name,
                     params: parameter_counts(checkpoint).0,
                     plan: plan.clone(),
                 };
@@ -112,7 +116,10 @@ pub fn report(args: ReportArgs) -> Result<()> {
             case: case.id.clone(),
             output: args.output.clone(),
             dense_model: dense_name,
-            pruned_model: pruned_checkpoint.map(|(_, plan)| plan),
+            pruned_model: match &args.pruned {
+                Some(path) => Some(path.display().to_string()),
+                None => pruned_checkpoint.map(|(_, plan)| plan),
+            },
             volumes_ml: maps.volumes(&case.grid()),
             dice_dense: dice(&dense),
             dice_pruned: pruned.as_deref().and_then(dice),
@@ -130,10 +137,7 @@ pub fn report(args: ReportArgs) -> Result<()> {
 fn pruned_model(args: &ReportArgs, dense: &Checkpoint) -> Result<Option<(Checkpoint, String)>> {
     if let Some(path) = &args.pruned {
         let checkpoint = load_checkpoint(path)?;
-        return Ok(Some((
-            checkpoint,
-            format!("pruned checkpoint {}", path.display()),
-        )));
+        return Ok(Some((checkpoint, "a pruned checkpoint".into())));
     }
     let Some(path) = &args.plan else {
         return Ok(None);
