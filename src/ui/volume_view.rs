@@ -114,9 +114,14 @@ impl VolumeView {
         } else {
             " The pruned view shows the previewed slice until the whole case is segmented."
         };
+        let cursor_note = if view.cursor.is_some() {
+            " (fainter sheets: the other planes through the lesion clicked)"
+        } else {
+            ""
+        };
         ui.label(format!(
             "Surfaces: NCR/NET, ED and ET in the overlay's colours (hidden regions left out); grey \
-             haze: the brain; yellow sheet: the {} slice {}.{pruned_note}",
+             haze: the brain; yellow sheet: the {} slice {}{cursor_note}.{pruned_note}",
             view.settings.axis.name().to_lowercase(),
             view.slice_idx
         ));
@@ -173,6 +178,10 @@ impl VolumeView {
                 step_mm,
             ],
             plane: [axis, view.slice_idx as f32, 0.0, 0.0],
+            cursor: match view.cursor {
+                Some([x, y, z]) => [x as f32, y as f32, z as f32, 1.0],
+                None => [0.0; 4],
+            },
             colours,
         }
     }
@@ -258,6 +267,8 @@ struct Uniforms {
     dims: [f32; 4],
     /// x: the shown plane's axis (0 x, 1 y, 2 z); y: its slice.
     plane: [f32; 4],
+    /// The cursor's voxel (a lesion clicked), w 1 when set: the other two planes through it.
+    cursor: [f32; 4],
     /// Per sub-region code (1 NCR/NET, 2 ED, 3 ET): colour, alpha 1 when shown.
     colours: [[f32; 4]; 4],
 }
@@ -549,6 +560,6 @@ mod tests {
         view.rotate(0.0, 10_000.0);
         assert_eq!(view.pitch, 1.45);
         assert_ne!(pitch, view.pitch);
-        assert_eq!(std::mem::size_of::<Uniforms>(), 176);
+        assert_eq!(std::mem::size_of::<Uniforms>(), 192);
     }
 }

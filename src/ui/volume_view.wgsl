@@ -12,6 +12,8 @@ struct Uniforms {
     dims: vec4<f32>,
     // x: the plane's axis (0, 1, 2); y: its slice.
     plane: vec4<f32>,
+    // xyz: the cursor's voxel (a lesion clicked); w: 1 when set (its three planes are shown).
+    cursor: vec4<f32>,
     // Per code 1..3: colour; alpha 1 when the region is shown.
     colours: array<vec4<f32>, 4>,
 };
@@ -72,13 +74,30 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     if (t_far <= max(t_near, 0.0)) {
         return vec4<f32>(BACKGROUND, 1.0);
     }
-    // Where the ray crosses the shown slice plane (its voxels' centre), if it does.
-    let axis = u32(u.plane.x);
-    let voxel_mm = 2.0 * u.half_extent[axis] / u.dims[axis];
-    let plane_mm = (u.plane.y + 0.5) * voxel_mm - u.half_extent[axis];
-    var t_plane = (plane_mm - origin[axis]) / dir[axis];
-    if (t_plane < t_near || t_plane > t_far) {
-        t_plane = -1.0;
+    // Where the ray crosses the shown slice plane and, with a cursor, the planes through it
+    // on the other two axes (-1: it does not), with how strongly each is tinted.
+    var t_planes = array<f32, 3>(-1.0, -1.0, -1.0);
+    var tints = array<f32, 3>(0.0, 0.0, 0.0);
+    for (var a = 0u; a < 3u; a++) {
+        var slice = -1.0;
+        var tint = 0.0;
+        if (a == u32(u.plane.x)) {
+            slice = u.plane.y;
+            tint = 0.22;
+        } else if (u.cursor.w > 0.5) {
+            slice = u.cursor[a];
+            tint = 0.12;
+        }
+        if (slice < 0.0) {
+            continue;
+        }
+        let voxel_mm = 2.0 * u.half_extent[a] / u.dims[a];
+        let plane_mm = (slice + 0.5) * voxel_mm - u.half_extent[a];
+        let t = (plane_mm - origin[a]) / dir[a];
+        if (t >= t_near && t <= t_far) {
+            t_planes[a] = t;
+            tints[a] = tint;
+        }
     }
     let step = u.dims.w;
     var colour = vec3<f32>(0.0);
@@ -88,10 +107,12 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
         if (t > t_far || alpha > 0.97) {
             break;
         }
-        if (t_plane >= 0.0 && t >= t_plane) {
-            colour += (1.0 - alpha) * 0.22 * PLANE;
-            alpha += (1.0 - alpha) * 0.22;
-            t_plane = -1.0;
+        for (var a = 0u; a < 3u; a++) {
+            if (t_planes[a] >= 0.0 && t >= t_planes[a]) {
+                colour += (1.0 - alpha) * tints[a] * PLANE;
+                alpha += (1.0 - alpha) * tints[a];
+                t_planes[a] = -1.0;
+            }
         }
         let p = origin + dir * t;
         let code = shown_code(p);
@@ -118,9 +139,11 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
         }
         t += step;
     }
-    if (t_plane >= 0.0) {
-        colour += (1.0 - alpha) * 0.22 * PLANE;
-        alpha += (1.0 - alpha) * 0.22;
+    for (var a = 0u; a < 3u; a++) {
+        if (t_planes[a] >= 0.0) {
+            colour += (1.0 - alpha) * tints[a] * PLANE;
+            alpha += (1.0 - alpha) * tints[a];
+        }
     }
     return vec4<f32>(colour + (1.0 - alpha) * BACKGROUND, 1.0);
 }
