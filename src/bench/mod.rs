@@ -108,6 +108,47 @@ pub struct BenchReport {
     pub results: Vec<BackendResult>,
     /// Loading `--load-case`: this project's reader, then nibabel's.
     pub case_load: Vec<LoadResult>,
+    /// This project's time over each peer's of the same kind (CPU or GPU), per measurement.
+    pub ratios: Vec<PeerRatio>,
+}
+
+/// This project's median time over a peer's for one pair of rows: below 1, this project is
+/// faster.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeerRatio {
+    pub ours: String,
+    pub peer: String,
+    /// (batch, ratio) of the eval forward per batch size both rows measured.
+    pub forward: Vec<(usize, f64)>,
+    pub train_step: Option<f64>,
+}
+
+/// Every (this project, peer) pair of rows of one kind, with their time ratios.
+fn peer_ratios(results: &[BackendResult], forward_batches: &[usize]) -> Vec<PeerRatio> {
+    let ratio = |a: Option<&Timing>, b: Option<&Timing>| match (a, b) {
+        (Some(a), Some(b)) if b.median_secs > 0.0 => Some(a.median_secs / b.median_secs),
+        _ => None,
+    };
+    let measured = |r: &&BackendResult| r.skipped.is_none();
+    let mut out = Vec::new();
+    for ours in results.iter().filter(|r| !r.peer).filter(measured) {
+        let peers = results
+            .iter()
+            .filter(|p| p.peer && p.kind == ours.kind)
+            .filter(measured);
+        for peer in peers {
+            out.push(PeerRatio {
+                ours: ours.backend.clone(),
+                peer: peer.backend.clone(),
+                forward: forward_batches
+                    .iter()
+                    .filter_map(|&b| Some((b, ratio(ours.forward_at(b), peer.forward_at(b))?)))
+                    .collect(),
+                train_step: ratio(ours.train_step.as_ref(), peer.train_step.as_ref()),
+            });
+        }
+    }
+    out
 }
 
 fn kind_of(choice: DeviceChoice) -> &'static str {
@@ -222,6 +263,7 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
         forward_batches: options.forward_batches.clone(),
         train_batch: options.train_batch,
         runs: options.runs,
+        ratios: peer_ratios(&results, &options.forward_batches),
         results,
         case_load,
     }
@@ -334,18 +376,8 @@ pub fn render(report: &BenchReport) -> String {
         row.push(r.skipped.clone().unwrap_or_default());
         rows.push(row);
     }
-    let ours = report
-        .results
-        .iter()
-        .filter(|r| !r.peer && r.skipped.is_none());
-    for r in ours {
-        let peers = report
-            .results
-            .iter()
-            .filter(|p| p.peer && p.kind == r.kind && p.skipped.is_none());
-        for peer in peers {
-            rows.push(ratio_row(report, r, peer));
-        }
+    for ratio in &report.ratios {
+        rows.push(ratio_row(report, ratio));
     }
     let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     let mut out = format!(
@@ -443,20 +475,16 @@ fn render_case_load(loads: &[LoadResult]) -> String {
 }
 
 /// This project's time over a peer's for each measurement both made.
-fn ratio_row(report: &BenchReport, ours: &BackendResult, peer: &BackendResult) -> Vec<String> {
-    let ratio = |a: Option<&Timing>, b: Option<&Timing>| match (a, b) {
-        (Some(a), Some(b)) if b.median_secs > 0.0 => {
-            format!("{:.2}x", a.median_secs / b.median_secs)
-        }
-        _ => "-".into(),
-    };
-    let peer_name = peer.backend.split(" (").next().unwrap_or(&peer.backend);
-    let mut row = vec![format!("{} / {peer_name}", ours.backend)];
+fn ratio_row(report: &BenchReport, ratio: &PeerRatio) -> Vec<String> {
+    let shown = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{r:.2}x"));
+    let peer_name = ratio.peer.split(" (").next().unwrap_or(&ratio.peer);
+    let mut row = vec![format!("{} / {peer_name}", ratio.ours)];
     for &b in &report.forward_batches {
-        row.push(ratio(ours.forward_at(b), peer.forward_at(b)));
+        let at = ratio.forward.iter().find(|(batch, _)| *batch == b);
+        row.push(shown(at.map(|(_, r)| *r)));
     }
     if report.train_batch > 0 {
-        row.push(ratio(ours.train_step.as_ref(), peer.train_step.as_ref()));
+        row.push(shown(ratio.train_step));
     }
     row.push(String::new());
     row.push("time ratio; below 1.00x is faster".into());

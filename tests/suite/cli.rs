@@ -296,12 +296,23 @@ fn bench_times_its_own_onnx_export_in_onnx_runtime() {
         .output()
         .is_ok_and(|o| o.status.success());
     if has_ort {
-        let rows = ort_rows(&command().args(&args).output().unwrap());
+        let measured = command().args(&args).output().unwrap();
+        let rows = ort_rows(&measured);
         assert_eq!(rows.len(), 3, "{rows:?}");
-        for row in &rows {
+        let report: serde_json::Value = serde_json::from_str(&stdout(&measured)).unwrap();
+        let ours = report["results"][0]["forward"][0]["median_secs"]
+            .as_f64()
+            .unwrap();
+        // Each peer's ratio is in the JSON as a number: this project's time over the peer's.
+        let ratios = report["ratios"].as_array().unwrap();
+        assert_eq!(ratios.len(), 3, "{ratios:?}");
+        for (row, ratio) in rows.iter().zip(ratios) {
             assert!(row["skipped"].is_null(), "{row}");
             let median = row["forward"][0]["median_secs"].as_f64().unwrap();
             assert!(median > 0.0, "{row}");
+            assert_eq!(ratio["peer"], row["backend"]);
+            let forward = ratio["forward"][0][1].as_f64().unwrap();
+            assert!((forward - ours / median).abs() < 1e-9, "{ratio}");
         }
     } else {
         eprintln!("measuring skipped: python3 with onnxruntime is not installed");
