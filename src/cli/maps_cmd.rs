@@ -93,7 +93,7 @@ impl Scene {
         };
         let (dense, _) = defaults::model_or_default(args.model.as_deref())?;
         let pruned = match &args.plan {
-            Some(path) => Some(plan_model(&PrunePlan::read(path)?, &dense)?),
+            Some(path) => Some(plan_model(path, &dense)?),
             None => None,
         };
         let window = display_window(&case.modalities[3]);
@@ -220,14 +220,20 @@ pub fn activations(args: ActivationsArgs) -> Result<()> {
     report_written(&args.slice.output, tiles.len())
 }
 
-/// A plan's model: its saved (fine-tuned) weights when it has them, else the plan applied.
-fn plan_model(plan: &PrunePlan, dense: &Checkpoint) -> Result<Checkpoint> {
+/// The model of the plan file `path`: its saved (fine-tuned) weights when it has them, else
+/// the plan applied to `dense` (errors name the plan file).
+pub(super) fn plan_model(path: &Path, dense: &Checkpoint) -> Result<Checkpoint> {
+    use anyhow::Context;
+    let plan = PrunePlan::read(path)?;
     match &plan.checkpoint {
         Some(weights) => {
             eprintln!("using the plan's saved weights {}", weights.display());
-            Ok(crate::model::load_checkpoint(weights)?)
+            crate::model::load_checkpoint(weights)
+                .with_context(|| format!("{}: the plan's saved weights", path.display()))
         }
-        None => Ok(plan.apply(dense, None)?),
+        None => plan
+            .apply(dense, None)
+            .with_context(|| format!("{}: applying the plan", path.display())),
     }
 }
 

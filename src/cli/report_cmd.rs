@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 
@@ -15,7 +15,6 @@ use crate::inference::{InferenceOptions, segment_on_cpu};
 use crate::metrics::findings::{Lesion, Segmentations, VolumeTable, lesions};
 use crate::metrics::{Region, RegionScores, region_dice};
 use crate::model::{Checkpoint, load_checkpoint};
-use crate::prune::PrunePlan;
 use crate::prune::schedule::parameter_counts;
 
 #[derive(Args, Debug)]
@@ -142,13 +141,6 @@ fn pruned_model(args: &ReportArgs, dense: &Checkpoint) -> Result<Option<(Checkpo
     let Some(path) = &args.plan else {
         return Ok(None);
     };
-    let plan = PrunePlan::read(path)?;
-    let checkpoint = match &plan.checkpoint {
-        Some(weights) => load_checkpoint(weights)
-            .with_context(|| format!("{}: the plan's saved weights", path.display()))?,
-        None => plan
-            .apply(dense, None)
-            .with_context(|| format!("{}: applying the plan", path.display()))?,
-    };
+    let checkpoint = super::maps_cmd::plan_model(path, dense)?;
     Ok(Some((checkpoint, format!("plan {}", path.display()))))
 }
