@@ -7,6 +7,7 @@ mod load;
 mod memory;
 mod onnxruntime;
 mod peer_script;
+mod pruned;
 mod pytorch;
 pub mod views;
 
@@ -25,6 +26,7 @@ use crate::train::train_step;
 
 pub use load::LoadResult;
 pub use onnxruntime::OnnxPeer;
+pub use pruned::{PruneSpeedup, PrunedComparison};
 pub use pytorch::PytorchDevice;
 
 #[derive(Debug, Clone)]
@@ -40,6 +42,13 @@ pub struct BenchOptions {
     /// Time the forward as inference runs it, each batch norm folded into its convolution
     /// (false: the norms as separate layers, as training runs them, to see what folding gives).
     pub fold_norms: bool,
+    /// Time the folded forward with each convolution's epilogue (bias, activations, residual
+    /// adds, input concatenation) in the fused Flex kernel (false: as separate operations, to
+    /// see what the fusion gives).
+    pub fused: bool,
+    /// Also time the network with this share of every channel group removed, beside PyTorch
+    /// and ONNX Runtime on the same pruned network when they run (`None`: not).
+    pub pruned: Option<f64>,
     pub backends: Vec<DeviceChoice>,
     /// PyTorch devices to time the same network on in the same run (empty: none).
     pub pytorch: Vec<PytorchDevice>,
@@ -110,6 +119,16 @@ pub struct BenchReport {
     pub case_load: Vec<LoadResult>,
     /// This project's time over each peer's of the same kind (CPU or GPU), per measurement.
     pub ratios: Vec<PeerRatio>,
+    /// `--pruned`: the pruned network's rows and speedups, or why it was not measured.
+    pub pruned: Option<PrunedRows>,
+}
+
+/// What `--pruned` gave: the comparison, or (as `{"skipped": reason}`) why there is none.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum PrunedRows {
+    Measured(PrunedComparison),
+    Skipped { skipped: String },
 }
 
 /// This project's median time over a peer's for one pair of rows: below 1, this project is
@@ -162,6 +181,7 @@ fn kind_of(choice: DeviceChoice) -> &'static str {
 /// Times every requested backend, then PyTorch where asked; a backend that cannot start is
 /// reported as skipped.
 pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> BenchReport {
+    crate::model::fused::set_fused_inference(options.fused);
     // PyTorch runs first, in its own process, before this one opens any device: a wgpu runtime
     // left alive here would share the GPU and the cores with it.
     let mut peers = Vec::new();
@@ -197,35 +217,13 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
         } else {
             "cpu"
         };
-        let mut forward = Vec::new();
-        for &batch in &options.forward_batches {
-            progress(&format!("{label}: forward batch {batch} x{}", options.runs));
-            let model = options.config.init(&device);
-            let model = if options.fold_norms {
-                model.folded()
-            } else {
-                model
-            };
-            let (timing, peak) = with_peak_memory(kind, || {
-                let [timing] = compare_forward(
-                    &[&model],
-                    [batch, options.height, options.width],
-                    options.runs,
-                    &device,
-                );
-                timing
-            });
-            let timing = Timing {
-                peak_mem_bytes: peak,
-                ..timing
-            };
-            progress(&format!(
-                "{label}: forward b{batch} {} (first {})",
-                format_secs(timing.median_secs),
-                format_secs(timing.first_secs)
-            ));
-            forward.push(ForwardTiming { batch, timing });
-        }
+        let model = options.config.init(&device);
+        let model = if options.fold_norms {
+            model.folded()
+        } else {
+            model
+        };
+        let forward = time_forwards(options, &model, &device, kind, &label, &mut progress);
         let train_step = (options.train_batch > 0).then(|| {
             progress(&format!(
                 "{label}: train step (batch {}) x{}",
@@ -249,6 +247,12 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
         results.push(row);
     }
     results.extend(peers);
+    let pruned = options.pruned.map(|ratio| {
+        progress(&format!(
+            "the network with {ratio} of every channel group removed"
+        ));
+        pruned::run(options, ratio, &results, &mut progress)
+    });
     let case_load = match &options.load_case {
         Some(case) => {
             progress(&format!("loading {} x{}", case.display(), options.runs));
@@ -266,7 +270,46 @@ pub fn run_bench(options: &BenchOptions, mut progress: impl FnMut(&str)) -> Benc
         ratios: peer_ratios(&results, &options.forward_batches),
         results,
         case_load,
+        pruned: pruned.map(|p| match p {
+            Ok(comparison) => PrunedRows::Measured(comparison),
+            Err(skipped) => PrunedRows::Skipped { skipped },
+        }),
     }
+}
+
+/// The eval forward of `model` at each of the options' batch sizes, with its peak memory.
+fn time_forwards(
+    options: &BenchOptions,
+    model: &crate::model::Raagr2Net,
+    device: &Device,
+    kind: &str,
+    label: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Vec<ForwardTiming> {
+    let mut forward = Vec::new();
+    for &batch in &options.forward_batches {
+        progress(&format!("{label}: forward batch {batch} x{}", options.runs));
+        let (timing, peak) = with_peak_memory(kind, || {
+            let [timing] = compare_forward(
+                &[model],
+                [batch, options.height, options.width],
+                options.runs,
+                device,
+            );
+            timing
+        });
+        let timing = Timing {
+            peak_mem_bytes: peak,
+            ..timing
+        };
+        progress(&format!(
+            "{label}: forward b{batch} {} (first {})",
+            format_secs(timing.median_secs),
+            format_secs(timing.first_secs)
+        ));
+        forward.push(ForwardTiming { batch, timing });
+    }
+    forward
 }
 
 /// Runs `measure` and, on the CPU, the process's peak resident memory during it (a GPU's
@@ -391,6 +434,15 @@ pub fn render(report: &BenchReport) -> String {
     );
     if !rows.is_empty() {
         out.push_str(&report::table(&headers, &rows));
+    }
+    match &report.pruned {
+        Some(PrunedRows::Measured(comparison)) => {
+            out.push_str(&pruned::render(comparison, &report.forward_batches))
+        }
+        Some(PrunedRows::Skipped { skipped }) => {
+            out.push_str(&format!("\npruned network: not measured ({skipped})\n"))
+        }
+        None => {}
     }
     if let Some(memory) = render_peak_memory(report) {
         out.push_str(&memory);

@@ -55,8 +55,18 @@ struct PeerReport {
 /// PyTorch's timings as result rows (ONNX Runtime's too on the CPU), or a skipped row saying
 /// why they could not be measured.
 pub fn run(options: &BenchOptions, device: PytorchDevice) -> Vec<BackendResult> {
+    run_checkpoint(options, device, None)
+}
+
+/// [`run`] on the network of a checkpoint file (a pruned one: the twin infers its channel
+/// plan from the weights' shapes) instead of a fresh one of the options' width.
+pub fn run_checkpoint(
+    options: &BenchOptions,
+    device: PytorchDevice,
+    checkpoint: Option<&std::path::Path>,
+) -> Vec<BackendResult> {
     let name = format!("pytorch ({})", device.as_str());
-    let peer = match try_run(options, device) {
+    let peer = match try_run(options, device, checkpoint) {
         Ok(peer) => peer,
         Err(reason) => {
             let mut row = BackendResult::skipped(name, device.kind(), reason);
@@ -84,11 +94,16 @@ pub fn run(options: &BenchOptions, device: PytorchDevice) -> Vec<BackendResult> 
     rows
 }
 
-fn try_run(options: &BenchOptions, device: PytorchDevice) -> Result<PeerReport, String> {
+fn try_run(
+    options: &BenchOptions,
+    device: PytorchDevice,
+    checkpoint: Option<&std::path::Path>,
+) -> Result<PeerReport, String> {
     let config = &options.config;
     let widths = config.encoder_widths();
     let doubling = (1..5).all(|i| widths[i] == widths[0] << i);
-    if config.plan != ChannelPlan::from_encoder_widths(widths) || !doubling {
+    let width_multiplier = config.plan == ChannelPlan::from_encoder_widths(widths) && doubling;
+    if checkpoint.is_none() && !width_multiplier {
         return Err("the PyTorch twin builds unpruned width-multiplier plans only".into());
     }
     if options.height != options.width {
@@ -112,6 +127,9 @@ fn try_run(options: &BenchOptions, device: PytorchDevice) -> Result<PeerReport, 
     .into_iter()
     .flat_map(|(flag, value)| [flag.to_string(), value])
     .collect();
+    if let Some(file) = checkpoint {
+        args.extend(["--checkpoint".to_string(), file.display().to_string()]);
+    }
     // Both sides read the output back to the host, as a viewer must.
     args.push("--to-host".into());
     if device == PytorchDevice::Cpu {

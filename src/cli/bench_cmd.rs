@@ -50,6 +50,17 @@ pub struct BenchArgs {
     /// instead of folded into its convolution (as inference runs it): what folding gives.
     #[arg(long)]
     pub unfolded_norms: bool,
+    /// Time the folded forward with each convolution's bias, activations, residual adds and
+    /// input concatenation as separate operations instead of in the fused CPU kernel: what the
+    /// fusion gives.
+    #[arg(long)]
+    pub unfused: bool,
+    /// Also time the network with this share of every channel group removed (structured, L2
+    /// filter norms; 0.5 removes half), forward only, on the CPU; with --against-pytorch beside
+    /// PyTorch and ONNX Runtime on the same pruned network. Reports each one's speedup over
+    /// its dense forward and that speedup per MAC cut.
+    #[arg(long, value_name = "RATIO")]
+    pub pruned: Option<f64>,
     /// Time only the app's filter and attention views instead (send to answer through the
     /// app's worker on the default case; --runs requests of each kind).
     #[arg(long)]
@@ -104,6 +115,9 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             Some(bench::OnnxPeer::File(path))
         }
     };
+    if let Some(ratio) = args.pruned {
+        crate::prune::check_ratio("--pruned", ratio)?;
+    }
     let checkpoint = args.model.checkpoint()?;
     let backends = parse_backends(&args.backends)?;
     let mut pytorch = Vec::new();
@@ -123,6 +137,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         forward_batches: args.forward_batches,
         train_batch: args.train_batch,
         fold_norms: !args.unfolded_norms,
+        fused: !args.unfused,
+        pruned: args.pruned,
         backends,
         pytorch,
         pytorch_threads: args.pytorch_threads,

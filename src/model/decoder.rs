@@ -4,12 +4,12 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::config::DecoderPlan;
 use super::encoder::Tap;
+use super::fused::{After, conv_then};
 use super::layers::{ConvBn, LayerSite, LayerVisitor, Norm, VisitLayers, conv, key, norm};
 
 /// Bilinear x2 upsample (align_corners = true) -> 3x3 conv -> BN -> ReLU.
@@ -30,7 +30,12 @@ impl UpConv {
 
     /// `[B, in, H, W] -> [B, out, 2H, 2W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(upsample2x(x))))
+        conv_then(
+            &self.conv,
+            Some(&self.bn),
+            vec![upsample2x(x)],
+            vec![After::Relu],
+        )
     }
 }
 
@@ -107,9 +112,14 @@ impl AttentionGate {
     /// g: `[B, G, H, W]`, skip: `[B, C, H, W]` -> gated skip `[B, C, H, W]`; the joint
     /// features (`inter` channels) and the gate `psi` (one map per skip channel) go to `tap`.
     pub fn forward_tapped(&self, g: Tensor<4>, skip: Tensor<4>, tap: Tap) -> Tensor<4> {
-        let joint = relu(self.w_g.forward_linear(g) + self.w_x.forward_linear(skip.clone()));
+        let from_skip = self.w_x.forward_linear(skip.clone());
+        // ReLU(W_g g + W_x skip).
+        let joint = self
+            .w_g
+            .forward_then(vec![g], vec![After::Add(from_skip), After::Relu]);
         tap("joint", &joint);
-        let psi = sigmoid(self.psi.forward_linear(joint));
+        // The multiply by the skip stays apart: the gate psi itself is tapped.
+        let psi = self.psi.forward_then(vec![joint], vec![After::Sigmoid]);
         tap("psi", &psi);
         skip * psi
     }
@@ -144,20 +154,26 @@ impl RecurrentUnit {
         }
     }
 
-    fn f(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(
-            self.bn
-                .forward(self.pointwise.forward(self.depthwise.forward(x))),
+    /// f(x), then `after`.
+    fn f_then(&self, x: Tensor<4>, mut after: Vec<After>) -> Tensor<4> {
+        after.insert(0, After::Relu);
+        conv_then(
+            &self.pointwise,
+            Some(&self.bn),
+            vec![self.depthwise.forward(x)],
+            after,
         )
     }
 
-    /// y = f(x); then t times y = f(x + y). `[B, C, H, W] -> [B, C, H, W]`
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut y = self.f(x.clone());
-        for _ in 0..RECURRENCE_T {
-            y = self.f(x.clone() + y);
+    /// y = f(x); then t times y = f(x + y); plus `residual` when given.
+    /// `[B, C, H, W] -> [B, C, H, W]`
+    pub fn forward(&self, x: Tensor<4>, residual: Option<Tensor<4>>) -> Tensor<4> {
+        // Each f but the last is followed by the input's add (s = x + f(s)), inside its kernel.
+        let mut sum = self.f_then(x.clone(), vec![After::Add(x.clone())]);
+        for _ in 1..RECURRENCE_T {
+            sum = self.f_then(sum, vec![After::Add(x.clone())]);
         }
-        y
+        self.f_then(sum, residual.map(After::Add).into_iter().collect())
     }
 
     fn visit_named(&mut self, prefix: &str, site: LayerSite, v: &mut dyn LayerVisitor) {
@@ -189,12 +205,13 @@ impl Rrcnn {
     }
 
     /// `[B, in, H, W] -> [B, out, H, W]`
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x0 = self.conv1x1.forward(x);
-        let r = self
-            .rec2
-            .forward(self.rec1.forward(self.dropout.forward(x0.clone())));
-        x0 + r
+    /// The inputs are taken as their channel concatenation (never built where the kernel is
+    /// fused). `[B, in, H, W] -> [B, out, H, W]`
+    pub fn forward(&self, inputs: Vec<Tensor<4>>) -> Tensor<4> {
+        let x0 = conv_then(&self.conv1x1, None, inputs, vec![]);
+        let r1 = self.rec1.forward(self.dropout.forward(x0.clone()), None);
+        // x0 + R2(R1(..)), the add inside R2's last kernel.
+        self.rec2.forward(r1, Some(x0))
     }
 }
 
@@ -235,7 +252,7 @@ impl DecoderLevel {
         let g = self.up.forward(deep);
         tap("up", &g);
         let gated = self.att.forward_tapped(g.clone(), skip, tap);
-        self.rrcnn.forward(Tensor::cat(vec![gated, g], 1))
+        self.rrcnn.forward(vec![gated, g])
     }
 
     /// Visits with the PyTorch level number `k` (2..=5).

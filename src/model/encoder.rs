@@ -3,11 +3,11 @@
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 use super::config::{BRANCH_DILATIONS, EncoderPlan, Variant};
+use super::fused::{After, conv_then};
 use super::layers::{ConvBn, LayerSite, LayerVisitor, Norm, VisitLayers, conv, key, norm};
 
 /// Where a forward pass hands intermediate outputs by name (the filter and attention views).
@@ -42,12 +42,16 @@ impl GroupedBranch {
 
     /// `[B, in, H, W] -> [B, out, H, W]`
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y1 = relu(
-            self.bn
-                .forward(self.pointwise.forward(self.grouped.forward(x))),
+        let grouped = self.grouped.forward(x);
+        let y1 = conv_then(
+            &self.pointwise,
+            Some(&self.bn),
+            vec![grouped],
+            vec![After::Relu],
         );
-        let y2 = self.post.forward(y1.clone());
-        y2 + y1
+        // y2 + y1, with y2 = ReLU(post(y1)).
+        self.post
+            .forward_then(vec![y1.clone()], vec![After::Relu, After::Add(y1)])
     }
 
     fn visit(&mut self, prefix: &str, site: LayerSite, v: &mut dyn LayerVisitor) {
@@ -78,8 +82,9 @@ impl DilatedBranch {
     /// `[B, in, H, W] -> [B, out, H, W]`
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y1 = self.dilated.forward(x);
-        let y2 = self.post.forward(y1.clone());
-        y2 + y1
+        // y2 + y1, with y2 = ReLU(post(y1)).
+        self.post
+            .forward_then(vec![y1.clone()], vec![After::Relu, After::Add(y1)])
     }
 
     fn visit(&mut self, prefix: &str, site: LayerSite, v: &mut dyn LayerVisitor) {
@@ -123,7 +128,7 @@ impl ReAspp3 {
         parts.extend(self.dilated.iter().map(|b| b.forward(x.clone())));
         tap_branches(&parts, tap);
         parts.push(x);
-        self.fuse.forward(Tensor::cat(parts, 1))
+        self.fuse.forward_then(parts, vec![After::Relu])
     }
 }
 
@@ -210,11 +215,17 @@ impl SharedReAspp3 {
         for (i, branch) in self.branches.iter().enumerate() {
             let kernel = &self.kernels[variant.kernel_of_branch(i)];
             let d = self.depthwise(kernel, x.clone(), BRANCH_DILATIONS[i]);
-            parts.push(branch.pointwise.forward(d.clone()) + branch.proj.forward(d));
+            let projected = conv_then(&branch.proj, None, vec![d.clone()], vec![]);
+            // ReLU(pointwise(d)) + proj(d).
+            parts.push(
+                branch
+                    .pointwise
+                    .forward_then(vec![d], vec![After::Relu, After::Add(projected)]),
+            );
         }
         tap_branches(&parts, tap);
         parts.push(x);
-        self.fuse.forward(Tensor::cat(parts, 1))
+        self.fuse.forward_then(parts, vec![After::Relu])
     }
 }
 

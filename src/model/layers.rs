@@ -5,7 +5,8 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
+
+use super::fused::{After, conv_then};
 
 /// Where a layer sits and how often it runs per forward pass, for MAC counting.
 #[derive(Debug, Clone, Copy)]
@@ -128,12 +129,18 @@ impl ConvBn {
 
     /// `[B, in, H, W] -> [B, out, H, W]`, without the activation.
     pub fn forward_linear(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        self.forward_then(vec![x], vec![])
     }
 
     /// `[B, in, H, W] -> [B, out, H, W]`, ReLU applied.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.forward_linear(x))
+        self.forward_then(vec![x], vec![After::Relu])
+    }
+
+    /// conv -> BN over the channel concatenation of `inputs`, then `after` in order (one
+    /// fused kernel where it can: see [`super::fused`]).
+    pub fn forward_then(&self, inputs: Vec<Tensor<4>>, after: Vec<After>) -> Tensor<4> {
+        conv_then(&self.conv, Some(&self.bn), inputs, after)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod config;
 pub mod decoder;
 pub mod encoder;
 pub mod fold;
+pub mod fused;
 pub mod graph;
 pub mod layers;
 pub mod masking;

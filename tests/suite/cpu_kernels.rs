@@ -203,3 +203,150 @@ fn flex_batch_norm_matches_the_reference_backend_in_inference_training_and_backw
         assert_close(name, got, want);
     }
 }
+
+/// The folded network on Flex, where each convolution runs the fused inference kernel (bias,
+/// ReLU, sigmoid, residual adds and concatenated inputs applied in the gemm's output pass),
+/// against the same network on NdArray, which runs burn's separate operations in the model's
+/// order: every variant, channel counts made uneven by pruning 30 % of every group, several
+/// tiles per plane.
+#[test]
+fn the_fused_inference_kernels_give_the_reference_backends_forward() {
+    use raagr2_lab::model::{Checkpoint, Head, ModelConfig, Variant};
+    use raagr2_lab::prune::{PruneMethod, Ratios, StructuredMethod, prune_checkpoint};
+    let variants = [
+        Variant::Base,
+        Variant::DepthwiseShared,
+        Variant::PairedShared,
+    ];
+    for (n, variant) in variants.into_iter().enumerate() {
+        let config = ModelConfig::with_width_multiplier(variant, Head::Regions3, 0.125);
+        let flex = cpu_device();
+        flex.seed(20 + n as u64);
+        let dense = Checkpoint::from_model(&config, &config.init(&flex));
+        let method = PruneMethod::Structured(StructuredMethod::L2);
+        let pruned = prune_checkpoint(&dense, method, &Ratios::Uniform(0.3), None).unwrap();
+        let shape = [2, 4, 48, 64];
+        let forward = |device: &Device| {
+            let model = pruned.build(device).unwrap().folded();
+            let x = Tensor::<4>::from_data(
+                TensorData::new(values(shape.iter().product(), 9), shape),
+                device,
+            );
+            host(model.forward(x))
+        };
+        let (fused, reference) = (forward(&flex), forward(&ndarray_device()));
+        assert_close(&format!("{variant:?} forward"), &fused, &reference);
+    }
+}
+
+/// One call of the fused kernel: input channels per concatenated part, output channels,
+/// kernel, dilation, groups, and the input's batch, height and width.
+struct FusedCase {
+    parts: &'static [usize],
+    out: usize,
+    kernel: usize,
+    dilation: usize,
+    groups: usize,
+    input: [usize; 3],
+}
+
+/// Every route of `conv2d_fused`: pointwise over one and over three parts (a gemm per part),
+/// planar 3x3 dilated, planar grouped, over a concatenation, and the depthwise kernel with a
+/// channel multiplier followed by one pass; planes of several tiles.
+fn fused_cases() -> Vec<FusedCase> {
+    let case = |parts, out, kernel, dilation, groups, input| FusedCase {
+        parts,
+        out,
+        kernel,
+        dilation,
+        groups,
+        input,
+    };
+    vec![
+        case(&[7], 5, 1, 1, 1, [2, 9, 11]),
+        case(&[3, 6, 2], 13, 1, 1, 1, [1, 72, 80]),
+        case(&[6], 9, 3, 3, 1, [2, 40, 36]),
+        case(&[8], 8, 3, 1, 2, [1, 16, 16]),
+        case(&[5, 3], 7, 3, 1, 1, [1, 8, 8]),
+        case(&[6], 12, 3, 2, 6, [2, 10, 14]),
+    ]
+}
+
+/// What follows the convolution, in order; operands are seeded tensors of the output's shape.
+#[derive(Clone, Copy, Debug)]
+enum Then {
+    Relu,
+    Sigmoid,
+    Add,
+    Mul,
+}
+
+/// The convolution of `case` then `steps`, by the fused Flex kernel (`fused`) or by burn's
+/// separate operations on `device`.
+fn fused_call(case: &FusedCase, steps: &[Then], device: &Device, fused: bool) -> Vec<f32> {
+    use burn::tensor::activation::{relu, sigmoid};
+    use burn_flex::ops::conv_fused::{EpilogueStep, conv2d_fused};
+    use burn_flex::{Flex, FlexTensor};
+    let [batch, h, w] = case.input;
+    let detached = |shape: [usize; 4], seed: u64| {
+        let data = TensorData::new(values(shape.iter().product(), seed), shape);
+        Tensor::<4>::from_data(data, device)
+    };
+    let inputs: Vec<Tensor<4>> = (case.parts.iter().enumerate())
+        .map(|(i, &c)| detached([batch, c, h, w], 30 + i as u64))
+        .collect();
+    let c_in: usize = case.parts.iter().sum();
+    let k = case.kernel;
+    let weight = detached([case.out, c_in / case.groups, k, k], 40);
+    let bias = Tensor::<1>::from_data(TensorData::new(values(case.out, 41), [case.out]), device);
+    let pad = case.dilation * (k - 1) / 2;
+    let options = ConvOptions::new([1, 1], [pad, pad], [case.dilation; 2], case.groups);
+    let out = [batch, case.out, h, w];
+    let operand = |i: usize| detached(out, 50 + i as u64);
+    if fused {
+        let flex = |t: Tensor<4>| -> FlexTensor { t.try_into_primitive::<Flex>().unwrap() };
+        let steps = (steps.iter().enumerate())
+            .map(|(i, step)| match step {
+                Then::Relu => EpilogueStep::Relu,
+                Then::Sigmoid => EpilogueStep::Sigmoid,
+                Then::Add => EpilogueStep::Add(flex(operand(i))),
+                Then::Mul => EpilogueStep::Mul(flex(operand(i))),
+            })
+            .collect();
+        let bias = bias.try_into_primitive::<Flex>().unwrap();
+        let inputs = inputs.into_iter().map(flex).collect();
+        let y = conv2d_fused(inputs, flex(weight), Some(bias), &options, steps);
+        return host(Tensor::<4>::from_primitive::<Flex>(y));
+    }
+    let mut y = conv2d(Tensor::cat(inputs, 1), weight, Some(bias), options);
+    for (i, step) in steps.iter().enumerate() {
+        y = match step {
+            Then::Relu => relu(y),
+            Then::Sigmoid => sigmoid(y),
+            Then::Add => y + operand(i),
+            Then::Mul => y * operand(i),
+        };
+    }
+    host(y)
+}
+
+/// The fused kernel against NdArray running each operation apart, for every route and each
+/// order the network uses (a branch's ReLU then its residual add; the gate's add then ReLU;
+/// sigmoid then a multiply; the bias alone).
+#[test]
+fn the_fused_convolution_epilogue_matches_separate_operations() {
+    let orders: [&[Then]; 5] = [
+        &[Then::Relu],
+        &[Then::Relu, Then::Add],
+        &[Then::Add, Then::Relu],
+        &[Then::Sigmoid, Then::Mul],
+        &[],
+    ];
+    for (n, case) in fused_cases().iter().enumerate() {
+        for steps in orders {
+            let got = fused_call(case, steps, &cpu_device(), true);
+            let want = fused_call(case, steps, &ndarray_device(), false);
+            assert_close(&format!("case {n} then {steps:?}"), &got, &want);
+        }
+    }
+}

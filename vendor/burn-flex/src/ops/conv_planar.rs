@@ -359,12 +359,45 @@ fn new_tensor<T: PlanarElement>(data: Vec<T>, shape: Vec<usize>, dtype: DType) -
     )
 }
 
+/// What happens to each tile's output rows right after its gemm, while they are in cache:
+/// `finish(channel, flat_start, row)` gets one output channel's part of the tile, `row`, which
+/// holds the elements from flat index `flat_start` of the `[b, c_out, oh, ow]` output on.
+pub(crate) type TileFinish<'a, T> = dyn Fn(usize, usize, &mut [T]) + Sync + 'a;
+
+/// Adds `bias[channel]` to a tile's row: the plain convolution's [`TileFinish`].
+pub(crate) fn add_bias_to_row<T: PlanarElement>(bias: &[T], channel: usize, row: &mut [T]) {
+    let value = bias[channel];
+    for v in row.iter_mut() {
+        *v = *v + value;
+    }
+}
+
 /// Forward: `[b, c_in, h, w] * [c_out, c_in / g, kh, kw] -> [b, c_out, oh, ow]`, bias added.
 pub(crate) fn forward<T: PlanarElement>(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: Option<FlexTensor>,
     g: &PlanarGeometry,
+) -> Vec<T> {
+    match bias {
+        Some(bias) => {
+            let bias = bias.to_contiguous();
+            let values: &[T] = bias.storage();
+            forward_finished(x, weight, g, &|channel, _, row| {
+                add_bias_to_row(values, channel, row)
+            })
+        }
+        None => forward_finished(x, weight, g, &|_, _, _| {}),
+    }
+}
+
+/// [`forward`] with `finish` applied to each tile's rows (the bias, and for the fused inference
+/// convolution its activations and residual operands) before another tile evicts them.
+pub(crate) fn forward_finished<T: PlanarElement>(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    g: &PlanarGeometry,
+    finish: &TileFinish<'_, T>,
 ) -> Vec<T> {
     let x_data: &[T] = x.storage();
     let w_data: &[T] = weight.storage();
@@ -403,20 +436,17 @@ pub(crate) fn forward<T: PlanarElement>(
                     parallelism,
                 );
             }
+            for oc in 0..ocpg {
+                let start = out_offset + oc * g.out_plane();
+                // SAFETY: this channel's rows of this tile, just written by the gemm above and
+                // touched by no other tile.
+                let row = unsafe { core::slice::from_raw_parts_mut(out.0.add(start), pixels) };
+                finish(tile.g * ocpg + oc, start, row);
+            }
         });
     });
     // SAFETY: the tiles above wrote every one of the `total` elements.
     unsafe { output.set_len(total) };
-    if let Some(bias) = bias {
-        let bias = bias.to_contiguous();
-        super::conv_common::add_bias(
-            &mut output,
-            bias.storage(),
-            g.batch,
-            g.channels_out,
-            g.out_plane(),
-        );
-    }
     output
 }
 

@@ -98,6 +98,7 @@ pub mod comparison;
 #[macro_use]
 mod conv_common;
 pub mod conv;
+pub mod conv_fused;
 mod conv_planar;
 pub mod conv_transpose;
 pub mod cumulative;

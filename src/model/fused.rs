@@ -1,0 +1,194 @@
+//! A convolution and what the network does right after it (its batch norm, ReLU, sigmoid, a
+//! residual add, an input concatenation), in one place: on the Flex CPU backend outside
+//! autodiff, with the norm folded, one fused kernel of the vendored backend
+//! (`burn_flex::ops::conv_fused`) applies it all to each tile of output while it is in cache
+//! and never builds the concatenation; anywhere else (training, wgpu, NdArray, an unfolded
+//! norm) burn's separate operations run in the same order.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::ops::ConvOptions;
+use burn_flex::ops::conv_fused::{EpilogueStep, conv2d_fused};
+use burn_flex::{Flex, FlexTensor};
+
+use super::layers::Norm;
+
+/// One operation applied to a convolution's output, in the network's order.
+// A few per convolution, built and consumed once per forward: boxing the tensor buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum After {
+    Relu,
+    Sigmoid,
+    /// A residual connection: `+ tensor` (the output's shape).
+    Add(Tensor<4>),
+}
+
+/// Whether inference may take the fused kernel (on by default; `bench` turns it off to measure
+/// what it gains, tests to compare both paths).
+static FUSED_INFERENCE: AtomicBool = AtomicBool::new(true);
+
+/// Turns the fused kernel on or off for this process (measurements and tests).
+pub fn set_fused_inference(on: bool) {
+    FUSED_INFERENCE.store(on, Ordering::Relaxed);
+}
+
+/// `conv(cat(inputs, channels))`, then `norm` when given, then `after` in order.
+pub fn conv_then(
+    conv: &Conv2d,
+    norm: Option<&Norm>,
+    inputs: Vec<Tensor<4>>,
+    after: Vec<After>,
+) -> Tensor<4> {
+    let allowed = FUSED_INFERENCE.load(Ordering::Relaxed);
+    conv_then_allowing(allowed, conv, norm, inputs, after)
+}
+
+/// [`conv_then`], taking the fused kernel only where `fused_allowed`.
+fn conv_then_allowing(
+    fused_allowed: bool,
+    conv: &Conv2d,
+    norm: Option<&Norm>,
+    inputs: Vec<Tensor<4>>,
+    after: Vec<After>,
+) -> Tensor<4> {
+    let device = inputs[0].device();
+    let norm_pending = norm.is_some_and(|n| !n.folded);
+    let fusable = fused_allowed
+        && !norm_pending
+        && fixed_padding(conv).is_some()
+        && !device.is_autodiff()
+        && crate::backend::is_flex(&device);
+    if fusable {
+        return fused(conv, inputs, after);
+    }
+    let x = if inputs.len() == 1 {
+        inputs.into_iter().next().expect("one input")
+    } else {
+        Tensor::cat(inputs, 1)
+    };
+    let y = conv.forward(x);
+    let y = match norm {
+        Some(norm) => norm.forward(y),
+        None => y,
+    };
+    apply(y, after)
+}
+
+/// `after` as burn's separate operations.
+pub fn apply(mut y: Tensor<4>, after: Vec<After>) -> Tensor<4> {
+    for step in after {
+        y = match step {
+            After::Relu => relu(y),
+            After::Sigmoid => sigmoid(y),
+            After::Add(other) => y + other,
+        };
+    }
+    y
+}
+
+/// The Flex kernel. Every tensor here lives on the Flex device outside autodiff (checked by
+/// the caller), so each converts to the backend's own tensor.
+fn fused(conv: &Conv2d, inputs: Vec<Tensor<4>>, after: Vec<After>) -> Tensor<4> {
+    let padding = fixed_padding(conv).expect("the caller checked the padding");
+    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+    let steps = after
+        .into_iter()
+        .map(|step| match step {
+            After::Relu => EpilogueStep::Relu,
+            After::Sigmoid => EpilogueStep::Sigmoid,
+            After::Add(other) => EpilogueStep::Add(flex(other)),
+        })
+        .collect();
+    let output = conv2d_fused(
+        inputs.into_iter().map(flex).collect(),
+        flex(conv.weight.val()),
+        conv.bias.as_ref().map(|b| flex(b.val())),
+        &options,
+        steps,
+    );
+    Tensor::from_primitive::<Flex>(output)
+}
+
+/// The padding as ((top, bottom), (left, right)) where it does not depend on the input's size
+/// (every convolution of this project's networks); `Same` padding takes burn's own path.
+fn fixed_padding(conv: &Conv2d) -> Option<[(usize, usize); 2]> {
+    match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([(top, bottom), (left, right)]),
+        PaddingConfig2d::Valid => Some([(0, 0), (0, 0)]),
+        PaddingConfig2d::Same => None,
+    }
+}
+
+fn flex<const D: usize>(tensor: Tensor<D>) -> FlexTensor {
+    tensor
+        .try_into_primitive::<Flex>()
+        .expect("the caller checked the tensors are on the Flex device, outside autodiff")
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+    use crate::model::layers::{conv, norm};
+
+    /// The fused kernel against burn's operations for each way the network calls it: a 3x3
+    /// dilated convolution with ReLU and a residual, a pointwise one over a three-part
+    /// concatenation, one with the add before the ReLU (the attention gate), a sigmoid.
+    #[test]
+    fn the_fused_path_equals_the_separate_operations() {
+        let device = crate::backend::cpu_device();
+        device.seed(11);
+        let x =
+            |c: usize| Tensor::<4>::random([2, c, 12, 20], Distribution::Normal(0.0, 1.0), &device);
+        let dilated = conv([6, 8], 3, 3, 1, true, &device);
+        let pointwise = conv([9, 8], 1, 1, 1, true, &device);
+        let folded = Norm {
+            folded: true,
+            ..norm(8, &device)
+        };
+        let (a, b, c, residual) = (x(6), x(2), x(1), x(8));
+        let calls = |on: bool| {
+            let out = [
+                conv_then_allowing(
+                    on,
+                    &dilated,
+                    Some(&folded),
+                    vec![a.clone()],
+                    vec![After::Relu, After::Add(residual.clone())],
+                ),
+                conv_then_allowing(
+                    on,
+                    &pointwise,
+                    None,
+                    vec![a.clone(), b.clone(), c.clone()],
+                    vec![After::Relu],
+                ),
+                conv_then_allowing(
+                    on,
+                    &dilated,
+                    None,
+                    vec![a.clone()],
+                    vec![After::Add(residual.clone()), After::Relu],
+                ),
+                conv_then_allowing(
+                    on,
+                    &pointwise,
+                    None,
+                    vec![a.clone(), b.clone(), c.clone()],
+                    vec![After::Sigmoid],
+                ),
+            ];
+            out.map(|t| t.into_data().try_to_vec_as::<f32>().unwrap())
+        };
+        let (fused, separate) = (calls(true), calls(false));
+        for (i, (f, s)) in fused.iter().zip(&separate).enumerate() {
+            let diff = crate::analysis::max_abs_diff(f, s);
+            assert!(diff < 1e-4, "call {i}: the fused kernel differs by {diff}");
+        }
+    }
+}
