@@ -56,6 +56,10 @@ fn cases() -> Vec<Case> {
         case([1, 5, 7, 7], 4, [1, 1], [1, 1], same(0), [1, 1], 1),
         // Enough rows for several tiles, so partial sums across tiles are exercised.
         case([1, 32, 40, 40], 64, [3, 3], [1, 1], same(1), [1, 1], 1),
+        // Depthwise planes past the row-at-a-time threshold (8192 outputs), where the three
+        // taps of a kernel row are added in one pass: plain, and dilated with a multiplier.
+        case([2, 3, 96, 100], 3, [3, 3], [1, 1], same(1), [1, 1], 3),
+        case([1, 2, 92, 96], 4, [3, 3], [1, 1], same(3), [3, 3], 2),
     ]
 }
 
