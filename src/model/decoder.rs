@@ -32,7 +32,7 @@ impl UpConv {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         conv_then(
             &self.conv,
-            Some(&self.bn),
+            self.bn.pending(),
             vec![upsample2x(x)],
             vec![After::Relu],
         )
@@ -159,7 +159,7 @@ impl RecurrentUnit {
         after.insert(0, After::Relu);
         conv_then(
             &self.pointwise,
-            Some(&self.bn),
+            self.bn.pending(),
             vec![self.depthwise.forward(x)],
             after,
         )

@@ -45,7 +45,7 @@ impl GroupedBranch {
         let grouped = self.grouped.forward(x);
         let y1 = conv_then(
             &self.pointwise,
-            Some(&self.bn),
+            self.bn.pending(),
             vec![grouped],
             vec![After::Relu],
         );

@@ -7,15 +7,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::ops::ConvOptions;
 use burn_flex::ops::conv_fused::{EpilogueStep, conv2d_fused};
 use burn_flex::{Flex, FlexTensor};
-
-use super::layers::Norm;
 
 /// One operation applied to a convolution's output, in the network's order.
 // A few per convolution, built and consumed once per forward: boxing the tensor buys nothing.
@@ -36,10 +34,11 @@ pub fn set_fused_inference(on: bool) {
     FUSED_INFERENCE.store(on, Ordering::Relaxed);
 }
 
-/// `conv(cat(inputs, channels))`, then `norm` when given, then `after` in order.
+/// `conv(cat(inputs, channels))`, then `norm` when given (a batch norm not folded into `conv`:
+/// see `layers::Norm::pending`), then `after` in order.
 pub fn conv_then(
     conv: &Conv2d,
-    norm: Option<&Norm>,
+    norm: Option<&BatchNorm>,
     inputs: Vec<Tensor<4>>,
     after: Vec<After>,
 ) -> Tensor<4> {
@@ -51,14 +50,13 @@ pub fn conv_then(
 fn conv_then_allowing(
     fused_allowed: bool,
     conv: &Conv2d,
-    norm: Option<&Norm>,
+    norm: Option<&BatchNorm>,
     inputs: Vec<Tensor<4>>,
     after: Vec<After>,
 ) -> Tensor<4> {
     let device = inputs[0].device();
-    let norm_pending = norm.is_some_and(|n| !n.folded);
     let fusable = fused_allowed
-        && !norm_pending
+        && norm.is_none()
         && fixed_padding(conv).is_some()
         && !device.is_autodiff()
         && crate::backend::is_flex(&device);
@@ -134,7 +132,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     use super::*;
-    use crate::model::layers::{conv, norm};
+    use crate::model::layers::conv;
 
     /// The fused kernel against burn's operations for each way the network calls it: a 3x3
     /// dilated convolution with ReLU and a residual, a pointwise one over a three-part
@@ -147,17 +145,13 @@ mod tests {
             |c: usize| Tensor::<4>::random([2, c, 12, 20], Distribution::Normal(0.0, 1.0), &device);
         let dilated = conv([6, 8], 3, 3, 1, true, &device);
         let pointwise = conv([9, 8], 1, 1, 1, true, &device);
-        let folded = Norm {
-            folded: true,
-            ..norm(8, &device)
-        };
         let (a, b, c, residual) = (x(6), x(2), x(1), x(8));
         let calls = |on: bool| {
             let out = [
                 conv_then_allowing(
                     on,
                     &dilated,
-                    Some(&folded),
+                    None,
                     vec![a.clone()],
                     vec![After::Relu, After::Add(residual.clone())],
                 ),

@@ -104,6 +104,11 @@ impl Norm {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         if self.folded { x } else { self.bn.forward(x) }
     }
+
+    /// The batch norm still to apply after its convolution: none once folded into it.
+    pub fn pending(&self) -> Option<&BatchNorm> {
+        (!self.folded).then_some(&self.bn)
+    }
 }
 
 /// conv -> BN -> ReLU, stored as PyTorch's `nn.Sequential(conv, bn, relu)` (keys `.0`, `.1`).
@@ -140,7 +145,7 @@ impl ConvBn {
     /// conv -> BN over the channel concatenation of `inputs`, then `after` in order (one
     /// fused kernel where it can: see [`super::fused`]).
     pub fn forward_then(&self, inputs: Vec<Tensor<4>>, after: Vec<After>) -> Tensor<4> {
-        conv_then(&self.conv, Some(&self.bn), inputs, after)
+        conv_then(&self.conv, self.bn.pending(), inputs, after)
     }
 }
 

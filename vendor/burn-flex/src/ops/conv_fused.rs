@@ -259,10 +259,12 @@ fn mul_row<#[cfg(feature = "simd")] S: macerator::Simd>(row: &mut [f32], operand
 /// The epilogue in one pass over an output that another kernel wrote (bias already added
 /// unless `bias` is given), channel planes in parallel.
 fn finish_whole(
-    mut y: FlexTensor,
+    y: FlexTensor,
     bias: Option<&FlexTensor>,
     steps: Vec<EpilogueStep>,
 ) -> FlexTensor {
+    // A fresh convolution output is already exact and contiguous: this moves it, no copy.
+    let mut y = y.into_contiguous();
     let y_shape = conv_planar::dims4(&y);
     let [batch, channels, h, w] = y_shape;
     let operands = Operands::new(steps, y_shape);
