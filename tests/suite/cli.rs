@@ -251,6 +251,72 @@ fn bench_against_pytorch_without_python_says_why_and_still_times_burn() {
     );
 }
 
+/// `bench --pruned 0.5` times the network with half of every channel group removed and gives
+/// each backend's speedup over its own dense forward, and that over the MACs cut, as numbers;
+/// PyTorch's pruned row says why it is missing where there is no Python; an impossible ratio is
+/// refused by name.
+#[test]
+fn bench_pruned_rows_give_each_backends_speedup_per_mac_cut() {
+    let out = command()
+        .args(TINY_BENCH)
+        .args(["--pruned", "0.5", "--against-pytorch", "--json"])
+        .env("RAAGR2_PYTHON", "/no/such/python3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let pruned = &report["pruned"];
+    assert_eq!(pruned["ratio"], 0.5);
+    let (dense_macs, pruned_macs) = (
+        pruned["dense_macs"].as_f64().unwrap(),
+        pruned["pruned_macs"].as_f64().unwrap(),
+    );
+    assert!(
+        pruned_macs > 0.0 && pruned_macs < dense_macs / 2.0,
+        "{pruned}"
+    );
+    let median = |row: &serde_json::Value| row["forward"][0]["median_secs"].as_f64().unwrap();
+    let ours = &pruned["results"][0];
+    assert_eq!(ours["backend"], report["results"][0]["backend"]);
+    let peer = &pruned["results"][1];
+    assert!(
+        peer["skipped"]
+            .as_str()
+            .is_some_and(|s| s.contains("/no/such/python3")),
+        "{peer}"
+    );
+    let speedups = pruned["speedups"].as_array().unwrap();
+    assert_eq!(
+        speedups.len(),
+        1,
+        "only measured rows have speedups: {speedups:?}"
+    );
+    let speedup = speedups[0]["speedup"].as_f64().unwrap();
+    let expected = median(&report["results"][0]) / median(ours);
+    assert!((speedup - expected).abs() < 1e-9, "{speedup} vs {expected}");
+    let per_cut = speedups[0]["speedup_per_mac_cut"].as_f64().unwrap();
+    assert!(
+        (per_cut - speedup * pruned_macs / dense_macs).abs() < 1e-9,
+        "{per_cut}"
+    );
+    let table = stdout(
+        &command()
+            .args(TINY_BENCH)
+            .args(["--pruned", "0.5"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        table.contains("backend (pruned network)") && table.contains("per MAC cut"),
+        "{table}"
+    );
+
+    let mut args: Vec<&str> = TINY_BENCH.to_vec();
+    args.extend(["--pruned", "1"]);
+    let e = failure(&args);
+    assert!(e.contains("--pruned"), "{e}");
+}
+
 /// `bench --onnx` times this project's own ONNX export (fp32, fp16, int8) in ONNX Runtime beside
 /// its forward: measured where onnxruntime is installed, rows saying why not elsewhere; a
 /// missing graph is refused by name.
