@@ -204,7 +204,6 @@ impl Rrcnn {
         }
     }
 
-    /// `[B, in, H, W] -> [B, out, H, W]`
     /// The inputs are taken as their channel concatenation (never built where the kernel is
     /// fused). `[B, in, H, W] -> [B, out, H, W]`
     pub fn forward(&self, inputs: Vec<Tensor<4>>) -> Tensor<4> {

@@ -370,7 +370,7 @@ fn pointwise(
 /// budget, and there are at least two tiles per thread over the whole batch; a multiple of 16
 /// (the gemm's vector width) unless the plane is smaller.
 fn pointwise_tile_width(batch: usize, plane: usize, rows: usize) -> usize {
-    let threads = thread_count();
+    let threads = conv_planar::thread_count();
     let for_cache = POINTWISE_TILE_ELEMS / rows.max(1);
     let for_threads = (batch * plane).div_ceil(2 * threads).max(1);
     let width = for_cache.min(for_threads).min(plane).max(1);
@@ -381,13 +381,3 @@ fn pointwise_tile_width(batch: usize, plane: usize, rows: usize) -> usize {
     }
 }
 
-fn thread_count() -> usize {
-    #[cfg(feature = "rayon")]
-    {
-        rayon::current_num_threads().max(1)
-    }
-    #[cfg(not(feature = "rayon"))]
-    {
-        1
-    }
-}

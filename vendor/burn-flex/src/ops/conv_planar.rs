@@ -152,7 +152,7 @@ fn tiles(geometry: &PlanarGeometry, rows_per_tile: usize) -> Vec<Tile> {
     out
 }
 
-fn thread_count() -> usize {
+pub(crate) fn thread_count() -> usize {
     #[cfg(feature = "rayon")]
     {
         rayon::current_num_threads().max(1)
