@@ -44,6 +44,11 @@ pub fn run(
     dense: &[BackendResult],
     progress: &mut dyn FnMut(&str),
 ) -> Result<PrunedComparison, String> {
+    if !options.backends.iter().any(|c| *c != DeviceChoice::Gpu) {
+        return Err(
+            "the pruned network is timed on the CPU backends, and none was asked for".into(),
+        );
+    }
     let cpu = backend::cpu_device();
     let dense_checkpoint = Checkpoint::from_model(&options.config, &options.config.init(&cpu));
     let method = PruneMethod::Structured(StructuredMethod::L2);
