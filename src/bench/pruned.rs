@@ -90,7 +90,8 @@ pub fn run(
             "raagr2-bench-pruned-{}.safetensors",
             std::process::id()
         ));
-        crate::model::save_checkpoint(&file, &pruned).map_err(|e| e.to_string())?;
+        crate::model::save_checkpoint(&file, &pruned)
+            .map_err(|e| format!("writing the pruned network to {}: {e}", file.display()))?;
         results.extend(pytorch::run_checkpoint(
             &pruned_options,
             PytorchDevice::Cpu,
